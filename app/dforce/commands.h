@@ -1,0 +1,20 @@
+// app/dforce/commands.h — how dforce's command families plug into main().
+//
+// Each cmd_*.cpp defines one register_*_commands(); it adds its subcommands to the app and
+// sets their callbacks. A callback reports a user error by throwing (std::exception with a
+// message a person can act on); main() prints "dforce: error: <message>" and exits 1.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace dforce {
+
+void register_engine_commands(CLI::App& app);    // schedule, model init, info, bench
+void register_train_commands(CLI::App& app);     // dataset, train, eval, learn
+void register_media_commands(CLI::App& app);     // probe, frames, export
+void register_generate_commands(CLI::App& app);  // extend, generate
+
+// Prints the version block (--version and the runtime part of `dforce info`).
+void print_version();
+
+}  // namespace dforce

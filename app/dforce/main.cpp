@@ -1,0 +1,70 @@
+// dforce — the command line of Diffusion Forcing Studio. Thin: parse, wire, run.
+#include <cstdio>
+#include <exception>
+#include <iostream>
+
+#include "commands.h"
+#include "dfs/diffusion/api.h"
+
+namespace dforce {
+
+void print_version() {
+  const auto info = dfs::diffusion::runtime_info();
+  std::printf("dforce %s (Diffusion Forcing Studio)\n", info.version.c_str());
+  std::printf("  libtorch : %s\n", info.torch_version.c_str());
+  std::printf("  blas     : %s\n", info.blas.c_str());
+  std::printf("  threads  : %d\n", info.threads);
+  std::printf("  cuda     : %s", info.cuda_available ? "available" : "not available");
+  if (info.cuda_available) std::printf(" (%d device%s)", info.cuda_devices, info.cuda_devices == 1 ? "" : "s");
+  std::printf("\n");
+#ifdef DFS_WITH_MEDIA
+  std::printf("  build    : full (media + generation)\n");
+#else
+  std::printf("  build    : core-only (no FFmpeg/OpenCV/Qt)\n");
+#endif
+}
+
+}  // namespace dforce
+
+int main(int argc, char** argv) {
+  CLI::App app{"dforce — Diffusion Forcing Studio: generate, extend and edit video from the command line"};
+  app.require_subcommand(0, 1);
+  int threads = 0;
+  bool version = false;
+  app.add_option("--threads", threads, "Intra-op threads (default: $DFS_THREADS or all cores)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_flag("--version", version, "Print version, LibTorch, BLAS, threads and CUDA, then exit");
+
+#ifdef DFS_CMD_ENGINE
+  dforce::register_engine_commands(app);
+#endif
+#ifdef DFS_CMD_TRAIN
+  dforce::register_train_commands(app);
+#endif
+#ifdef DFS_CMD_MEDIA
+  dforce::register_media_commands(app);
+#endif
+#ifdef DFS_CMD_GENERATE
+  dforce::register_generate_commands(app);
+#endif
+
+  try {
+    // Threads are set before any command callback runs (parse_complete_callback runs first).
+    app.parse_complete_callback([&] { dfs::diffusion::configure_threads(threads); });
+    app.parse(argc, argv);
+    if (version) {
+      dforce::print_version();
+      return 0;
+    }
+    if (app.get_subcommands().empty()) {
+      std::cout << app.help();
+      return 0;
+    }
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dforce: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,72 @@
+// Runtime set-up: intra-op threads and what the process actually runs on (BLAS, CUDA).
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "dfs/diffusion/api.h"
+#include "dfs/version.h"
+
+namespace dfs::diffusion {
+
+int configure_threads(int threads) {
+  if (threads <= 0) {
+    if (const char* env = std::getenv("DFS_THREADS")) {
+      try {
+        threads = std::stoi(env);
+      } catch (const std::exception&) {
+        throw Error(std::string("DFS_THREADS must be a whole number, got '") + env + "'");
+      }
+    }
+  }
+  if (threads <= 0) threads = static_cast<int>(std::thread::hardware_concurrency());
+  if (threads <= 0) threads = 1;
+  at::set_num_threads(threads);
+  return at::get_num_threads();
+}
+
+namespace {
+
+// Which BLAS the dynamic loader actually mapped: Debian's LibTorch links the generic
+// libblas.so.3, which the alternatives system points at OpenBLAS or the reference BLAS.
+std::string loaded_blas() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  std::string found;
+  while (std::getline(maps, line)) {
+    if (line.find("openblas") != std::string::npos) {
+      if (line.find("pthread") != std::string::npos) return "OpenBLAS (pthread)";
+      if (line.find("openmp") != std::string::npos) return "OpenBLAS (OpenMP)";
+      found = "OpenBLAS";
+    } else if (found.empty() && line.find("libmkl") != std::string::npos) {
+      found = "MKL";
+    } else if (found.empty() && line.find("/blas/libblas") != std::string::npos) {
+      found = "reference BLAS (slow: install libopenblas0-pthread)";
+    } else if (found.empty() && line.find("libblis") != std::string::npos) {
+      found = "BLIS";
+    }
+  }
+  if (!found.empty()) return found;
+  return at::hasMKL() ? "MKL (linked into LibTorch)" : "unknown";
+}
+
+}  // namespace
+
+RuntimeInfo runtime_info() {
+  RuntimeInfo info;
+  info.version = kVersion;
+#ifdef DFS_TORCH_VERSION_STRING
+  info.torch_version = DFS_TORCH_VERSION_STRING;
+#else
+  info.torch_version = TORCH_VERSION;
+#endif
+  info.blas = loaded_blas();
+  info.threads = at::get_num_threads();
+  info.cuda_available = torch::cuda::is_available();
+  info.cuda_devices = info.cuda_available ? static_cast<int>(torch::cuda::device_count()) : 0;
+  return info;
+}
+
+}  // namespace dfs::diffusion

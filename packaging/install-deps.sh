@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs every Debian package that the build, the tests and the app need. Idempotent:
+# skips what is present and prints what it installs. Needs root (or sudo).
+#   packaging/install-deps.sh            everything (full build, tests, GUI)
+#   packaging/install-deps.sh --core     only what the core-only build needs
+set -euo pipefail
+
+core=(cmake ninja-build g++ pkg-config ccache libtorch-dev nlohmann-json3-dev libcli11-dev
+      catch2
+      # Debian's LibTorch multiplies matrices on the reference BLAS (~30x slower) unless an
+      # optimised libblas.so.3 alternative is installed.
+      libopenblas0-pthread)
+full=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
+      libopencv-core-dev libopencv-imgproc-dev
+      qt6-base-dev libqt6opengl6-dev libgl-dev libimgui-dev
+      # GUI tests and screenshots run under a virtual X display.
+      xvfb xauth imagemagick
+      # Real footage for the sample clip, the tests and the demo model; sprites for synthetic data.
+      opencv-doc dataset-fashion-mnist)
+
+pkgs=("${core[@]}")
+[ "${1:-}" = "--core" ] || pkgs+=("${full[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  SUDO="sudo"
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+echo "install-deps: done"
