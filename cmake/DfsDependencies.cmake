@@ -2,7 +2,14 @@
 # warnings never fail our -Werror build.
 
 find_package(Torch REQUIRED)
-find_package(nlohmann_json 3.9 REQUIRED)
+find_package(nlohmann_json 3.9 QUIET)
+if(NOT TARGET nlohmann_json::nlohmann_json)
+  # GPU machines with only a pip LibTorch: use the vendored copy (third_party/README.md).
+  message(STATUS "nlohmann_json: using third_party fallback")
+  add_library(nlohmann_json::nlohmann_json INTERFACE IMPORTED)
+  target_include_directories(nlohmann_json::nlohmann_json INTERFACE
+                             ${PROJECT_SOURCE_DIR}/third_party/nlohmann_json/include)
+endif()
 find_package(Threads REQUIRED)
 
 add_library(dfs_torch INTERFACE)
@@ -24,7 +31,11 @@ endif()
 
 find_package(CLI11 QUIET CONFIG)
 if(NOT TARGET CLI11::CLI11)
-  find_path(CLI11_INCLUDE_DIR CLI/CLI.hpp REQUIRED)
+  find_path(CLI11_INCLUDE_DIR CLI/CLI.hpp)
+  if(NOT CLI11_INCLUDE_DIR)
+    message(STATUS "CLI11: using third_party fallback")
+    set(CLI11_INCLUDE_DIR ${PROJECT_SOURCE_DIR}/third_party/cli11/include)
+  endif()
   add_library(CLI11::CLI11 INTERFACE IMPORTED)
   target_include_directories(CLI11::CLI11 INTERFACE ${CLI11_INCLUDE_DIR})
 endif()
