@@ -216,11 +216,20 @@ class GenerationJob {
 // viewer and tests). Throws Error for an empty frame.
 Frame fit_to_model(const Frame& frame, int width, int height, FitMode fit);
 
-// The engine timeline for `project` from frames already at model resolution: `content[i]` is
-// position i's content (empty where there is none). Pure; the job's step 2, exposed for tests.
-// Throws Error when a pinned position has no content.
+// The engine timeline for positions [first, timeline.length()) from frames already at model
+// resolution: `content[p]` is position p's content (empty where there is none; entries before
+// `first` are ignored). Element i of the result is position first + i. Pure; the job's step 2,
+// exposed for tests. A position is *kept* (pinned for the engine, output bit-identical) when it
+// is pinned, or when its level is 0 and it has content; a position without content is generated
+// from noise whatever its level. Throws Error when a pinned position has no content.
 std::vector<diffusion::TimelineFrame> build_rollout_timeline(const Timeline& timeline,
-                                                             const std::vector<Frame>& content);
+                                                             const std::vector<Frame>& content,
+                                                             int first = 0);
+
+// Brings context/horizon inside the model's window when they do not fit (horizon shrinks
+// first, down to 1, then context). Returns true if it changed anything. For defaults the user
+// did not choose; explicit choices should be validated and reported instead.
+bool fit_window_to_model(GenerationSettings& settings, const diffusion::ModelInfo& model);
 
 // [SECTION] Generation metadata ---------------------------------------------------------------
 
