@@ -1,0 +1,148 @@
+// Decoder tests on Debian's real footage: probe facts, sequential decoding, frame-accurate
+// seeking, the cache, resizing on the way out, damaged files.
+#include <catch2/catch.hpp>
+#include <random>
+
+#include "dfs/media/decoder.h"
+#include "dfs/media/probe.h"
+#include "media_test_util.h"
+
+using namespace dfs::media;
+using dfs_test::footage;
+
+TEST_CASE("probe reports the facts of the real sample clips", "[media][probe]") {
+  if (!dfs_test::have_footage()) DFS_SKIP("opencv-doc sample footage not installed");
+  const ProbeInfo v = probe(footage("vtest.avi"));
+  CHECK(v.container == "avi");
+  CHECK(v.codec == "msmpeg4v3");
+  CHECK(v.width == 768);
+  CHECK(v.height == 576);
+  CHECK(v.display_aspect == Approx(768.0 / 576.0));
+  CHECK(v.rotation == 0);
+  CHECK(v.fps == Approx(10.0));
+  CHECK_FALSE(v.variable_fps);
+  CHECK(v.frame_count == 795);
+  CHECK(v.frame_count_exact);
+  CHECK(v.duration == Approx(79.5).margin(0.2));
+
+  const ProbeInfo m = probe(footage("Megamind.avi"));
+  CHECK(m.codec == "mpeg4");
+  CHECK(m.width == 720);
+  CHECK(m.height == 528);
+  CHECK(m.frame_count == 270);
+  CHECK(m.fps == Approx(23.976).margin(0.01));
+
+  // tree.avi declares 444 frames at 15 fps but stores only 68 pictures with uneven gaps (the
+  // rest are "repeat previous" empty chunks): a real variable-frame-rate file.
+  const ProbeInfo t = probe(footage("tree.avi"));
+  CHECK(t.codec == "cinepak");
+  CHECK(t.frame_count == 68);
+  CHECK(t.variable_fps);
+  CHECK(t.duration == Approx(29.6).margin(0.1));
+}
+
+TEST_CASE("sequential decoding yields every frame in order at the native size", "[media][decoder]") {
+  if (!dfs_test::have_footage()) DFS_SKIP("opencv-doc sample footage not installed");
+  auto dec = open_decoder(footage("Megamind.avi"));
+  CHECK(dec->output_width() == 720);
+  CHECK(dec->output_height() == 528);
+  std::int64_t expected = 0;
+  double last_time = -1;
+  while (auto f = dec->read()) {
+    REQUIRE(f->index == expected);
+    CHECK(f->image.width == 720);
+    CHECK(f->image.height == 528);
+    CHECK(f->time > last_time);
+    last_time = f->time;
+    ++expected;
+  }
+  CHECK(expected == 270);
+  CHECK_FALSE(dec->report().damaged());
+  CHECK_FALSE(dec->read().has_value());  // stays at the end
+}
+
+namespace {
+
+// Checks frame_at(n) == n-th frame of sequential decoding for `samples` random n.
+void check_seek_matches_sequential(const std::string& path, int samples, DecoderOptions opt) {
+  std::vector<dfs::Frame> sequential;
+  {
+    auto dec = open_decoder(path, opt);
+    while (auto f = dec->read()) {
+      REQUIRE(f->index == static_cast<std::int64_t>(sequential.size()));
+      sequential.push_back(std::move(f->image));
+    }
+  }
+  REQUIRE(sequential.size() > 10);
+  opt.cache_frames = 0;  // every frame_at must really seek
+  auto dec = open_decoder(path, opt);
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<std::int64_t> pick(0, sequential.size() - 1);
+  std::vector<std::int64_t> order = {static_cast<std::int64_t>(sequential.size()) - 1, 0, 1};
+  for (int i = 0; i < samples; ++i) order.push_back(pick(rng));
+  for (std::int64_t n : order) {
+    INFO(path << " frame " << n);
+    const DecodedFrame f = dec->frame_at(n);
+    CHECK(f.index == n);
+    CHECK(f.image == sequential[n]);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("seeking to frame n equals decoding sequentially to n (Megamind, B-frames)",
+          "[media][decoder][seek]") {
+  if (!dfs_test::have_footage()) DFS_SKIP("opencv-doc sample footage not installed");
+  DecoderOptions opt;
+  opt.width = 96;  // small output keeps the comparison cheap; seeking logic is unchanged
+  opt.height = 72;
+  check_seek_matches_sequential(footage("Megamind.avi"), 40, opt);
+}
+
+TEST_CASE("seeking to frame n equals decoding sequentially to n (vtest, tree)",
+          "[media][decoder][seek]") {
+  if (!dfs_test::have_footage()) DFS_SKIP("opencv-doc sample footage not installed");
+  DecoderOptions opt;
+  opt.width = 64;
+  opt.height = 48;
+  check_seek_matches_sequential(footage("vtest.avi"), 40, opt);
+  check_seek_matches_sequential(footage("tree.avi"), 20, DecoderOptions{});
+}
+
+TEST_CASE("stepping back one frame at a time is served by the cache", "[media][decoder][cache]") {
+  if (!dfs_test::have_footage()) DFS_SKIP("opencv-doc sample footage not installed");
+  auto dec = open_decoder(footage("vtest.avi"), DecoderOptions{64, 48});
+  const DecodedFrame a = dec->frame_at(400);
+  const std::size_t before = dec->cache_hits();
+  for (std::int64_t n = 399; n >= 385; --n) CHECK(dec->frame_at(n).index == n);
+  CHECK(dec->cache_hits() - before == 15);  // frames decoded on the way to 400 were kept
+  CHECK(dec->frame_at(400).image == a.image);
+  // After frame_at(n), read() continues with n + 1.
+  dec->frame_at(120);
+  auto next = dec->read();
+  REQUIRE(next);
+  CHECK(next->index == 121);
+}
+
+TEST_CASE("decoding straight to a model resolution letterboxes, crops or stretches",
+          "[media][decoder]") {
+  if (!dfs_test::have_footage()) DFS_SKIP("opencv-doc sample footage not installed");
+  // Megamind is 720x528 (aspect 1.364); into 64x64 letterbox pads top and bottom.
+  DecoderOptions opt;
+  opt.width = 64;
+  opt.height = 64;
+  opt.fit = FitMode::kLetterbox;
+  auto dec = open_decoder(footage("Megamind.avi"), opt);
+  const auto f = dec->frame_at(100);
+  REQUIRE(f.image.width == 64);
+  REQUIRE(f.image.height == 64);
+  // Top row is padding (black); middle row is picture.
+  int top_sum = 0;
+  for (int x = 0; x < 64; ++x) top_sum += f.image.row(0)[3 * x] + f.image.row(0)[3 * x + 1];
+  CHECK(top_sum == 0);
+  opt.fit = FitMode::kCrop;
+  auto crop = open_decoder(footage("Megamind.avi"), opt)->frame_at(100);
+  int crop_top = 0;
+  for (int x = 0; x < 64; ++x) crop_top += crop.image.row(0)[3 * x] + crop.image.row(0)[3 * x + 1];
+  CHECK(crop_top > 0);
+}
