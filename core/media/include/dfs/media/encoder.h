@@ -7,8 +7,8 @@
 // then lost, so call close()). Every failure throws dfs::media::Error naming the file.
 //
 // Sizes: the first frame fixes the size; later frames of another size are resized to it
-// (letterbox). H.264/VP9 in yuv420p need even sizes: odd widths/heights are padded by one
-// black row/column (EvenSize::kPad, default) or scaled (EvenSize::kScale).
+// (letterbox). H.264/VP9 in yuv420p need even sizes: odd widths/heights are padded by repeating the
+// last row/column (EvenSize::kPad, default) or scaled (EvenSize::kScale).
 //
 // Generation metadata: settings.metadata_json (a JSON document, usually the generation
 // settings) is embedded in the container's "comment" tag for MP4/MOV/MKV/WebM (that tag
@@ -45,7 +45,8 @@ enum class EvenSize { kPad, kScale };
 struct EncodeSettings {
   ExportFormat format = ExportFormat::kAuto;
   double fps = 8.0;               // frames per second (> 0; non-integers are kept as a rational)
-  int crf = 20;                   // quality for H.264 (0-51) and VP9 (0-63): lower is better
+  int crf = -1;                   // quality, lower is better: H.264 0-51, VP9 0-63;
+                                  // -1 = format default (H.264 20, VP9 32)
   std::string preset = "medium";  // x264 preset: ultrafast..veryslow
   EvenSize even_size = EvenSize::kPad;
   std::string metadata_json;      // embedded + sidecar when non-empty (must be valid JSON)
