@@ -168,6 +168,7 @@ class FfmpegDecoder final : public Decoder {
     ts_offset_ = 0;
     sent_eof_ = false;
     drained_ = false;
+    concealment_noted_ = false;
   }
 
   void note_failure(const std::string& what, int code) {
@@ -253,6 +254,14 @@ class FfmpegDecoder final : public Decoder {
   // raw_ → RGB at the output size, rotated upright, fitted into the box.
   DecodedFrame convert(std::int64_t index) {
     const AVFrame* f = raw_.get();
+    if (f->decode_error_flags != 0 || (f->flags & AV_FRAME_FLAG_CORRUPT)) {
+      ++report_.frames_concealed;
+      if (report_.messages.size() < kMaxMessages && !concealment_noted_) {
+        report_.messages.push_back("damaged data concealed by the decoder (from frame " +
+                                   std::to_string(index) + ")");
+        concealment_noted_ = true;
+      }
+    }
     const bool quarter = rotation_ == 90 || rotation_ == 270;
     const int sw = quarter ? geometry_.scaled_height : geometry_.scaled_width;
     const int sh = quarter ? geometry_.scaled_width : geometry_.scaled_height;
@@ -411,6 +420,7 @@ class FfmpegDecoder final : public Decoder {
   std::int64_t ts_offset_ = 0;           // decoded timestamp − packet dts (dts timelines)
   bool sent_eof_ = false;
   bool drained_ = false;
+  bool concealment_noted_ = false;
 };
 
 }  // namespace

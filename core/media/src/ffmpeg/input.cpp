@@ -117,7 +117,9 @@ void build_index(Input& in) {
 }  // namespace
 
 void rewind_input(Input& in) {
-  if (in.format) {
+  // image2 (a still image named by file) reports a successful seek but then reads nothing.
+  const bool seekable = in.format && std::strcmp(in.format->iformat->name, "image2") != 0;
+  if (seekable) {
     avformat_flush(in.format.get());
     const std::int64_t start = in.stream->start_time != AV_NOPTS_VALUE ? in.stream->start_time
                                : !in.pts.empty()                        ? in.pts.front()

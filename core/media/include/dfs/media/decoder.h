@@ -56,8 +56,11 @@ struct DecodeReport {
   std::int64_t frames_decoded = 0;    // frames produced so far
   std::int64_t packets_failed = 0;    // packets the decoder rejected
   std::int64_t frames_missing = 0;    // indices skipped by read() because they never decoded
+  std::int64_t frames_concealed = 0;  // frames returned with damage patched over (concealment)
   std::vector<std::string> messages;  // first few distinct decoder messages, for the user
-  bool damaged() const { return packets_failed > 0 || frames_missing > 0; }
+  bool damaged() const {
+    return packets_failed > 0 || frames_missing > 0 || frames_concealed > 0;
+  }
 };
 
 // LRU cache of decoded frames keyed by index. Not thread-safe on its own (Decoder locks).
