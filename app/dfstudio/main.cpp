@@ -1,17 +1,102 @@
-// dfstudio — the Diffusion Forcing Studio desktop application.
+// dfstudio — the Diffusion Forcing Studio desktop application. Thin: parse, wire, run.
+//
+//   dfstudio [--model PATH] [--clip PATH] [--frames N] [--generate]
+//   dfstudio --bench-ui [--clip PATH] [--model PATH | --random-model PRESET] [--frames N] [--steps S]
+//
+// --bench-ui generates once with the window on screen and prints the longest event-loop stall
+// and the preview updates per second (dfs/ui/bench.h), then exits (0 if the run finished).
 #include <QApplication>
-#include <QLabel>
-#include <QMainWindow>
+#include <QCommandLineParser>
+#include <QEventLoop>
+#include <QTimer>
+#include <cstdio>
+
+#include "dfs/diffusion/api.h"
+#include "dfs/ui/bench.h"
+#include "dfs/ui/main_window.h"
+#include "dfs/version.h"
+
+namespace {
+
+// Waits (running the event loop) until the window has a model, or `ms` pass.
+bool wait_for_model(dfs::ui::MainWindow& window, int ms) {
+  if (window.model_ready()) return true;
+  QEventLoop loop;
+  QObject::connect(&window, &dfs::ui::MainWindow::model_changed, &loop, &QEventLoop::quit);
+  QTimer::singleShot(ms, &loop, &QEventLoop::quit);
+  loop.exec();
+  return window.model_ready();
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   QApplication app(argc, argv);
+  QApplication::setOrganizationName("dfstudio");
   QApplication::setApplicationName("Diffusion Forcing Studio");
-  QMainWindow window;
-  window.setWindowTitle("Diffusion Forcing Studio");
-  auto* label = new QLabel("Diffusion Forcing Studio", &window);
-  label->setAlignment(Qt::AlignCenter);
-  window.setCentralWidget(label);
-  window.resize(1280, 800);
+  QApplication::setApplicationVersion(QString::fromUtf8(dfs::kVersion));
+
+  QCommandLineParser parser;
+  parser.setApplicationDescription("Generate, extend and edit video with Diffusion Forcing.");
+  parser.addHelpOption();
+  parser.addVersionOption();
+  const QCommandLineOption model_opt("model", "Model file (.safetensors); default: the shipped demo model.", "PATH");
+  const QCommandLineOption clip_opt("clip", "Clip to open at start.", "PATH");
+  const QCommandLineOption random_opt("random-model", "Use a randomly initialised model preset (demo, tiny).", "PRESET");
+  const QCommandLineOption frames_opt("frames", "Frames to extend the clip by.", "N");
+  const QCommandLineOption steps_opt("steps", "Sampling steps.", "S");
+  const QCommandLineOption generate_opt("generate", "Start generating once the clip and model are ready.");
+  const QCommandLineOption bench_opt("bench-ui", "Measure event-loop stalls and preview rate during one generation, print, exit.");
+  parser.addOptions({model_opt, clip_opt, random_opt, frames_opt, steps_opt, generate_opt, bench_opt});
+  parser.process(app);
+
+  dfs::diffusion::configure_threads();
+
+  dfs::ui::StudioOptions options;
+  options.model_path = parser.value(model_opt);
+  options.load_model = !parser.isSet(random_opt);
+  const bool bench = parser.isSet(bench_opt);
+  options.quiet_errors = bench;
+  options.autosave = !bench;
+
+  dfs::ui::MainWindow window(options);
   window.show();
+  if (parser.isSet(random_opt)) {
+    try {
+      window.use_model(dfs::diffusion::Model::random(parser.value(random_opt).toStdString(), 0),
+                       QString("Randomly initialised '%1' model (--random-model).").arg(parser.value(random_opt)));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "dfstudio: %s\n", e.what());
+      return 1;
+    }
+  }
+
+  QString clip = parser.value(clip_opt);
+  if (clip.isEmpty() && bench) clip = window.sample_clip_path();
+  const bool scripted = bench || parser.isSet(generate_opt) || parser.isSet(frames_opt) || parser.isSet(steps_opt);
+  if (!clip.isEmpty()) {
+    if (!window.open_clip(clip) && bench) {
+      std::fprintf(stderr, "dfstudio: %s\n", window.last_error().toUtf8().constData());
+      return 1;
+    }
+  }
+  if (scripted) {
+    if (!wait_for_model(window, 120000)) {
+      std::fprintf(stderr, "dfstudio: no model: %s\n", window.last_error().toUtf8().constData());
+      if (bench) return 1;
+    }
+    const int frames = parser.isSet(frames_opt) ? parser.value(frames_opt).toInt() : -1;
+    const int steps = parser.isSet(steps_opt) ? parser.value(steps_opt).toInt() : -1;
+    window.edit_project("Command-line settings", [frames, steps](dfs::project::Project& p) {
+      if (frames >= 0) dfs::project::set_new_frames(p.timeline, frames);
+      if (steps > 0) p.generation.rollout.sampler.schedule.steps = steps;
+    });
+    if (bench) {
+      const dfs::ui::UiBenchResult result = dfs::ui::run_ui_benchmark(window);
+      std::printf("dfstudio --bench-ui: %s\n", dfs::ui::to_string(result).toUtf8().constData());
+      return result.ok ? 0 : 1;
+    }
+    if (parser.isSet(generate_opt)) window.start_generation();
+  }
   return app.exec();
 }

@@ -1,0 +1,35 @@
+// dfs/ui/bench.h — measuring the Studio's responsiveness while it generates.
+//
+// A 5 ms QTimer runs on the GUI thread during a generation; the longest gap between two of
+// its ticks (minus the 5 ms period) is the longest event-loop stall a person could feel.
+// Preview updates per second counts the live x0 previews the window actually showed.
+// GUI thread only; runs a local event loop until the generation ends or `timeout_ms` passes.
+#pragma once
+
+#include <QString>
+
+namespace dfs::ui {
+
+class MainWindow;
+
+struct UiBenchResult {
+  bool ok = false;              // the generation ran to the end
+  QString error;                // why not, when !ok
+  double max_stall_ms = 0;      // longest tick gap beyond the timer period, milliseconds
+  double mean_tick_ms = 0;      // average tick gap
+  int ticks = 0;                // timer ticks observed
+  double preview_updates_per_s = 0;
+  int preview_updates = 0;
+  double seconds = 0;           // generation wall time seen by the GUI
+  int frames_generated = 0;
+};
+
+inline constexpr int kBenchTickMs = 5;
+
+// Starts a generation with the window's current settings and measures until it finishes.
+UiBenchResult run_ui_benchmark(MainWindow& window, int timeout_ms = 600000);
+
+// "max_stall_ms=12.3 mean_tick_ms=5.1 preview_updates_per_s=9.8 ..." for logs and reports.
+QString to_string(const UiBenchResult& result);
+
+}  // namespace dfs::ui

@@ -1,0 +1,126 @@
+// dfs/ui/main_window.h — the Diffusion Forcing Studio main window.
+//
+// Owns the document (dfs::project::Document), the source clip's decoder and thumbnails, the
+// generated frames, and a worker thread that owns the model (GenerationWorker). Everything the
+// menus do is also a public method, so tests and `dfstudio --bench-ui` drive the real window
+// the way a person would, without synthetic clicks where a method is clearer.
+//
+// Threads: every method must be called on the GUI thread. Generation, model loading,
+// thumbnails and exports run elsewhere and report back through queued signals; the window
+// never blocks on them.
+//
+// Errors a user can cause (bad clip, model that fails to load, export that cannot be written)
+// are reported with report_error(): a dialog (unless StudioOptions::quiet_errors), the status
+// bar, last_error() and error_reported(). Nothing is lost and the app keeps running.
+#pragma once
+
+#include <QMainWindow>
+#include <QString>
+#include <functional>
+#include <map>
+#include <memory>
+
+#include "dfs/diffusion/api.h"
+#include "dfs/frame.h"
+#include "dfs/project/document.h"
+
+class QOpenGLWidget;
+
+namespace dfs::ui {
+
+struct StudioOptions {
+  QString model_path;          // "" = the shipped demo model (random + a visible note if absent)
+  QString clip_path;           // opened at start when set
+  bool load_model = true;      // load model_path at start (tests hand a model with use_model)
+  bool quiet_errors = false;   // record errors instead of opening dialogs (tests)
+  bool autosave = true;        // periodic autosave of a dirty document
+};
+
+class MainWindow : public QMainWindow {
+  Q_OBJECT
+
+ public:
+  explicit MainWindow(StudioOptions options = {}, QWidget* parent = nullptr);
+  ~MainWindow() override;
+
+  // [SECTION] Files
+  bool open_clip(const QString& path);              // probes, decodes, lays out "extend"
+  bool open_project(const QString& path);
+  bool save_project(const QString& path);           // also writes generated frames as PNGs
+  bool restore_from_export(const QString& path);    // settings embedded in an exported file
+  QString sample_clip_path() const;                 // the shipped sample clip ("" if missing)
+
+  // [SECTION] Model
+  void load_model(const QString& path);             // asynchronous; model_changed() when done
+  void use_model(const diffusion::Model& model, const QString& note);  // hand over a built model
+  bool model_ready() const;
+  const diffusion::ModelInfo* model_info() const;   // null until a model is loaded
+
+  // [SECTION] Editing (each is one undo step; false + report_error on invalid input)
+  bool edit_project(const QString& label, const std::function<void(project::Project&)>& change);
+  void toggle_pin(int position);
+  void set_selection(int first, int last);          // inclusive; first > last clears
+  bool undo();
+  bool redo();
+
+  // [SECTION] Generation
+  bool start_generation();                          // false (and an error) if it cannot start
+  void stop_generation();                           // takes effect within one sampling step
+  bool is_generating() const;
+  const std::map<int, Frame>& generated_frames() const;  // final generated frames by position
+  int preview_updates() const;                      // live previews shown so far
+
+  // [SECTION] Playback and viewing
+  void seek(int position);
+  int current_position() const;
+  void play(int direction = 1);
+  void pause();
+  bool is_playing() const;
+
+  // [SECTION] Export
+  bool start_export(const project::ExportSettings& settings);  // asynchronous
+  bool is_exporting() const;
+
+  const project::Document& document() const;
+  QString last_error() const;
+  QOpenGLWidget* heat_map_widget() const;
+  QOpenGLWidget* noise_curve_widget() const;
+
+ signals:
+  void model_changed(bool ok);
+  void clip_opened(const QString& path);
+  void generation_progressed(int step, int total_steps);
+  void generation_finished(bool cancelled);
+  void generation_failed(const QString& message);
+  void export_finished(bool ok, const QString& path_or_error);
+  void error_reported(const QString& message);
+
+ protected:
+  void closeEvent(QCloseEvent* event) override;
+  void dragEnterEvent(QDragEnterEvent* event) override;
+  void dropEvent(QDropEvent* event) override;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+
+  void build_ui();
+  void build_menus();
+  void connect_worker();
+  void refresh_all();
+  void refresh_plan(const project::Project* override_project = nullptr);
+  void refresh_flags();
+  void refresh_viewer();
+  void refresh_status();
+  void report_error(const QString& title, const QString& message);
+  bool attach_clip_media(const QString& path);
+  void add_recent(const QString& path);
+  void rebuild_recent_menu();
+  void show_export_dialog();
+  void open_clip_dialog();
+  void step_playback();
+  void autosave();
+  bool confirm_discard();
+};
+
+}  // namespace dfs::ui

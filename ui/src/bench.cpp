@@ -1,0 +1,89 @@
+// bench.cpp — see dfs/ui/bench.h.
+#include "dfs/ui/bench.h"
+
+#include <QElapsedTimer>
+#include <QEventLoop>
+#include <QTimer>
+#include <algorithm>
+
+#include "dfs/ui/main_window.h"
+
+namespace dfs::ui {
+
+UiBenchResult run_ui_benchmark(MainWindow& window, int timeout_ms) {
+  UiBenchResult result;
+  QEventLoop loop;
+  QElapsedTimer clock;
+  QElapsedTimer since_tick;
+  double total_gap_ms = 0;
+  bool finished = false;
+  bool cancelled = false;
+  QString failure;
+
+  QTimer ticker;
+  ticker.setTimerType(Qt::PreciseTimer);
+  ticker.setInterval(kBenchTickMs);
+  QObject::connect(&ticker, &QTimer::timeout, [&] {
+    const double gap = static_cast<double>(since_tick.nsecsElapsed()) * 1e-6;
+    since_tick.restart();
+    ++result.ticks;
+    total_gap_ms += gap;
+    result.max_stall_ms = std::max(result.max_stall_ms, gap - kBenchTickMs);
+  });
+  QTimer guard;
+  guard.setSingleShot(true);
+  QObject::connect(&guard, &QTimer::timeout, &loop, &QEventLoop::quit);
+  auto c1 = QObject::connect(&window, &MainWindow::generation_finished, &loop, [&](bool was_cancelled) {
+    finished = true;
+    cancelled = was_cancelled;
+    loop.quit();
+  });
+  auto c2 = QObject::connect(&window, &MainWindow::generation_failed, &loop, [&](const QString& message) {
+    failure = message;
+    loop.quit();
+  });
+
+  const int previews_before = window.preview_updates();
+  const size_t frames_before = window.generated_frames().size();
+  clock.start();
+  since_tick.start();
+  ticker.start();
+  guard.start(timeout_ms);
+  if (!window.start_generation()) {
+    result.error = window.last_error().isEmpty() ? QStringLiteral("the generation did not start") : window.last_error();
+  } else {
+    loop.exec();
+  }
+  ticker.stop();
+  QObject::disconnect(c1);
+  QObject::disconnect(c2);
+
+  result.seconds = static_cast<double>(clock.nsecsElapsed()) * 1e-9;
+  result.mean_tick_ms = result.ticks > 0 ? total_gap_ms / result.ticks : 0;
+  result.preview_updates = window.preview_updates() - previews_before;
+  result.preview_updates_per_s = result.seconds > 0 ? result.preview_updates / result.seconds : 0;
+  result.frames_generated = static_cast<int>(window.generated_frames().size()) - static_cast<int>(frames_before);
+  if (result.error.isEmpty()) {
+    if (!failure.isEmpty()) result.error = failure;
+    else if (!finished) result.error = QStringLiteral("timed out");
+    else if (cancelled) result.error = QStringLiteral("cancelled");
+  }
+  result.ok = result.error.isEmpty();
+  return result;
+}
+
+QString to_string(const UiBenchResult& r) {
+  return QString("ok=%1 max_stall_ms=%2 mean_tick_ms=%3 ticks=%4 preview_updates=%5 preview_updates_per_s=%6 "
+                 "seconds=%7 frames_generated=%8%9")
+      .arg(r.ok ? "true" : "false")
+      .arg(r.max_stall_ms, 0, 'f', 1)
+      .arg(r.mean_tick_ms, 0, 'f', 2)
+      .arg(r.ticks)
+      .arg(r.preview_updates)
+      .arg(r.preview_updates_per_s, 0, 'f', 1)
+      .arg(r.seconds, 0, 'f', 2)
+      .arg(r.frames_generated)
+      .arg(r.error.isEmpty() ? QString() : " error=\"" + r.error + "\"");
+}
+
+}  // namespace dfs::ui

@@ -1,0 +1,260 @@
+// imgui_widget.cpp — Qt → Dear ImGui 1.86 platform glue (see imgui_widget.h).
+#include "imgui_widget.h"
+
+#include <QKeyEvent>
+#include <QMouseEvent>
+#include <QOpenGLContext>
+#include <QOpenGLFunctions>
+#include <QTimer>
+#include <QWheelEvent>
+
+#include <imgui.h>
+#include <backends/imgui_impl_opengl3.h>
+
+namespace dfs::ui {
+namespace {
+
+// ImGui 1.86 reads keys from io.KeysDown[512] through io.KeyMap. Qt's printable keys are
+// their Latin-1 code (< 256); its special keys live at 0x01000000 + small offsets, which we
+// fold into 256..511.
+int key_slot(int qt_key) {
+  if (qt_key >= 0 && qt_key < 256) return qt_key;
+  if ((qt_key & 0xFF000000) == 0x01000000) return 256 + (qt_key & 0xFF);
+  return -1;
+}
+
+// Paint this many frames after an input event: ImGui decides hover/active state during a
+// frame and shows it in the next one.
+constexpr int kSettleFrames = 3;
+constexpr int kSettleIntervalMs = 16;
+
+ImGuiMouseButton to_imgui_button(Qt::MouseButton button) {
+  switch (button) {
+    case Qt::LeftButton: return ImGuiMouseButton_Left;
+    case Qt::RightButton: return ImGuiMouseButton_Right;
+    case Qt::MiddleButton: return ImGuiMouseButton_Middle;
+    default: return -1;
+  }
+}
+
+}  // namespace
+
+ImGuiWidget::ImGuiWidget(QWidget* parent) : QOpenGLWidget(parent) {
+  setFocusPolicy(Qt::StrongFocus);
+  setMouseTracking(true);
+  setMinimumSize(200, 120);
+
+  ImGuiContext* previous = ImGui::GetCurrentContext();
+  context_ = ImGui::CreateContext();
+  ImGui::SetCurrentContext(context_);
+  ImGuiIO& io = ImGui::GetIO();
+  io.IniFilename = nullptr;  // layout lives in Qt's docks, not in an imgui.ini
+  io.LogFilename = nullptr;
+  io.BackendPlatformName = "dfs_qt";
+  const std::pair<ImGuiKey, int> keys[] = {
+      {ImGuiKey_Tab, Qt::Key_Tab},         {ImGuiKey_LeftArrow, Qt::Key_Left},
+      {ImGuiKey_RightArrow, Qt::Key_Right}, {ImGuiKey_UpArrow, Qt::Key_Up},
+      {ImGuiKey_DownArrow, Qt::Key_Down},   {ImGuiKey_PageUp, Qt::Key_PageUp},
+      {ImGuiKey_PageDown, Qt::Key_PageDown}, {ImGuiKey_Home, Qt::Key_Home},
+      {ImGuiKey_End, Qt::Key_End},          {ImGuiKey_Insert, Qt::Key_Insert},
+      {ImGuiKey_Delete, Qt::Key_Delete},    {ImGuiKey_Backspace, Qt::Key_Backspace},
+      {ImGuiKey_Space, Qt::Key_Space},      {ImGuiKey_Enter, Qt::Key_Return},
+      {ImGuiKey_Escape, Qt::Key_Escape},    {ImGuiKey_KeyPadEnter, Qt::Key_Enter},
+      {ImGuiKey_A, Qt::Key_A},              {ImGuiKey_C, Qt::Key_C},
+      {ImGuiKey_V, Qt::Key_V},              {ImGuiKey_X, Qt::Key_X},
+      {ImGuiKey_Y, Qt::Key_Y},              {ImGuiKey_Z, Qt::Key_Z},
+  };
+  for (const auto& [imgui_key, qt_key] : keys) io.KeyMap[imgui_key] = key_slot(qt_key);
+  ImGui::StyleColorsDark();
+  ImGuiStyle& style = ImGui::GetStyle();
+  style.WindowRounding = 0;
+  style.WindowBorderSize = 0;
+  style.FrameRounding = 3;
+  ImGui::SetCurrentContext(previous);
+  clock_.start();
+}
+
+ImGuiWidget::~ImGuiWidget() {
+  makeCurrent();
+  release_gl();
+  doneCurrent();
+  if (ImGui::GetCurrentContext() == context_) ImGui::SetCurrentContext(nullptr);
+  ImGui::DestroyContext(context_);
+}
+
+void ImGuiWidget::release_gl() {
+  if (!backend_ready_) return;
+  ImGuiContext* previous = ImGui::GetCurrentContext();
+  ImGui::SetCurrentContext(context_);
+  ImGui_ImplOpenGL3_Shutdown();
+  backend_ready_ = false;
+  ImGui::SetCurrentContext(previous == context_ ? nullptr : previous);
+}
+
+void ImGuiWidget::initializeGL() {
+  // Qt recreates the GL context when the widget moves to another top-level window (a dock
+  // made floating); the renderer's buffers and font texture belong to the old context.
+  if (watched_context_ != context()) {
+    watched_context_ = context();
+    connect(context(), &QOpenGLContext::aboutToBeDestroyed, this, [this] {
+      makeCurrent();
+      release_gl();
+      doneCurrent();
+    });
+  }
+  ImGui::SetCurrentContext(context_);
+  // GLSL 1.30 = OpenGL 3.0, which Mesa's llvmpipe (Xvfb, CI) and every desktop driver give.
+  backend_ready_ = ImGui_ImplOpenGL3_Init("#version 130");
+  if (!backend_ready_) qWarning("dfs_ui: ImGui OpenGL3 renderer failed to initialise");
+}
+
+void ImGuiWidget::paintGL() {
+  auto* gl = context()->functions();
+  gl->glClearColor(0.09f, 0.09f, 0.10f, 1.0f);
+  gl->glClear(GL_COLOR_BUFFER_BIT);
+  if (!backend_ready_) return;
+
+  ImGui::SetCurrentContext(context_);
+  ImGuiIO& io = ImGui::GetIO();
+  const qreal ratio = devicePixelRatioF();
+  io.DisplaySize = ImVec2(static_cast<float>(width()), static_cast<float>(height()));
+  io.DisplayFramebufferScale = ImVec2(static_cast<float>(ratio), static_cast<float>(ratio));
+  const qint64 ns = clock_.nsecsElapsed();
+  clock_.restart();
+  io.DeltaTime = std::max(1e-4f, static_cast<float>(ns) * 1e-9f);
+
+  ImGui_ImplOpenGL3_NewFrame();
+  ImGui::NewFrame();
+  ImGui::SetNextWindowPos(ImVec2(0, 0));
+  ImGui::SetNextWindowSize(io.DisplaySize);
+  const ImGuiWindowFlags flags = ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove |
+                                 ImGuiWindowFlags_NoSavedSettings |
+                                 ImGuiWindowFlags_NoBringToFrontOnFocus;
+  ImGui::Begin("##panel", nullptr, flags);
+  draw_ui();
+  ImGui::End();
+  ImGui::Render();
+  ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
+  ++frames_rendered_;
+
+  // Keep painting while a button is held (drags) or a few frames after input.
+  bool mouse_held = false;
+  for (bool down : io.MouseDown) mouse_held = mouse_held || down;
+  if (mouse_held) settle_frames_ = std::max(settle_frames_, 1);
+  if (settle_frames_ > 0) {
+    --settle_frames_;
+    QTimer::singleShot(kSettleIntervalMs, this, [this] { update(); });
+  }
+}
+
+void ImGuiWidget::request_redraw() {
+  settle_frames_ = std::max(settle_frames_, kSettleFrames);
+  update();
+}
+
+void ImGuiWidget::feed_modifiers(Qt::KeyboardModifiers modifiers) {
+  ImGuiIO& io = ImGui::GetIO();
+  io.KeyCtrl = modifiers & Qt::ControlModifier;
+  io.KeyShift = modifiers & Qt::ShiftModifier;
+  io.KeyAlt = modifiers & Qt::AltModifier;
+  io.KeySuper = modifiers & Qt::MetaModifier;
+}
+
+void ImGuiWidget::mousePressEvent(QMouseEvent* event) {
+  ImGui::SetCurrentContext(context_);
+  ImGuiIO& io = ImGui::GetIO();
+  const QPointF p = event->position();
+  io.MousePos = ImVec2(static_cast<float>(p.x()), static_cast<float>(p.y()));
+  feed_modifiers(event->modifiers());
+  const int button = to_imgui_button(event->button());
+  if (button >= 0) io.MouseDown[button] = true;
+  request_redraw();
+}
+
+void ImGuiWidget::mouseReleaseEvent(QMouseEvent* event) {
+  ImGui::SetCurrentContext(context_);
+  ImGuiIO& io = ImGui::GetIO();
+  const QPointF p = event->position();
+  io.MousePos = ImVec2(static_cast<float>(p.x()), static_cast<float>(p.y()));
+  feed_modifiers(event->modifiers());
+  const int button = to_imgui_button(event->button());
+  if (button >= 0) io.MouseDown[button] = false;
+  request_redraw();
+}
+
+void ImGuiWidget::mouseMoveEvent(QMouseEvent* event) {
+  ImGui::SetCurrentContext(context_);
+  const QPointF p = event->position();
+  ImGui::GetIO().MousePos = ImVec2(static_cast<float>(p.x()), static_cast<float>(p.y()));
+  feed_modifiers(event->modifiers());
+  request_redraw();
+}
+
+void ImGuiWidget::wheelEvent(QWheelEvent* event) {
+  ImGui::SetCurrentContext(context_);
+  ImGuiIO& io = ImGui::GetIO();
+  // Qt reports eighths of a degree; one notch = 15 degrees = 120 units = 1.0 for ImGui.
+  io.MouseWheel += static_cast<float>(event->angleDelta().y()) / 120.0f;
+  io.MouseWheelH += static_cast<float>(event->angleDelta().x()) / 120.0f;
+  feed_modifiers(event->modifiers());
+  request_redraw();
+  event->accept();
+}
+
+void ImGuiWidget::feed_key(QKeyEvent* event, bool down) {
+  ImGui::SetCurrentContext(context_);
+  ImGuiIO& io = ImGui::GetIO();
+  const int slot = key_slot(event->key());
+  if (slot >= 0) io.KeysDown[slot] = down;
+  feed_modifiers(event->modifiers());
+  if (down) {
+    for (QChar c : event->text())
+      if (c.isPrint()) io.AddInputCharacterUTF16(c.unicode());
+  }
+  request_redraw();
+}
+
+void ImGuiWidget::keyPressEvent(QKeyEvent* event) {
+  feed_key(event, true);
+  ImGui::SetCurrentContext(context_);
+  // Let the main window's shortcuts (Space, J/K/L, P...) work unless ImGui is typing.
+  if (!ImGui::GetIO().WantTextInput) event->ignore();
+}
+
+void ImGuiWidget::keyReleaseEvent(QKeyEvent* event) {
+  feed_key(event, false);
+  event->ignore();
+}
+
+void ImGuiWidget::leaveEvent(QEvent* event) {
+  ImGui::SetCurrentContext(context_);
+  ImGui::GetIO().MousePos = ImVec2(-FLT_MAX, -FLT_MAX);
+  request_redraw();
+  QOpenGLWidget::leaveEvent(event);
+}
+
+void ImGuiWidget::focusOutEvent(QFocusEvent* event) {
+  ImGui::SetCurrentContext(context_);
+  ImGuiIO& io = ImGui::GetIO();
+  for (bool& down : io.KeysDown) down = false;
+  for (bool& down : io.MouseDown) down = false;
+  request_redraw();
+  QOpenGLWidget::focusOutEvent(event);
+}
+
+bool ImGuiWidget::event(QEvent* event) {
+  // Tab must reach ImGui (text fields), not move Qt's focus chain, while ImGui is typing.
+  if (event->type() == QEvent::KeyPress && context_ != nullptr) {
+    auto* key = static_cast<QKeyEvent*>(event);
+    if (key->key() == Qt::Key_Tab || key->key() == Qt::Key_Backtab) {
+      ImGui::SetCurrentContext(context_);
+      if (ImGui::GetIO().WantTextInput) {
+        keyPressEvent(key);
+        return true;
+      }
+    }
+  }
+  return QOpenGLWidget::event(event);
+}
+
+}  // namespace dfs::ui
