@@ -143,7 +143,7 @@ TEST_CASE("fit_window_to_model shrinks the horizon first", "[project][generation
   CHECK(s.rollout.horizon >= 1);
 }
 
-TEST_CASE("extending the sample clip gives N new frames and the pinned frames bit-identical", "[project][generation][slow]") {
+TEST_CASE("extending the sample clip gives N new frames and the pinned frames bit-identical", "[project][generation]") {
   auto& model = tiny_model();
   const auto& info = model.info();
   Project p;
@@ -188,7 +188,7 @@ TEST_CASE("extending the sample clip gives N new frames and the pinned frames bi
   }
 }
 
-TEST_CASE("same seed and settings give identical frames; another seed differs", "[project][generation][slow]") {
+TEST_CASE("same seed and settings give identical frames; another seed differs", "[project][generation]") {
   auto& model = tiny_model();
   const Project p = synthetic_extend(4, 2, model.info().max_frames);
   MemorySink a, b, c;
@@ -202,7 +202,7 @@ TEST_CASE("same seed and settings give identical frames; another seed differs", 
   CHECK_FALSE(a.frame(5) == c.frame(5));
 }
 
-TEST_CASE("cancel keeps the frames finished before it, in order", "[project][generation][slow]") {
+TEST_CASE("cancel keeps the frames finished before it, in order", "[project][generation]") {
   auto& model = tiny_model();
   const int max_frames = model.info().max_frames;
   Project p = synthetic_extend(4, 6, max_frames);
@@ -234,7 +234,7 @@ TEST_CASE("cancel keeps the frames finished before it, in order", "[project][gen
   CHECK(none.finished());
 }
 
-TEST_CASE("regenerating a range changes only that range", "[project][generation][slow]") {
+TEST_CASE("regenerating a range changes only that range", "[project][generation]") {
   auto& model = tiny_model();
   Project p = synthetic_extend(8, 1, model.info().max_frames);
   p.timeline = regenerate_layout(8, 3, 4, 0.6);
@@ -248,7 +248,7 @@ TEST_CASE("regenerating a range changes only that range", "[project][generation]
   CHECK(sink.origin(3) == FrameOrigin::Generated);
 }
 
-TEST_CASE("a pinned new frame uses its previous result, unchanged", "[project][generation][slow]") {
+TEST_CASE("a pinned new frame uses its previous result, unchanged", "[project][generation]") {
   auto& model = tiny_model();
   const auto& info = model.info();
   Project p = synthetic_extend(3, 3, info.max_frames);
@@ -283,7 +283,7 @@ TEST_CASE("jobs that cannot run are refused with a message before anything runs"
   CHECK(sink.cancelled());
 }
 
-TEST_CASE("an exported MP4 carries the settings and they restore the project", "[project][generation][metadata][slow]") {
+TEST_CASE("an exported MP4 carries the settings and they restore the project", "[project][generation][metadata]") {
   auto& model = tiny_model();
   const auto& info = model.info();
   TempDir dir;

@@ -763,6 +763,9 @@ bool Document::edit(const std::string& label, const std::function<void(Project&)
   } catch (const std::exception& e) {
     throw Error(label + ": " + e.what());
   }
+  // Results follow the timeline's length (an edit that adds frames adds "not generated").
+  if (!next.results.generated.empty())
+    next.results.generated.resize(static_cast<size_t>(std::max(next.timeline.length(), 0)), false);
   validate(next);
   if (next == project_) return false;
 

@@ -709,7 +709,8 @@ std::string find_demo_model(const std::string& executable_path) {
     const fs::path dir = fs::absolute(exe, ec).parent_path();
     for (const fs::path& candidate : {dir / ".." / ".." / "models" / kDemoModelName,
                                       dir / ".." / "share" / "dfstudio" / "models" / kDemoModelName})
-      if (is_file(candidate)) return candidate.lexically_normal().string();
+      // Normalised first: "bin/.." must not need "bin" to exist.
+      if (is_file(candidate.lexically_normal())) return candidate.lexically_normal().string();
   }
   const fs::path local = fs::path("models") / kDemoModelName;
   if (is_file(local)) return local.string();
