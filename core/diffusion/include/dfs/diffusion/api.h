@@ -73,6 +73,9 @@ struct SchedulingMatrix {
 SchedulingMatrix build_schedule(const ScheduleSettings& settings,
                                 const std::vector<double>& start_levels);
 
+// The matrix as text, one row per line, entries right-aligned (the CLI and logs use it).
+std::string to_text(const SchedulingMatrix& matrix);
+
 // [SECTION] Sampling and guidance settings ---------------------------------------------
 
 enum class GuidanceMode {
@@ -151,6 +154,8 @@ struct RolloutSettings {
   int context = 4;        // known frames the window carries (pinned or generated earlier)
   int horizon = 4;        // frames generated together; context + horizon <= max_frames
   uint64_t seed = 0;      // same seed + settings + device => identical output
+  bool kv_cache = true;   // causal models: compute each window's history once per window
+                          // (same result to ~1e-5); no effect on bidirectional models
 };
 
 struct RolloutProgress {

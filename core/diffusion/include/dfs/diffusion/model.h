@@ -24,17 +24,18 @@ struct ModelConfig {
   int dim = 96;                   // transformer width
   int depth = 4;                  // space-time blocks
   int heads = 4;
+  int mlp_ratio = 4;              // MLP hidden width = mlp_ratio * dim
   bool causal = false;            // temporal attention causal (KV cache) or bidirectional
   Objective objective = Objective::V;
   NoiseScheduleKind noise_schedule = NoiseScheduleKind::Cosine;
 
-  static ModelConfig preset(const std::string& name);  // "demo", "tiny", ...; throws Error
+  static ModelConfig preset(const std::string& name);  // "demo", "tiny", "*-causal"; throws Error
   nlohmann::json to_json() const;
   static ModelConfig from_json(const nlohmann::json& j);  // validates ranges; throws Error
 };
 
 // The network. Implementation detail of the engine; the trainer uses it directly.
-class DenoiserImpl;  // torch::nn::Module, defined in model.cpp / denoiser.h
-struct Denoiser;     // TORCH_MODULE holder
+class DenoiserImpl;  // torch::nn::Module, defined in denoiser.h (save_model/load_denoiser there too)
+class Denoiser;      // TORCH_MODULE holder
 
 }  // namespace dfs::diffusion

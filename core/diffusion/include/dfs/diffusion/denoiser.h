@@ -1,0 +1,161 @@
+// dfs/diffusion/denoiser.h — the denoiser network, its KV cache and model files (torch).
+//
+// Architecture (DESIGN.md "The model"): a patchify conv stem (x `patch` downsampling) plus a
+// learned spatial position embedding; `depth` factorised space-time blocks, each
+//   spatial attention within a frame -> temporal attention across frames at each position
+//   (rotary time positions, Su et al. 2021 "RoFormer", so windows slide; causal optional)
+//   -> MLP,
+// every sub-layer modulated per frame by its own noise level (adaLN, Peebles & Xie 2023
+// "DiT", Sec. 3.2: shift/scale/gate from the level embedding); a linear + pixel-shuffle head.
+//
+// Tensor names: registered module names equal the checkpoint keys, e.g.
+// "blocks.0.temporal.qkv.weight". Thread-safety: a module is used by one thread at a time.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "dfs/diffusion/api.h"
+#include "dfs/diffusion/model.h"
+#include "dfs/diffusion/noise.h"
+#include "dfs/diffusion/sampler.h"
+
+namespace dfs::diffusion {
+
+// Temporal keys/values of frames the model has already seen (causal models only): the
+// history of a streaming rollout is computed once, not at every sampling step.
+struct KVCache {
+  std::vector<torch::Tensor> keys;    // per block: [B * L, heads, frames, head_dim], rotary applied
+  std::vector<torch::Tensor> values;  // per block: same shape
+  torch::Tensor positions;            // [frames] float: the cached frames' time positions
+
+  int64_t frames() const { return positions.defined() ? positions.size(0) : 0; }
+  void clear() { keys.clear(); values.clear(); positions = torch::Tensor(); }
+};
+
+// Multi-head self-attention over the middle axis of [N, S, dim]. With rotary tables it rotates
+// queries and keys by their positions; with a cache it attends to past keys/values too.
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(int dim, int heads);
+  // x [N, S, dim]; rope_cos/sin [S, head_dim] or undefined; mask [S, past + S] additive or
+  // undefined; past_k/v [N, heads, past, head_dim] or undefined. new_k/new_v (if non-null)
+  // receive this call's keys/values.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& rope_cos, const torch::Tensor& rope_sin,
+                        const torch::Tensor& mask, const torch::Tensor& past_k, const torch::Tensor& past_v,
+                        torch::Tensor* new_k = nullptr, torch::Tensor* new_v = nullptr);
+
+  torch::nn::Linear qkv{nullptr};
+  torch::nn::Linear proj{nullptr};
+
+ private:
+  int heads_;
+};
+TORCH_MODULE(Attention);
+
+class SpaceTimeBlockImpl : public torch::nn::Module {
+ public:
+  SpaceTimeBlockImpl(int dim, int heads, int mlp_ratio);
+  // h [B, T, L, dim]; cond [B, T, dim] (SiLU of the level embedding).
+  torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& cond, const torch::Tensor& rope_cos,
+                        const torch::Tensor& rope_sin, const torch::Tensor& mask, const torch::Tensor& past_k,
+                        const torch::Tensor& past_v, torch::Tensor* new_k, torch::Tensor* new_v);
+
+  Attention spatial{nullptr};
+  Attention temporal{nullptr};
+  torch::nn::Linear fc1{nullptr};
+  torch::nn::Linear fc2{nullptr};
+  torch::nn::Linear modulation{nullptr};  // cond -> 9 x dim: shift/scale/gate per sub-layer
+};
+TORCH_MODULE(SpaceTimeBlock);
+
+class DenoiserImpl : public torch::nn::Module {
+ public:
+  explicit DenoiserImpl(const ModelConfig& config);
+
+  // x [B, T, C, H, W], levels [B, T] in [0, 1], positions [T] float time positions (undefined:
+  // 0..T-1) -> prediction for config().objective, [B, T, C, H, W] float32.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& levels,
+                        const torch::Tensor& positions = torch::Tensor());
+
+  // Causal models only. Runs x (frames after those in `cache`) attending to the cached frames
+  // too, and returns their prediction. append = true adds these frames' keys/values to the
+  // cache (prefill); false leaves it unchanged (a sampling step over the same history).
+  // positions undefined: continue after the cache. Equals forward() on the concatenation.
+  torch::Tensor forward_cached(const torch::Tensor& x, const torch::Tensor& levels, const torch::Tensor& positions,
+                               KVCache& cache, bool append);
+
+  // Deterministic re-initialisation from `seed` (no global RNG): xavier-uniform weights,
+  // zero biases, N(0, 0.02) position embedding and modulation weights. The modulation is not
+  // zero-initialised (unlike DiT's adaLN-Zero) so that a random model already mixes frames.
+  void reset_parameters(uint64_t seed);
+
+  const ModelConfig& config() const { return config_; }
+  int64_t parameter_count() const;
+
+  torch::nn::Linear level_in{nullptr};
+  torch::nn::Linear level_out{nullptr};
+  torch::nn::Conv2d stem{nullptr};
+  torch::Tensor spatial_pos;  // [1, L, dim]
+  torch::nn::ModuleList blocks{nullptr};
+  torch::nn::Linear final_modulation{nullptr};  // cond -> shift, scale of the output norm
+  torch::nn::Linear head{nullptr};               // dim -> C * patch * patch (pixel shuffle)
+
+ private:
+  torch::Tensor run(const torch::Tensor& x, const torch::Tensor& levels, const torch::Tensor& positions,
+                    KVCache* cache, bool append);
+  ModelConfig config_;
+};
+TORCH_MODULE(Denoiser);
+
+// What the engine holds behind a dfs::diffusion::Model handle.
+struct Model::Impl {
+  ModelConfig config;
+  Denoiser net{nullptr};
+  NoiseSchedule schedule;
+  torch::Device device{torch::kCPU};
+  torch::ScalarType dtype = torch::kFloat32;  // weights' dtype on the device (bf16 on CUDA)
+  ModelInfo info;
+};
+
+// Parses "auto" (CUDA if available), "cpu", "cuda", "cuda:N". Throws Error.
+torch::Device parse_device(const std::string& device);
+
+// Writes a model file: every parameter as float32 plus __metadata__ {"config": JSON,
+// "provenance": JSON, "format": "dfs-model-1"}. Atomic. Throws Error.
+void save_model(const std::string& path, Denoiser& net, const ModelConfig& config,
+                const nlohmann::json& provenance = nlohmann::json::object());
+
+struct LoadedDenoiser {
+  Denoiser net{nullptr};
+  ModelConfig config;
+  nlohmann::json provenance = nlohmann::json::object();
+};
+// Reads a model file on the CPU in float32, checking every tensor against the config (names
+// missing, unexpected and mis-shaped ones). Throws Error.
+LoadedDenoiser load_denoiser(const std::string& path);
+
+// The sampler's view of a model: runs the network under InferenceMode on its device. With
+// kv_cache and a causal model, the leading known frames of a window (identical across the
+// window's steps) are computed once and cached; call reset() between windows.
+class ModelDenoiser {
+ public:
+  ModelDenoiser(Model::Impl& model, bool kv_cache);
+  DenoiseFn fn();        // valid while this object lives
+  void reset();          // forget the cached history (new window)
+  int forwards() const { return forwards_; }
+
+ private:
+  torch::Tensor call(const DenoiseCall& call);
+  Model::Impl& model_;
+  bool kv_cache_;
+  KVCache cache_;
+  int cached_prefix_ = -1;
+  int64_t cached_batch_ = -1;
+  int forwards_ = 0;
+};
+
+}  // namespace dfs::diffusion

@@ -1,0 +1,210 @@
+// Rollouts of any length: plan the sliding windows, run each through the sampler, stream
+// final frames out in timeline order (DESIGN.md "Guidance horizon and arbitrary length").
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "dfs/diffusion/api.h"
+#include "dfs/diffusion/denoiser.h"
+#include "dfs/diffusion/sampler.h"
+
+namespace dfs::diffusion {
+
+namespace {
+
+// uint8 RGB [0, 255] <-> float [-1, 1]: x = p / 127.5 - 1.
+torch::Tensor frame_to_tensor(const Frame& frame) {
+  auto bytes = torch::from_blob(const_cast<std::uint8_t*>(frame.rgb.data()), {frame.height, frame.width, 3}, torch::kUInt8);
+  return bytes.permute({2, 0, 1}).to(torch::kFloat32).div(127.5).sub(1.0).contiguous();
+}
+
+Frame tensor_to_frame(const torch::Tensor& value) {
+  const auto bytes = value.detach().to(torch::kCPU, torch::kFloat32).add(1.0).mul(127.5).round().clamp(0, 255)
+                         .to(torch::kUInt8).permute({1, 2, 0}).contiguous();
+  Frame frame(static_cast<int>(value.size(2)), static_cast<int>(value.size(1)));
+  std::memcpy(frame.rgb.data(), bytes.data_ptr(), frame.byte_size());
+  return frame;
+}
+
+void validate(const ModelInfo& model, const std::vector<TimelineFrame>& timeline, const RolloutSettings& settings) {
+  if (settings.horizon < 1) throw Error("the horizon must be at least 1 frame, got " + std::to_string(settings.horizon));
+  if (settings.context < 0) throw Error("the context must be >= 0 frames, got " + std::to_string(settings.context));
+  if (settings.context + settings.horizon > model.max_frames)
+    throw Error("context " + std::to_string(settings.context) + " + horizon " + std::to_string(settings.horizon) +
+                " exceeds the model's " + std::to_string(model.max_frames) + " frames");
+  if (model.channels != 3) throw Error("rollouts need an RGB model (3 channels), this one has " + std::to_string(model.channels));
+  validate_sampler_settings(settings.sampler);
+  for (size_t i = 0; i < timeline.size(); ++i) {
+    const auto& f = timeline[i];
+    const std::string where = "timeline frame " + std::to_string(i);
+    if (!f.pinned && !(f.start_level >= 0.0 && f.start_level <= 1.0))
+      throw Error(where + ": start level must be in [0, 1], got " + std::to_string(f.start_level));
+    const bool needs_content = f.pinned || f.start_level < 1.0;
+    if (needs_content && f.content.empty())
+      throw Error(where + (f.pinned ? " is pinned" : " is partially re-noised") + " but has no content");
+    if (!f.content.empty() && (f.content.width != model.width || f.content.height != model.height))
+      throw Error(where + " is " + std::to_string(f.content.width) + "x" + std::to_string(f.content.height) +
+                  " but the model takes " + std::to_string(model.width) + "x" + std::to_string(model.height));
+    if (!f.content.empty() && f.content.rgb.size() != f.content.byte_size())
+      throw Error(where + " has " + std::to_string(f.content.rgb.size()) + " bytes of pixels, expected " +
+                  std::to_string(f.content.byte_size()));
+  }
+}
+
+}  // namespace
+
+std::vector<WindowPlan> plan_rollout(const ModelInfo& model, const std::vector<TimelineFrame>& timeline,
+                                     const RolloutSettings& settings) {
+  validate(model, timeline, settings);
+  const int n = static_cast<int>(timeline.size());
+  std::vector<WindowPlan> plans;
+  int next = 0;
+  while (true) {
+    while (next < n && timeline[next].pinned) ++next;
+    if (next >= n) break;
+    WindowPlan plan;
+    plan.first = std::max(0, next - settings.context);
+    // Context: the last `context` positions before `next`, all final (pinned or generated).
+    for (int i = plan.first; i < next; ++i) {
+      plan.frames.push_back(i);
+      plan.known.push_back(true);
+    }
+    // Horizon: the next `horizon` unpinned frames; pins in between condition in place.
+    int generated = 0;
+    int i = next;
+    while (i < n && generated < settings.horizon && static_cast<int>(plan.frames.size()) < model.max_frames) {
+      plan.frames.push_back(i);
+      plan.known.push_back(timeline[i].pinned);
+      if (!timeline[i].pinned) ++generated;
+      ++i;
+    }
+    // Look-ahead: a bidirectional model also sees pins after the horizon that lie within its
+    // reach (time positions < max_frames from the window start), so an end frame shapes the
+    // frames leading to it. A causal model could not use them.
+    if (!model.causal) {
+      for (int j = i; j < n && static_cast<int>(plan.frames.size()) < model.max_frames && j - plan.first < model.max_frames;
+           ++j) {
+        if (!timeline[j].pinned) continue;
+        plan.frames.push_back(j);
+        plan.known.push_back(true);
+      }
+    }
+    std::vector<double> start;
+    for (size_t k = 0; k < plan.frames.size(); ++k)
+      start.push_back(plan.known[k] ? 0.0 : timeline[plan.frames[k]].start_level);
+    plan.matrix = build_schedule(settings.sampler.schedule, start);
+    plans.push_back(std::move(plan));
+    next = i;
+  }
+  return plans;
+}
+
+RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeline, const RolloutSettings& settings,
+                          const RolloutCallbacks& callbacks) {
+  const auto started = std::chrono::steady_clock::now();
+  Model::Impl& impl = *model.impl();
+  const auto plans = plan_rollout(impl.info, timeline, settings);
+  const int n = static_cast<int>(timeline.size());
+
+  RolloutResult result;
+  RolloutProgress progress;
+  progress.windows = static_cast<int>(plans.size());
+  for (const auto& plan : plans) progress.total_steps += plan.matrix.rows - 1;
+
+  // Generated frames, kept only while they can still be context or wait to be emitted.
+  std::map<int, Frame> generated;
+  int next_emit = 0;
+  const auto emit_ready = [&] {
+    while (next_emit < n) {
+      const auto& f = timeline[next_emit];
+      if (f.pinned) {
+        if (callbacks.on_frame) callbacks.on_frame(next_emit, f.content);
+      } else {
+        const auto it = generated.find(next_emit);
+        if (it == generated.end()) break;
+        if (callbacks.on_frame) callbacks.on_frame(next_emit, it->second);
+      }
+      ++next_emit;
+    }
+    progress.frames_final = next_emit;
+  };
+  emit_ready();
+
+  auto generator = at::detail::createCPUGenerator(settings.seed);
+  ModelDenoiser denoiser(impl, settings.kv_cache);
+  const DenoiseFn denoise = denoiser.fn();
+
+  for (size_t w = 0; w < plans.size() && !result.cancelled; ++w) {
+    const WindowPlan& plan = plans[w];
+    const int frames = static_cast<int>(plan.frames.size());
+    WindowInput input;
+    input.matrix = plan.matrix;
+    input.content = torch::zeros({frames, 3, impl.config.height, impl.config.width});
+    std::vector<float> positions;
+    for (int k = 0; k < frames; ++k) {
+      const int index = plan.frames[k];
+      const auto& f = timeline[index];
+      positions.push_back(static_cast<float>(index - plan.first));
+      if (f.pinned) {
+        input.roles.push_back(FrameRole::KnownUser);
+        input.content[k].copy_(frame_to_tensor(f.content));
+      } else if (plan.known[k]) {
+        input.roles.push_back(FrameRole::KnownGenerated);
+        input.content[k].copy_(frame_to_tensor(generated.at(index)));
+      } else {
+        input.roles.push_back(FrameRole::Generate);
+        if (!f.content.empty() && f.start_level < 1.0) input.content[k].copy_(frame_to_tensor(f.content));
+      }
+    }
+    input.positions = torch::tensor(positions);
+
+    progress.window = static_cast<int>(w);
+    progress.window_first = plan.first;
+    WindowCallbacks window_callbacks;
+    window_callbacks.cancel = callbacks.cancel;
+    window_callbacks.on_final = [&](int k, const torch::Tensor& value) {
+      if (input.roles[k] != FrameRole::Generate) return;
+      generated[plan.frames[k]] = tensor_to_frame(value);
+      emit_ready();
+    };
+    window_callbacks.on_step = [&](int row, int, const torch::Tensor& x0) {
+      ++progress.step;
+      progress.matrix_row = row;
+      progress.preview.clear();
+      if (callbacks.want_preview) {
+        for (int k = 0; k < frames; ++k)
+          if (input.roles[k] == FrameRole::Generate) progress.preview.emplace_back(plan.frames[k], tensor_to_frame(x0[k]));
+      }
+      if (callbacks.on_progress) callbacks.on_progress(progress);
+    };
+
+    denoiser.reset();
+    const auto window = sample_window(denoise, impl.schedule, impl.config.objective, input, settings.sampler,
+                                      generator, window_callbacks);
+    result.cancelled = window.cancelled;
+    if (!window.cancelled) {
+      // Frames that started clean (start level 0, unpinned) are final without any step.
+      for (int k = 0; k < frames; ++k)
+        if (input.roles[k] == FrameRole::Generate && !generated.count(plan.frames[k]))
+          generated[plan.frames[k]] = tensor_to_frame(window.frames[k]);
+      emit_ready();
+    }
+    // Forget generated frames no later window needs as context.
+    const int keep_from = w + 1 < plans.size() ? plans[w + 1].first : n;
+    for (auto it = generated.begin(); it != generated.end();) {
+      if (it->first < keep_from && it->first < next_emit) it = generated.erase(it);
+      else ++it;
+    }
+  }
+  result.frames_final = next_emit;
+  result.model_forwards = denoiser.forwards();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return result;
+}
+
+}  // namespace dfs::diffusion

@@ -1,0 +1,153 @@
+// Scheduling matrices (Diffusion Forcing, Chen et al. 2024, Sec. 3.3 / Appendix "scheduling
+// matrix"): pure functions from settings + per-frame start levels to an integer matrix.
+// No torch here: the Studio draws these matrices without touching LibTorch.
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "dfs/diffusion/api.h"
+
+namespace dfs::diffusion {
+
+const char* to_string(ScheduleShape shape) {
+  switch (shape) {
+    case ScheduleShape::FullSequence: return "full_sequence";
+    case ScheduleShape::Autoregressive: return "autoregressive";
+    case ScheduleShape::Pyramid: return "pyramid";
+    case ScheduleShape::Trapezoid: return "trapezoid";
+    case ScheduleShape::AsyncBlocks: return "async_blocks";
+  }
+  return "unknown";
+}
+
+ScheduleShape schedule_shape_from_string(const std::string& name) {
+  for (ScheduleShape shape : {ScheduleShape::FullSequence, ScheduleShape::Autoregressive,
+                              ScheduleShape::Pyramid, ScheduleShape::Trapezoid,
+                              ScheduleShape::AsyncBlocks}) {
+    if (name == to_string(shape)) return shape;
+  }
+  throw Error("unknown schedule shape '" + name +
+              "' (expected full_sequence, autoregressive, pyramid, trapezoid or async_blocks)");
+}
+
+const char* to_string(GuidanceMode mode) {
+  switch (mode) {
+    case GuidanceMode::None: return "none";
+    case GuidanceMode::Vanilla: return "vanilla";
+    case GuidanceMode::Fractional: return "fractional";
+  }
+  return "unknown";
+}
+
+GuidanceMode guidance_mode_from_string(const std::string& name) {
+  for (GuidanceMode mode : {GuidanceMode::None, GuidanceMode::Vanilla, GuidanceMode::Fractional}) {
+    if (name == to_string(mode)) return mode;
+  }
+  throw Error("unknown history guidance '" + name + "' (expected none, vanilla or fractional)");
+}
+
+namespace {
+
+// How many steps generated frame number `rank` (0-based among the window's unpinned frames,
+// `count` of them) lags the first one before it starts descending from S.
+int shape_lag(const ScheduleSettings& s, int rank, int count) {
+  switch (s.shape) {
+    case ScheduleShape::FullSequence: return 0;
+    case ScheduleShape::Autoregressive: return rank * s.steps;
+    case ScheduleShape::Pyramid: return static_cast<int>(std::floor(rank * s.uncertainty));
+    case ScheduleShape::Trapezoid: {
+      // Distance to the nearer end of the window: the ends lag 0 and finish first.
+      const int distance = std::min(rank, count - 1 - rank);
+      return static_cast<int>(std::floor(distance * s.uncertainty));
+    }
+    case ScheduleShape::AsyncBlocks: return (rank / s.block) * s.ar_step;
+  }
+  return 0;
+}
+
+void validate(const ScheduleSettings& s, const std::vector<double>& start_levels) {
+  if (s.steps < 1) throw Error("sampling steps must be at least 1, got " + std::to_string(s.steps));
+  if (s.steps > 100000) throw Error("sampling steps must be at most 100000, got " + std::to_string(s.steps));
+  if (!(s.uncertainty >= 0) || !std::isfinite(s.uncertainty))
+    throw Error("schedule uncertainty must be a finite number >= 0, got " + std::to_string(s.uncertainty));
+  if (s.uncertainty > 1000) throw Error("schedule uncertainty must be at most 1000 steps");
+  if (s.block < 1) throw Error("async_blocks block size must be at least 1 frame, got " + std::to_string(s.block));
+  if (s.ar_step < 0) throw Error("async_blocks ar_step must be >= 0, got " + std::to_string(s.ar_step));
+  if (s.ar_step > 100000) throw Error("async_blocks ar_step must be at most 100000");
+  if (start_levels.empty()) throw Error("a schedule needs at least one frame");
+  if (start_levels.size() > 100000) throw Error("a schedule window takes at most 100000 frames");
+  for (size_t t = 0; t < start_levels.size(); ++t) {
+    const double level = start_levels[t];
+    if (!(level >= 0.0 && level <= 1.0))
+      throw Error("start level of frame " + std::to_string(t) + " must be in [0, 1], got " +
+                  std::to_string(level));
+  }
+}
+
+}  // namespace
+
+SchedulingMatrix build_schedule(const ScheduleSettings& settings,
+                                const std::vector<double>& start_levels) {
+  validate(settings, start_levels);
+  const int frames = static_cast<int>(start_levels.size());
+  const int steps = settings.steps;
+
+  // Column t starts at start[t] = round(level * S) and follows the shape's own descent
+  // shape(m, t) = clip(S + lag(t) - m, 0, S) once that falls below it: M = min(start, shape).
+  // Frames with start 0 (pinned) stay 0 and do not count in the shape's frame ranks.
+  std::vector<int> start(frames);
+  std::vector<int> lag(frames, 0);
+  int generated = 0;
+  for (int t = 0; t < frames; ++t) {
+    start[t] = static_cast<int>(std::lround(start_levels[t] * steps));
+    if (start[t] > 0) ++generated;
+  }
+  int rank = 0;
+  int max_lag = 0;
+  for (int t = 0; t < frames; ++t) {
+    if (start[t] == 0) continue;
+    lag[t] = shape_lag(settings, rank++, generated);
+    max_lag = std::max(max_lag, lag[t]);
+  }
+  const long long full_rows = static_cast<long long>(steps) + max_lag + 1;
+  if (full_rows * frames > 50'000'000LL)
+    throw Error("the scheduling matrix would have " + std::to_string(full_rows) + " rows x " +
+                std::to_string(frames) + " frames; use fewer steps or a smaller lag");
+
+  SchedulingMatrix matrix;
+  matrix.frames = frames;
+  matrix.steps = steps;
+  std::vector<int> row(frames);
+  std::vector<int> previous;
+  for (long long m = 0; m < full_rows; ++m) {
+    for (int t = 0; t < frames; ++t) {
+      const long long shaped = std::clamp<long long>(steps + lag[t] - m, 0, steps);
+      row[t] = static_cast<int>(std::min<long long>(start[t], shaped));
+    }
+    // Rows where nothing moves (partial frames waiting for the shape) would cost a model call
+    // for nothing: keep only rows that differ from the previous one.
+    if (!previous.empty() && row == previous) continue;
+    matrix.cells.insert(matrix.cells.end(), row.begin(), row.end());
+    previous = row;
+    ++matrix.rows;
+  }
+  return matrix;
+}
+
+std::string to_text(const SchedulingMatrix& matrix) {
+  std::ostringstream out;
+  const int width = static_cast<int>(std::to_string(matrix.steps).size());
+  for (int m = 0; m < matrix.rows; ++m) {
+    for (int t = 0; t < matrix.frames; ++t) {
+      const std::string cell = std::to_string(matrix.at(m, t));
+      if (t > 0) out << ' ';
+      out << std::string(static_cast<size_t>(width) - std::min(cell.size(), size_t(width)), ' ') << cell;
+    }
+    out << '\n';
+  }
+  return out.str();
+}
+
+}  // namespace dfs::diffusion

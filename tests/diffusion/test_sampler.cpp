@@ -1,0 +1,285 @@
+// The window sampler with analytic denoisers: the data is either one known clip (the exact
+// x0 is that clip) or independent Gaussian pixels (the exact x0 is the posterior mean), so
+// every property can be checked against a known answer without a trained network.
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include <atomic>
+#include <cmath>
+#include <vector>
+
+#include "dfs/diffusion/api.h"
+#include "dfs/diffusion/noise.h"
+#include "dfs/diffusion/sampler.h"
+
+using namespace dfs::diffusion;
+
+namespace {
+
+constexpr int kFrames = 6;
+const std::vector<int64_t> kFrameShape = {3, 8, 10};
+
+torch::Tensor known_clip(int frames = kFrames) {
+  auto g = at::detail::createCPUGenerator(7);
+  std::vector<int64_t> shape = {frames};
+  shape.insert(shape.end(), kFrameShape.begin(), kFrameShape.end());
+  return torch::rand(shape, g, torch::kFloat32) * 1.6 - 0.8;
+}
+
+// The exact denoiser when the data is the single clip `clip`: x0 = clip, expressed in the
+// requested parameterisation.
+DenoiseFn clip_denoiser(const torch::Tensor& clip, const NoiseSchedule& schedule, Objective objective) {
+  return [clip, schedule, objective](const DenoiseCall& call) {
+    const auto x0 = clip.unsqueeze(0).expand_as(call.x);
+    const auto abar = schedule.alpha_bar(call.levels).view({call.x.size(0), call.x.size(1), 1, 1, 1});
+    const auto eps = (call.x - abar.sqrt() * x0) / (1 - abar).clamp_min(1e-12).sqrt();
+    return schedule.target(objective, x0, eps, call.levels);
+  };
+}
+
+// Exact posterior mean for pixels x0 ~ N(mu, s^2): E[x0 | x] = mu + a s^2 / (a^2 s^2 + 1 - a^2) (x - a mu).
+DenoiseFn gaussian_denoiser(double mu, double s, const NoiseSchedule& schedule) {
+  return [mu, s, schedule](const DenoiseCall& call) {
+    const auto abar = schedule.alpha_bar(call.levels).view({call.x.size(0), call.x.size(1), 1, 1, 1});
+    const auto a = abar.sqrt();
+    return mu + a * (s * s) / (abar * (s * s) + 1 - abar) * (call.x - a * mu);
+  };
+}
+
+WindowInput generate_all(const torch::Tensor& clip, ScheduleShape shape, int steps, double u = 1.0) {
+  WindowInput input;
+  input.content = torch::zeros_like(clip);
+  input.roles.assign(static_cast<size_t>(clip.size(0)), FrameRole::Generate);
+  ScheduleSettings s;
+  s.shape = shape;
+  s.steps = steps;
+  s.uncertainty = u;
+  s.block = 2;
+  s.ar_step = 2;
+  input.matrix = build_schedule(s, std::vector<double>(static_cast<size_t>(clip.size(0)), 1.0));
+  return input;
+}
+
+}  // namespace
+
+TEST_CASE("DDIM with the exact denoiser recovers the known clip from pure noise for every shape", "[sampler]") {
+  const auto clip = known_clip();
+  const NoiseSchedule schedule;
+  for (auto shape : {ScheduleShape::FullSequence, ScheduleShape::Autoregressive, ScheduleShape::Pyramid,
+                     ScheduleShape::Trapezoid, ScheduleShape::AsyncBlocks}) {
+    for (auto objective : {Objective::V, Objective::X0, Objective::Eps}) {
+      INFO(to_string(shape) << " / " << to_string(objective));
+      auto gen = at::detail::createCPUGenerator(3);
+      SamplerSettings settings;
+      const auto input = generate_all(clip, shape, 8, 2.0);
+      std::vector<int> finished;
+      WindowCallbacks callbacks;
+      callbacks.on_final = [&](int t, const torch::Tensor& value) {
+        finished.push_back(t);
+        CHECK(torch::allclose(value, clip[t], 1e-4, 1e-4));
+      };
+      const auto result = sample_window(clip_denoiser(clip, schedule, objective), schedule, objective, input,
+                                        settings, gen, callbacks);
+      CHECK_FALSE(result.cancelled);
+      CHECK(result.forwards == input.matrix.rows - 1);
+      CHECK(torch::allclose(result.frames, clip, 1e-4, 1e-4));
+      CHECK(finished.size() == static_cast<size_t>(kFrames));
+      for (bool f : result.final) CHECK(f);
+    }
+  }
+}
+
+TEST_CASE("with the exact denoiser, every DDIM step stays on the deterministic path of the initial noise", "[sampler]") {
+  // DDIM (eta = 0) with the true x0 keeps the implied eps constant: x_n = a_n clip + s_n eps0.
+  const auto clip = known_clip(2);
+  const NoiseSchedule schedule;
+  auto gen = at::detail::createCPUGenerator(11);
+  const auto input = generate_all(clip, ScheduleShape::FullSequence, 5);
+  std::vector<torch::Tensor> implied;
+  auto inner = clip_denoiser(clip, schedule, Objective::V);
+  DenoiseFn spy = [&](const DenoiseCall& call) {
+    const auto abar = schedule.alpha_bar(call.levels).view({1, call.x.size(1), 1, 1, 1});
+    implied.push_back((call.x - abar.sqrt() * clip.unsqueeze(0)) / (1 - abar).sqrt());
+    return inner(call);
+  };
+  sample_window(spy, schedule, Objective::V, input, SamplerSettings{}, gen);
+  REQUIRE(implied.size() == 5);
+  for (size_t i = 1; i < implied.size(); ++i) CHECK(torch::allclose(implied[i], implied[0], 1e-3, 1e-3));
+}
+
+TEST_CASE("Gaussian data: DDIM and DDPM samples have the data's mean and spread", "[sampler]") {
+  const double mu = 0.3, s = 0.2;
+  const NoiseSchedule schedule;
+  const auto clip = torch::zeros({8, 3, 16, 16});
+  for (double eta : {0.0, 1.0}) {
+    INFO("eta " << eta);
+    auto gen = at::detail::createCPUGenerator(5);
+    SamplerSettings settings;
+    settings.eta = eta;
+    const auto result = sample_window(gaussian_denoiser(mu, s, schedule), schedule, Objective::X0,
+                                      generate_all(clip, ScheduleShape::FullSequence, 50), settings, gen);
+    CHECK(result.frames.mean().item<double>() == Approx(mu).margin(0.02));
+    CHECK(result.frames.std().item<double>() == Approx(s).margin(0.03));
+  }
+}
+
+TEST_CASE("pinned frames are returned bit-identical and fed at their stabilisation levels", "[sampler]") {
+  const auto clip = known_clip();
+  const NoiseSchedule schedule;
+  WindowInput input = generate_all(clip, ScheduleShape::Pyramid, 6);
+  input.content = clip.clone();
+  input.roles[0] = FrameRole::KnownUser;
+  input.roles[1] = FrameRole::KnownGenerated;
+  input.roles[5] = FrameRole::KnownUser;
+  input.matrix = build_schedule(ScheduleSettings{ScheduleShape::Pyramid, 6, 1.0, 2, 2}, {0, 0, 1, 1, 1, 0});
+  SamplerSettings settings;
+  settings.stabilization_user = 0.05;
+  settings.stabilization_generated = 0.1;
+  settings.eta = 0.5;
+  auto gen = at::detail::createCPUGenerator(1);
+  std::vector<torch::Tensor> seen_levels;
+  int prefix = -1;
+  DenoiseFn garbage = [&](const DenoiseCall& call) {
+    seen_levels.push_back(call.levels.clone());
+    prefix = call.known_prefix;
+    return torch::randn(call.x.sizes()) * 3;  // a terrible model must not touch pinned frames
+  };
+  const auto result = sample_window(garbage, schedule, Objective::V, input, settings, gen);
+  for (int t : {0, 1, 5}) CHECK(torch::equal(result.frames[t], clip[t]));
+  REQUIRE_FALSE(seen_levels.empty());
+  for (const auto& levels : seen_levels) {
+    CHECK(levels[0][0].item<float>() == Approx(0.05));
+    CHECK(levels[0][1].item<float>() == Approx(0.1));
+    CHECK(levels[0][5].item<float>() == Approx(0.05));
+  }
+  CHECK(prefix == 2);
+}
+
+TEST_CASE("partial re-noising starts a frame from its content at its own level", "[sampler]") {
+  const auto clip = known_clip(2);
+  const NoiseSchedule schedule;
+  WindowInput input;
+  input.content = clip.clone();
+  input.roles.assign(2, FrameRole::Generate);
+  input.matrix = build_schedule(ScheduleSettings{ScheduleShape::FullSequence, 10, 1.0, 2, 2}, {0.3, 1.0});
+  REQUIRE(input.matrix.at(0, 0) == 3);
+  std::vector<DenoiseCall> calls;
+  DenoiseFn zeros = [&](const DenoiseCall& call) {
+    calls.push_back({call.x.clone(), call.levels.clone(), call.positions, call.known_prefix});
+    return torch::zeros_like(call.x);
+  };
+  auto gen = at::detail::createCPUGenerator(2);
+  sample_window(zeros, schedule, Objective::X0, input, SamplerSettings{}, gen);
+  REQUIRE(calls.size() == 10);
+  // The partial frame waits at level 0.3 (its content mostly kept) until the shared level
+  // reaches it, then follows it down.
+  CHECK(calls[0].levels[0][0].item<float>() == Approx(0.3));
+  CHECK(calls[0].levels[0][1].item<float>() == Approx(1.0));
+  CHECK(calls[7].levels[0][0].item<float>() == Approx(0.3));
+  CHECK(calls[7].levels[0][1].item<float>() == Approx(0.3));
+  const auto first = calls[0].x[0][0];
+  const double a = std::sqrt(schedule.alpha_bar(0.3));
+  const auto eps = (first - a * clip[0]) / std::sqrt(1 - a * a);
+  CHECK(eps.std().item<double>() == Approx(1.0).margin(0.15));  // what is left is unit noise
+  CHECK(eps.mean().item<double>() == Approx(0.0).margin(0.15));
+}
+
+TEST_CASE("cancel mid-run returns with the frames finished so far", "[sampler]") {
+  const auto clip = known_clip();
+  const NoiseSchedule schedule;
+  const auto input = generate_all(clip, ScheduleShape::Autoregressive, 4);  // frame t final after 4(t+1) rows
+  std::atomic<bool> cancel{false};
+  std::vector<int> finished;
+  int steps = 0;
+  WindowCallbacks callbacks;
+  callbacks.cancel = &cancel;
+  callbacks.on_final = [&](int t, const torch::Tensor&) { finished.push_back(t); };
+  callbacks.on_step = [&](int row, int rows, const torch::Tensor& x0) {
+    ++steps;
+    CHECK(rows == input.matrix.rows - 1);
+    CHECK(x0.sizes() == clip.sizes());
+    if (row == 9) cancel = true;
+  };
+  auto gen = at::detail::createCPUGenerator(4);
+  const auto result =
+      sample_window(clip_denoiser(clip, schedule, Objective::V), schedule, Objective::V, input, SamplerSettings{}, gen, callbacks);
+  CHECK(result.cancelled);
+  CHECK(steps == 9);
+  CHECK(result.forwards == 9);
+  CHECK(finished == std::vector<int>{0, 1});
+  CHECK(result.final[0]);
+  CHECK(result.final[1]);
+  CHECK_FALSE(result.final[2]);
+  CHECK(torch::allclose(result.frames[0], clip[0], 1e-4, 1e-4));
+}
+
+TEST_CASE("same seed gives identical frames; a different seed differs when eta > 0", "[sampler]") {
+  const NoiseSchedule schedule;
+  const auto clip = torch::zeros({4, 3, 8, 8});
+  const auto input = generate_all(clip, ScheduleShape::Pyramid, 10);
+  const auto run = [&](uint64_t seed, double eta) {
+    auto gen = at::detail::createCPUGenerator(seed);
+    SamplerSettings settings;
+    settings.eta = eta;
+    return sample_window(gaussian_denoiser(0.0, 0.5, schedule), schedule, Objective::X0, input, settings, gen).frames;
+  };
+  for (double eta : {0.0, 0.7}) {
+    CHECK(torch::equal(run(42, eta), run(42, eta)));
+    CHECK_FALSE(torch::allclose(run(42, eta), run(43, eta), 1e-3, 1e-3));
+  }
+}
+
+TEST_CASE("history guidance batches its 2-3 calls into one forward and combines them per DFoT", "[sampler]") {
+  const NoiseSchedule schedule;
+  const auto clip = torch::zeros({3, 3, 4, 4});
+  WindowInput input;
+  input.content = clip;
+  input.roles = {FrameRole::KnownUser, FrameRole::Generate, FrameRole::Generate};
+  input.matrix = build_schedule(ScheduleSettings{ScheduleShape::FullSequence, 4, 1.0, 2, 2}, {0, 1, 1});
+  // x0 prediction = the level at which the history frame was fed: h -> 0.02, h_f -> f, empty -> 1.
+  std::vector<int64_t> batches;
+  DenoiseFn history_probe = [&](const DenoiseCall& call) {
+    batches.push_back(call.x.size(0));
+    return call.levels.select(1, 0).view({-1, 1, 1, 1, 1}).expand_as(call.x).clone();
+  };
+  const auto run = [&](GuidanceMode mode, double w) {
+    batches.clear();
+    SamplerSettings settings;
+    settings.guidance.mode = mode;
+    settings.guidance.scale = w;
+    settings.guidance.fractional_level = 0.5;
+    auto gen = at::detail::createCPUGenerator(0);
+    return sample_window(history_probe, schedule, Objective::X0, input, settings, gen).frames[1].mean().item<double>();
+  };
+  CHECK(run(GuidanceMode::None, 1.0) == Approx(0.02));
+  CHECK(batches == std::vector<int64_t>(4, 1));
+  CHECK(run(GuidanceMode::Vanilla, 1.5) == Approx(1.0 + 1.5 * (0.02 - 1.0)));  // eps(0) + w (eps(h) - eps(0))
+  CHECK(batches == std::vector<int64_t>(4, 2));
+  CHECK(run(GuidanceMode::Fractional, 1.5) == Approx(0.02 + 0.5 * (0.5 - 1.0)));  // eps(h) + (w-1)(eps(h_f) - eps(0))
+  CHECK(batches == std::vector<int64_t>(4, 3));
+  CHECK(run(GuidanceMode::Vanilla, 1.0) == Approx(0.02));  // w = 1 is one plain call
+  CHECK(batches == std::vector<int64_t>(4, 1));
+}
+
+TEST_CASE("invalid sampler settings and inputs are rejected with a message", "[sampler]") {
+  const NoiseSchedule schedule;
+  const auto clip = torch::zeros({2, 3, 4, 4});
+  const auto input = generate_all(clip, ScheduleShape::FullSequence, 3);
+  auto gen = at::detail::createCPUGenerator(0);
+  DenoiseFn zeros = [](const DenoiseCall& call) { return torch::zeros_like(call.x); };
+  SamplerSettings bad;
+  bad.eta = 1.5;
+  CHECK_THROWS_AS(sample_window(zeros, schedule, Objective::V, input, bad, gen), Error);
+  bad = {};
+  bad.stabilization_user = 1.0;
+  CHECK_THROWS_AS(sample_window(zeros, schedule, Objective::V, input, bad, gen), Error);
+  bad = {};
+  bad.guidance.mode = GuidanceMode::Fractional;
+  bad.guidance.fractional_level = 0.0;
+  CHECK_THROWS_AS(sample_window(zeros, schedule, Objective::V, input, bad, gen), Error);
+  WindowInput wrong = input;
+  wrong.roles.push_back(FrameRole::Generate);
+  CHECK_THROWS_AS(sample_window(zeros, schedule, Objective::V, wrong, SamplerSettings{}, gen), Error);
+  DenoiseFn wrong_shape = [](const DenoiseCall&) { return torch::zeros({1}); };
+  CHECK_THROWS_AS(sample_window(wrong_shape, schedule, Objective::V, input, SamplerSettings{}, gen), Error);
+}
