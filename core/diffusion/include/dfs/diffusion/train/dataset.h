@@ -1,0 +1,99 @@
+// dfs/diffusion/train/dataset.h — the packed video dataset the trainer reads (torch).
+//
+// One .safetensors file holds a whole training set, so that training needs no video decoder
+// (the core-only build on a GPU machine reads it directly):
+//   tensors
+//     "frames"        uint8 [N, H, W, 3]  every frame of every clip, clips back to back, RGB
+//     "clip_offsets"  int64 [C + 1]       clip c is frames[clip_offsets[c] .. clip_offsets[c+1])
+//     "clip_train"    int64 [C]           the first clip_train[c] frames of clip c are for
+//                                         training; the rest of the clip is held out (split by
+//                                         time, so held-out frames are never seen in training)
+//   __metadata__
+//     "format"     "dfs-dataset"          "version"    "1"
+//     "clips"      JSON array of {"name", "source"} (one per clip, same order)
+//     "provenance" JSON object: how the file was made (command, sources, size, fit, date)
+// Loading validates all of the above and throws Error naming the problem.
+//
+// Ownership: a VideoDataset owns its tensors (CPU). Not thread-safe for mutation; concurrent
+// reads are fine.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace dfs::diffusion::train {
+
+inline constexpr const char* kDatasetFormat = "dfs-dataset";
+inline constexpr double kDefaultHeldOutFraction = 0.2;  // last 20 % of each clip
+
+struct ClipInfo {
+  std::string name;          // short name, e.g. "vtest"
+  std::string source;        // where it came from (file name, "synthetic:seed=3", ...)
+  int64_t first = 0;         // index of the clip's first frame in `frames`
+  int64_t length = 0;        // frames in the clip
+  int64_t train_length = 0;  // frames [first, first + train_length) are for training
+
+  int64_t held_out_first() const { return first + train_length; }
+  int64_t held_out_length() const { return length - train_length; }
+};
+
+struct VideoDataset {
+  torch::Tensor frames;          // uint8 [N, H, W, 3], CPU, contiguous
+  std::vector<ClipInfo> clips;   // in file order, covering `frames` back to back
+  nlohmann::json provenance = nlohmann::json::object();
+
+  int width() const { return frames.defined() ? static_cast<int>(frames.size(2)) : 0; }
+  int height() const { return frames.defined() ? static_cast<int>(frames.size(1)) : 0; }
+  int64_t frame_count() const { return frames.defined() ? frames.size(0) : 0; }
+  int64_t train_frame_count() const;
+  int64_t held_out_frame_count() const;
+  // Index of the clip (in `clips`) with this name; throws Error if absent.
+  size_t clip_index(const std::string& name) const;
+  // A stable fingerprint of the content (sizes, clip layout, a hash of the frames); checkpoints
+  // record it so that --resume on different data refuses.
+  std::string fingerprint() const;
+};
+
+// Appends one clip. `frames` is uint8 [T, H, W, 3] at the dataset's size (the first clip
+// fixes the size). The held-out part is the last round(held_out_fraction * T) frames, at
+// least 1 when T >= 2. Throws Error on a size mismatch or an empty clip.
+void append_clip(VideoDataset& dataset, const std::string& name, const std::string& source,
+                 const torch::Tensor& frames, double held_out_fraction = kDefaultHeldOutFraction);
+
+// Writes atomically (temp file + rename). Throws Error on failure.
+void save_dataset(const std::string& path, const VideoDataset& dataset);
+// Reads and validates a dataset file. Throws Error naming the problem.
+VideoDataset load_dataset(const std::string& path);
+
+// Frames [first, first + count) as float [count, 3, H, W] in [-1, 1].
+torch::Tensor frames_to_float(const VideoDataset& dataset, int64_t first, int64_t count);
+// uint8 [.., H, W, 3] -> float [.., 3, H, W] in [-1, 1] and back (rounded, clamped).
+torch::Tensor uint8_to_float(const torch::Tensor& frames_hwc);
+torch::Tensor float_to_uint8(const torch::Tensor& frames_chw);
+
+// [SECTION] Synthetic moving objects -------------------------------------------------------
+
+struct SyntheticSettings {
+  int clips = 8;            // number of clips
+  int frames = 48;          // frames per clip
+  int width = 32;           // pixels
+  int height = 24;
+  int min_objects = 1;      // objects per clip
+  int max_objects = 3;
+  double min_speed = 0.5;   // pixels per frame
+  double max_speed = 2.0;
+  uint64_t seed = 0;
+  double held_out_fraction = kDefaultHeldOutFraction;
+};
+
+// Coloured shapes (discs, squares, rings, diamonds) moving at constant velocity over a
+// smooth per-clip background and bouncing off the borders. Deterministic in `seed`. Cheap
+// (no files), so tests and the CPU smoke runs use it.
+VideoDataset make_synthetic_dataset(const SyntheticSettings& settings);
+
+}  // namespace dfs::diffusion::train

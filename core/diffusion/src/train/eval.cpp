@@ -1,0 +1,519 @@
+// Evaluation of a trained model on held-out data: loss by level, prediction vs baselines,
+// long rollouts (statistics + scene consistency), contact sheet. See eval.h.
+//
+// Index
+//   [SECTION] Metrics
+//   [SECTION] Helpers (frames <-> tensors, held-out windows)
+//   [SECTION] (a) loss by level
+//   [SECTION] (b) prediction
+//   [SECTION] (c) long rollouts
+//   [SECTION] (d) contact sheet, report
+#include "dfs/diffusion/train/eval.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <sstream>
+
+#include "dfs/diffusion/denoiser.h"
+#include "dfs/diffusion/noise.h"
+
+namespace dfs::diffusion::train {
+
+// [SECTION] Metrics ----------------------------------------------------------------------
+
+double psnr_u8(const torch::Tensor& a, const torch::Tensor& b) {
+  const double mse = (a.to(torch::kFloat64) - b.to(torch::kFloat64)).pow(2).mean().item<double>();
+  if (mse <= 0) return std::numeric_limits<double>::infinity();
+  return 10.0 * std::log10(255.0 * 255.0 / mse);  // 10 log10(peak^2 / MSE)
+}
+
+namespace {
+
+torch::Tensor gaussian_window(int size, double sigma) {
+  auto x = torch::arange(size, torch::kFloat64) - (size - 1) / 2.0;
+  auto g = torch::exp(-x.pow(2) / (2 * sigma * sigma));
+  g = g / g.sum();
+  return torch::outer(g, g);  // [size, size], sums to 1
+}
+
+}  // namespace
+
+double ssim_u8(const torch::Tensor& a, const torch::Tensor& b) {
+  // Wang, Bovik, Sheikh & Simoncelli 2004, Eq. 13 with C1 = (K1 L)^2, C2 = (K2 L)^2,
+  // K1 = 0.01, K2 = 0.03, L = 255, local statistics under an 11x11 Gaussian (sigma 1.5),
+  // the mean SSIM map over the valid region, per channel, averaged over R, G, B.
+  constexpr double kC1 = (0.01 * 255) * (0.01 * 255);
+  constexpr double kC2 = (0.03 * 255) * (0.03 * 255);
+  const int win = std::min<int>(11, static_cast<int>(std::min(a.size(0), a.size(1))));
+  const auto w = gaussian_window(win, 1.5).view({1, 1, win, win}).repeat({3, 1, 1, 1});
+  auto x = a.to(torch::kFloat64).permute({2, 0, 1}).unsqueeze(0);  // [1, 3, H, W]
+  auto y = b.to(torch::kFloat64).permute({2, 0, 1}).unsqueeze(0);
+  namespace F = torch::nn::functional;
+  auto blur = [&](const torch::Tensor& t) { return F::conv2d(t, w, F::Conv2dFuncOptions().groups(3)); };
+  const auto mx = blur(x), my = blur(y);
+  const auto sxx = blur(x * x) - mx * mx;
+  const auto syy = blur(y * y) - my * my;
+  const auto sxy = blur(x * y) - mx * my;
+  const auto map = ((2 * mx * my + kC1) * (2 * sxy + kC2)) / ((mx * mx + my * my + kC1) * (sxx + syy + kC2));
+  return map.mean().item<double>();
+}
+
+torch::Tensor frame_statistics(const torch::Tensor& frames_u8) {
+  const auto f = frames_u8.to(torch::kFloat32);  // [N, H, W, 3]
+  const auto n = f.size(0);
+  const auto mean = f.reshape({n, -1}).mean(1);
+  // BT.601 luma, as dfs_media's grayscale.
+  const auto luma = f.select(3, 0) * 0.299 + f.select(3, 1) * 0.587 + f.select(3, 2) * 0.114;  // [N, H, W]
+  const auto contrast = luma.reshape({n, -1}).std(1, /*unbiased=*/false);
+  // Sharpness: mean absolute 4-neighbour Laplacian over the interior.
+  const auto c = luma.narrow(1, 1, luma.size(1) - 2).narrow(2, 1, luma.size(2) - 2);
+  const auto up = luma.narrow(1, 0, luma.size(1) - 2).narrow(2, 1, luma.size(2) - 2);
+  const auto down = luma.narrow(1, 2, luma.size(1) - 2).narrow(2, 1, luma.size(2) - 2);
+  const auto left = luma.narrow(1, 1, luma.size(1) - 2).narrow(2, 0, luma.size(2) - 2);
+  const auto right = luma.narrow(1, 1, luma.size(1) - 2).narrow(2, 2, luma.size(2) - 2);
+  const auto sharp = (up + down + left + right - 4 * c).abs().reshape({n, -1}).mean(1);
+  return torch::stack({mean, contrast, sharp}, 1);
+}
+
+// [SECTION] Helpers (frames <-> tensors, held-out windows) --------------------------------
+
+namespace {
+
+Frame to_frame(const torch::Tensor& hwc_u8) {
+  const auto t = hwc_u8.contiguous();
+  Frame f(static_cast<int>(t.size(1)), static_cast<int>(t.size(0)));
+  std::memcpy(f.rgb.data(), t.data_ptr<uint8_t>(), f.byte_size());
+  return f;
+}
+
+torch::Tensor to_tensor(const Frame& f) {
+  return torch::from_blob(const_cast<uint8_t*>(f.rgb.data()), {f.height, f.width, 3}, torch::kUInt8).clone();
+}
+
+// `count` starts spread evenly over [first, last] (inclusive).
+std::vector<int64_t> spread(int64_t first, int64_t last, int count) {
+  std::vector<int64_t> out;
+  if (last < first || count <= 0) return out;
+  if (count == 1 || last == first) return {first};
+  const int64_t n = std::min<int64_t>(count, last - first + 1);
+  for (int64_t i = 0; i < n; ++i) out.push_back(first + (last - first) * i / (n - 1));
+  return out;
+}
+
+void say(const EvalSettings& s, const std::string& line) {
+  if (s.log) s.log(line);
+}
+
+std::vector<const ClipInfo*> selected_clips(const VideoDataset& data, const EvalSettings& s) {
+  std::vector<const ClipInfo*> out;
+  if (s.clips.empty()) {
+    for (const auto& c : data.clips) out.push_back(&c);
+  } else {
+    for (const auto& name : s.clips) out.push_back(&data.clips[data.clip_index(name)]);
+  }
+  return out;
+}
+
+// Runs one rollout on `timeline` and returns every generated (unpinned) frame, in order.
+std::vector<torch::Tensor> generate(Model& model, const std::vector<TimelineFrame>& timeline, const RolloutSettings& rs) {
+  std::vector<torch::Tensor> out;
+  RolloutCallbacks cb;
+  cb.want_preview = false;
+  cb.on_frame = [&](int index, const Frame& frame) {
+    if (!timeline[static_cast<size_t>(index)].pinned) out.push_back(to_tensor(frame));
+  };
+  run_rollout(model, timeline, rs, cb);
+  return out;
+}
+
+}  // namespace
+
+// [SECTION] (a) loss by level -------------------------------------------------------------
+
+namespace {
+
+std::vector<LevelLoss> loss_by_level(const std::string& model_path, const VideoDataset& data,
+                                     const std::vector<const ClipInfo*>& clips, const EvalSettings& s) {
+  auto loaded = load_denoiser(model_path);
+  auto& net = loaded.net;
+  net->to(parse_device(s.device));
+  net->eval();
+  const NoiseSchedule schedule(loaded.config.noise_schedule);
+  const torch::Device device = net->parameters().empty() ? torch::Device(torch::kCPU) : net->parameters().front().device();
+  std::vector<LevelLoss> out;
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(s.seed + 17);
+  for (double level : s.loss_levels) {
+    double sum = 0;
+    int count = 0;
+    for (const auto* clip : clips) {
+      const int64_t t = std::min<int64_t>(loaded.config.max_frames, clip->held_out_length());
+      if (t < 1) continue;
+      for (int64_t start : spread(clip->held_out_first(), clip->held_out_first() + clip->held_out_length() - t, s.loss_windows)) {
+        const auto x0 = frames_to_float(data, start, t).unsqueeze(0).to(device);
+        const auto noise = torch::randn(x0.sizes(), gen).to(device);
+        const auto levels = torch::full({1, t}, level, torch::kFloat32).to(device);
+        const auto x_n = schedule.add_noise(x0, noise, levels);
+        const auto pred = net->forward(x_n, levels).to(torch::kFloat32);
+        const auto target = schedule.target(loaded.config.objective, x0, noise, levels);
+        sum += (pred - target).pow(2).mean().item<double>();
+        ++count;
+      }
+    }
+    out.push_back({level, count > 0 ? sum / count : std::nan("")});
+  }
+  return out;
+}
+
+}  // namespace
+
+// [SECTION] (b) prediction ----------------------------------------------------------------
+
+namespace {
+
+struct PredictionSheetRows {
+  std::vector<torch::Tensor> context, truth, mean, sample;  // first segment, for the sheet
+};
+
+PredictionScores predict_clip(Model& model, const VideoDataset& data, const ClipInfo& clip, const EvalSettings& s,
+                              PredictionSheetRows& sheet) {
+  PredictionScores r;
+  r.clip = clip.name;
+  const int c = s.context, h = s.horizon;
+  for (auto* v : {&r.psnr_sample, &r.ssim_sample, &r.psnr_mean, &r.ssim_mean, &r.psnr_copy, &r.ssim_copy,
+                  &r.psnr_linear, &r.ssim_linear})
+    v->assign(static_cast<size_t>(h), 0.0);
+  const auto first = clip.held_out_first();
+  const auto starts = spread(first, first + clip.held_out_length() - (c + h), s.segments_per_clip);
+  for (size_t seg = 0; seg < starts.size(); ++seg) {
+    const auto frames = data.frames.narrow(0, starts[seg], c + h);  // uint8 [c+h, H, W, 3]
+    std::vector<TimelineFrame> timeline(static_cast<size_t>(c + h));
+    for (int i = 0; i < c; ++i) {
+      timeline[static_cast<size_t>(i)].content = to_frame(frames[i]);
+      timeline[static_cast<size_t>(i)].pinned = true;
+    }
+    RolloutSettings rs;
+    rs.sampler = s.sampler;
+    rs.context = c;
+    rs.horizon = h;
+    torch::Tensor sum;
+    std::vector<torch::Tensor> first_sample;
+    for (int k = 0; k < s.samples; ++k) {
+      rs.seed = s.seed + 1000 * seg + static_cast<uint64_t>(k);
+      auto gen = generate(model, timeline, rs);
+      if (static_cast<int>(gen.size()) != h) throw Error("the rollout returned " + std::to_string(gen.size()) + " frames, expected " + std::to_string(h));
+      auto stacked = torch::stack(gen).to(torch::kFloat64);
+      sum = sum.defined() ? sum + stacked : stacked;
+      if (k == 0) first_sample = gen;
+    }
+    const auto mean = (sum / s.samples).round().clamp(0, 255).to(torch::kUInt8);
+    const auto last = frames[c - 1].to(torch::kFloat64), prev = frames[c - 2].to(torch::kFloat64);
+    for (int k = 0; k < h; ++k) {
+      const auto truth = frames[c + k];
+      const auto linear = (last + (k + 1) * (last - prev)).round().clamp(0, 255).to(torch::kUInt8);
+      const auto copy = frames[c - 1];
+      const auto uk = static_cast<size_t>(k);
+      r.psnr_sample[uk] += psnr_u8(first_sample[uk], truth);
+      r.ssim_sample[uk] += ssim_u8(first_sample[uk], truth);
+      r.psnr_mean[uk] += psnr_u8(mean[k], truth);
+      r.ssim_mean[uk] += ssim_u8(mean[k], truth);
+      r.psnr_copy[uk] += psnr_u8(copy, truth);
+      r.ssim_copy[uk] += ssim_u8(copy, truth);
+      r.psnr_linear[uk] += psnr_u8(linear, truth);
+      r.ssim_linear[uk] += ssim_u8(linear, truth);
+    }
+    if (seg == 0) {
+      for (int i = 0; i < c; ++i) sheet.context.push_back(frames[i]);
+      for (int k = 0; k < h; ++k) {
+        sheet.truth.push_back(frames[c + k]);
+        sheet.mean.push_back(mean[k]);
+        sheet.sample.push_back(first_sample[static_cast<size_t>(k)]);
+      }
+    }
+    ++r.segments;
+  }
+  if (r.segments > 0)
+    for (auto* v : {&r.psnr_sample, &r.ssim_sample, &r.psnr_mean, &r.ssim_mean, &r.psnr_copy, &r.ssim_copy,
+                    &r.psnr_linear, &r.ssim_linear})
+      for (auto& x : *v) x /= r.segments;
+  return r;
+}
+
+}  // namespace
+
+// [SECTION] (c) long rollouts -------------------------------------------------------------
+
+namespace {
+
+struct TrainingIndex {
+  torch::Tensor flat;        // float [N, D] training frames
+  torch::Tensor sq_norm;     // [N]
+  std::vector<size_t> clip;  // clip index of each row
+};
+
+TrainingIndex build_index(const VideoDataset& data) {
+  TrainingIndex idx;
+  std::vector<torch::Tensor> parts;
+  for (size_t c = 0; c < data.clips.size(); ++c) {
+    const auto& clip = data.clips[c];
+    if (clip.train_length < 1) continue;
+    parts.push_back(data.frames.narrow(0, clip.first, clip.train_length));
+    idx.clip.insert(idx.clip.end(), static_cast<size_t>(clip.train_length), c);
+  }
+  idx.flat = torch::cat(parts).reshape({static_cast<int64_t>(idx.clip.size()), -1}).to(torch::kFloat32);
+  idx.sq_norm = idx.flat.pow(2).sum(1);
+  return idx;
+}
+
+FrameStatRanges training_ranges(const VideoDataset& data) {
+  std::vector<torch::Tensor> parts;
+  for (const auto& clip : data.clips)
+    if (clip.train_length > 0) parts.push_back(data.frames.narrow(0, clip.first, clip.train_length));
+  const auto stats = frame_statistics(torch::cat(parts)).to(torch::kFloat64);
+  auto q = [&](int col, double p) { return torch::quantile(stats.select(1, col), p).item<double>(); };
+  FrameStatRanges r;
+  r.mean_lo = q(0, 0.01), r.mean_hi = q(0, 0.99);
+  r.contrast_lo = q(1, 0.01), r.contrast_hi = q(1, 0.99);
+  r.sharpness_lo = q(2, 0.01), r.sharpness_hi = q(2, 0.99);
+  return r;
+}
+
+RolloutScores score_rollout(const std::string& clip_name, size_t clip_index, const VideoDataset& data,
+                            const std::vector<torch::Tensor>& frames, const TrainingIndex& idx,
+                            const FrameStatRanges& ranges) {
+  RolloutScores r;
+  r.clip = clip_name;
+  r.frames = static_cast<int>(frames.size());
+  if (frames.empty()) return r;
+  const auto all = torch::stack(frames);  // [N, H, W, 3]
+  const auto stats = frame_statistics(all).to(torch::kFloat64);
+  const auto in = [&](int col, double lo, double hi) {
+    const auto v = stats.select(1, col);
+    return (v >= lo).logical_and(v <= hi);
+  };
+  const auto m = in(0, ranges.mean_lo, ranges.mean_hi);
+  const auto c = in(1, ranges.contrast_lo, ranges.contrast_hi);
+  const auto s = in(2, ranges.sharpness_lo, ranges.sharpness_hi);
+  const double n = static_cast<double>(r.frames);
+  r.in_range_mean = m.sum().item<double>() / n;
+  r.in_range_contrast = c.sum().item<double>() / n;
+  r.in_range_sharpness = s.sum().item<double>() / n;
+  r.in_range_all = m.logical_and(c).logical_and(s).sum().item<double>() / n;
+  // Nearest training frame by L2: |a|^2 - 2 a.b + |b|^2, argmin over training rows.
+  const auto q = all.reshape({all.size(0), -1}).to(torch::kFloat32);
+  const auto d = idx.sq_norm.unsqueeze(0) - 2 * torch::matmul(q, idx.flat.t());
+  const auto nearest = d.argmin(1);
+  std::map<size_t, int> counts;
+  int same = 0;
+  for (int64_t i = 0; i < nearest.size(0); ++i) {
+    const size_t cl = idx.clip[static_cast<size_t>(nearest[i].item<int64_t>())];
+    ++counts[cl];
+    if (cl == clip_index) {
+      ++same;
+    } else if (r.first_scene_exit < 0) {
+      r.first_scene_exit = static_cast<int>(i) + 1;
+    }
+  }
+  r.same_scene = same / n;
+  for (const auto& [cl, k] : counts) r.nearest_clip_counts.emplace_back(data.clips[cl].name, k);
+  return r;
+}
+
+std::vector<torch::Tensor> long_rollout(Model& model, const VideoDataset& data, const ClipInfo& clip,
+                                        const EvalSettings& s, double stabilization, double& seconds) {
+  const int c = std::min<int>(s.rollout_context, static_cast<int>(clip.held_out_length()));
+  std::vector<TimelineFrame> timeline(static_cast<size_t>(c + s.rollout_frames));
+  for (int i = 0; i < c; ++i) {
+    timeline[static_cast<size_t>(i)].content = to_frame(data.frames[clip.held_out_first() + i]);
+    timeline[static_cast<size_t>(i)].pinned = true;
+  }
+  RolloutSettings rs;
+  rs.sampler = s.sampler;
+  rs.sampler.stabilization_user = stabilization;
+  rs.sampler.stabilization_generated = stabilization;
+  rs.context = s.rollout_context;
+  rs.horizon = s.rollout_horizon;
+  rs.seed = s.seed + 77;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto out = generate(model, timeline, rs);
+  seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return out;
+}
+
+}  // namespace
+
+// [SECTION] (d) contact sheet, report ------------------------------------------------------
+
+namespace {
+
+constexpr int kSheetColumns = 16;
+constexpr int kSheetGap = 2;  // pixels between tiles
+
+void paste(torch::Tensor& sheet, const torch::Tensor& tile, int row, int col) {
+  const int64_t h = tile.size(0), w = tile.size(1);
+  sheet.narrow(0, kSheetGap + row * (h + kSheetGap), h).narrow(1, kSheetGap + col * (w + kSheetGap), w).copy_(tile);
+}
+
+std::string fmt(double v, int decimals = 2) {
+  if (std::isinf(v)) return "inf";
+  if (std::isnan(v)) return "n/a";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+}  // namespace
+
+EvalReport evaluate_model(const std::string& model_path, const VideoDataset& data, const EvalSettings& s) {
+  const auto t0 = std::chrono::steady_clock::now();
+  EvalReport report;
+  report.model_path = model_path;
+  if (s.context < 2) throw Error("evaluation needs at least 2 context frames (linear extrapolation uses two)");
+  if (s.horizon < 1 || s.samples < 1) throw Error("evaluation needs horizon >= 1 and samples >= 1");
+  if (s.rollout_frames < 0) throw Error("rollout length must be >= 0");
+  Model model = Model::load(model_path, s.device);
+  const auto& info = model.info();
+  if (info.width != data.width() || info.height != data.height())
+    throw Error("the model takes " + std::to_string(info.width) + "x" + std::to_string(info.height) +
+                " frames but the dataset is " + std::to_string(data.width()) + "x" + std::to_string(data.height()));
+  const auto clips = selected_clips(data, s);
+
+  say(s, "(a) held-out loss by noise level");
+  report.loss_by_level = loss_by_level(model_path, data, clips, s);
+
+  const auto idx = build_index(data);
+  report.training_ranges = training_ranges(data);
+  const int64_t tile_h = data.height(), tile_w = data.width();
+  const int rows_per_clip = 4;
+  auto sheet = torch::full({kSheetGap + static_cast<int64_t>(clips.size()) * rows_per_clip * (tile_h + kSheetGap),
+                            kSheetGap + kSheetColumns * (tile_w + kSheetGap), 3},
+                           255, torch::kUInt8);
+  for (size_t ci = 0; ci < clips.size(); ++ci) {
+    const auto& clip = *clips[ci];
+    const size_t clip_index = data.clip_index(clip.name);
+    const int row0 = static_cast<int>(ci) * rows_per_clip;
+    if (clip.held_out_length() >= s.context + s.horizon) {
+      say(s, "(b) " + clip.name + ": " + std::to_string(s.context) + " context -> " + std::to_string(s.horizon) +
+                 " predicted, " + std::to_string(s.samples) + " samples");
+      PredictionSheetRows rows;
+      report.prediction.push_back(predict_clip(model, data, clip, s, rows));
+      for (size_t i = 0; i < rows.context.size() && i < 8; ++i) paste(sheet, rows.context[rows.context.size() - std::min<size_t>(8, rows.context.size()) + i], row0, static_cast<int>(i));
+      for (size_t i = 0; i < rows.truth.size() && i < 8; ++i) {
+        paste(sheet, rows.truth[i], row0, 8 + static_cast<int>(i));
+        paste(sheet, rows.mean[i], row0 + 1, static_cast<int>(i));
+        paste(sheet, rows.sample[i], row0 + 1, 8 + static_cast<int>(i));
+      }
+    } else {
+      say(s, "(b) " + clip.name + ": skipped (held-out part shorter than context + horizon)");
+    }
+    if (s.rollout_frames > 0 && clip.held_out_length() >= 1) {
+      for (int with = 1; with >= 0; --with) {
+        const double level = with ? s.stabilization : 0.0;
+        say(s, "(c) " + clip.name + ": " + std::to_string(s.rollout_frames) + "-frame rollout, stabilisation " + fmt(level, 3));
+        double secs = 0;
+        const auto frames = long_rollout(model, data, clip, s, level, secs);
+        auto r = score_rollout(clip.name, clip_index, data, frames, idx, report.training_ranges);
+        r.stabilization = level;
+        r.seconds = secs;
+        report.rollouts.push_back(r);
+        for (int k = 0; k < kSheetColumns && !frames.empty(); ++k) {
+          const size_t at = static_cast<size_t>(k) * (frames.size() - 1) / (kSheetColumns - 1);
+          paste(sheet, frames[at], row0 + 2 + (with ? 0 : 1), k);
+        }
+      }
+    }
+  }
+  report.contact_sheet = to_frame(sheet);
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return report;
+}
+
+nlohmann::json EvalReport::to_json() const {
+  nlohmann::json j;
+  j["model"] = model_path;
+  j["seconds"] = seconds;
+  auto num = [](double v) -> nlohmann::json { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
+  auto vec = [&](const std::vector<double>& v) {
+    nlohmann::json a = nlohmann::json::array();
+    for (double x : v) a.push_back(num(x));
+    return a;
+  };
+  for (const auto& l : loss_by_level) j["loss_by_level"].push_back({{"level", l.level}, {"loss", num(l.loss)}});
+  for (const auto& p : prediction)
+    j["prediction"].push_back({{"clip", p.clip},
+                               {"segments", p.segments},
+                               {"psnr_sample", vec(p.psnr_sample)},
+                               {"ssim_sample", vec(p.ssim_sample)},
+                               {"psnr_mean", vec(p.psnr_mean)},
+                               {"ssim_mean", vec(p.ssim_mean)},
+                               {"psnr_copy_last", vec(p.psnr_copy)},
+                               {"ssim_copy_last", vec(p.ssim_copy)},
+                               {"psnr_linear", vec(p.psnr_linear)},
+                               {"ssim_linear", vec(p.ssim_linear)}});
+  for (const auto& r : rollouts) {
+    nlohmann::json counts = nlohmann::json::object();
+    for (const auto& [name, k] : r.nearest_clip_counts) counts[name] = k;
+    j["rollouts"].push_back({{"clip", r.clip},
+                             {"stabilization", r.stabilization},
+                             {"frames", r.frames},
+                             {"in_range_mean", r.in_range_mean},
+                             {"in_range_contrast", r.in_range_contrast},
+                             {"in_range_sharpness", r.in_range_sharpness},
+                             {"in_range_all", r.in_range_all},
+                             {"same_scene", r.same_scene},
+                             {"first_scene_exit", r.first_scene_exit},
+                             {"nearest_clip_counts", counts},
+                             {"seconds", r.seconds}});
+  }
+  const auto& t = training_ranges;
+  j["training_ranges"] = {{"mean", {t.mean_lo, t.mean_hi}},
+                          {"contrast", {t.contrast_lo, t.contrast_hi}},
+                          {"sharpness", {t.sharpness_lo, t.sharpness_hi}}};
+  return j;
+}
+
+std::string EvalReport::to_text() const {
+  std::ostringstream o;
+  o << "(a) held-out loss by noise level (unweighted objective MSE)\n    level:";
+  for (const auto& l : loss_by_level) o << "  " << fmt(l.level);
+  o << "\n    loss: ";
+  for (const auto& l : loss_by_level) o << "  " << fmt(l.loss, 4);
+  o << "\n";
+  for (const auto& p : prediction) {
+    o << "(b) " << p.clip << " (" << p.segments << " segments), PSNR dB / SSIM per predicted frame\n";
+    auto row = [&](const char* name, const std::vector<double>& ps, const std::vector<double>& ss) {
+      char head[32];
+      std::snprintf(head, sizeof head, "    %-12s", name);
+      o << head;
+      for (size_t k = 0; k < ps.size(); ++k) o << " " << fmt(ps[k], 1) << "/" << fmt(ss[k], 2);
+      o << "\n";
+    };
+    row("sample", p.psnr_sample, p.ssim_sample);
+    row("mean", p.psnr_mean, p.ssim_mean);
+    row("copy-last", p.psnr_copy, p.ssim_copy);
+    row("linear", p.psnr_linear, p.ssim_linear);
+  }
+  if (!rollouts.empty()) {
+    const auto& t = training_ranges;
+    o << "(c) long rollouts; training 1-99% ranges: mean " << fmt(t.mean_lo, 1) << ".." << fmt(t.mean_hi, 1)
+      << ", contrast " << fmt(t.contrast_lo, 1) << ".." << fmt(t.contrast_hi, 1) << ", sharpness "
+      << fmt(t.sharpness_lo, 1) << ".." << fmt(t.sharpness_hi, 1) << "\n";
+    o << "    clip        stab   frames  in-range(mean/contrast/sharp/all)  same-scene  first-exit  nearest\n";
+    for (const auto& r : rollouts) {
+      char line[256];
+      std::string nearest;
+      for (const auto& [name, k] : r.nearest_clip_counts) nearest += name + ":" + std::to_string(k) + " ";
+      std::snprintf(line, sizeof line, "    %-10s  %5.3f  %6d  %5.1f%% %5.1f%% %5.1f%% %5.1f%%        %5.1f%%      %6d  ",
+                    r.clip.c_str(), r.stabilization, r.frames, 100 * r.in_range_mean, 100 * r.in_range_contrast,
+                    100 * r.in_range_sharpness, 100 * r.in_range_all, 100 * r.same_scene, r.first_scene_exit);
+      o << line << nearest << "\n";
+    }
+  }
+  return o.str();
+}
+
+}  // namespace dfs::diffusion::train

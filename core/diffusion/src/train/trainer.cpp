@@ -1,0 +1,669 @@
+// The diffusion-forcing trainer: batches, per-frame levels, weighted loss, AdamW, EMA,
+// checkpoints. See trainer.h for the formulas' sources.
+//
+// Index
+//   [SECTION] Settings and recipes
+//   [SECTION] Deterministic per-step randomness
+//   [SECTION] Trainer state, batches, loss
+//   [SECTION] Optimiser step (AdamW + clipping + EMA)
+//   [SECTION] Checkpoints and export
+//   [SECTION] Training loop
+#include "dfs/diffusion/train/trainer.h"
+
+#include <ATen/autocast_mode.h>
+#include <torch/version.h>
+
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <random>
+#include <set>
+
+#include "dfs/diffusion/api.h"
+#include "dfs/diffusion/denoiser.h"
+#include "dfs/diffusion/weights.h"
+
+namespace dfs::diffusion::train {
+
+// [SECTION] Settings and recipes ---------------------------------------------------------
+
+nlohmann::json TrainSettings::to_json() const {
+  return {{"batch_size", batch_size},
+          {"clip_frames", clip_frames},
+          {"learning_rate", learning_rate},
+          {"min_learning_rate_fraction", min_learning_rate_fraction},
+          {"warmup_steps", warmup_steps},
+          {"schedule_steps", schedule_steps},
+          {"weight_decay", weight_decay},
+          {"adam_beta1", adam_beta1},
+          {"adam_beta2", adam_beta2},
+          {"adam_eps", adam_eps},
+          {"grad_clip", grad_clip},
+          {"ema_decay", ema_decay},
+          {"min_snr_gamma", min_snr_gamma},
+          {"loss_weight_floor", loss_weight_floor},
+          {"p_shared_level", p_shared_level},
+          {"p_clean_prefix", p_clean_prefix},
+          {"p_flip", p_flip},
+          {"p_crop", p_crop},
+          {"min_crop_scale", min_crop_scale},
+          {"seed", seed}};
+}
+
+TrainSettings TrainSettings::from_json(const nlohmann::json& j) {
+  TrainSettings s;
+  try {
+    s.batch_size = j.value("batch_size", s.batch_size);
+    s.clip_frames = j.value("clip_frames", s.clip_frames);
+    s.learning_rate = j.value("learning_rate", s.learning_rate);
+    s.min_learning_rate_fraction = j.value("min_learning_rate_fraction", s.min_learning_rate_fraction);
+    s.warmup_steps = j.value("warmup_steps", s.warmup_steps);
+    s.schedule_steps = j.value("schedule_steps", s.schedule_steps);
+    s.weight_decay = j.value("weight_decay", s.weight_decay);
+    s.adam_beta1 = j.value("adam_beta1", s.adam_beta1);
+    s.adam_beta2 = j.value("adam_beta2", s.adam_beta2);
+    s.adam_eps = j.value("adam_eps", s.adam_eps);
+    s.grad_clip = j.value("grad_clip", s.grad_clip);
+    s.ema_decay = j.value("ema_decay", s.ema_decay);
+    s.min_snr_gamma = j.value("min_snr_gamma", s.min_snr_gamma);
+    s.loss_weight_floor = j.value("loss_weight_floor", s.loss_weight_floor);
+    s.p_shared_level = j.value("p_shared_level", s.p_shared_level);
+    s.p_clean_prefix = j.value("p_clean_prefix", s.p_clean_prefix);
+    s.p_flip = j.value("p_flip", s.p_flip);
+    s.p_crop = j.value("p_crop", s.p_crop);
+    s.min_crop_scale = j.value("min_crop_scale", s.min_crop_scale);
+    s.seed = j.value("seed", s.seed);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("training settings: ") + e.what());
+  }
+  s.validate();
+  return s;
+}
+
+void TrainSettings::validate() const {
+  auto require = [](bool ok, const std::string& what) {
+    if (!ok) throw Error("training settings: " + what);
+  };
+  auto prob = [&](double p, const char* name) {
+    require(p >= 0 && p <= 1, std::string(name) + " must be a probability in [0, 1]");
+  };
+  require(batch_size >= 1 && batch_size <= 4096, "batch_size must be in 1..4096");
+  require(clip_frames >= 0 && clip_frames <= 1024, "clip_frames must be in 0..1024 (0 = model max_frames)");
+  require(learning_rate > 0 && learning_rate < 1, "learning_rate must be in (0, 1)");
+  require(min_learning_rate_fraction >= 0 && min_learning_rate_fraction <= 1,
+          "min_learning_rate_fraction must be in [0, 1]");
+  require(warmup_steps >= 0, "warmup_steps must be >= 0");
+  require(schedule_steps >= 1, "schedule_steps must be >= 1");
+  require(weight_decay >= 0 && weight_decay < 1, "weight_decay must be in [0, 1)");
+  require(adam_beta1 >= 0 && adam_beta1 < 1 && adam_beta2 >= 0 && adam_beta2 < 1, "Adam betas must be in [0, 1)");
+  require(adam_eps > 0, "adam_eps must be > 0");
+  require(ema_decay >= 0 && ema_decay < 1, "ema_decay must be in [0, 1)");
+  require(min_snr_gamma > 0, "min_snr_gamma must be > 0");
+  require(loss_weight_floor >= 0 && loss_weight_floor <= 1, "loss_weight_floor must be in [0, 1]");
+  prob(p_shared_level, "p_shared_level");
+  prob(p_clean_prefix, "p_clean_prefix");
+  prob(p_flip, "p_flip");
+  prob(p_crop, "p_crop");
+  require(min_crop_scale > 0.3 && min_crop_scale <= 1, "min_crop_scale must be in (0.3, 1]");
+}
+
+TrainRecipe train_recipe(const std::string& name) {
+  TrainRecipe r;
+  if (name == "demo") {
+    r.model = ModelConfig::preset("demo");
+    r.train.batch_size = 8;
+    r.train.learning_rate = 1e-3;
+    r.train.warmup_steps = 100;
+  } else if (name == "demo-gpu") {
+    r.model = ModelConfig::preset("demo");
+    r.train.batch_size = 64;
+    r.train.learning_rate = 2e-3;
+    r.train.warmup_steps = 200;
+  } else if (name == "tiny") {
+    r.model = ModelConfig::preset("tiny");
+    r.train.batch_size = 8;
+    r.train.learning_rate = 2e-3;
+    r.train.warmup_steps = 20;
+    r.train.p_crop = 0;  // tiny synthetic frames: cropping only blurs the shapes
+  } else {
+    throw Error("unknown training recipe '" + name + "' (known: demo, demo-gpu, tiny)");
+  }
+  r.model.name = name;
+  return r;
+}
+
+// [SECTION] Deterministic per-step randomness --------------------------------------------
+
+namespace {
+
+// SplitMix64 (Steele et al. 2014): a good 64-bit mixer to derive independent seeds.
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// The seed of random stream `stream` at step `step`.
+uint64_t step_seed(uint64_t seed, int64_t step, uint64_t stream) {
+  return splitmix64(splitmix64(seed ^ splitmix64(static_cast<uint64_t>(step))) + stream);
+}
+
+constexpr uint64_t kStreamData = 1;   // clip choice, augmentation, level pattern
+constexpr uint64_t kStreamNoise = 2;  // levels and Gaussian noise (torch generator)
+constexpr int64_t kMeasureStep = -1;  // step index of the throwaway batch of measure_step_seconds
+
+// bf16 autocast for the forward pass on CUDA. The API changed in LibTorch 2.4.
+class CudaAutocast {
+ public:
+  explicit CudaAutocast(bool on) : on_(on) {
+    if (!on_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+#else
+    at::autocast::set_enabled(true);
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+#endif
+  }
+  ~CudaAutocast() {
+    if (!on_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+#else
+    at::autocast::set_enabled(false);
+#endif
+    at::autocast::clear_cache();
+  }
+  CudaAutocast(const CudaAutocast&) = delete;
+  CudaAutocast& operator=(const CudaAutocast&) = delete;
+
+ private:
+  bool on_;
+};
+
+struct Batch {
+  torch::Tensor x0;      // [B, T, 3, H, W] in [-1, 1]
+  torch::Tensor levels;  // [B, T] in [0, 1]
+  torch::Tensor noise;   // [B, T, 3, H, W]
+  torch::Tensor mask;    // [B, T] 1 = frame counts in the loss
+};
+
+std::string json_diff(const nlohmann::json& expected, const nlohmann::json& found, const std::string& prefix) {
+  std::string out;
+  std::set<std::string> keys;
+  for (auto it = expected.begin(); it != expected.end(); ++it) keys.insert(it.key());
+  for (auto it = found.begin(); it != found.end(); ++it) keys.insert(it.key());
+  for (const auto& k : keys) {
+    const auto a = expected.contains(k) ? expected[k].dump() : std::string("(absent)");
+    const auto b = found.contains(k) ? found[k].dump() : std::string("(absent)");
+    if (a != b) out += (out.empty() ? "" : "; ") + prefix + k + ": checkpoint " + b + ", requested " + a;
+  }
+  return out;
+}
+
+}  // namespace
+
+// [SECTION] Trainer state, batches, loss -------------------------------------------------
+
+struct Trainer::State {
+  ModelConfig config;
+  TrainSettings settings;
+  const VideoDataset* dataset = nullptr;
+  std::string fingerprint;
+  torch::Device device{torch::kCPU};
+  NoiseSchedule schedule;
+  Denoiser model{nullptr};
+  Denoiser ema{nullptr};
+  std::vector<std::string> names;        // parameter names, in a fixed order
+  std::vector<torch::Tensor> params;     // model parameters, same order
+  std::vector<torch::Tensor> ema_params; // EMA parameters, same order
+  std::vector<torch::Tensor> adam_m, adam_v;
+  std::vector<bool> decays;              // AdamW weight decay applies (matrices only)
+  int64_t step = 0;
+  double seconds = 0;
+  int frames = 0;                        // T, frames per training clip
+  // Valid window starts: clip c contributes starts [0, starts[c]).
+  std::vector<int64_t> starts;
+  int64_t total_starts = 0;
+
+  Batch make_batch(int64_t step_index) const;
+  torch::Tensor loss_weights(const torch::Tensor& levels) const;
+  torch::Tensor predict(Denoiser& net, const torch::Tensor& x_n, const torch::Tensor& levels) const;
+};
+
+Batch Trainer::State::make_batch(int64_t step_index) const {
+  const auto& s = settings;
+  const int B = s.batch_size, T = frames, H = config.height, W = config.width;
+  std::mt19937_64 rng(step_seed(s.seed, step_index, kStreamData));
+  std::uniform_real_distribution<double> u01(0.0, 1.0);
+  auto gen = at::detail::createCPUGenerator(step_seed(s.seed, step_index, kStreamNoise));
+
+  std::vector<torch::Tensor> clips;
+  clips.reserve(static_cast<size_t>(B));
+  for (int b = 0; b < B; ++b) {
+    int64_t r = static_cast<int64_t>(rng() % static_cast<uint64_t>(total_starts));
+    size_t c = 0;
+    while (r >= starts[c]) r -= starts[c++];
+    const auto& clip = dataset->clips[c];
+    auto x = frames_to_float(*dataset, clip.first + r, T);  // [T, 3, H, W]
+    if (u01(rng) < s.p_flip) x = x.flip({3});
+    if (u01(rng) < s.p_crop) {
+      // Crop a region of the same aspect ratio and scale it back up: a mild zoom.
+      const double scale = s.min_crop_scale + (1 - s.min_crop_scale) * u01(rng);
+      const int64_t ch = std::max<int64_t>(2, std::llround(scale * H));
+      const int64_t cw = std::max<int64_t>(2, std::llround(scale * W));
+      const int64_t y0 = static_cast<int64_t>(rng() % static_cast<uint64_t>(H - ch + 1));
+      const int64_t x0 = static_cast<int64_t>(rng() % static_cast<uint64_t>(W - cw + 1));
+      x = torch::nn::functional::interpolate(
+          x.narrow(2, y0, ch).narrow(3, x0, cw),
+          torch::nn::functional::InterpolateFuncOptions()
+              .size(std::vector<int64_t>{H, W})
+              .mode(torch::kBilinear)
+              .align_corners(false));
+    }
+    clips.push_back(x);
+  }
+  Batch batch;
+  batch.x0 = torch::stack(clips);
+  // Diffusion forcing: an independent uniform timestep k in 1..K for every frame.
+  auto k = torch::randint(1, kTrainTimesteps + 1, {B, T}, gen, torch::kInt64);
+  auto mask = torch::ones({B, T});
+  for (int b = 0; b < B; ++b) {
+    if (u01(rng) < s.p_shared_level) k[b].fill_(k[b][0].item<int64_t>());  // full-sequence case
+    if (T > 1 && u01(rng) < s.p_clean_prefix) {                           // conditioning case
+      const int64_t j = 1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(T - 1));
+      k[b].narrow(0, 0, j).fill_(0);
+      mask[b].narrow(0, 0, j).fill_(0);
+    }
+  }
+  batch.levels = k.to(torch::kFloat32) / static_cast<float>(kTrainTimesteps);
+  batch.mask = mask;
+  batch.noise = torch::randn({B, T, 3, H, W}, gen);
+  return batch;
+}
+
+torch::Tensor Trainer::State::loss_weights(const torch::Tensor& levels) const {
+  // min-SNR-gamma, Hang et al. 2023 Eq. 7-9 (written for the objective's own loss).
+  const auto snr = schedule.snr(levels);
+  const double g = settings.min_snr_gamma;
+  const auto clipped = torch::clamp_max(snr, g);
+  torch::Tensor w;
+  switch (config.objective) {
+    case Objective::V: w = clipped / (snr + 1); break;
+    case Objective::Eps: w = clipped / snr; break;
+    case Objective::X0: w = clipped / g; break;  // normalised so the maximum weight is 1
+  }
+  w = torch::nan_to_num(w, 0.0, 0.0, 0.0);
+  if (settings.loss_weight_floor > 0) w = torch::clamp_min(w, settings.loss_weight_floor);
+  return w;
+}
+
+torch::Tensor Trainer::State::predict(Denoiser& net, const torch::Tensor& x_n, const torch::Tensor& levels) const {
+  CudaAutocast autocast(device.is_cuda());
+  return net->forward(x_n, levels).to(torch::kFloat32);
+}
+
+Trainer::Trainer(const ModelConfig& model, const TrainSettings& settings, const VideoDataset& dataset,
+                 const std::string& device)
+    : state_(std::make_unique<State>()) {
+  auto& st = *state_;
+  settings.validate();
+  st.config = model;
+  st.settings = settings;
+  st.dataset = &dataset;
+  st.device = parse_device(device);
+  st.schedule = NoiseSchedule(model.noise_schedule);
+  st.frames = settings.clip_frames > 0 ? settings.clip_frames : model.max_frames;
+  if (st.frames > model.max_frames)
+    throw Error("training clips of " + std::to_string(st.frames) + " frames exceed the model's max_frames (" +
+                std::to_string(model.max_frames) + ")");
+  if (!dataset.frames.defined() || dataset.clips.empty()) throw Error("the dataset is empty");
+  if (dataset.width() != model.width || dataset.height() != model.height)
+    throw Error("the dataset is " + std::to_string(dataset.width()) + "x" + std::to_string(dataset.height()) +
+                " but the model '" + model.name + "' takes " + std::to_string(model.width) + "x" +
+                std::to_string(model.height) + " (pack the data with --size " + std::to_string(model.width) + "x" +
+                std::to_string(model.height) + ")");
+  for (const auto& c : dataset.clips) {
+    st.starts.push_back(std::max<int64_t>(0, c.train_length - st.frames + 1));
+    st.total_starts += st.starts.back();
+  }
+  if (st.total_starts == 0)
+    throw Error("no clip has " + std::to_string(st.frames) + " training frames; the training clips are too short");
+  st.fingerprint = dataset.fingerprint();
+
+  // Same seed => same initial weights (reset_parameters draws from its own generator).
+  st.model = Denoiser(model);
+  st.model->reset_parameters(splitmix64(settings.seed));
+  st.ema = Denoiser(model);
+  st.model->to(st.device);
+  st.ema->to(st.device);
+  st.model->train();
+  st.ema->eval();
+  torch::NoGradGuard no_grad;
+  const auto ema_named = st.ema->named_parameters();
+  for (const auto& p : st.model->named_parameters()) {
+    st.names.push_back(p.key());
+    st.params.push_back(p.value());
+    auto e = ema_named[p.key()];
+    e.copy_(p.value());
+    e.set_requires_grad(false);
+    st.ema_params.push_back(e);
+    st.adam_m.push_back(torch::zeros_like(p.value()));
+    st.adam_v.push_back(torch::zeros_like(p.value()));
+    st.decays.push_back(p.value().dim() >= 2);
+  }
+  const auto ema_buffers = st.ema->named_buffers();
+  for (const auto& b : st.model->named_buffers()) ema_buffers[b.key()].copy_(b.value());
+}
+
+Trainer::~Trainer() = default;
+
+int64_t Trainer::step_count() const { return state_->step; }
+const ModelConfig& Trainer::model_config() const { return state_->config; }
+const TrainSettings& Trainer::settings() const { return state_->settings; }
+std::string Trainer::device() const { return state_->device.str(); }
+int Trainer::clip_frames() const { return state_->frames; }
+double Trainer::seconds() const { return state_->seconds; }
+void Trainer::add_seconds(double s) { state_->seconds += s; }
+
+int64_t Trainer::parameter_count() const {
+  int64_t n = 0;
+  for (const auto& p : state_->params) n += p.numel();
+  return n;
+}
+
+// [SECTION] Optimiser step (AdamW + clipping + EMA) --------------------------------------
+
+namespace {
+
+// Warm-up then cosine (SGDR without restarts, Loshchilov & Hutter 2017, Eq. 5).
+double learning_rate_at(const TrainSettings& s, int64_t step) {
+  if (s.warmup_steps > 0 && step < s.warmup_steps)
+    return s.learning_rate * static_cast<double>(step + 1) / static_cast<double>(s.warmup_steps);
+  const double span = static_cast<double>(std::max<int64_t>(1, s.schedule_steps - s.warmup_steps));
+  const double progress = std::min(1.0, static_cast<double>(step - s.warmup_steps) / span);
+  const double lo = s.learning_rate * s.min_learning_rate_fraction;
+  return lo + 0.5 * (s.learning_rate - lo) * (1 + std::cos(M_PI * progress));
+}
+
+}  // namespace
+
+TrainStepStats Trainer::step() {
+  auto& st = *state_;
+  const auto& s = st.settings;
+  Batch batch = st.make_batch(st.step);
+  const auto x0 = batch.x0.to(st.device);
+  const auto levels = batch.levels.to(st.device);
+  const auto noise = batch.noise.to(st.device);
+  const auto mask = batch.mask.to(st.device);
+
+  for (auto& p : st.params) p.mutable_grad() = torch::Tensor();
+  const auto x_n = st.schedule.add_noise(x0, noise, levels);
+  const auto prediction = st.predict(st.model, x_n, levels);
+  const auto target = st.schedule.target(st.config.objective, x0, noise, levels);
+  const auto per_frame = (prediction - target).pow(2).mean({2, 3, 4});  // [B, T]
+  const auto loss = (per_frame * st.loss_weights(levels) * mask).sum() / mask.sum().clamp_min(1);
+  loss.backward();
+
+  TrainStepStats stats;
+  stats.loss = loss.item<double>();
+  if (!std::isfinite(stats.loss))
+    throw Error("training diverged at step " + std::to_string(st.step) +
+                " (loss is not finite); lower the learning rate or resume from the last checkpoint");
+  const double lr = learning_rate_at(s, st.step);
+  stats.learning_rate = lr;
+  {
+    torch::NoGradGuard no_grad;
+    // Global-norm clipping (Pascanu et al. 2013).
+    std::vector<torch::Tensor> norms;
+    for (auto& p : st.params)
+      if (p.grad().defined()) norms.push_back(p.grad().pow(2).sum());
+    const double norm = norms.empty() ? 0.0 : std::sqrt(torch::stack(norms).sum().item<double>());
+    stats.grad_norm = norm;
+    const double clip = (s.grad_clip > 0 && norm > s.grad_clip) ? s.grad_clip / (norm + 1e-6) : 1.0;
+
+    // AdamW, Loshchilov & Hutter 2019 Alg. 2 (PyTorch's AdamW formulation).
+    const double t = static_cast<double>(st.step + 1);
+    const double bc1 = 1 - std::pow(s.adam_beta1, t);
+    const double bc2 = 1 - std::pow(s.adam_beta2, t);
+    for (size_t i = 0; i < st.params.size(); ++i) {
+      auto& p = st.params[i];
+      if (!p.grad().defined()) continue;
+      auto g = p.grad();
+      if (clip != 1.0) g = g * clip;
+      if (st.decays[i] && s.weight_decay > 0) p.mul_(1 - lr * s.weight_decay);
+      st.adam_m[i].mul_(s.adam_beta1).add_(g, 1 - s.adam_beta1);
+      st.adam_v[i].mul_(s.adam_beta2).addcmul_(g, g, 1 - s.adam_beta2);
+      const auto denom = (st.adam_v[i] / bc2).sqrt_().add_(s.adam_eps);
+      p.addcdiv_(st.adam_m[i], denom, -lr / bc1);
+    }
+    // EMA with the usual warm-up so early weights do not dominate.
+    const double d = std::min(s.ema_decay, (1.0 + t) / (10.0 + t));
+    for (size_t i = 0; i < st.params.size(); ++i) st.ema_params[i].mul_(d).add_(st.params[i], 1 - d);
+  }
+  for (auto& p : st.params) p.mutable_grad() = torch::Tensor();
+  ++st.step;
+  stats.step = st.step;
+  return stats;
+}
+
+double Trainer::measure_step_seconds(int repeats) {
+  auto& st = *state_;
+  double best = 1e30;
+  for (int r = 0; r < std::max(1, repeats); ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    Batch batch = st.make_batch(kMeasureStep);
+    const auto x0 = batch.x0.to(st.device);
+    const auto levels = batch.levels.to(st.device);
+    const auto noise = batch.noise.to(st.device);
+    const auto x_n = st.schedule.add_noise(x0, noise, levels);
+    const auto prediction = st.predict(st.model, x_n, levels);
+    const auto target = st.schedule.target(st.config.objective, x0, noise, levels);
+    (prediction - target).pow(2).mean().backward();
+    for (auto& p : st.params) p.mutable_grad() = torch::Tensor();
+    if (st.device.is_cuda()) torch::cuda::synchronize();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+torch::Tensor Trainer::frame_losses(const torch::Tensor& x0, const torch::Tensor& levels,
+                                    const torch::Tensor& noise, bool use_ema) {
+  auto& st = *state_;
+  torch::NoGradGuard no_grad;
+  auto& net = use_ema ? st.ema : st.model;
+  const bool was_training = net->is_training();
+  net->eval();
+  const auto x = x0.to(st.device), l = levels.to(st.device), n = noise.to(st.device);
+  const auto x_n = st.schedule.add_noise(x, n, l);
+  const auto prediction = st.predict(net, x_n, l);
+  const auto target = st.schedule.target(st.config.objective, x, n, l);
+  if (was_training) net->train();
+  return (prediction - target).pow(2).mean({2, 3, 4}).cpu();
+}
+
+// [SECTION] Checkpoints and export -------------------------------------------------------
+
+CheckpointInfo read_checkpoint_info(const std::string& path) {
+  TensorFile file;
+  try {
+    file = load_safetensors(path);
+  } catch (const Error& e) {
+    throw Error(std::string("cannot read checkpoint: ") + e.what());
+  }
+  auto meta = [&](const char* key) -> const std::string& {
+    auto it = file.metadata.find(key);
+    if (it == file.metadata.end())
+      throw Error("checkpoint '" + path + "' has no '" + key + "' metadata — is it a training checkpoint?");
+    return it->second;
+  };
+  if (meta("format") != kCheckpointFormat)
+    throw Error("'" + path + "' is not a training checkpoint (format '" + meta("format") + "')");
+  CheckpointInfo info;
+  try {
+    info.model = ModelConfig::from_json(nlohmann::json::parse(meta("model_config")));
+    info.train = TrainSettings::from_json(nlohmann::json::parse(meta("train_settings")));
+    info.step = std::stoll(meta("step"));
+    info.seconds = std::stod(meta("seconds"));
+    info.dataset_fingerprint = meta("dataset");
+    info.extra = nlohmann::json::parse(meta("extra"));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("checkpoint '" + path + "': bad metadata: " + e.what());
+  } catch (const std::logic_error& e) {  // stoll / stod
+    throw Error("checkpoint '" + path + "': bad step or time in the metadata");
+  }
+  if (info.step < 0) throw Error("checkpoint '" + path + "': negative step");
+  return info;
+}
+
+void Trainer::save_checkpoint(const std::string& path, const nlohmann::json& extra) const {
+  const auto& st = *state_;
+  TensorFile file;
+  for (size_t i = 0; i < st.params.size(); ++i) {
+    file.tensors["model." + st.names[i]] = st.params[i].detach().cpu().contiguous();
+    file.tensors["ema." + st.names[i]] = st.ema_params[i].detach().cpu().contiguous();
+    file.tensors["adam_m." + st.names[i]] = st.adam_m[i].cpu().contiguous();
+    file.tensors["adam_v." + st.names[i]] = st.adam_v[i].cpu().contiguous();
+  }
+  for (const auto& b : st.model->named_buffers()) file.tensors["buffer." + b.key()] = b.value().cpu().contiguous();
+  file.metadata["format"] = kCheckpointFormat;
+  file.metadata["model_config"] = st.config.to_json().dump();
+  file.metadata["train_settings"] = st.settings.to_json().dump();
+  file.metadata["step"] = std::to_string(st.step);
+  file.metadata["seconds"] = std::to_string(st.seconds);
+  file.metadata["dataset"] = st.fingerprint;
+  file.metadata["extra"] = extra.is_null() ? "{}" : extra.dump();
+  save_safetensors(path, file);
+}
+
+void Trainer::load_checkpoint(const std::string& path) {
+  auto& st = *state_;
+  const auto info = read_checkpoint_info(path);
+  std::string diff = json_diff(st.config.to_json(), info.model.to_json(), "model.");
+  const auto diff_train = json_diff(st.settings.to_json(), info.train.to_json(), "train.");
+  if (!diff_train.empty()) diff += (diff.empty() ? "" : "; ") + diff_train;
+  if (!diff.empty())
+    throw Error("refusing to resume from '" + path + "': its configuration differs (" + diff +
+                "). Resume with the same --config and options, or start a new run without --resume.");
+  if (info.dataset_fingerprint != st.fingerprint)
+    throw Error("refusing to resume from '" + path + "': it was trained on different data (" +
+                info.dataset_fingerprint + ", this dataset is " + st.fingerprint + ")");
+  const TensorFile file = load_safetensors(path);
+  auto fetch = [&](const std::string& name, const torch::Tensor& like) {
+    auto it = file.tensors.find(name);
+    if (it == file.tensors.end()) throw Error("checkpoint '" + path + "' is missing tensor '" + name + "'");
+    if (it->second.sizes() != like.sizes() || it->second.scalar_type() != like.scalar_type())
+      throw Error("checkpoint '" + path + "': tensor '" + name + "' has the wrong shape or type");
+    return it->second;
+  };
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < st.params.size(); ++i) {
+    st.params[i].copy_(fetch("model." + st.names[i], st.params[i]));
+    st.ema_params[i].copy_(fetch("ema." + st.names[i], st.ema_params[i]));
+    st.adam_m[i].copy_(fetch("adam_m." + st.names[i], st.adam_m[i]));
+    st.adam_v[i].copy_(fetch("adam_v." + st.names[i], st.adam_v[i]));
+  }
+  const auto ema_buffers = st.ema->named_buffers();
+  for (const auto& b : st.model->named_buffers()) {
+    b.value().copy_(fetch("buffer." + b.key(), b.value()));
+    ema_buffers[b.key()].copy_(b.value());
+  }
+  st.step = info.step;
+  st.seconds = info.seconds;
+}
+
+void Trainer::load_weights(const std::string& model_path) {
+  auto& st = *state_;
+  auto loaded = load_denoiser(model_path);
+  if (loaded.config.to_json() != st.config.to_json()) {
+    // Fine-tuning may rename the model; everything else must match.
+    auto a = loaded.config.to_json(), b = st.config.to_json();
+    a.erase("name");
+    b.erase("name");
+    if (a != b)
+      throw Error("cannot start from '" + model_path + "': its architecture differs (" + json_diff(b, a, "model.") + ")");
+  }
+  torch::NoGradGuard no_grad;
+  const auto src = loaded.net->named_parameters();
+  for (size_t i = 0; i < st.params.size(); ++i) {
+    st.params[i].copy_(src[st.names[i]]);
+    st.ema_params[i].copy_(src[st.names[i]]);
+  }
+}
+
+void Trainer::export_model(const std::string& path, const nlohmann::json& provenance) const {
+  const auto& st = *state_;
+  Denoiser ema = st.ema;  // a holder copy: save_model takes a non-const module
+  save_model(path, ema, st.config, provenance);
+}
+
+// [SECTION] Training loop ----------------------------------------------------------------
+
+TrainLoopResult run_training(Trainer& trainer, const TrainLoopOptions& options) {
+  using clock = std::chrono::steady_clock;
+  TrainLoopResult result;
+  const auto start = clock::now();
+  auto last_checkpoint = start;
+  auto last_step_end = start;
+  double loss_avg = 0, rate_avg = 0;
+  const double batch = trainer.settings().batch_size;
+  auto checkpoint = [&] {
+    const auto now = clock::now();
+    trainer.add_seconds(std::chrono::duration<double>(now - last_checkpoint).count());
+    trainer.save_checkpoint(options.checkpoint_path, options.checkpoint_extra);
+    last_checkpoint = now;
+  };
+  while (true) {
+    if (options.max_steps > 0 && trainer.step_count() >= options.max_steps) break;
+    const double elapsed = std::chrono::duration<double>(clock::now() - start).count();
+    if (options.max_seconds > 0 && elapsed >= options.max_seconds) break;
+    if (options.stop && options.stop->load()) {
+      result.stopped = true;
+      break;
+    }
+    const auto stats = trainer.step();
+    ++result.steps_run;
+    const auto now = clock::now();
+    const double dt = std::chrono::duration<double>(now - last_step_end).count();
+    last_step_end = now;
+    // Exponential averages; the first steps seed them directly.
+    const double a = result.steps_run <= 1 ? 1.0 : (result.steps_run < 20 ? 1.0 / static_cast<double>(result.steps_run) : 0.05);
+    loss_avg = (1 - a) * loss_avg + a * stats.loss;
+    rate_avg = (1 - a) * rate_avg + a * (batch / std::max(dt, 1e-9));
+
+    TrainProgress p;
+    p.step = stats.step;
+    p.target_steps = options.max_steps;
+    p.loss = stats.loss;
+    p.loss_average = loss_avg;
+    p.learning_rate = stats.learning_rate;
+    p.samples_per_second = rate_avg;
+    p.elapsed_seconds = std::chrono::duration<double>(now - start).count();
+    double eta = -1;
+    if (options.max_steps > 0 && rate_avg > 0)
+      eta = static_cast<double>(options.max_steps - stats.step) * batch / rate_avg;
+    if (options.max_seconds > 0) {
+      const double left = std::max(0.0, options.max_seconds - p.elapsed_seconds);
+      eta = eta < 0 ? left : std::min(eta, left);
+    }
+    p.eta_seconds = eta;
+    if (!options.checkpoint_path.empty() &&
+        std::chrono::duration<double>(now - last_checkpoint).count() >= options.checkpoint_every_seconds) {
+      checkpoint();
+      p.checkpointed = true;
+    }
+    if (options.on_progress) options.on_progress(p);
+  }
+  if (!options.checkpoint_path.empty() && result.steps_run > 0) {
+    checkpoint();
+  } else {
+    trainer.add_seconds(std::chrono::duration<double>(clock::now() - last_checkpoint).count());
+  }
+  result.seconds = std::chrono::duration<double>(clock::now() - start).count();
+  result.final_loss_average = loss_avg;
+  result.samples_per_second = result.seconds > 0 ? static_cast<double>(result.steps_run) * batch / result.seconds : 0;
+  return result;
+}
+
+}  // namespace dfs::diffusion::train
