@@ -109,7 +109,7 @@ class SigintGuard {
 // A PNG without compression (stored deflate blocks): enough for the contact sheet in the
 // core-only build, which has no image encoder. PNG spec (ISO/IEC 15948) Sec. 5 and 10, zlib
 // RFC 1950 (Adler-32), deflate RFC 1951 Sec. 3.2.4 (stored blocks).
-void write_png_stored(const std::string& path, const dfs::Frame& frame) {
+[[maybe_unused]] void write_png_stored(const std::string& path, const dfs::Frame& frame) {
   auto crc32 = [](const std::vector<uint8_t>& d, size_t from) {
     uint32_t c = 0xffffffffu;
     for (size_t i = from; i < d.size(); ++i) {
