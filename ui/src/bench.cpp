@@ -29,6 +29,8 @@ UiBenchResult run_ui_benchmark(MainWindow& window, int timeout_ms) {
     ++result.ticks;
     total_gap_ms += gap;
     result.max_stall_ms = std::max(result.max_stall_ms, gap - kBenchTickMs);
+    if (gap > 50 && qEnvironmentVariableIsSet("DFS_BENCH_TRACE"))
+      qInfo("stall %.1f ms at t=%.3f s (generating=%d)", gap, clock.nsecsElapsed() * 1e-9, window.is_generating());
   });
   QTimer guard;
   guard.setSingleShot(true);

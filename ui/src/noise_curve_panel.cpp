@@ -32,23 +32,23 @@ NoiseCurvePanel::NoiseCurvePanel(QWidget* parent) : ImGuiWidget(parent) {
 void NoiseCurvePanel::set_levels(const std::vector<double>& levels) {
   if (drag_ == Drag::Paint) return;  // our own live edit is echoing back
   levels_ = levels;
-  request_redraw();
+  update();
 }
 
 void NoiseCurvePanel::set_frame_flags(const std::vector<std::uint8_t>& flags) {
   flags_ = flags;
-  request_redraw();
+  update();
 }
 
 void NoiseCurvePanel::set_current_frame(int frame) {
   current_frame_ = frame;
-  request_redraw();
+  update();
 }
 
 void NoiseCurvePanel::set_selection(int first, int last) {
   selection_first_ = first;
   selection_last_ = last;
-  request_redraw();
+  update();
 }
 
 bool NoiseCurvePanel::pinned(int frame) const {

@@ -4,6 +4,7 @@
 // its ticks (minus the 5 ms period) is the longest event-loop stall a person could feel.
 // Preview updates per second counts the live x0 previews the window actually showed.
 // GUI thread only; runs a local event loop until the generation ends or `timeout_ms` passes.
+// With DFS_BENCH_TRACE set, every gap over 50 ms is logged with its time (to find the culprit).
 #pragma once
 
 #include <QString>
