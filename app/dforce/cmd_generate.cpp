@@ -236,7 +236,7 @@ class ProgressLine {
 std::atomic<bool> g_cancel{false};
 static_assert(std::atomic<bool>::is_always_lock_free, "the SIGINT handler needs a lock-free flag");
 
-extern "C" void on_sigint(int) {
+void cancel_on_sigint(int) {  // a plain function: extern "C" names would clash across command files
   g_cancel.store(true);
   std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
 }
@@ -261,6 +261,13 @@ void run_generation(dp::Project project, const GenerationOptions& o, bool window
     std::fprintf(stderr, "dforce: note: context %d + horizon %d to fit the model's %d-frame window\n",
                  project.generation.rollout.context, project.generation.rollout.horizon, info.max_frames);
 
+  // Like `mkdir -p` for the output's folder: a missing folder is not worth an error.
+  const fs::path out_parent = fs::path(project.export_settings.path).parent_path();
+  if (!out_parent.empty() && !fs::exists(out_parent, ec)) {
+    fs::create_directories(out_parent, ec);
+    if (ec) throw std::runtime_error("cannot create the output folder '" + out_parent.string() + "': " + ec.message());
+  }
+
   dp::GenerationJob job(project, model);
   const std::string metadata = dp::generation_metadata_json(job.project(), &info);
   dp::EncoderSink sink(project.export_settings, metadata);
@@ -271,7 +278,7 @@ void run_generation(dp::Project project, const GenerationOptions& o, bool window
                  job.frames_to_generate(), job.windows().size(), job.windows().size() == 1 ? "" : "s");
 
   g_cancel.store(false);
-  auto previous = std::signal(SIGINT, on_sigint);
+  auto previous = std::signal(SIGINT, cancel_on_sigint);
   dp::GenerationResult result;
   try {
     result = job.run(sink, [&](const dp::GenerationProgress& p) { line.update(p); }, &g_cancel);
@@ -316,7 +323,8 @@ struct ExtendOptions {
 
 void run_extend(const ExtendOptions& o) {
   dp::Project p;
-  p.clip.path = o.clip;
+  // Absolute, so that the settings embedded in the export find the clip from anywhere.
+  p.clip.path = fs::absolute(o.clip).lexically_normal().string();
   probe_clip(p.clip);
   const int keep = o.source_frames > 0 ? std::min(o.source_frames, p.clip.frame_count) : p.clip.frame_count;
   p.timeline = dp::extend_layout(keep, o.frames);

@@ -510,7 +510,8 @@ GenerationResult GenerationJob::run(FrameSink& sink, const ProgressCallback& on_
       if (it == m.options.previous.end()) return Frame{};
       return fit_to_model(it->second, W, H, m.project.clip.fit);
     };
-    const int decode_total = (emit_all ? m.start : 0) + (m.length - m.start);
+    int decode_total = emit_all ? m.start : 0;  // pictures to read: the prefix + known content
+    for (int p = m.start; p < m.length; ++p) decode_total += m.has_content[static_cast<size_t>(p)] ? 1 : 0;
     int decoded = 0;
     if (emit_all) {
       for (int p = 0; p < m.start; ++p) {
@@ -523,7 +524,8 @@ GenerationResult GenerationJob::run(FrameSink& sink, const ProgressCallback& on_
     std::vector<Frame> content(static_cast<size_t>(m.length));
     for (int p = m.start; p < m.length; ++p) {
       if (cancelled()) return finish_cancelled();
-      if (m.has_content[static_cast<size_t>(p)]) content[static_cast<size_t>(p)] = content_of(p);
+      if (!m.has_content[static_cast<size_t>(p)]) continue;
+      content[static_cast<size_t>(p)] = content_of(p);
       if (++decoded % 8 == 0) report_decoding(decoded, decode_total);
     }
     result.decode_seconds = seconds_since(t0);
