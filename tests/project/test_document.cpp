@@ -73,6 +73,7 @@ Project sample_project() {
   r.context = 3;
   r.horizon = 5;
   r.seed = 18446744073709551557ull;  // needs all 64 bits
+  r.kv_cache = false;
   p.generation.seed_locked = false;
   p.export_settings.format = ExportFormat::WebM;
   p.export_settings.path = "out/x.webm";

@@ -255,7 +255,8 @@ bool same_rollout(const diffusion::RolloutSettings& a, const diffusion::RolloutS
          sa.stabilization_generated == sb.stabilization_generated &&
          sa.guidance.mode == sb.guidance.mode && sa.guidance.scale == sb.guidance.scale &&
          sa.guidance.fractional_level == sb.guidance.fractional_level &&
-         a.context == b.context && a.horizon == b.horizon && a.seed == b.seed;
+         a.context == b.context && a.horizon == b.horizon && a.seed == b.seed &&
+         a.kv_cache == b.kv_cache;
 }
 
 // Collects problems; each names its field.
@@ -554,6 +555,7 @@ json settings_to_json_object(const GenerationSettings& g) {
               {"context", r.context},
               {"horizon", r.horizon},
               {"seed", r.seed},
+              {"kv_cache", r.kv_cache},
               {"seed_locked", g.seed_locked}};
 }
 
@@ -582,6 +584,7 @@ GenerationSettings settings_from_json_object(const json& j, const std::string& w
   read(j, where, "context", r.context);
   read(j, where, "horizon", r.horizon);
   read(j, where, "seed", r.seed);
+  read(j, where, "kv_cache", r.kv_cache);
   read(j, where, "seed_locked", g.seed_locked);
   return g;
 }
