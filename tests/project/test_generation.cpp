@@ -363,3 +363,62 @@ TEST_CASE("the demo model is found through DFS_MODEL and missing models fall bac
   CHECK_THROWS_WITH(load_model_or_demo(model_file.string(), lonely_exe, &warning),
                     Catch::Contains("m.safetensors"));
 }
+
+TEST_CASE("plan_generation needs no weights and matches the job's windows", "[project][generation]") {
+  auto& model = tiny_model();
+  Project p = synthetic_extend(10, 5, model.info().max_frames);
+  const GenerationPlan plan = plan_generation(p, model.info());
+  GenerationJob job(p, model, synthetic_source());
+  CHECK(plan.start == job.first_rollout_position());
+  CHECK(plan.frames_to_generate == 5);
+  REQUIRE(plan.windows.size() == job.windows().size());
+  for (size_t w = 0; w < plan.windows.size(); ++w) {
+    CHECK(plan.windows[w].frames == job.windows()[w].frames);
+    CHECK(plan.windows[w].known == job.windows()[w].known);
+  }
+  // Every window's known frames come before or among its generated ones, and all generated
+  // positions are covered exactly once.
+  std::vector<int> generated;
+  for (const auto& w : plan.windows)
+    for (size_t i = 0; i < w.frames.size(); ++i)
+      if (!w.known[i]) generated.push_back(w.frames[i]);
+  CHECK(generated == std::vector<int>{10, 11, 12, 13, 14});
+  set_pinned(p.timeline, 12, true);
+  CHECK_THROWS_WITH(plan_generation(p, model.info()), Catch::Contains("frame 12 is pinned but has no picture"));
+  CHECK_NOTHROW(plan_generation(p, model.info(), {12}));
+}
+
+TEST_CASE("the PNG cache keeps generated frames and the tee feeds every sink", "[project][generation]") {
+  auto& model = tiny_model();
+  TempDir dir;
+  Project p = synthetic_extend(3, 2, model.info().max_frames);
+  p.results.cache_dir = (dir.path / "cache").string();
+  MemorySink a, b;
+  TeeSink tee({&a, &b});
+  PngCacheSink cache(p.results.cache_dir, &tee);
+  const auto r = GenerationJob(p, model, synthetic_source()).run(cache);
+  CHECK(a.positions() == b.positions());
+  CHECK(a.positions().size() == 5u);
+  for (int g : r.generated) {
+    const std::string png = p.results.cached_frame_path(g);
+    REQUIRE(fs::exists(png));
+    CHECK(dfs::media::read_image(png) == a.frame(g));  // PNG is lossless
+  }
+  CHECK_FALSE(fs::exists(p.results.cached_frame_path(0)));  // source frames are not cached
+}
+
+TEST_CASE("generation settings JSON round trips and rejects bad values", "[project][json]") {
+  GenerationSettings s;
+  s.rollout.sampler.schedule.shape = dfs::diffusion::ScheduleShape::FullSequence;
+  s.rollout.sampler.guidance.mode = dfs::diffusion::GuidanceMode::Vanilla;
+  s.rollout.sampler.guidance.scale = 3;
+  s.rollout.seed = 99;
+  s.seed_locked = false;
+  const GenerationSettings back = settings_from_json(settings_to_json(s));
+  Project x, y;
+  x.generation = s;
+  y.generation = back;
+  CHECK(x == y);
+  CHECK_THROWS_WITH(settings_from_json("{\"guidance\": {\"scale\": -1}}"), Catch::Contains("generation.guidance.scale"));
+  CHECK_THROWS_WITH(settings_from_json("{\"guidance\": {\"mode\": \"loud\"}}"), Catch::Contains("generation.guidance.mode"));
+}

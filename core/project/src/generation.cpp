@@ -385,61 +385,78 @@ struct GenerationJob::Impl {
   }
 };
 
-GenerationJob::GenerationJob(Project project, diffusion::Model& model, JobOptions options)
-    : impl_(std::make_unique<Impl>(std::move(project), model, std::move(options))) {
-  Impl& m = *impl_;
-  const Timeline& t = m.project.timeline;
-  if (m.info.width <= 0 || m.info.height <= 0)
-    throw Error("the model reports no resolution (" + std::to_string(m.info.width) + "x" +
-                std::to_string(m.info.height) + ")");
-  validate(m.project, m.info.max_frames);
-  m.length = t.length();
-  if (m.length == 0)
+GenerationPlan plan_generation(const Project& project, const diffusion::ModelInfo& info,
+                               const std::set<int>& previous) {
+  const Timeline& t = project.timeline;
+  if (info.width <= 0 || info.height <= 0)
+    throw Error("the model reports no resolution (" + std::to_string(info.width) + "x" +
+                std::to_string(info.height) + ")");
+  validate(project, info.max_frames);
+  const int length = t.length();
+  if (length == 0)
     throw Error("the timeline is empty: open a clip and extend it, or choose frames to regenerate");
-  if (t.source_count > 0 && m.project.clip.path.empty() && !m.options.source)
-    throw Error("the timeline uses " + std::to_string(t.source_count) + " clip frames but no clip is open");
 
-  m.has_content.assign(static_cast<size_t>(m.length), false);
-  m.kept.assign(static_cast<size_t>(m.length), false);
+  GenerationPlan plan;
+  plan.has_content.assign(static_cast<size_t>(length), false);
+  plan.kept.assign(static_cast<size_t>(length), false);
   int first_generated = -1;
-  for (int p = 0; p < m.length; ++p) {
-    const bool has = t.is_source(p) || m.options.previous.count(p) != 0;
-    m.has_content[static_cast<size_t>(p)] = has;
+  for (int p = 0; p < length; ++p) {
+    const bool has = t.is_source(p) || previous.count(p) != 0;
+    plan.has_content[static_cast<size_t>(p)] = has;
     if (t.pinned(p) && !has)
       throw Error("frame " + std::to_string(p) +
                   " is pinned but has no picture yet (a new frame that was never generated): "
                   "unpin it or generate it first");
-    m.kept[static_cast<size_t>(p)] = is_kept(t, p, has);
-    if (!m.kept[static_cast<size_t>(p)]) {
-      ++m.to_generate;
+    plan.kept[static_cast<size_t>(p)] = is_kept(t, p, has);
+    if (!plan.kept[static_cast<size_t>(p)]) {
+      ++plan.frames_to_generate;
       if (first_generated < 0) first_generated = p;
     }
   }
-  if (m.to_generate == 0)
+  if (plan.frames_to_generate == 0)
     throw Error("nothing to generate: every frame is pinned or kept at noise level 0 — unpin "
                 "frames, raise their noise level, or extend the clip");
 
   // Known frames long before the first generated one are never in a window: the rollout
   // carries at most `context` known frames (DESIGN.md, "Guidance horizon"). Skipping them
   // keeps decoding, memory and planning independent of the clip's length.
-  m.start = std::max(0, first_generated - m.project.generation.rollout.context);
+  plan.start = std::max(0, first_generated - project.generation.rollout.context);
 
-  // Plan with placeholder pictures: planning looks at which frames are known, not at pixels.
-  std::vector<diffusion::TimelineFrame> planning(static_cast<size_t>(m.length - m.start));
-  for (int p = m.start; p < m.length; ++p) {
-    auto& f = planning[static_cast<size_t>(p - m.start)];
-    const bool has = m.has_content[static_cast<size_t>(p)];
-    if (has) f.content = Frame(m.info.width, m.info.height);
-    f.pinned = m.kept[static_cast<size_t>(p)];
+  // Plan with one placeholder picture: planning looks at which frames are known, not at pixels.
+  const Frame placeholder(info.width, info.height);
+  std::vector<diffusion::TimelineFrame> planning(static_cast<size_t>(length - plan.start));
+  for (int p = plan.start; p < length; ++p) {
+    auto& f = planning[static_cast<size_t>(p - plan.start)];
+    const bool has = plan.has_content[static_cast<size_t>(p)];
+    if (has) f.content = placeholder;
+    f.pinned = plan.kept[static_cast<size_t>(p)];
     f.start_level = (f.pinned || !has) ? 1.0 : t.noise[static_cast<size_t>(p)];
   }
-  m.windows = translate_errors("cannot plan the generation", [&] {
-    return diffusion::plan_rollout(m.info, planning, m.project.generation.rollout);
+  plan.windows = translate_errors("cannot plan the generation", [&] {
+    return diffusion::plan_rollout(info, planning, project.generation.rollout);
   });
-  for (auto& w : m.windows) {
-    w.first += m.start;
-    for (int& f : w.frames) f += m.start;
+  for (auto& w : plan.windows) {
+    w.first += plan.start;
+    for (int& f : w.frames) f += plan.start;
   }
+  return plan;
+}
+
+GenerationJob::GenerationJob(Project project, diffusion::Model& model, JobOptions options)
+    : impl_(std::make_unique<Impl>(std::move(project), model, std::move(options))) {
+  Impl& m = *impl_;
+  std::set<int> previous;
+  for (const auto& kv : m.options.previous) previous.insert(kv.first);
+  GenerationPlan plan = plan_generation(m.project, m.info, previous);
+  if (m.project.timeline.source_count > 0 && m.project.clip.path.empty() && !m.options.source)
+    throw Error("the timeline uses " + std::to_string(m.project.timeline.source_count) +
+                " clip frames but no clip is open");
+  m.length = m.project.timeline.length();
+  m.start = plan.start;
+  m.to_generate = plan.frames_to_generate;
+  m.has_content = std::move(plan.has_content);
+  m.kept = std::move(plan.kept);
+  m.windows = std::move(plan.windows);
 }
 
 GenerationJob::~GenerationJob() = default;

@@ -29,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -182,6 +183,20 @@ struct JobOptions {
   std::map<int, Frame> previous;
   std::string base_dir;          // relative clip paths resolve against this ("" = cwd)
 };
+
+// What a job will do, computed without a model's weights (the Studio redraws it as sliders
+// move): which positions are kept/generated, where the rollout starts, and its windows.
+struct GenerationPlan {
+  int start = 0;                  // first position handed to the rollout (earlier: streamed)
+  int frames_to_generate = 0;     // positions that are not kept
+  std::vector<bool> has_content;  // per position: a source frame or a previous result exists
+  std::vector<bool> kept;         // per position: pinned, or level 0 over existing content
+  std::vector<diffusion::WindowPlan> windows;  // timeline positions, as in GenerationJob::windows
+};
+// Validates `project` against `model` and plans it. `previous` = positions that have an earlier
+// result (JobOptions::previous's keys). Throws Error with the same messages as GenerationJob.
+GenerationPlan plan_generation(const Project& project, const diffusion::ModelInfo& model,
+                               const std::set<int>& previous = {});
 
 class GenerationJob {
  public:
