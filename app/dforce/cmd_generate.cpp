@@ -68,46 +68,62 @@ struct GenerationOptions {
   bool quiet = false;
 
   struct Opts {  // which options the user gave
-    CLI::Option *steps, *schedule, *uncertainty, *ar_step, *block, *eta, *stab, *stab_gen, *guidance,
-        *guidance_scale, *guidance_fraction, *horizon, *context, *seed, *fit, *scale, *fps, *quality, *range;
+    CLI::Option *steps, *schedule, *uncertainty, *ar_step, *block, *eta, *stab, *stab_gen,
+        *guidance, *guidance_scale, *guidance_fraction, *horizon, *context, *seed, *fit, *scale,
+        *fps, *quality, *range;
   } given{};
 };
 
 void add_generation_options(CLI::App* sub, GenerationOptions& o) {
   auto& g = o.given;
-  sub->add_option("-o,--output", o.output,
-                  "Output: .mp4 (H.264), .webm (VP9), .gif, .png (one frame) or a folder/ (PNG sequence)")
+  sub->add_option(
+         "-o,--output", o.output,
+         "Output: .mp4 (H.264), .webm (VP9), .gif, .png (one frame) or a folder/ (PNG sequence)")
       ->required();
-  sub->add_option("--model", o.model,
-                  "Model .safetensors (default: $DFS_MODEL, then the shipped models/demo.safetensors)");
+  sub->add_option(
+      "--model", o.model,
+      "Model .safetensors (default: $DFS_MODEL, then the shipped models/demo.safetensors)");
   sub->add_option("--device", o.device, "auto (CUDA if available), cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   g.steps = sub->add_option("--steps", o.steps, "Sampling steps S per frame (default 10)");
-  g.schedule = sub->add_option("--schedule", o.schedule,
-                               "Scheduling-matrix shape: full_sequence, autoregressive, pyramid (default), "
-                               "trapezoid, async_blocks");
-  g.uncertainty = sub->add_option("--uncertainty", o.uncertainty, "Pyramid/trapezoid lag u in steps (default 1)");
-  g.ar_step = sub->add_option("--ar-step", o.ar_step, "async_blocks: lag between blocks in steps (default 2)");
+  g.schedule =
+      sub->add_option("--schedule", o.schedule,
+                      "Scheduling-matrix shape: full_sequence, autoregressive, pyramid (default), "
+                      "trapezoid, async_blocks");
+  g.uncertainty = sub->add_option("--uncertainty", o.uncertainty,
+                                  "Pyramid/trapezoid lag u in steps (default 1)");
+  g.ar_step = sub->add_option("--ar-step", o.ar_step,
+                              "async_blocks: lag between blocks in steps (default 2)");
   g.block = sub->add_option("--block", o.block, "async_blocks: frames per block (default 2)");
   g.eta = sub->add_option("--eta", o.eta, "0 = DDIM (default), up to 1 = DDPM-like stochasticity");
   g.stab = sub->add_option("--stabilization", o.stabilization,
                            "Noise level at which pinned clip frames are fed (default 0.02)");
-  g.stab_gen = sub->add_option("--stabilization-generated", o.stabilization_generated,
-                               "Noise level at which earlier generated frames are fed (default 0.02)");
-  g.guidance = sub->add_option("--guidance", o.guidance, "History guidance: none (default), vanilla, fractional");
-  g.guidance_scale = sub->add_option("--guidance-scale", o.guidance_scale, "History guidance scale w (default 1)");
-  g.guidance_fraction = sub->add_option("--guidance-fraction", o.guidance_fraction,
-                                        "Fractional guidance: history re-noised to this level (default 0.5)");
-  g.horizon = sub->add_option("--horizon", o.horizon, "Guidance horizon: frames generated together (default 4)");
-  g.context = sub->add_option("--context", o.context, "Known frames each window carries (default 4)");
-  g.seed = sub->add_option("--seed", o.seed, "Random seed (default 0); same seed + settings = same output");
-  g.fit = sub->add_option("--fit", o.fit, "Bring the clip to the model's size: letterbox (default), crop, stretch");
-  g.scale = sub->add_option("--scale", o.scale, "Output scale of the model resolution: 1, 2 or 4 (default 4)");
+  g.stab_gen =
+      sub->add_option("--stabilization-generated", o.stabilization_generated,
+                      "Noise level at which earlier generated frames are fed (default 0.02)");
+  g.guidance = sub->add_option("--guidance", o.guidance,
+                               "History guidance: none (default), vanilla, fractional");
+  g.guidance_scale =
+      sub->add_option("--guidance-scale", o.guidance_scale, "History guidance scale w (default 1)");
+  g.guidance_fraction =
+      sub->add_option("--guidance-fraction", o.guidance_fraction,
+                      "Fractional guidance: history re-noised to this level (default 0.5)");
+  g.horizon = sub->add_option("--horizon", o.horizon,
+                              "Guidance horizon: frames generated together (default 4)");
+  g.context =
+      sub->add_option("--context", o.context, "Known frames each window carries (default 4)");
+  g.seed = sub->add_option("--seed", o.seed,
+                           "Random seed (default 0); same seed + settings = same output");
+  g.fit = sub->add_option("--fit", o.fit,
+                          "Bring the clip to the model's size: letterbox (default), crop, stretch");
+  g.scale = sub->add_option("--scale", o.scale,
+                            "Output scale of the model resolution: 1, 2 or 4 (default 4)");
   sub->add_flag("--nearest", o.nearest, "Upscale with nearest neighbour (default: smooth)");
   g.fps = sub->add_option("--fps", o.fps, "Output frame rate (default: the clip's)");
   g.quality = sub->add_option("--quality", o.quality, "Export quality 0..100 (default 80)");
   g.range = sub->add_option("--range", o.range, "Frames to export: all (default) or generated");
-  sub->add_option("--save-project", o.save_project, "Also write the project (settings + results) as JSON");
+  sub->add_option("--save-project", o.save_project,
+                  "Also write the project (settings + results) as JSON");
   sub->add_flag("-q,--quiet", o.quiet, "No progress line");
 }
 
@@ -140,7 +156,8 @@ bool apply_overrides(const GenerationOptions& o, dp::Project& p) {
   if (g.quality->count()) e.quality = o.quality;
   if (g.range->count()) {
     e.range = dp::export_range_from_string(o.range);
-    if (e.range == dp::ExportRange::InOut) throw std::runtime_error("--range in_out is not available here; use all or generated");
+    if (e.range == dp::ExportRange::InOut)
+      throw std::runtime_error("--range in_out is not available here; use all or generated");
   }
   return g.horizon->count() || g.context->count();
 }
@@ -160,7 +177,8 @@ void probe_clip(dp::ClipRef& clip) {
 // A path from a settings file: as given if it exists from here, else relative to `base`.
 std::string resolve_near(const std::string& path, const fs::path& base) {
   std::error_code ec;
-  if (path.empty() || fs::path(path).is_absolute() || fs::exists(path, ec) || base.empty()) return path;
+  if (path.empty() || fs::path(path).is_absolute() || fs::exists(path, ec) || base.empty())
+    return path;
   const fs::path near = (base / path).lexically_normal();
   return fs::exists(near, ec) ? near.string() : path;
 }
@@ -193,16 +211,19 @@ class ProgressLine {
                     clock_text(p.elapsed_s).c_str());
     } else {
       percent = p.total_steps > 0 ? 100 * p.step / p.total_steps : 100;
-      std::snprintf(line, sizeof line,
-                    "generating  step %d/%d (%3d%%)  window %d/%d  frames %d/%d  elapsed %s  ETA %s",
-                    p.step, p.total_steps, percent, std::min(p.window + 1, std::max(p.windows, 1)),
-                    std::max(p.windows, 1), p.frames_final, p.frames_to_generate,
-                    clock_text(p.elapsed_s).c_str(), clock_text(p.eta_s).c_str());
+      std::snprintf(
+          line, sizeof line,
+          "generating  step %d/%d (%3d%%)  window %d/%d  frames %d/%d  elapsed %s  ETA %s", p.step,
+          p.total_steps, percent, std::min(p.window + 1, std::max(p.windows, 1)),
+          std::max(p.windows, 1), p.frames_final, p.frames_to_generate,
+          clock_text(p.elapsed_s).c_str(), clock_text(p.eta_s).c_str());
     }
     if (tty_) {
       // Rewrite in place at most ~20 times a second.
       const auto now = std::chrono::steady_clock::now();
-      if (p.phase != dp::GenerationProgress::Phase::Done && now - last_ < std::chrono::milliseconds(50)) return;
+      if (p.phase != dp::GenerationProgress::Phase::Done &&
+          now - last_ < std::chrono::milliseconds(50))
+        return;
       last_ = now;
       std::fprintf(stderr, "\r%s\033[K", line);
       open_ = true;
@@ -258,14 +279,17 @@ void run_generation(dp::Project project, const GenerationOptions& o, bool window
   else
     project.model_path = model_path;
   if (!window_given && dp::fit_window_to_model(project.generation, info))
-    std::fprintf(stderr, "dforce: note: context %d + horizon %d to fit the model's %d-frame window\n",
-                 project.generation.rollout.context, project.generation.rollout.horizon, info.max_frames);
+    std::fprintf(
+        stderr, "dforce: note: context %d + horizon %d to fit the model's %d-frame window\n",
+        project.generation.rollout.context, project.generation.rollout.horizon, info.max_frames);
 
   // Like `mkdir -p` for the output's folder: a missing folder is not worth an error.
   const fs::path out_parent = fs::path(project.export_settings.path).parent_path();
   if (!out_parent.empty() && !fs::exists(out_parent, ec)) {
     fs::create_directories(out_parent, ec);
-    if (ec) throw std::runtime_error("cannot create the output folder '" + out_parent.string() + "': " + ec.message());
+    if (ec)
+      throw std::runtime_error("cannot create the output folder '" + out_parent.string() +
+                               "': " + ec.message());
   }
 
   dp::GenerationJob job(project, model);
@@ -273,15 +297,18 @@ void run_generation(dp::Project project, const GenerationOptions& o, bool window
   dp::EncoderSink sink(project.export_settings, metadata);
   ProgressLine line(o.quiet);
   if (!o.quiet)
-    std::fprintf(stderr, "dforce: model '%s' %dx%d, %d frames max, on %s; %d frames to generate in %zu window%s\n",
-                 info.name.c_str(), info.width, info.height, info.max_frames, info.device.c_str(),
-                 job.frames_to_generate(), job.windows().size(), job.windows().size() == 1 ? "" : "s");
+    std::fprintf(
+        stderr,
+        "dforce: model '%s' %dx%d, %d frames max, on %s; %d frames to generate in %zu window%s\n",
+        info.name.c_str(), info.width, info.height, info.max_frames, info.device.c_str(),
+        job.frames_to_generate(), job.windows().size(), job.windows().size() == 1 ? "" : "s");
 
   g_cancel.store(false);
   auto previous = std::signal(SIGINT, cancel_on_sigint);
   dp::GenerationResult result;
   try {
-    result = job.run(sink, [&](const dp::GenerationProgress& p) { line.update(p); }, &g_cancel);
+    result = job.run(
+        sink, [&](const dp::GenerationProgress& p) { line.update(p); }, &g_cancel);
   } catch (...) {
     std::signal(SIGINT, previous);
     line.end();
@@ -303,13 +330,15 @@ void run_generation(dp::Project project, const GenerationOptions& o, bool window
   }
   if (result.cancelled)
     throw std::runtime_error("cancelled (Ctrl-C); the " + std::to_string(sink.frames_written()) +
-                             " frames final so far (" + std::to_string(gen) + " generated) are in '" +
-                             sink.output_path() + "'");
+                             " frames final so far (" + std::to_string(gen) +
+                             " generated) are in '" + sink.output_path() + "'");
   std::printf("dforce: wrote %s: %d frames (%d generated), %dx%d at %g fps, settings embedded\n",
               sink.output_path().c_str(), sink.frames_written(), gen, out_w, out_h, fps);
-  std::printf("dforce: %.1f s total (decode %.1f s, generate %.1f s = %.2f generated frames/s, %d model forwards)\n",
-              result.seconds, result.decode_seconds, result.seconds - result.decode_seconds,
-              result.frames_per_second(), result.model_forwards);
+  std::printf(
+      "dforce: %.1f s total (decode %.1f s, generate %.1f s = %.2f generated frames/s, %d model "
+      "forwards)\n",
+      result.seconds, result.decode_seconds, result.seconds - result.decode_seconds,
+      result.frames_per_second(), result.model_forwards);
 }
 
 // [SECTION] Commands ------------------------------------------------------------------------------
@@ -326,7 +355,8 @@ void run_extend(const ExtendOptions& o) {
   // Absolute, so that the settings embedded in the export find the clip from anywhere.
   p.clip.path = fs::absolute(o.clip).lexically_normal().string();
   probe_clip(p.clip);
-  const int keep = o.source_frames > 0 ? std::min(o.source_frames, p.clip.frame_count) : p.clip.frame_count;
+  const int keep =
+      o.source_frames > 0 ? std::min(o.source_frames, p.clip.frame_count) : p.clip.frame_count;
   p.timeline = dp::extend_layout(keep, o.frames);
   p.timeline.source_first = p.clip.frame_count - keep;
   const bool window_given = apply_overrides(o.gen, p);
@@ -344,7 +374,8 @@ struct GenerateOptions {
 
 std::string read_text(const std::string& path) {
   std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) throw std::runtime_error("settings file '" + path + "' does not exist");
+  if (!fs::is_regular_file(path, ec))
+    throw std::runtime_error("settings file '" + path + "' does not exist");
   std::ifstream in(path, std::ios::binary);
   std::ostringstream text;
   text << in.rdbuf();
@@ -371,10 +402,12 @@ void run_generate(const GenerateOptions& o) {
   p.clip.path = resolve_near(p.clip.path, base);
   p.model_path = resolve_near(p.model_path, base);
   if (p.timeline.source_count > 0) {
-    if (p.clip.path.empty()) throw std::runtime_error("the settings use clip frames but name no clip: pass --clip");
+    if (p.clip.path.empty())
+      throw std::runtime_error("the settings use clip frames but name no clip: pass --clip");
     std::error_code ec;
     if (!fs::exists(p.clip.path, ec))
-      throw std::runtime_error("the clip '" + p.clip.path + "' named by the settings does not exist: pass --clip");
+      throw std::runtime_error("the clip '" + p.clip.path +
+                               "' named by the settings does not exist: pass --clip");
     probe_clip(p.clip);
   }
   if (o.frames >= 0) dp::set_new_frames(p.timeline, o.frames);
@@ -394,22 +427,29 @@ void register_generate_commands(CLI::App& app) {
   extend->add_option("-n,--frames", extend_opts->frames, "Frames to generate after the clip")
       ->required()
       ->check(CLI::Range(1, 100000));
-  extend->add_option("--source-frames", extend_opts->source_frames,
-                     "Use only the clip's last K frames (default: all; they are also in the output)")
+  extend
+      ->add_option("--source-frames", extend_opts->source_frames,
+                   "Use only the clip's last K frames (default: all; they are also in the output)")
       ->check(CLI::PositiveNumber);
   add_generation_options(extend, extend_opts->gen);
   extend->callback([extend_opts] { run_extend(*extend_opts); });
 
   auto gen_opts = std::make_shared<GenerateOptions>();
   CLI::App* generate = app.add_subcommand(
-      "generate", "Run a generation from a project/settings JSON or from an exported file's embedded settings");
-  auto* settings = generate->add_option("--settings", gen_opts->settings,
-                                        "Project file (.json) or generation settings (an export's .json sidecar)");
-  auto* from = generate->add_option("--from", gen_opts->from, "A file exported by the Studio or dforce: reuse its settings");
+      "generate",
+      "Run a generation from a project/settings JSON or from an exported file's embedded settings");
+  auto* settings = generate->add_option(
+      "--settings", gen_opts->settings,
+      "Project file (.json) or generation settings (an export's .json sidecar)");
+  auto* from = generate->add_option("--from", gen_opts->from,
+                                    "A file exported by the Studio or dforce: reuse its settings");
   settings->excludes(from);
   from->excludes(settings);
-  generate->add_option("--clip", gen_opts->clip, "Source clip (overrides the one the settings name)");
-  generate->add_option("-n,--frames", gen_opts->frames, "Frames to generate after the clip's frames (overrides)")
+  generate->add_option("--clip", gen_opts->clip,
+                       "Source clip (overrides the one the settings name)");
+  generate
+      ->add_option("-n,--frames", gen_opts->frames,
+                   "Frames to generate after the clip's frames (overrides)")
       ->check(CLI::Range(0, 100000));
   add_generation_options(generate, gen_opts->gen);
   generate->callback([gen_opts] {

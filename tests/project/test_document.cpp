@@ -112,7 +112,8 @@ std::string load_error(const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("extend layout pins every clip frame and adds N frames from noise", "[project][timeline]") {
+TEST_CASE("extend layout pins every clip frame and adds N frames from noise",
+          "[project][timeline]") {
   const Timeline t = extend_layout(10, 4);
   CHECK(t.length() == 14);
   CHECK(t.new_frames == 4);
@@ -129,7 +130,8 @@ TEST_CASE("extend layout pins every clip frame and adds N frames from noise", "[
   CHECK_THROWS_AS(extend_layout(10, 0), Error);
 }
 
-TEST_CASE("regenerate and fill-gap layouts leave only the chosen frames unpinned", "[project][timeline]") {
+TEST_CASE("regenerate and fill-gap layouts leave only the chosen frames unpinned",
+          "[project][timeline]") {
   const Timeline r = regenerate_layout(12, 4, 6, 0.6);
   CHECK(r.length() == 12);
   CHECK(r.new_frames == 0);
@@ -141,12 +143,13 @@ TEST_CASE("regenerate and fill-gap layouts leave only the chosen frames unpinned
   const Timeline g = fill_gap_layout(12, 2, 9);
   for (int i = 0; i < 12; ++i) CHECK(g.pinned(i) == (i <= 2 || i >= 9));
   CHECK(g.noise[5] == 1.0);
-  CHECK_THROWS_AS(fill_gap_layout(12, 4, 5), Error);   // nothing between the pins
-  CHECK_THROWS_AS(regenerate_layout(12, 5, 12), Error); // past the clip
+  CHECK_THROWS_AS(fill_gap_layout(12, 4, 5), Error);     // nothing between the pins
+  CHECK_THROWS_AS(regenerate_layout(12, 5, 12), Error);  // past the clip
   CHECK_THROWS_AS(regenerate_layout(12, 1, 2, 1.5), Error);
 }
 
-TEST_CASE("timeline edits reject positions and levels outside the timeline", "[project][timeline]") {
+TEST_CASE("timeline edits reject positions and levels outside the timeline",
+          "[project][timeline]") {
   Timeline t = extend_layout(4, 2);
   CHECK_THROWS_WITH(set_pinned(t, 6, true), Catch::Contains("outside the timeline"));
   CHECK_THROWS_WITH(set_noise(t, 1, -0.1), Catch::Contains("[0, 1]"));
@@ -172,7 +175,8 @@ TEST_CASE("project JSON round trip preserves every field", "[project][json]") {
   CHECK(text.find("\"format_version\": 1") != std::string::npos);
 }
 
-TEST_CASE("out-of-range values in a project file are rejected naming the field", "[project][json][validation]") {
+TEST_CASE("out-of-range values in a project file are rejected naming the field",
+          "[project][json][validation]") {
   CHECK_THAT(load_error(sample_json_with("\"steps\": 17", "\"steps\": 0")),
              Catch::Contains("generation.steps must be in 1..1000 (got 0)"));
   CHECK_THAT(load_error(sample_json_with("\"eta\": 0.3", "\"eta\": 1.5")),
@@ -190,21 +194,25 @@ TEST_CASE("out-of-range values in a project file are rejected naming the field",
              Catch::Contains("run past the clip's 75 frames"));
 }
 
-TEST_CASE("mistyped and unknown values in a project file are named", "[project][json][validation]") {
+TEST_CASE("mistyped and unknown values in a project file are named",
+          "[project][json][validation]") {
   CHECK_THAT(load_error(sample_json_with("\"steps\": 17", "\"steps\": \"many\"")),
              Catch::Contains("generation.steps must be an integer (got a string)"));
-  CHECK_THAT(load_error(sample_json_with("\"schedule\": \"async_blocks\"", "\"schedule\": \"zigzag\"")),
-             Catch::Contains("generation.schedule"));
+  CHECK_THAT(
+      load_error(sample_json_with("\"schedule\": \"async_blocks\"", "\"schedule\": \"zigzag\"")),
+      Catch::Contains("generation.schedule"));
   CHECK_THAT(load_error(sample_json_with("\"fit\": \"crop\"", "\"fit\": \"squash\"")),
              Catch::Contains("clip.fit: unknown fit mode 'squash'"));
   CHECK_THAT(load_error(sample_json_with("\"seed_locked\": false", "\"seed_locked\": 3")),
              Catch::Contains("generation.seed_locked must be true or false"));
 }
 
-TEST_CASE("malformed, foreign and newer project files are refused with a clear message", "[project][json]") {
+TEST_CASE("malformed, foreign and newer project files are refused with a clear message",
+          "[project][json]") {
   CHECK_THAT(load_error("{ not json"), Catch::Contains("not valid JSON"));
   CHECK_THAT(load_error("[1, 2]"), Catch::Contains("must be a JSON object"));
-  CHECK_THAT(load_error("{\"format\": \"something-else\"}"), Catch::Contains("not a Diffusion Forcing Studio project"));
+  CHECK_THAT(load_error("{\"format\": \"something-else\"}"),
+             Catch::Contains("not a Diffusion Forcing Studio project"));
   CHECK_THAT(load_error(sample_json_with("\"format_version\": 1", "\"format_version\": 99")),
              Catch::Contains("newer Diffusion Forcing Studio"));
   CHECK_THAT(load_error("{\"format\": \"dfstudio-project\", \"format_version\": 1}"),
@@ -271,9 +279,11 @@ TEST_CASE("a failed save leaves the previous file intact", "[project][save]") {
 
 TEST_CASE("loading a missing, empty or non-project file names the file", "[project][save]") {
   TempDir dir;
-  CHECK_THROWS_WITH(Document::load((dir.path / "nope.json").string()), Catch::Contains("nope.json': no such file"));
+  CHECK_THROWS_WITH(Document::load((dir.path / "nope.json").string()),
+                    Catch::Contains("nope.json': no such file"));
   std::ofstream((dir.path / "empty.json").string()).close();
-  CHECK_THROWS_WITH(Document::load((dir.path / "empty.json").string()), Catch::Contains("not valid JSON"));
+  CHECK_THROWS_WITH(Document::load((dir.path / "empty.json").string()),
+                    Catch::Contains("not valid JSON"));
   CHECK_THROWS_WITH(Document::load(dir.path.string()), Catch::Contains("it is a folder"));
 }
 
@@ -311,10 +321,12 @@ TEST_CASE("undo and redo restore pins, noise and settings edits", "[project][und
 TEST_CASE("edits with the same merge key form one undo step", "[project][undo]") {
   Document doc(sample_project());
   for (int i = 1; i <= 7; ++i)
-    doc.edit("Noise", [i](Project& p) { set_noise(p.timeline, 22, i / 10.0); }, "noise-drag");
+    doc.edit(
+        "Noise", [i](Project& p) { set_noise(p.timeline, 22, i / 10.0); }, "noise-drag");
   CHECK(doc.project().timeline.noise[22] == 0.7);
   doc.end_merge();
-  doc.edit("Noise", [](Project& p) { set_noise(p.timeline, 22, 0.0); }, "noise-drag");
+  doc.edit(
+      "Noise", [](Project& p) { set_noise(p.timeline, 22, 0.0); }, "noise-drag");
   REQUIRE(doc.undo());
   CHECK(doc.project().timeline.noise[22] == 0.7);
   REQUIRE(doc.undo());
@@ -325,9 +337,11 @@ TEST_CASE("edits with the same merge key form one undo step", "[project][undo]")
 TEST_CASE("an invalid or empty edit changes nothing and records no step", "[project][undo]") {
   Document doc(sample_project());
   const auto rev = doc.revision();
-  CHECK_THROWS_WITH(doc.edit("Bad steps", [](Project& p) { p.generation.rollout.sampler.schedule.steps = 5000; }),
-                    Catch::Contains("generation.steps"));
-  CHECK_THROWS_AS(doc.edit("Bad pin", [](Project& p) { set_pinned(p.timeline, 500, true); }), Error);
+  CHECK_THROWS_WITH(
+      doc.edit("Bad steps", [](Project& p) { p.generation.rollout.sampler.schedule.steps = 5000; }),
+      Catch::Contains("generation.steps"));
+  CHECK_THROWS_AS(doc.edit("Bad pin", [](Project& p) { set_pinned(p.timeline, 500, true); }),
+                  Error);
   CHECK_FALSE(doc.edit("Same", [](Project& p) { set_noise(p.timeline, 21, 0.25); }));
   CHECK(doc.project() == sample_project());
   CHECK_FALSE(doc.can_undo());
@@ -357,7 +371,8 @@ TEST_CASE("relative paths resolve against the project file's folder", "[project]
   const fs::path resolved = doc.resolve(doc.project().clip.path);
   CHECK(resolved == (dir.path / "clips" / "vtest_clip.mp4").lexically_normal());
   CHECK(doc.resolve("/abs/file.mp4") == "/abs/file.mp4");
-  CHECK(doc.project().results.cached_frame_path(20) == (fs::path("cache") / "frame_000020.png").string());
+  CHECK(doc.project().results.cached_frame_path(20) ==
+        (fs::path("cache") / "frame_000020.png").string());
 }
 
 TEST_CASE("export format follows the output path", "[project][export]") {
@@ -367,5 +382,6 @@ TEST_CASE("export format follows the output path", "[project][export]") {
   CHECK(export_format_from_path("frame.png") == ExportFormat::PngFrame);
   CHECK(export_format_from_path("frames/") == ExportFormat::PngSequence);
   CHECK(export_format_from_path("frames") == ExportFormat::PngSequence);
-  CHECK_THROWS_WITH(export_format_from_path("x.docx"), Catch::Contains("unknown extension '.docx'"));
+  CHECK_THROWS_WITH(export_format_from_path("x.docx"),
+                    Catch::Contains("unknown extension '.docx'"));
 }

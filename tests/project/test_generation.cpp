@@ -84,14 +84,16 @@ JobOptions synthetic_source() {
 
 }  // namespace
 
-TEST_CASE("build_rollout_timeline marks kept frames, start levels and frames to generate", "[project][generation]") {
+TEST_CASE("build_rollout_timeline marks kept frames, start levels and frames to generate",
+          "[project][generation]") {
   Timeline t = extend_layout(4, 2);
   set_pinned(t, 1, false);
   set_noise(t, 1, 0.5);  // partial re-noising of a source frame
   set_pinned(t, 2, false);
   set_noise(t, 2, 0.0);  // unpinned at level 0: kept as it is
   set_noise(t, 5, 0.3);  // a new frame without content: generated from noise anyway
-  std::vector<Frame> content = {test_picture(0), test_picture(1), test_picture(2), test_picture(3), {}, {}};
+  std::vector<Frame> content = {
+      test_picture(0), test_picture(1), test_picture(2), test_picture(3), {}, {}};
   const auto tl = build_rollout_timeline(t, content);
   REQUIRE(tl.size() == 6);
   CHECK(tl[0].pinned);
@@ -108,10 +110,12 @@ TEST_CASE("build_rollout_timeline marks kept frames, start levels and frames to 
   CHECK(tail[0].content == content[3]);
 
   set_pinned(t, 4, true);
-  CHECK_THROWS_WITH(build_rollout_timeline(t, content), Catch::Contains("frame 4 is pinned but has no picture"));
+  CHECK_THROWS_WITH(build_rollout_timeline(t, content),
+                    Catch::Contains("frame 4 is pinned but has no picture"));
 }
 
-TEST_CASE("fit_to_model letterboxes, crops and stretches to the model's size", "[project][generation]") {
+TEST_CASE("fit_to_model letterboxes, crops and stretches to the model's size",
+          "[project][generation]") {
   const Frame wide = test_picture(0, 160, 60);
   const Frame box = fit_to_model(wide, 64, 48, FitMode::Letterbox);
   CHECK(box.width == 64);
@@ -143,7 +147,8 @@ TEST_CASE("fit_window_to_model shrinks the horizon first", "[project][generation
   CHECK(s.rollout.horizon >= 1);
 }
 
-TEST_CASE("extending the sample clip gives N new frames and the pinned frames bit-identical", "[project][generation]") {
+TEST_CASE("extending the sample clip gives N new frames and the pinned frames bit-identical",
+          "[project][generation]") {
   auto& model = tiny_model();
   const auto& info = model.info();
   Project p;
@@ -179,7 +184,8 @@ TEST_CASE("extending the sample clip gives N new frames and the pinned frames bi
   for (int i = 0; i < 12; ++i) {
     INFO("position " << i);
     CHECK(sink.origin(i) == FrameOrigin::Source);
-    CHECK(sink.frame(i) == fit_to_model(decoded[static_cast<size_t>(i)].image, info.width, info.height, FitMode::Letterbox));
+    CHECK(sink.frame(i) == fit_to_model(decoded[static_cast<size_t>(i)].image, info.width,
+                                        info.height, FitMode::Letterbox));
   }
   for (int i = 12; i < 15; ++i) {
     CHECK(sink.origin(i) == FrameOrigin::Generated);
@@ -188,7 +194,8 @@ TEST_CASE("extending the sample clip gives N new frames and the pinned frames bi
   }
 }
 
-TEST_CASE("same seed and settings give identical frames; another seed differs", "[project][generation]") {
+TEST_CASE("same seed and settings give identical frames; another seed differs",
+          "[project][generation]") {
   auto& model = tiny_model();
   const Project p = synthetic_extend(4, 2, model.info().max_frames);
   MemorySink a, b, c;
@@ -212,7 +219,11 @@ TEST_CASE("cancel keeps the frames finished before it, in order", "[project][gen
   GenerationJob job(p, model, synthetic_source());
   MemorySink sink;
   const GenerationResult r = job.run(
-      sink, [&](const GenerationProgress& g) { if (g.frames_final >= 2) cancel = true; }, &cancel);
+      sink,
+      [&](const GenerationProgress& g) {
+        if (g.frames_final >= 2) cancel = true;
+      },
+      &cancel);
   CHECK(r.cancelled);
   CHECK(sink.cancelled());
   REQUIRE(r.generated.size() >= 2u);
@@ -244,7 +255,8 @@ TEST_CASE("regenerating a range changes only that range", "[project][generation]
   CHECK(r.generated == std::vector<int>{3, 4});
   const auto& info = model.info();
   for (int i : {0, 1, 2, 5, 6, 7})
-    CHECK(sink.frame(i) == fit_to_model(test_picture(i), info.width, info.height, FitMode::Letterbox));
+    CHECK(sink.frame(i) ==
+          fit_to_model(test_picture(i), info.width, info.height, FitMode::Letterbox));
   CHECK(sink.origin(3) == FrameOrigin::Generated);
 }
 
@@ -253,7 +265,8 @@ TEST_CASE("a pinned new frame uses its previous result, unchanged", "[project][g
   const auto& info = model.info();
   Project p = synthetic_extend(3, 3, info.max_frames);
   set_pinned(p.timeline, 3, true);
-  CHECK_THROWS_WITH(GenerationJob(p, model, synthetic_source()), Catch::Contains("frame 3 is pinned but has no picture"));
+  CHECK_THROWS_WITH(GenerationJob(p, model, synthetic_source()),
+                    Catch::Contains("frame 3 is pinned but has no picture"));
   JobOptions o = synthetic_source();
   o.previous[3] = test_picture(99, info.width, info.height);
   MemorySink sink;
@@ -263,17 +276,20 @@ TEST_CASE("a pinned new frame uses its previous result, unchanged", "[project][g
   CHECK(sink.frame(3) == o.previous[3]);
 }
 
-TEST_CASE("jobs that cannot run are refused with a message before anything runs", "[project][generation]") {
+TEST_CASE("jobs that cannot run are refused with a message before anything runs",
+          "[project][generation]") {
   auto& model = tiny_model();
   const int max_frames = model.info().max_frames;
   Project p = synthetic_extend(4, 2, max_frames);
   p.generation.rollout.context = max_frames;
   p.generation.rollout.horizon = 1;
-  CHECK_THROWS_WITH(GenerationJob(p, model, synthetic_source()), Catch::Contains("exceeds the model's window"));
+  CHECK_THROWS_WITH(GenerationJob(p, model, synthetic_source()),
+                    Catch::Contains("exceeds the model's window"));
   Project all_pinned = synthetic_extend(4, 1, max_frames);
   all_pinned.timeline = regenerate_layout(4, 1, 1);
   set_pinned(all_pinned.timeline, 1, true);
-  CHECK_THROWS_WITH(GenerationJob(all_pinned, model, synthetic_source()), Catch::Contains("nothing to generate"));
+  CHECK_THROWS_WITH(GenerationJob(all_pinned, model, synthetic_source()),
+                    Catch::Contains("nothing to generate"));
   Project no_clip = synthetic_extend(4, 2, max_frames);
   no_clip.clip.path = (fs::temp_directory_path() / "dfs_no_such_clip.mp4").string();
   MemorySink sink;
@@ -283,7 +299,8 @@ TEST_CASE("jobs that cannot run are refused with a message before anything runs"
   CHECK(sink.cancelled());
 }
 
-TEST_CASE("an exported MP4 carries the settings and they restore the project", "[project][generation][metadata]") {
+TEST_CASE("an exported MP4 carries the settings and they restore the project",
+          "[project][generation][metadata]") {
   auto& model = tiny_model();
   const auto& info = model.info();
   TempDir dir;
@@ -305,7 +322,8 @@ TEST_CASE("an exported MP4 carries the settings and they restore the project", "
   Project restored;
   restore_from_exported_file(restored, p.export_settings.path);
   CHECK(restored.generation.rollout.seed == 777);
-  CHECK(restored.generation.rollout.sampler.schedule.shape == dfs::diffusion::ScheduleShape::Trapezoid);
+  CHECK(restored.generation.rollout.sampler.schedule.shape ==
+        dfs::diffusion::ScheduleShape::Trapezoid);
   CHECK(restored.timeline == p.timeline);
   CHECK(restored.clip.path == "synthetic");
   RestoreOptions only_settings;
@@ -326,10 +344,13 @@ TEST_CASE("an exported MP4 carries the settings and they restore the project", "
   CHECK(dfs::media::read_generation_metadata(g.export_settings.path).has_value());
 }
 
-TEST_CASE("restoring from a file without settings or from foreign JSON is refused clearly", "[project][metadata]") {
+TEST_CASE("restoring from a file without settings or from foreign JSON is refused clearly",
+          "[project][metadata]") {
   Project p;
-  CHECK_THROWS_WITH(restore_from_exported_file(p, kSampleClip), Catch::Contains("carries no generation settings"));
-  CHECK_THROWS_WITH(restore_from_metadata(p, "{\"format\": \"other\"}"), Catch::Contains("not Diffusion Forcing Studio"));
+  CHECK_THROWS_WITH(restore_from_exported_file(p, kSampleClip),
+                    Catch::Contains("carries no generation settings"));
+  CHECK_THROWS_WITH(restore_from_metadata(p, "{\"format\": \"other\"}"),
+                    Catch::Contains("not Diffusion Forcing Studio"));
   CHECK_THROWS_WITH(restore_from_metadata(p, "]"), Catch::Contains("not valid JSON"));
   const std::string bad =
       "{\"format\": \"dfstudio-generation\", \"format_version\": 1, \"settings\": {\"steps\": -4}}";
@@ -337,7 +358,8 @@ TEST_CASE("restoring from a file without settings or from foreign JSON is refuse
   CHECK(p == Project{});  // untouched
 }
 
-TEST_CASE("the demo model is found through DFS_MODEL and missing models fall back with a warning", "[project][model]") {
+TEST_CASE("the demo model is found through DFS_MODEL and missing models fall back with a warning",
+          "[project][model]") {
   TempDir dir;
   const std::string fake_exe = (dir.path / "bin" / "dforce").string();
   const fs::path model_file = dir.path / "m.safetensors";
@@ -347,7 +369,8 @@ TEST_CASE("the demo model is found through DFS_MODEL and missing models fall bac
   ::unsetenv("DFS_MODEL");
   fs::create_directories(dir.path / "share" / "dfstudio" / "models");
   fs::copy_file(model_file, dir.path / "share" / "dfstudio" / "models" / "demo.safetensors");
-  CHECK(fs::equivalent(find_demo_model(fake_exe), dir.path / "share" / "dfstudio" / "models" / "demo.safetensors"));
+  CHECK(fs::equivalent(find_demo_model(fake_exe),
+                       dir.path / "share" / "dfstudio" / "models" / "demo.safetensors"));
 
   const std::string lonely_exe = (dir.path / "a" / "b" / "c" / "dforce").string();
   if (find_demo_model(lonely_exe).empty()) {  // no models/ in the working directory either
@@ -357,14 +380,16 @@ TEST_CASE("the demo model is found through DFS_MODEL and missing models fall bac
     CHECK(model.info().width > 0);
   }
   std::string warning;
-  CHECK_THROWS_WITH(load_model_or_demo((dir.path / "typo.safetensors").string(), lonely_exe, &warning),
-                    Catch::Contains("typo.safetensors' does not exist"));
+  CHECK_THROWS_WITH(
+      load_model_or_demo((dir.path / "typo.safetensors").string(), lonely_exe, &warning),
+      Catch::Contains("typo.safetensors' does not exist"));
   // A file that exists but is not a model is reported, never replaced by the fallback.
   CHECK_THROWS_WITH(load_model_or_demo(model_file.string(), lonely_exe, &warning),
                     Catch::Contains("m.safetensors"));
 }
 
-TEST_CASE("plan_generation needs no weights and matches the job's windows", "[project][generation]") {
+TEST_CASE("plan_generation needs no weights and matches the job's windows",
+          "[project][generation]") {
   auto& model = tiny_model();
   Project p = synthetic_extend(10, 5, model.info().max_frames);
   const GenerationPlan plan = plan_generation(p, model.info());
@@ -384,11 +409,13 @@ TEST_CASE("plan_generation needs no weights and matches the job's windows", "[pr
       if (!w.known[i]) generated.push_back(w.frames[i]);
   CHECK(generated == std::vector<int>{10, 11, 12, 13, 14});
   set_pinned(p.timeline, 12, true);
-  CHECK_THROWS_WITH(plan_generation(p, model.info()), Catch::Contains("frame 12 is pinned but has no picture"));
+  CHECK_THROWS_WITH(plan_generation(p, model.info()),
+                    Catch::Contains("frame 12 is pinned but has no picture"));
   CHECK_NOTHROW(plan_generation(p, model.info(), {12}));
 }
 
-TEST_CASE("the PNG cache keeps generated frames and the tee feeds every sink", "[project][generation]") {
+TEST_CASE("the PNG cache keeps generated frames and the tee feeds every sink",
+          "[project][generation]") {
   auto& model = tiny_model();
   TempDir dir;
   Project p = synthetic_extend(3, 2, model.info().max_frames);
@@ -419,6 +446,8 @@ TEST_CASE("generation settings JSON round trips and rejects bad values", "[proje
   x.generation = s;
   y.generation = back;
   CHECK(x == y);
-  CHECK_THROWS_WITH(settings_from_json("{\"guidance\": {\"scale\": -1}}"), Catch::Contains("generation.guidance.scale"));
-  CHECK_THROWS_WITH(settings_from_json("{\"guidance\": {\"mode\": \"loud\"}}"), Catch::Contains("generation.guidance.mode"));
+  CHECK_THROWS_WITH(settings_from_json("{\"guidance\": {\"scale\": -1}}"),
+                    Catch::Contains("generation.guidance.scale"));
+  CHECK_THROWS_WITH(settings_from_json("{\"guidance\": {\"mode\": \"loud\"}}"),
+                    Catch::Contains("generation.guidance.mode"));
 }

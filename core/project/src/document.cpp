@@ -34,10 +34,10 @@ using detail::json;
 namespace {
 
 // Limits a user can reach from the UI or a file. They bound memory and time, not taste.
-constexpr int kMaxSteps = 1000;             // sampling steps S (the model has K = 1000 levels)
-constexpr int kMaxWindowFrames = 1024;      // context / horizon / block
-constexpr int kMaxTimelineFrames = 1000000; // positions on one timeline
-constexpr double kMaxGuidanceScale = 50.0;  // w; DFoT uses 1..~10
+constexpr int kMaxSteps = 1000;              // sampling steps S (the model has K = 1000 levels)
+constexpr int kMaxWindowFrames = 1024;       // context / horizon / block
+constexpr int kMaxTimelineFrames = 1000000;  // positions on one timeline
+constexpr double kMaxGuidanceScale = 50.0;   // w; DFoT uses 1..~10
 constexpr double kMaxExportFps = 1000.0;
 
 std::string fmt_double(double v) {
@@ -54,7 +54,8 @@ void check_position(const Timeline& t, int position, const char* what) {
 
 void check_level(double level, const char* what) {
   if (!std::isfinite(level) || level < 0.0 || level > 1.0)
-    throw Error(std::string(what) + ": noise level must be in [0, 1] (got " + fmt_double(level) + ")");
+    throw Error(std::string(what) + ": noise level must be in [0, 1] (got " + fmt_double(level) +
+                ")");
 }
 
 }  // namespace
@@ -63,9 +64,12 @@ void check_level(double level, const char* what) {
 
 const char* to_string(FitMode mode) {
   switch (mode) {
-    case FitMode::Letterbox: return "letterbox";
-    case FitMode::Crop: return "crop";
-    case FitMode::Stretch: return "stretch";
+    case FitMode::Letterbox:
+      return "letterbox";
+    case FitMode::Crop:
+      return "crop";
+    case FitMode::Stretch:
+      return "stretch";
   }
   return "letterbox";
 }
@@ -79,11 +83,16 @@ FitMode fit_mode_from_string(const std::string& s) {
 
 const char* to_string(ExportFormat format) {
   switch (format) {
-    case ExportFormat::Mp4: return "mp4";
-    case ExportFormat::WebM: return "webm";
-    case ExportFormat::Gif: return "gif";
-    case ExportFormat::PngSequence: return "png_sequence";
-    case ExportFormat::PngFrame: return "png_frame";
+    case ExportFormat::Mp4:
+      return "mp4";
+    case ExportFormat::WebM:
+      return "webm";
+    case ExportFormat::Gif:
+      return "gif";
+    case ExportFormat::PngSequence:
+      return "png_sequence";
+    case ExportFormat::PngFrame:
+      return "png_frame";
   }
   return "mp4";
 }
@@ -94,7 +103,8 @@ ExportFormat export_format_from_string(const std::string& s) {
   if (s == "gif") return ExportFormat::Gif;
   if (s == "png_sequence" || s == "png-seq" || s == "pngs") return ExportFormat::PngSequence;
   if (s == "png_frame" || s == "png") return ExportFormat::PngFrame;
-  throw Error("unknown export format '" + s + "' (expected mp4, webm, gif, png_sequence or png_frame)");
+  throw Error("unknown export format '" + s +
+              "' (expected mp4, webm, gif, png_sequence or png_frame)");
 }
 
 ExportFormat export_format_from_path(const std::string& path) {
@@ -103,7 +113,8 @@ ExportFormat export_format_from_path(const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) return ExportFormat::PngSequence;
   std::string ext = fs::path(path).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   if (ext.empty()) return ExportFormat::PngSequence;
   if (ext == ".mp4" || ext == ".m4v" || ext == ".mov") return ExportFormat::Mp4;
   if (ext == ".webm") return ExportFormat::WebM;
@@ -115,9 +126,12 @@ ExportFormat export_format_from_path(const std::string& path) {
 
 const char* to_string(ExportRange range) {
   switch (range) {
-    case ExportRange::All: return "all";
-    case ExportRange::Generated: return "generated";
-    case ExportRange::InOut: return "in_out";
+    case ExportRange::All:
+      return "all";
+    case ExportRange::Generated:
+      return "generated";
+    case ExportRange::InOut:
+      return "in_out";
   }
   return "all";
 }
@@ -193,7 +207,9 @@ void pin_all_source(Timeline& t) {
   for (int i = 0; i < t.source_count; ++i) t.pins.insert(i);
 }
 
-void clear_pins(Timeline& t) { t.pins.clear(); }
+void clear_pins(Timeline& t) {
+  t.pins.clear();
+}
 
 void set_noise(Timeline& t, int position, double level) {
   check_position(t, position, "noise");
@@ -227,7 +243,9 @@ void set_new_frames(Timeline& t, int n) {
 
 // [SECTION] Results ---------------------------------------------------------------------------
 
-bool Results::any() const { return std::find(generated.begin(), generated.end(), true) != generated.end(); }
+bool Results::any() const {
+  return std::find(generated.begin(), generated.end(), true) != generated.end();
+}
 
 bool Results::has(int position) const {
   return position >= 0 && static_cast<size_t>(position) < generated.size() &&
@@ -254,9 +272,8 @@ bool same_rollout(const diffusion::RolloutSettings& a, const diffusion::RolloutS
          sa.eta == sb.eta && sa.stabilization_user == sb.stabilization_user &&
          sa.stabilization_generated == sb.stabilization_generated &&
          sa.guidance.mode == sb.guidance.mode && sa.guidance.scale == sb.guidance.scale &&
-         sa.guidance.fractional_level == sb.guidance.fractional_level &&
-         a.context == b.context && a.horizon == b.horizon && a.seed == b.seed &&
-         a.kv_cache == b.kv_cache;
+         sa.guidance.fractional_level == sb.guidance.fractional_level && a.context == b.context &&
+         a.horizon == b.horizon && a.seed == b.seed && a.kv_cache == b.kv_cache;
 }
 
 // Collects problems; each names its field.
@@ -271,7 +288,8 @@ class Problems {
   // Closed or half-open ranges of doubles; rejects NaN/inf.
   void real_range(const std::string& field, double v, double lo, double hi, bool lo_open = false,
                   bool hi_open = false) {
-    const bool ok = std::isfinite(v) && (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
+    const bool ok =
+        std::isfinite(v) && (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
     if (!ok)
       add(field + " must be in " + (lo_open ? "(" : "[") + fmt_double(lo) + ", " + fmt_double(hi) +
           (hi_open ? ")" : "]") + " (got " + fmt_double(v) + ")");
@@ -316,8 +334,8 @@ std::vector<std::string> validation_problems(const Project& p, int max_frames) {
             std::to_string(c.frame_count) + " frames");
   const long long length = static_cast<long long>(t.source_count) + t.new_frames;
   if (static_cast<long long>(t.noise.size()) != length)
-    out.add("timeline.noise has " + std::to_string(t.noise.size()) + " levels but the timeline has " +
-            std::to_string(length) + " frames");
+    out.add("timeline.noise has " + std::to_string(t.noise.size()) +
+            " levels but the timeline has " + std::to_string(length) + " frames");
   for (size_t i = 0; i < t.noise.size(); ++i)
     out.real_range("timeline.noise[" + std::to_string(i) + "]", t.noise[i], 0.0, 1.0);
   for (int pin : t.pins)
@@ -334,9 +352,11 @@ std::vector<std::string> validation_problems(const Project& p, int max_frames) {
   out.int_range("generation.block", s.schedule.block, 1, kMaxWindowFrames);
   out.real_range("generation.eta", s.eta, 0, 1);
   out.real_range("generation.stabilization_user", s.stabilization_user, 0, 1, false, true);
-  out.real_range("generation.stabilization_generated", s.stabilization_generated, 0, 1, false, true);
+  out.real_range("generation.stabilization_generated", s.stabilization_generated, 0, 1, false,
+                 true);
   out.real_range("generation.guidance.scale", s.guidance.scale, 0, kMaxGuidanceScale);
-  out.real_range("generation.guidance.fractional_level", s.guidance.fractional_level, 0, 1, true, true);
+  out.real_range("generation.guidance.fractional_level", s.guidance.fractional_level, 0, 1, true,
+                 true);
   out.int_range("generation.context", r.context, 0, kMaxWindowFrames);
   out.int_range("generation.horizon", r.horizon, 1, kMaxWindowFrames);
   if (max_frames > 0 && r.context + r.horizon > max_frames)
@@ -354,7 +374,8 @@ std::vector<std::string> validation_problems(const Project& p, int max_frames) {
       out.add("export.in..export.out (" + std::to_string(e.in) + ".." + std::to_string(e.out) +
               ") must be a range inside the timeline (0.." + std::to_string(length - 1) + ")");
   }
-  if (e.format == ExportFormat::PngFrame && length > 0) out.int_range("export.in", e.in, 0, length - 1);
+  if (e.format == ExportFormat::PngFrame && length > 0)
+    out.int_range("export.in", e.in, 0, length - 1);
 
   // Results.
   if (!p.results.generated.empty() && static_cast<long long>(p.results.generated.size()) != length)
@@ -408,9 +429,11 @@ void read(const json& obj, const std::string& where, const char* key, int& out) 
   const std::string field = where + "." + key;
   if (!v->is_number_integer()) bad_type(field, "an integer", *v);
   const auto x = v->get<long long>();
-  if (v->is_number_unsigned() && v->get<unsigned long long>() > static_cast<unsigned long long>(INT32_MAX))
+  if (v->is_number_unsigned() &&
+      v->get<unsigned long long>() > static_cast<unsigned long long>(INT32_MAX))
     throw Error(field + " is too large (got " + v->dump() + ")");
-  if (x < INT32_MIN || x > INT32_MAX) throw Error(field + " is out of range (got " + v->dump() + ")");
+  if (x < INT32_MIN || x > INT32_MAX)
+    throw Error(field + " is out of range (got " + v->dump() + ")");
   out = static_cast<int>(x);
 }
 
@@ -418,7 +441,8 @@ void read(const json& obj, const std::string& where, const char* key, uint64_t& 
   const json* v = member(obj, key);
   if (!v) return;
   const std::string field = where + "." + key;
-  if (!v->is_number_integer() || (v->is_number_integer() && !v->is_number_unsigned() && v->get<long long>() < 0))
+  if (!v->is_number_integer() ||
+      (v->is_number_integer() && !v->is_number_unsigned() && v->get<long long>() < 0))
     bad_type(field, "a non-negative integer", *v);
   out = v->get<uint64_t>();
 }
@@ -471,10 +495,14 @@ json parse_object(const std::string& text, const std::string& what) {
 }
 
 json clip_to_json(const ClipRef& c) {
-  return json{{"path", c.path},          {"width", c.width},
-              {"height", c.height},      {"fps", c.fps},
-              {"frame_count", c.frame_count}, {"duration_s", c.duration_s},
-              {"codec", c.codec},        {"fit", to_string(c.fit)}};
+  return json{{"path", c.path},
+              {"width", c.width},
+              {"height", c.height},
+              {"fps", c.fps},
+              {"frame_count", c.frame_count},
+              {"duration_s", c.duration_s},
+              {"codec", c.codec},
+              {"fit", to_string(c.fit)}};
 }
 
 ClipRef clip_from_json(const json& j, const std::string& where) {
@@ -492,8 +520,10 @@ ClipRef clip_from_json(const json& j, const std::string& where) {
 }
 
 json timeline_to_json(const Timeline& t) {
-  return json{{"source_first", t.source_first}, {"source_count", t.source_count},
-              {"new_frames", t.new_frames},     {"pins", json(std::vector<int>(t.pins.begin(), t.pins.end()))},
+  return json{{"source_first", t.source_first},
+              {"source_count", t.source_count},
+              {"new_frames", t.new_frames},
+              {"pins", json(std::vector<int>(t.pins.begin(), t.pins.end()))},
               {"noise", t.noise}};
 }
 
@@ -590,9 +620,15 @@ GenerationSettings settings_from_json_object(const json& j, const std::string& w
 }
 
 json export_to_json(const ExportSettings& e) {
-  return json{{"format", to_string(e.format)}, {"path", e.path},       {"range", to_string(e.range)},
-              {"in", e.in},                    {"out", e.out},         {"scale", e.scale},
-              {"smooth", e.smooth},            {"fps", e.fps},         {"quality", e.quality}};
+  return json{{"format", to_string(e.format)},
+              {"path", e.path},
+              {"range", to_string(e.range)},
+              {"in", e.in},
+              {"out", e.out},
+              {"scale", e.scale},
+              {"smooth", e.smooth},
+              {"fps", e.fps},
+              {"quality", e.quality}};
 }
 
 ExportSettings export_from_json(const json& j, const std::string& where) {
@@ -615,7 +651,10 @@ json results_to_json(const Results& r, int /*length*/) {
   std::vector<int> positions;
   for (size_t i = 0; i < r.generated.size(); ++i)
     if (r.generated[i]) positions.push_back(static_cast<int>(i));
-  return json{{"generated", positions}, {"cache_dir", r.cache_dir}, {"seed", r.seed}, {"seconds", r.seconds}};
+  return json{{"generated", positions},
+              {"cache_dir", r.cache_dir},
+              {"seed", r.seed},
+              {"seconds", r.seconds}};
 }
 
 Results results_from_json(const json& j, const std::string& where, int length) {
@@ -662,10 +701,11 @@ Project project_from_json(const std::string& text) {
   const json j = detail::parse_object(text, "project file");
   const json* format = detail::member(j, "format");
   if (!format || !format->is_string())
-    throw Error("not a Diffusion Forcing Studio project (no \"format\": \"" + std::string(kProjectFormat) + "\")");
+    throw Error("not a Diffusion Forcing Studio project (no \"format\": \"" +
+                std::string(kProjectFormat) + "\")");
   if (format->get<std::string>() != kProjectFormat)
-    throw Error("not a Diffusion Forcing Studio project (format is \"" + format->get<std::string>() +
-                "\", expected \"" + kProjectFormat + "\")");
+    throw Error("not a Diffusion Forcing Studio project (format is \"" +
+                format->get<std::string>() + "\", expected \"" + kProjectFormat + "\")");
   int version = 0;
   detail::read(j, "project", "format_version", version);
   if (version < 1)
@@ -681,8 +721,10 @@ Project project_from_json(const std::string& text) {
   if (const json* c = detail::member(j, "clip")) p.clip = detail::clip_from_json(*c, "clip");
   detail::read(j, "project", "model_path", p.model_path);
   p.timeline = detail::timeline_from_json(j.at("timeline"), "timeline");
-  if (const json* g = detail::member(j, "generation")) p.generation = detail::settings_from_json_object(*g, "generation");
-  if (const json* e = detail::member(j, "export")) p.export_settings = detail::export_from_json(*e, "export");
+  if (const json* g = detail::member(j, "generation"))
+    p.generation = detail::settings_from_json_object(*g, "generation");
+  if (const json* e = detail::member(j, "export"))
+    p.export_settings = detail::export_from_json(*e, "export");
   if (const json* r = detail::member(j, "results"))
     p.results = detail::results_from_json(*r, "results", p.timeline.length());
   validate(p);
@@ -715,7 +757,8 @@ void write_file_atomically(const std::string& path, const std::string& text) {
 
   // The temporary file sits in the same folder so that rename() is atomic (same filesystem).
   static std::atomic<unsigned> counter{0};
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+  const std::string tmp =
+      path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) throw Error("cannot save '" + path + "': " + std::strerror(errno));
   auto fail = [&](const std::string& what) {
@@ -752,9 +795,12 @@ void write_file_atomically(const std::string& path, const std::string& text) {
   }
 }
 
-// [SECTION] Document -------------------------------------------------------------------------------
+// [SECTION] Document
+// -------------------------------------------------------------------------------
 
-Document::Document(Project project) : project_(std::move(project)) { validate(project_); }
+Document::Document(Project project) : project_(std::move(project)) {
+  validate(project_);
+}
 
 bool Document::edit(const std::string& label, const std::function<void(Project&)>& change,
                     const std::string& merge_key) {
@@ -786,7 +832,9 @@ bool Document::edit(const std::string& label, const std::function<void(Project&)
   return true;
 }
 
-void Document::end_merge() { merge_open_ = false; }
+void Document::end_merge() {
+  merge_open_ = false;
+}
 
 void Document::set_results(Results results) {
   Project next = project_;
@@ -797,8 +845,12 @@ void Document::set_results(Results results) {
   ++revision_;
 }
 
-std::string Document::undo_label() const { return undo_.empty() ? "" : undo_.back().label; }
-std::string Document::redo_label() const { return redo_.empty() ? "" : redo_.back().label; }
+std::string Document::undo_label() const {
+  return undo_.empty() ? "" : undo_.back().label;
+}
+std::string Document::redo_label() const {
+  return redo_.empty() ? "" : redo_.back().label;
+}
 
 void Document::apply_snapshot(Project snapshot) {
   // Results are not undone: the generated pixels still exist. Keep them, fitted to the
@@ -876,7 +928,8 @@ std::string Document::resolve(const std::string& p) const {
   const fs::path in(p);
   if (in.is_absolute()) return p;
   std::error_code ec;
-  const fs::path base = path_.empty() ? fs::current_path(ec) : fs::absolute(path_, ec).parent_path();
+  const fs::path base =
+      path_.empty() ? fs::current_path(ec) : fs::absolute(path_, ec).parent_path();
   return (base / in).lexically_normal().string();
 }
 

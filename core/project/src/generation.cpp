@@ -42,9 +42,12 @@ double seconds_since(Clock::time_point t0) {
 
 media::FitMode to_media(FitMode fit) {
   switch (fit) {
-    case FitMode::Letterbox: return media::FitMode::kLetterbox;
-    case FitMode::Crop: return media::FitMode::kCrop;
-    case FitMode::Stretch: return media::FitMode::kStretch;
+    case FitMode::Letterbox:
+      return media::FitMode::kLetterbox;
+    case FitMode::Crop:
+      return media::FitMode::kCrop;
+    case FitMode::Stretch:
+      return media::FitMode::kStretch;
   }
   return media::FitMode::kLetterbox;
 }
@@ -81,13 +84,14 @@ class SourceReader {
       native = translate_errors("clip frame " + std::to_string(clip_frame),
                                 [&] { return source_(clip_frame); });
     } else {
-      native = translate_errors("cannot decode frame " + std::to_string(clip_frame) + " of the clip", [&] {
-        if (decoder_->position() == clip_frame) {
-          auto f = decoder_->read();
-          if (f && f->index == clip_frame) return std::move(f->image);
-        }
-        return decoder_->frame_at(clip_frame).image;
-      });
+      native = translate_errors(
+          "cannot decode frame " + std::to_string(clip_frame) + " of the clip", [&] {
+            if (decoder_->position() == clip_frame) {
+              auto f = decoder_->read();
+              if (f && f->index == clip_frame) return std::move(f->image);
+            }
+            return decoder_->frame_at(clip_frame).image;
+          });
     }
     return fit_to_model(native, width_, height_, fit_);
   }
@@ -107,7 +111,8 @@ Frame fit_to_model(const Frame& frame, int width, int height, FitMode fit) {
   if (frame.byte_size() != frame.rgb.size())
     throw Error("frame buffer size does not match its " + std::to_string(frame.width) + "x" +
                 std::to_string(frame.height) + " size");
-  if (frame.width == width && frame.height == height) return frame;  // exact: pins stay bit-identical
+  if (frame.width == width && frame.height == height)
+    return frame;  // exact: pins stay bit-identical
   return translate_errors("resizing a frame", [&] {
     return media::resize(frame, width, height, to_media(fit), media::Filter::kSmooth);
   });
@@ -134,7 +139,8 @@ std::vector<diffusion::TimelineFrame> build_rollout_timeline(const Timeline& tim
   if (static_cast<int>(timeline.noise.size()) != length)
     throw Error("timeline.noise has " + std::to_string(timeline.noise.size()) + " levels for " +
                 std::to_string(length) + " frames");
-  if (first < 0 || first > length) throw Error("build_rollout_timeline: first is outside the timeline");
+  if (first < 0 || first > length)
+    throw Error("build_rollout_timeline: first is outside the timeline");
   std::vector<diffusion::TimelineFrame> out(static_cast<size_t>(length - first));
   for (int p = first; p < length; ++p) {
     auto& f = out[static_cast<size_t>(p - first)];
@@ -155,7 +161,8 @@ bool fit_window_to_model(GenerationSettings& s, const diffusion::ModelInfo& mode
   auto& r = s.rollout;
   if (model.max_frames <= 0 || r.context + r.horizon <= model.max_frames) return false;
   r.horizon = std::max(1, model.max_frames - r.context);
-  if (r.context + r.horizon > model.max_frames) r.context = std::max(0, model.max_frames - r.horizon);
+  if (r.context + r.horizon > model.max_frames)
+    r.context = std::max(0, model.max_frames - r.horizon);
   return true;
 }
 
@@ -248,11 +255,21 @@ void EncoderSink::begin(const SinkFormat& format) {
   const ExportSettings& s = impl_->settings;
   media::EncodeSettings e;
   switch (s.format) {
-    case ExportFormat::Mp4: e.format = media::ExportFormat::kMp4; break;
-    case ExportFormat::WebM: e.format = media::ExportFormat::kWebm; break;
-    case ExportFormat::Gif: e.format = media::ExportFormat::kGif; break;
-    case ExportFormat::PngSequence: e.format = media::ExportFormat::kPngSequence; break;
-    case ExportFormat::PngFrame: e.format = media::ExportFormat::kPng; break;
+    case ExportFormat::Mp4:
+      e.format = media::ExportFormat::kMp4;
+      break;
+    case ExportFormat::WebM:
+      e.format = media::ExportFormat::kWebm;
+      break;
+    case ExportFormat::Gif:
+      e.format = media::ExportFormat::kGif;
+      break;
+    case ExportFormat::PngSequence:
+      e.format = media::ExportFormat::kPngSequence;
+      break;
+    case ExportFormat::PngFrame:
+      e.format = media::ExportFormat::kPng;
+      break;
   }
   e.fps = s.fps > 0 ? s.fps : (format.fps > 0 ? format.fps : 8.0);
   // Quality 0..100 -> CRF, lower CRF = better. Linear maps chosen so that the default 80 gives
@@ -277,7 +294,8 @@ void EncoderSink::write(int position, const Frame& frame, FrameOrigin origin) {
   if (!take || !impl_->open) return;
   translate_errors("cannot export", [&] {
     if (s.scale > 1)
-      impl_->encoder.write(media::upscale(frame, s.scale, s.smooth ? media::Filter::kSmooth : media::Filter::kNearest));
+      impl_->encoder.write(media::upscale(
+          frame, s.scale, s.smooth ? media::Filter::kSmooth : media::Filter::kNearest));
     else
       impl_->encoder.write(frame);
   });
@@ -294,7 +312,8 @@ void EncoderSink::finish(bool cancelled) {
       // Nothing was written: there is no file to finalise.
     }
     if (!cancelled)
-      throw Error("nothing to export to '" + impl_->settings.path + "': the export range holds no frames");
+      throw Error("nothing to export to '" + impl_->settings.path +
+                  "': the export range holds no frames");
     return;
   }
   if (cancelled) {
@@ -308,8 +327,12 @@ void EncoderSink::finish(bool cancelled) {
   translate_errors("cannot finish the export", [&] { impl_->encoder.close(); });
 }
 
-int EncoderSink::frames_written() const { return impl_->written; }
-const std::string& EncoderSink::output_path() const { return impl_->settings.path; }
+int EncoderSink::frames_written() const {
+  return impl_->written;
+}
+const std::string& EncoderSink::output_path() const {
+  return impl_->settings.path;
+}
 
 PngCacheSink::PngCacheSink(std::string cache_dir, FrameSink* next)
     : dir_(std::move(cache_dir)), next_(next) {}
@@ -361,7 +384,8 @@ double GenerationResult::frames_per_second() const {
   return generated.empty() || gen <= 0 ? 0.0 : static_cast<double>(generated.size()) / gen;
 }
 
-// [SECTION] GenerationJob ---------------------------------------------------------------------------
+// [SECTION] GenerationJob
+// ---------------------------------------------------------------------------
 
 struct GenerationJob::Impl {
   Project project;
@@ -369,7 +393,7 @@ struct GenerationJob::Impl {
   JobOptions options;
   diffusion::ModelInfo info;
   int length = 0;
-  int start = 0;                  // first position handed to run_rollout
+  int start = 0;  // first position handed to run_rollout
   int to_generate = 0;
   std::vector<bool> has_content;  // known at construction: source frames and previous results
   std::vector<bool> kept;
@@ -414,8 +438,9 @@ GenerationPlan plan_generation(const Project& project, const diffusion::ModelInf
     }
   }
   if (plan.frames_to_generate == 0)
-    throw Error("nothing to generate: every frame is pinned or kept at noise level 0 — unpin "
-                "frames, raise their noise level, or extend the clip");
+    throw Error(
+        "nothing to generate: every frame is pinned or kept at noise level 0 — unpin "
+        "frames, raise their noise level, or extend the clip");
 
   // Known frames long before the first generated one are never in a window: the rollout
   // carries at most `context` known frames (DESIGN.md, "Guidance horizon"). Skipping them
@@ -461,10 +486,18 @@ GenerationJob::GenerationJob(Project project, diffusion::Model& model, JobOption
 
 GenerationJob::~GenerationJob() = default;
 
-const Project& GenerationJob::project() const { return impl_->project; }
-int GenerationJob::frames_to_generate() const { return impl_->to_generate; }
-int GenerationJob::first_rollout_position() const { return impl_->start; }
-const std::vector<diffusion::WindowPlan>& GenerationJob::windows() const { return impl_->windows; }
+const Project& GenerationJob::project() const {
+  return impl_->project;
+}
+int GenerationJob::frames_to_generate() const {
+  return impl_->to_generate;
+}
+int GenerationJob::first_rollout_position() const {
+  return impl_->start;
+}
+const std::vector<diffusion::WindowPlan>& GenerationJob::windows() const {
+  return impl_->windows;
+}
 
 GenerationResult GenerationJob::run(FrameSink& sink, const ProgressCallback& on_progress,
                                     const std::atomic<bool>* cancel) {
@@ -528,7 +561,8 @@ GenerationResult GenerationJob::run(FrameSink& sink, const ProgressCallback& on_
       return fit_to_model(it->second, W, H, m.project.clip.fit);
     };
     int decode_total = emit_all ? m.start : 0;  // pictures to read: the prefix + known content
-    for (int p = m.start; p < m.length; ++p) decode_total += m.has_content[static_cast<size_t>(p)] ? 1 : 0;
+    for (int p = m.start; p < m.length; ++p)
+      decode_total += m.has_content[static_cast<size_t>(p)] ? 1 : 0;
     int decoded = 0;
     if (emit_all) {
       for (int p = 0; p < m.start; ++p) {
@@ -548,7 +582,8 @@ GenerationResult GenerationJob::run(FrameSink& sink, const ProgressCallback& on_
     result.decode_seconds = seconds_since(t0);
 
     // 2. The engine's timeline.
-    const std::vector<diffusion::TimelineFrame> timeline = build_rollout_timeline(t, content, m.start);
+    const std::vector<diffusion::TimelineFrame> timeline =
+        build_rollout_timeline(t, content, m.start);
     content = {};
 
     // 3. Rollout, streaming final frames in order. Kept frames the engine does not report
@@ -620,9 +655,11 @@ GenerationResult GenerationJob::run(FrameSink& sink, const ProgressCallback& on_
   }
 }
 
-// [SECTION] Generation metadata ---------------------------------------------------------------------
+// [SECTION] Generation metadata
+// ---------------------------------------------------------------------
 
-std::string generation_metadata_json(const Project& p, const diffusion::ModelInfo* model, int indent) {
+std::string generation_metadata_json(const Project& p, const diffusion::ModelInfo* model,
+                                     int indent) {
   json m{{"path", p.model_path}};
   if (model) {
     m["name"] = model->name;
@@ -655,7 +692,8 @@ std::string generation_metadata_json(const Project& p, const diffusion::ModelInf
 void restore_from_metadata(Project& project, const std::string& text, const RestoreOptions& what) {
   const json j = detail::parse_object(text, "generation settings");
   const auto format_it = j.find("format");
-  const std::string format = format_it != j.end() && format_it->is_string() ? format_it->get<std::string>() : "";
+  const std::string format =
+      format_it != j.end() && format_it->is_string() ? format_it->get<std::string>() : "";
   Project next = project;
   if (format == kProjectFormat) {
     const Project from = project_from_json(text);
@@ -665,13 +703,16 @@ void restore_from_metadata(Project& project, const std::string& text, const Rest
     if (what.model) next.model_path = from.model_path;
   } else if (format == kGenerationFormat) {
     int version = 0;
-    if (auto v = j.find("format_version"); v != j.end() && v->is_number_integer()) version = v->get<int>();
+    if (auto v = j.find("format_version"); v != j.end() && v->is_number_integer())
+      version = v->get<int>();
     if (version < 1 || version > kGenerationFormatVersion)
       throw Error("generation settings format_version " + std::to_string(version) +
-                  " is not supported (this build reads 1.." + std::to_string(kGenerationFormatVersion) + ")");
+                  " is not supported (this build reads 1.." +
+                  std::to_string(kGenerationFormatVersion) + ")");
     if (what.settings && j.contains("settings"))
       next.generation = detail::settings_from_json_object(j.at("settings"), "settings");
-    if (what.timeline && j.contains("timeline")) next.timeline = detail::timeline_from_json(j.at("timeline"), "timeline");
+    if (what.timeline && j.contains("timeline"))
+      next.timeline = detail::timeline_from_json(j.at("timeline"), "timeline");
     if (what.clip && j.contains("clip")) next.clip = detail::clip_from_json(j.at("clip"), "clip");
     if (what.model && j.contains("model")) {
       const json& m = j.at("model");
@@ -682,8 +723,9 @@ void restore_from_metadata(Project& project, const std::string& text, const Rest
       }
     }
   } else {
-    throw Error("these are not Diffusion Forcing Studio generation settings (\"format\" is \"" + format +
-                "\"; expected \"" + kGenerationFormat + "\" or \"" + kProjectFormat + "\")");
+    throw Error("these are not Diffusion Forcing Studio generation settings (\"format\" is \"" +
+                format + "\"; expected \"" + kGenerationFormat + "\" or \"" + kProjectFormat +
+                "\")");
   }
   // Results of the old timeline do not describe the restored one.
   if (what.timeline) next.results = Results{};
@@ -691,16 +733,19 @@ void restore_from_metadata(Project& project, const std::string& text, const Rest
   project = std::move(next);
 }
 
-void restore_from_exported_file(Project& project, const std::string& exported_path, const RestoreOptions& what) {
+void restore_from_exported_file(Project& project, const std::string& exported_path,
+                                const RestoreOptions& what) {
   std::error_code ec;
-  if (!fs::exists(exported_path, ec)) throw Error("cannot read settings from '" + exported_path + "': no such file");
-  const std::optional<std::string> text = translate_errors(
-      "cannot read settings from '" + exported_path + "'",
-      [&] { return media::read_generation_metadata(exported_path); });
+  if (!fs::exists(exported_path, ec))
+    throw Error("cannot read settings from '" + exported_path + "': no such file");
+  const std::optional<std::string> text =
+      translate_errors("cannot read settings from '" + exported_path + "'",
+                       [&] { return media::read_generation_metadata(exported_path); });
   if (!text)
-    throw Error("'" + exported_path +
-                "' carries no generation settings (it was not exported by Diffusion Forcing Studio, "
-                "or its metadata and .json sidecar were removed)");
+    throw Error(
+        "'" + exported_path +
+        "' carries no generation settings (it was not exported by Diffusion Forcing Studio, "
+        "or its metadata and .json sidecar were removed)");
   try {
     restore_from_metadata(project, *text, what);
   } catch (const Error& e) {
@@ -708,7 +753,8 @@ void restore_from_exported_file(Project& project, const std::string& exported_pa
   }
 }
 
-// [SECTION] Model lookup ----------------------------------------------------------------------------
+// [SECTION] Model lookup
+// ----------------------------------------------------------------------------
 
 namespace {
 constexpr const char* kDemoModelName = "demo.safetensors";
@@ -726,8 +772,9 @@ std::string find_demo_model(const std::string& executable_path) {
   if (exe.empty() || !exe.has_parent_path()) exe = fs::read_symlink("/proc/self/exe", ec);
   if (!exe.empty()) {
     const fs::path dir = fs::absolute(exe, ec).parent_path();
-    for (const fs::path& candidate : {dir / ".." / ".." / "models" / kDemoModelName,
-                                      dir / ".." / "share" / "dfstudio" / "models" / kDemoModelName})
+    for (const fs::path& candidate :
+         {dir / ".." / ".." / "models" / kDemoModelName,
+          dir / ".." / "share" / "dfstudio" / "models" / kDemoModelName})
       // Normalised first: "bin/.." must not need "bin" to exist.
       if (is_file(candidate.lexically_normal())) return candidate.lexically_normal().string();
   }
@@ -742,7 +789,8 @@ diffusion::Model load_model_or_demo(const std::string& path, const std::string& 
   std::string chosen = path;
   if (!chosen.empty() && !is_file(chosen)) {
     if (fs::path(chosen).filename() != kDemoModelName)
-      throw Error("model file '" + chosen + "' does not exist (give a .safetensors model file, or "
+      throw Error("model file '" + chosen +
+                  "' does not exist (give a .safetensors model file, or "
                   "leave --model out to use the shipped demo model)");
     chosen.clear();  // "the demo model" wherever it is installed
   }

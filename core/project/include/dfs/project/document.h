@@ -50,19 +50,19 @@ enum class FitMode {
   Crop,       // scale to cover, centre-crop the overflow (keeps the aspect, loses the edges)
   Stretch,    // scale each axis independently (keeps everything, distorts)
 };
-const char* to_string(FitMode mode);             // "letterbox", "crop", "stretch"
+const char* to_string(FitMode mode);               // "letterbox", "crop", "stretch"
 FitMode fit_mode_from_string(const std::string&);  // throws Error naming the valid values
 
 // The source clip, as probed when it was opened. The probe fields are a summary for display
 // and for checking the timeline against the clip; 0 / "" when unknown (no clip).
 struct ClipRef {
-  std::string path;          // as chosen; relative paths resolve against the project file's folder
-  int width = 0;             // pixels, rotation applied
+  std::string path;  // as chosen; relative paths resolve against the project file's folder
+  int width = 0;     // pixels, rotation applied
   int height = 0;
-  double fps = 0;            // frames per second (average for variable-rate clips)
-  int frame_count = 0;       // frames in the clip (exact when the container says so)
-  double duration_s = 0;     // seconds
-  std::string codec;         // e.g. "h264"
+  double fps = 0;         // frames per second (average for variable-rate clips)
+  int frame_count = 0;    // frames in the clip (exact when the container says so)
+  double duration_s = 0;  // seconds
+  std::string codec;      // e.g. "h264"
   FitMode fit = FitMode::Letterbox;
 
   bool empty() const { return path.empty(); }
@@ -108,7 +108,7 @@ Timeline fill_gap_layout(int clip_frames, int a, int b);
 
 // Edits on an existing timeline (positions are clamped-checked; throw Error when outside).
 void set_pinned(Timeline& t, int position, bool pinned);
-void set_pinned_range(Timeline& t, int first, int last, bool pinned);   // inclusive
+void set_pinned_range(Timeline& t, int first, int last, bool pinned);  // inclusive
 void pin_all_source(Timeline& t);
 void clear_pins(Timeline& t);
 void set_noise(Timeline& t, int position, double level);               // level in [0, 1]
@@ -134,7 +134,7 @@ enum class ExportFormat {
   PngSequence,  // a folder of frame_000000.png, ...
   PngFrame,     // one PNG: the frame at `in` (the current frame)
 };
-const char* to_string(ExportFormat format);              // "mp4", "webm", "gif", "png_sequence", "png_frame"
+const char* to_string(ExportFormat format);  // "mp4", "webm", "gif", "png_sequence", "png_frame"
 ExportFormat export_format_from_string(const std::string&);  // throws Error
 // Guesses the format from an output path: .mp4/.m4v/.mov, .webm, .gif, .png; a path ending in
 // '/' or without an extension is a PNG sequence folder. Throws Error for other extensions.
@@ -145,19 +145,19 @@ enum class ExportRange {
   Generated,  // only positions that were generated (not pinned)
   InOut,      // positions in [in, out]
 };
-const char* to_string(ExportRange range);              // "all", "generated", "in_out"
+const char* to_string(ExportRange range);                  // "all", "generated", "in_out"
 ExportRange export_range_from_string(const std::string&);  // throws Error
 
 struct ExportSettings {
   ExportFormat format = ExportFormat::Mp4;
-  std::string path;               // output file or folder; "" = ask / not chosen yet
+  std::string path;  // output file or folder; "" = ask / not chosen yet
   ExportRange range = ExportRange::All;
-  int in = 0;                     // InOut range (inclusive), PngFrame uses `in`
+  int in = 0;  // InOut range (inclusive), PngFrame uses `in`
   int out = 0;
-  int scale = 4;                  // output = model resolution * scale; 1, 2 or 4
-  bool smooth = true;             // upscale filter: true = bicubic/area, false = nearest
-  double fps = 0;                 // 0 = the clip's frame rate (or 8 when there is no clip)
-  int quality = 80;               // 0..100 (maps to CRF for H.264/VP9)
+  int scale = 4;       // output = model resolution * scale; 1, 2 or 4
+  bool smooth = true;  // upscale filter: true = bicubic/area, false = nearest
+  double fps = 0;      // 0 = the clip's frame rate (or 8 when there is no clip)
+  int quality = 80;    // 0..100 (maps to CRF for H.264/VP9)
   friend bool operator==(const ExportSettings&, const ExportSettings&) = default;
 };
 
@@ -171,8 +171,8 @@ struct Results {
   uint64_t seed = 0;            // seed the results were made with
   double seconds = 0;           // wall time of the run that made them
 
-  bool any() const;                               // at least one generated frame
-  bool has(int position) const;                   // position generated
+  bool any() const;                                   // at least one generated frame
+  bool has(int position) const;                       // position generated
   std::string cached_frame_path(int position) const;  // cache_dir/frame_%06d.png ("" if no cache)
   friend bool operator==(const Results&, const Results&) = default;
 };
@@ -189,7 +189,9 @@ struct Project {
   Results results;
 };
 bool operator==(const Project& a, const Project& b);
-inline bool operator!=(const Project& a, const Project& b) { return !(a == b); }
+inline bool operator!=(const Project& a, const Project& b) {
+  return !(a == b);
+}
 
 // Every problem of `p`, one message each, naming the field ("timeline.noise[12] must be in
 // [0, 1] (got 1.5)"); empty when valid. `max_frames` > 0 also checks context + horizon
@@ -245,7 +247,7 @@ class Document {
   bool can_redo() const { return !redo_.empty(); }
   std::string undo_label() const;  // "" when nothing to undo
   std::string redo_label() const;
-  bool undo();                     // false when nothing to undo
+  bool undo();  // false when nothing to undo
   bool redo();
   void clear_history();
   static constexpr size_t kMaxUndo = 500;  // oldest steps are dropped beyond this

@@ -49,10 +49,10 @@ enum class FrameOrigin {
 };
 
 struct SinkFormat {
-  int width = 0;        // model resolution, pixels (sinks scale on their own if they want)
+  int width = 0;  // model resolution, pixels (sinks scale on their own if they want)
   int height = 0;
-  double fps = 8;       // the clip's frame rate (or 8 without a clip)
-  int frames = 0;       // positions the job will hand over at most (the timeline length)
+  double fps = 8;  // the clip's frame rate (or 8 without a clip)
+  int frames = 0;  // positions the job will hand over at most (the timeline length)
 };
 
 // Receives final frames in increasing position order, each position at most once.
@@ -75,11 +75,11 @@ class MemorySink : public FrameSink {
   void finish(bool cancelled) override;
 
   SinkFormat format() const;
-  std::map<int, Frame> frames() const;        // a copy: position -> frame
-  std::vector<int> positions() const;         // positions received, ascending
+  std::map<int, Frame> frames() const;  // a copy: position -> frame
+  std::vector<int> positions() const;   // positions received, ascending
   bool has(int position) const;
-  Frame frame(int position) const;            // empty Frame if not received
-  FrameOrigin origin(int position) const;     // throws Error if not received
+  Frame frame(int position) const;         // empty Frame if not received
+  FrameOrigin origin(int position) const;  // throws Error if not received
   bool finished() const;
   bool cancelled() const;
 
@@ -142,16 +142,16 @@ class TeeSink : public FrameSink {
 struct GenerationProgress {
   enum class Phase { Decoding, Generating, Done };
   Phase phase = Phase::Decoding;
-  int step = 0;              // sampling steps done, over all windows
-  int total_steps = 0;       // all sampling steps of the run (0 while decoding)
-  int frames_final = 0;      // generated frames final so far
-  int frames_to_generate = 0;// unpinned positions of the run
-  int window = 0;            // current rollout window, of `windows`
+  int step = 0;                // sampling steps done, over all windows
+  int total_steps = 0;         // all sampling steps of the run (0 while decoding)
+  int frames_final = 0;        // generated frames final so far
+  int frames_to_generate = 0;  // unpinned positions of the run
+  int window = 0;              // current rollout window, of `windows`
   int windows = 0;
-  int window_first = 0;      // timeline position of the current window's first frame
-  int matrix_row = 0;        // current row of that window's scheduling matrix (heat map)
-  double elapsed_s = 0;      // since run() started
-  double eta_s = -1;         // estimated seconds left; -1 = unknown yet
+  int window_first = 0;  // timeline position of the current window's first frame
+  int matrix_row = 0;    // current row of that window's scheduling matrix (heat map)
+  double elapsed_s = 0;  // since run() started
+  double eta_s = -1;     // estimated seconds left; -1 = unknown yet
   // Current x0 estimates (position, frame at model resolution) for live preview; empty unless
   // want_preview.
   std::vector<std::pair<int, Frame>> preview;
@@ -175,13 +175,13 @@ struct GenerationResult {
 using FrameSource = std::function<Frame(int clip_frame)>;
 
 struct JobOptions {
-  bool want_preview = true;      // fill GenerationProgress::preview (costs a little time)
-  bool emit_all = true;          // hand every position to the sink; false = generated only
-  FrameSource source;            // null = decode Project.clip.path with dfs_media
+  bool want_preview = true;  // fill GenerationProgress::preview (costs a little time)
+  bool emit_all = true;      // hand every position to the sink; false = generated only
+  FrameSource source;        // null = decode Project.clip.path with dfs_media
   // Earlier results by position (at model resolution): pinned new positions and partially
   // re-noised new positions start from these. Missing entries are generated from noise.
   std::map<int, Frame> previous;
-  std::string base_dir;          // relative clip paths resolve against this ("" = cwd)
+  std::string base_dir;  // relative clip paths resolve against this ("" = cwd)
 };
 
 // What a job will do, computed without a model's weights (the Studio redraws it as sliders
@@ -209,8 +209,8 @@ class GenerationJob {
   GenerationJob& operator=(const GenerationJob&) = delete;
 
   const Project& project() const;
-  int frames_to_generate() const;             // unpinned positions
-  int first_rollout_position() const;         // positions before this are streamed, not rolled
+  int frames_to_generate() const;      // unpinned positions
+  int first_rollout_position() const;  // positions before this are streamed, not rolled
   // The rollout windows (timeline positions, known flags, scheduling matrix) for the heat map
   // and "which pins this window uses". Positions are timeline positions.
   const std::vector<diffusion::WindowPlan>& windows() const;
