@@ -8,7 +8,9 @@
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QEventLoop>
+#include <QThread>
 #include <QTimer>
+#include <algorithm>
 #include <cstdio>
 
 #include "dfs/diffusion/api.h"
@@ -50,7 +52,10 @@ int main(int argc, char** argv) {
   parser.addOptions({model_opt, clip_opt, random_opt, frames_opt, steps_opt, generate_opt, bench_opt});
   parser.process(app);
 
-  dfs::diffusion::configure_threads();
+  // Leave one core to the GUI (and the X server): on a 2-core machine a generation that takes
+  // every core makes the window stutter. $DFS_THREADS still wins.
+  if (qEnvironmentVariableIsSet("DFS_THREADS")) dfs::diffusion::configure_threads();
+  else dfs::diffusion::configure_threads(std::max(1, QThread::idealThreadCount() - 1));
 
   dfs::ui::StudioOptions options;
   options.model_path = parser.value(model_opt);

@@ -4,6 +4,12 @@
 #include <QElapsedTimer>
 #include <QMetaType>
 
+#ifdef __linux__
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 namespace dfs::ui {
 namespace {
 
@@ -23,6 +29,19 @@ class SignalSink : public project::FrameSink {
   std::vector<int> generated_;
 };
 
+// The GUI must win the CPU when it wakes up (a repaint, a click); the generation can wait a
+// few milliseconds. Linux lets one thread be niced; threads it creates afterwards (LibTorch's
+// intra-op pool, when first used here) inherit it. Elsewhere this is a no-op.
+void lower_this_thread_priority() {
+#ifdef __linux__
+  static thread_local bool done = false;
+  if (done) return;
+  done = true;
+  constexpr int kWorkerNice = 5;
+  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kWorkerNice);
+#endif
+}
+
 }  // namespace
 
 void register_meta_types() {
@@ -36,6 +55,7 @@ void register_meta_types() {
 }
 
 void GenerationWorker::load_model(const QString& path, const QString& executable_path) {
+  lower_this_thread_priority();
   try {
     std::string warning;
     diffusion::Model model =
@@ -48,12 +68,14 @@ void GenerationWorker::load_model(const QString& path, const QString& executable
 }
 
 void GenerationWorker::adopt_model(const dfs::diffusion::Model& model, const QString& note) {
+  lower_this_thread_priority();
   model_ = model;
   emit model_loaded(model_->info(), QString(), note);
 }
 
 void GenerationWorker::generate(const dfs::project::Project& project,
                                 const dfs::ui::GenerationRequest& request) {
+  lower_this_thread_priority();
   cancel_.store(false);
   if (!model_) {
     emit failed(tr("No model is loaded yet. Open one with Model > Open model."));

@@ -53,7 +53,7 @@ class GenerationWorker : public QObject {
   void request_cancel() { cancel_.store(true); }  // any thread
   // Minimum time between two progress signals: the engine reports every step, and a tiny
   // model steps faster than a screen refreshes; flooding the GUI queue would stall it.
-  static constexpr int kProgressIntervalMs = 66;  // ~15 updates/s
+  static constexpr int kProgressIntervalMs = 80;  // ~12 updates/s
 
  public slots:
   // Loads `path` ("" = the demo model, or a random one with a warning when none ships).

@@ -46,6 +46,7 @@
 #include <QUrl>
 #include <QVBoxLayout>
 #include <atomic>
+#include <set>
 #include <cmath>
 #include <thread>
 
@@ -72,6 +73,7 @@ constexpr int kThumbnailWidth = 96;
 constexpr int kThumbnailHeight = 72;
 constexpr int kDefaultNewFrames = 16;      // "extend by" when a clip is opened
 constexpr int kMaxRecent = 8;
+constexpr int kDisplayIntervalMs = 100;    // generation updates reach the screen this often
 constexpr int kAutosaveIntervalMs = 120 * 1000;
 constexpr const char* kProjectFilter = "Studio projects (*.dfsproj *.json)";
 constexpr const char* kClipFilter = "Video clips (*.mp4 *.mov *.m4v *.mkv *.webm *.avi *.gif);;All files (*)";
@@ -116,6 +118,12 @@ struct MainWindow::State {
   std::map<int, Frame> generated;
   std::map<int, Frame> previews;
   project::Project run_project;
+  std::set<int> pending_results;   // final frames received but not shown yet
+  std::set<int> pending_previews;  // previews received but not shown yet
+  bool preview_pending = false;
+  bool progress_pending = false;
+  project::GenerationProgress latest_progress;
+  QTimer display_flush;
   int preview_updates = 0;
   double last_fps = 0;
   PlanResult plan;
@@ -517,36 +525,34 @@ void MainWindow::connect_worker() {
   });
   connect(s_->worker, &GenerationWorker::progress, this, [this](const project::GenerationProgress& p) {
     if (!s_->generating) return;
-    if (p.phase == project::GenerationProgress::Phase::Decoding) {
-      s_->controls->set_progress(0, 1, tr("Reading the clip frames..."));
-      return;
-    }
-    s_->heat->set_progress(p.window, p.matrix_row);
+    // Keep the data now, draw later: all generation updates reach the screen together, at
+    // most kDisplayIntervalMs apart (each repaint of a window holding GL panels costs a full
+    // composition, which is slow on software GL).
     for (const auto& [position, frame] : p.preview) {
       if (s_->generated.count(position)) continue;
       s_->previews[position] = frame;
-      s_->timeline->set_preview_image(position, to_qimage(frame));
+      s_->pending_previews.insert(position);
     }
-    if (!p.preview.empty()) {
-      ++s_->preview_updates;
-      if (s_->previews.count(s_->current)) refresh_viewer();
-    }
-    s_->controls->set_progress(p.step, p.total_steps,
-        tr("Step %1 of %2 - window %3 of %4 - frames %5 of %6 final\nelapsed %7, about %8 left")
-            .arg(p.step).arg(p.total_steps).arg(p.window + 1).arg(std::max(1, p.windows))
-            .arg(p.frames_final).arg(p.frames_to_generate)
-            .arg(format_seconds(p.elapsed_s), format_seconds(p.eta_s)));
+    if (!p.preview.empty()) s_->preview_pending = true;
+    s_->latest_progress = p;
+    s_->latest_progress.preview.clear();
+    s_->progress_pending = true;
+    if (!s_->display_flush.isActive()) s_->display_flush.start();
     emit generation_progressed(p.step, p.total_steps);
   });
   connect(s_->worker, &GenerationWorker::frame_final, this, [this](int position, const Frame& frame, bool generated) {
     if (!generated) return;
     s_->generated[position] = frame;
     s_->previews.erase(position);
-    s_->timeline->set_result_image(position, to_qimage(frame));
-    refresh_flags();
-    if (position == s_->current) refresh_viewer();
+    // Frames can arrive in bursts (a whole window at once): show them together, once.
+    s_->pending_results.insert(position);
+    if (!s_->display_flush.isActive()) s_->display_flush.start();
   });
+  s_->display_flush.setSingleShot(true);
+  s_->display_flush.setInterval(kDisplayIntervalMs);
+  connect(&s_->display_flush, &QTimer::timeout, this, &MainWindow::flush_results);
   connect(s_->worker, &GenerationWorker::finished, this, [this](const GenerationSummary& summary) {
+    flush_results();
     s_->generating = false;
     s_->previews.clear();
     s_->timeline->clear_previews();
@@ -571,6 +577,7 @@ void MainWindow::connect_worker() {
     emit generation_finished(summary.cancelled);
   });
   connect(s_->worker, &GenerationWorker::failed, this, [this](const QString& message) {
+    flush_results();
     s_->generating = false;
     s_->previews.clear();
     s_->timeline->clear_previews();
@@ -584,6 +591,45 @@ void MainWindow::connect_worker() {
 }
 
 // [SECTION] Refresh ---------------------------------------------------------------------------
+
+void MainWindow::flush_results() {
+  s_->display_flush.stop();
+  bool current = false;
+  for (int position : s_->pending_previews) {
+    auto it = s_->previews.find(position);
+    if (it != s_->previews.end()) s_->timeline->set_preview_image(position, to_qimage(it->second));
+    current = current || position == s_->current;
+  }
+  s_->pending_previews.clear();
+  if (s_->preview_pending) {
+    ++s_->preview_updates;
+    s_->preview_pending = false;
+  }
+  if (!s_->pending_results.empty()) {
+    for (int position : s_->pending_results) {
+      auto it = s_->generated.find(position);
+      if (it != s_->generated.end()) s_->timeline->set_result_image(position, to_qimage(it->second));
+      current = current || position == s_->current;
+    }
+    s_->pending_results.clear();
+    refresh_flags();
+  }
+  if (s_->progress_pending && s_->generating) {
+    s_->progress_pending = false;
+    const project::GenerationProgress& p = s_->latest_progress;
+    if (p.phase == project::GenerationProgress::Phase::Decoding) {
+      s_->controls->set_progress(0, 1, tr("Reading the clip frames..."));
+    } else {
+      s_->heat->set_progress(p.window, p.matrix_row);
+      s_->controls->set_progress(p.step, p.total_steps,
+          tr("Step %1 of %2 - window %3 of %4 - frames %5 of %6 final\nelapsed %7, about %8 left")
+              .arg(p.step).arg(p.total_steps).arg(p.window + 1).arg(std::max(1, p.windows))
+              .arg(p.frames_final).arg(p.frames_to_generate)
+              .arg(format_seconds(p.elapsed_s), format_seconds(p.eta_s)));
+    }
+  }
+  if (current) refresh_viewer();
+}
 
 void MainWindow::refresh_all() {
   const project::Project& p = s_->doc.project();

@@ -22,6 +22,7 @@ struct UiBenchResult {
   double preview_updates_per_s = 0;
   int preview_updates = 0;
   double seconds = 0;           // generation wall time seen by the GUI
+  double gui_cpu_seconds = 0;   // CPU time the GUI thread used meanwhile (its own work)
   int frames_generated = 0;
 };
 

@@ -110,6 +110,7 @@ class MainWindow : public QMainWindow {
   void refresh_all();
   void refresh_plan(const project::Project* override_project = nullptr);
   void refresh_flags();
+  void flush_results();
   void refresh_viewer();
   void refresh_status();
   void report_error(const QString& title, const QString& message);
