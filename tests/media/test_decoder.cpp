@@ -100,7 +100,7 @@ TEST_CASE("seeking to frame n equals decoding sequentially to n (Megamind, B-fra
 }
 
 TEST_CASE("seeking to frame n equals decoding sequentially to n (vtest, tree)",
-          "[media][decoder][seek]") {
+          "[media][decoder][seek][slow]") {
   if (!dfs_test::have_footage()) DFS_SKIP("opencv-doc sample footage not installed");
   DecoderOptions opt;
   opt.width = 64;

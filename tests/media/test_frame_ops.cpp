@@ -108,9 +108,15 @@ TEST_CASE("SSIM is 1 for identical frames and falls with distortion", "[media][f
   CHECK(s_light < 1.0);
   CHECK(s_light > s_heavy);
   CHECK(s_heavy > 0.0);
-  // A constant shift changes luminance only: SSIM stays high while PSNR is modest.
-  const Frame shifted = solid(64, 48, 110, 110, 110);
-  CHECK(ssim(solid(64, 48, 100, 100, 100), shifted) > 0.98);
+  // Flat frames have no variance, so SSIM is the luminance term alone (Wang et al. 2004,
+  // Eq. 6): (2·μx·μy + C1) / (μx² + μy² + C1), C1 = (0.01·255)², the same in every channel.
+  const double c1 = (0.01 * 255) * (0.01 * 255);
+  const double expected = (2.0 * 100 * 110 + c1) / (100.0 * 100 + 110.0 * 110 + c1);
+  CHECK(ssim(solid(64, 48, 100, 100, 100), solid(64, 48, 110, 110, 110)) == Approx(expected));
+  CHECK(ssim(solid(64, 48, 100, 7, 7), solid(64, 48, 110, 7, 7)) ==
+        Approx((expected + 2.0) / 3.0));
+  CHECK(ssim(solid(64, 48, 7, 7, 100), solid(64, 48, 7, 7, 110)) ==
+        Approx((expected + 2.0) / 3.0));  // every channel weighs the same
 }
 
 TEST_CASE("colour layouts round-trip through from_pixels / to_pixels", "[media][frame_ops]") {

@@ -144,8 +144,15 @@ double ssim(const Frame& a, const Frame& b) {
   cv::GaussianBlur(x.mul(y), xy, window, kSigma);
   const cv::Mat mu_xx = mu_x.mul(mu_x), mu_yy = mu_y.mul(mu_y), mu_xy = mu_x.mul(mu_y);
   const cv::Mat var_x = xx - mu_xx, var_y = yy - mu_yy, cov = xy - mu_xy;
-  cv::Mat num = (2 * mu_xy + kC1).mul(2 * cov + kC2);
-  cv::Mat den = (mu_xx + mu_yy + kC1).mul(var_x + var_y + kC2);
+  // Scalar::all: a bare double added to a 3-channel Mat would reach the first channel only.
+  const cv::Scalar c1 = cv::Scalar::all(kC1), c2 = cv::Scalar::all(kC2);
+  cv::Mat t1, t2, t3, t4;
+  cv::add(2 * mu_xy, c1, t1);
+  cv::add(2 * cov, c2, t2);
+  cv::add(mu_xx + mu_yy, c1, t3);
+  cv::add(var_x + var_y, c2, t4);
+  const cv::Mat num = t1.mul(t2);
+  const cv::Mat den = t3.mul(t4);
   cv::Mat map;
   cv::divide(num, den, map);
   const cv::Scalar m = cv::mean(map);

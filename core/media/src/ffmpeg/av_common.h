@@ -69,6 +69,7 @@ struct Input {
   // frame n is shown at pts[n] (stream time base). Empty when the stream has no timestamps.
   std::vector<std::int64_t> pts;
   bool pts_from_dts = false;     // some packets had no pts; the index is built from dts
+  std::vector<std::int64_t> keyframe_pts;  // timestamps (same domain as pts) of keyframes, sorted
   std::int64_t packets = 0;      // video packets seen by the index pass
   std::int64_t index_bytes = 0;  // sum of packet sizes
 };

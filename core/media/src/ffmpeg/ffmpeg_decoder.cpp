@@ -325,6 +325,18 @@ class FfmpegDecoder final : public Decoder {
     next_index_ = 0;
   }
 
+  // True if a keyframe lies after frame `from` and at or before frame `to` (indices into the
+  // timeline), i.e. a seek towards `to` could skip decoding. Unknown keyframes: assume yes.
+  bool keyframe_between(std::int64_t from, std::int64_t to) const {
+    const auto& keys = in_.keyframe_pts;
+    if (keys.empty() || in_.pts.empty()) return true;
+    const std::int64_t last = static_cast<std::int64_t>(in_.pts.size()) - 1;
+    const std::int64_t a = in_.pts[std::clamp<std::int64_t>(from, 0, last)];
+    const std::int64_t b = in_.pts[std::clamp<std::int64_t>(to, 0, last)];
+    const auto it = std::upper_bound(keys.begin(), keys.end(), a);
+    return it != keys.end() && *it <= b;
+  }
+
   // Decodes forward until frame n is pending (frames just before n go into the cache).
   void skip_forward(std::int64_t n) {
     const std::int64_t keep_from = n - static_cast<std::int64_t>(options_.cache_frames / 2);
@@ -351,8 +363,9 @@ class FfmpegDecoder final : public Decoder {
       pending_.reset();
       if (!ahead) have_position_ = false;  // must go back
     }
-    if (have_position_ && n >= next_index_ && n - next_index_ <= kForwardDecodeLimit) {
-      skip_forward(n);
+    if (have_position_ && n >= next_index_ &&
+        (n - next_index_ <= kForwardDecodeLimit || !keyframe_between(next_index_, n))) {
+      skip_forward(n);  // a seek would land on the same keyframe or earlier: decode on
       return;
     }
     if (in_.pts.empty()) {  // no timeline: count from the start

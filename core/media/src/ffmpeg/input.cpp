@@ -89,6 +89,7 @@ void open_format(Input& in) {
 void build_index(Input& in) {
   auto packet = make_packet();
   std::vector<std::int64_t> ts;
+  std::vector<std::int64_t> keys;
   bool missing_pts = false;
   bool missing_any = false;
   // Demux errors other than EOF end the pass: a truncated file is indexed up to the damage.
@@ -96,7 +97,9 @@ void build_index(Input& in) {
     if (packet->stream_index == in.stream_index) {
       ++in.packets;
       in.index_bytes += packet->size;
-      if (packet->pts != AV_NOPTS_VALUE) {
+      if (packet->flags & AV_PKT_FLAG_DISCARD) {
+        // Pre-roll before an MP4 edit list's start: decoded but never shown.
+      } else if (packet->pts != AV_NOPTS_VALUE) {
         ts.push_back(packet->pts);
       } else if (packet->dts != AV_NOPTS_VALUE) {
         ts.push_back(packet->dts);
@@ -104,6 +107,8 @@ void build_index(Input& in) {
       } else {
         missing_any = true;
       }
+      if ((packet->flags & AV_PKT_FLAG_KEY) && !ts.empty() && !missing_any)
+        keys.push_back(ts.back());
     }
     av_packet_unref(packet.get());
   }
@@ -112,6 +117,8 @@ void build_index(Input& in) {
   ts.erase(std::unique(ts.begin(), ts.end()), ts.end());
   in.pts = std::move(ts);
   in.pts_from_dts = missing_pts;
+  std::sort(keys.begin(), keys.end());
+  in.keyframe_pts = std::move(keys);
 }
 
 }  // namespace
