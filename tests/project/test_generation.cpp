@@ -451,3 +451,48 @@ TEST_CASE("generation settings JSON round trips and rejects bad values", "[proje
   CHECK_THROWS_WITH(settings_from_json("{\"guidance\": {\"mode\": \"loud\"}}"),
                     Catch::Contains("generation.guidance.mode"));
 }
+
+TEST_CASE("a new frame with a previous result is re-noised from it at its level",
+          "[project][generation]") {
+  auto& model = tiny_model();
+  const auto& info = model.info();
+  Project p = synthetic_extend(3, 2, info.max_frames);
+  set_noise(p.timeline, 3, 0.4);
+  JobOptions o = synthetic_source();
+  o.previous[3] = test_picture(50, info.width, info.height);
+  const GenerationPlan plan = plan_generation(p, info, {3});
+  CHECK(plan.has_content[3]);
+  CHECK_FALSE(plan.kept[3]);
+  MemorySink with_previous, from_noise;
+  GenerationJob(p, model, o).run(with_previous);
+  GenerationJob(p, model, synthetic_source()).run(from_noise);
+  CHECK(with_previous.origin(3) == FrameOrigin::Generated);
+  // Starting at 0.4 from a picture is not the same as starting from pure noise.
+  CHECK_FALSE(with_previous.frame(3) == from_noise.frame(3));
+  // Level 0 over a previous result keeps it bit-identical.
+  set_noise(p.timeline, 3, 0.0);
+  MemorySink kept;
+  GenerationJob(p, model, o).run(kept);
+  CHECK(kept.origin(3) == FrameOrigin::Previous);
+  CHECK(kept.frame(3) == o.previous[3]);
+}
+
+TEST_CASE("schedule and guidance settings reach the engine", "[project][generation]") {
+  auto& model = tiny_model();
+  const Project base = synthetic_extend(3, 2, model.info().max_frames);
+  MemorySink plain, guided, full;
+  GenerationJob(base, model, synthetic_source()).run(plain);
+  Project g = base;
+  g.generation.rollout.sampler.guidance.mode = dfs::diffusion::GuidanceMode::Vanilla;
+  g.generation.rollout.sampler.guidance.scale = 3.0;
+  GenerationJob(g, model, synthetic_source()).run(guided);
+  Project f = base;
+  f.generation.rollout.sampler.schedule.shape = dfs::diffusion::ScheduleShape::Autoregressive;
+  GenerationJob job(f, model, synthetic_source());
+  // Autoregressive: the last frame starts only after the first is done, so more rows.
+  CHECK(job.windows().at(0).matrix.rows >
+        plan_generation(base, model.info()).windows.at(0).matrix.rows);
+  job.run(full);
+  CHECK_FALSE(plain.frame(4) == guided.frame(4));
+  CHECK_FALSE(plain.frame(4) == full.frame(4));
+}
