@@ -4,15 +4,16 @@
 #include <QObject>
 #include <QStringList>
 #include <algorithm>
+#include <set>
+
+#include "dfs/project/generation.h"
 
 namespace dfs::ui {
 
 PlanResult plan_windows(const project::Project& project, const diffusion::ModelInfo& model,
                         const std::map<int, Frame>& results) {
   PlanResult out;
-  const project::Timeline& t = project.timeline;
-  const int length = t.length();
-  if (length == 0) {
+  if (project.timeline.length() == 0) {
     out.problem = QObject::tr("The timeline is empty: open a clip.");
     return out;
   }
@@ -20,42 +21,15 @@ PlanResult plan_windows(const project::Project& project, const diffusion::ModelI
     out.problem = QObject::tr("No model loaded yet.");
     return out;
   }
-  // The job's rule: pinned, or level 0 over existing content, is kept; the rest is generated.
-  std::vector<bool> has(static_cast<size_t>(length)), kept(static_cast<size_t>(length));
-  int first_generated = -1;
-  for (int p = 0; p < length; ++p) {
-    has[static_cast<size_t>(p)] = t.is_source(p) || results.count(p) != 0;
-    kept[static_cast<size_t>(p)] =
-        t.pinned(p) || (has[static_cast<size_t>(p)] && t.noise[static_cast<size_t>(p)] == 0.0);
-    if (!kept[static_cast<size_t>(p)]) {
-      ++out.frames_to_generate;
-      if (first_generated < 0) first_generated = p;
-    }
-  }
-  if (first_generated < 0) {
-    out.problem = QObject::tr("Nothing to generate: every frame is pinned or kept at level 0. "
-                              "Extend the clip, unpin frames or raise their noise.");
-    return out;
-  }
-  const int start = std::max(0, first_generated - project.generation.rollout.context);
-  // Planning looks at which frames are known, not at pixels: one shared placeholder picture.
-  const Frame placeholder(model.width, model.height);
-  std::vector<diffusion::TimelineFrame> planning(static_cast<size_t>(length - start));
-  for (int p = start; p < length; ++p) {
-    auto& f = planning[static_cast<size_t>(p - start)];
-    if (has[static_cast<size_t>(p)]) f.content = placeholder;
-    f.pinned = kept[static_cast<size_t>(p)];
-    f.start_level = (f.pinned || !has[static_cast<size_t>(p)]) ? 1.0 : t.noise[static_cast<size_t>(p)];
-  }
+  std::set<int> previous;
+  for (const auto& entry : results) previous.insert(entry.first);
   try {
-    out.windows = diffusion::plan_rollout(model, planning, project.generation.rollout);
+    // The job's own planning: what the heat map shows is what a run will do.
+    project::GenerationPlan plan = project::plan_generation(project, model, previous);
+    out.windows = std::move(plan.windows);
+    out.frames_to_generate = plan.frames_to_generate;
   } catch (const std::exception& e) {
     out.problem = QString::fromUtf8(e.what());
-    return out;
-  }
-  for (auto& w : out.windows) {
-    w.first += start;
-    for (int& f : w.frames) f += start;
   }
   return out;
 }

@@ -1,8 +1,8 @@
 // planning.h — the rollout windows of the current document, for the heat map and the
 // "which pins this window uses" label, computed on the GUI thread without the model.
 //
-// Mirrors dfs::project::GenerationJob's planning (same kept/generated rule, same start
-// position), so what the heat map shows is what a run will do. Pure; thread-safe.
+// Calls dfs::project::plan_generation (the job's own planning, no weights needed), so what the
+// heat map shows is what a run will do; errors become a sentence to show. Pure; thread-safe.
 #pragma once
 
 #include <QString>
@@ -21,7 +21,7 @@ struct PlanResult {
   int frames_to_generate = 0;
 };
 
-// `have_result(p)`: position p holds an earlier generated frame (counts as content).
+// `results`: earlier generated frames by position (they count as content).
 PlanResult plan_windows(const project::Project& project, const diffusion::ModelInfo& model,
                         const std::map<int, Frame>& results);
 
