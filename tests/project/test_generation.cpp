@@ -496,3 +496,42 @@ TEST_CASE("schedule and guidance settings reach the engine", "[project][generati
   CHECK_FALSE(plain.frame(4) == guided.frame(4));
   CHECK_FALSE(plain.frame(4) == full.frame(4));
 }
+
+TEST_CASE("frames far from the generated ones are streamed, and not decoded when not wanted",
+          "[project][generation]") {
+  auto& model = tiny_model();
+  const auto& info = model.info();
+  Project p = synthetic_extend(60, 1, info.max_frames);
+  p.timeline = regenerate_layout(60, 30, 31, 1.0);
+  int reads = 0;
+  JobOptions o = synthetic_source();
+  o.source = [&reads](int i) {
+    ++reads;
+    return test_picture(i);
+  };
+  GenerationJob job(p, model, o);
+  CHECK(job.first_rollout_position() == 30 - p.generation.rollout.context);
+  CHECK(job.rollout_end() < 60);
+  CHECK(job.rollout_end() > 31);
+  MemorySink all;
+  const auto r = job.run(all);
+  CHECK(r.generated == std::vector<int>{30, 31});
+  const auto positions = all.positions();
+  REQUIRE(positions.size() == 60u);
+  for (int i = 0; i < 60; ++i) CHECK(positions[static_cast<size_t>(i)] == i);
+  for (int i : {0, 29, 32, 59})
+    CHECK(all.frame(i) ==
+          fit_to_model(test_picture(i), info.width, info.height, FitMode::Letterbox));
+  CHECK(reads == 58);  // each clip frame read once, except the two regenerated from noise
+
+  // Generated frames only: the clip is read just where the windows need it.
+  reads = 0;
+  JobOptions only = o;
+  only.emit_all = false;
+  GenerationJob lean(p, model, only);
+  MemorySink generated;
+  lean.run(generated);
+  CHECK(generated.positions() == std::vector<int>{30, 31});
+  CHECK(reads == lean.rollout_end() - lean.first_rollout_position() - 2);
+  CHECK(generated.frame(30) == all.frame(30));  // same frames either way
+}

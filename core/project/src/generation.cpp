@@ -131,16 +131,18 @@ bool is_kept(const Timeline& t, int p, bool has_content) {
 
 std::vector<diffusion::TimelineFrame> build_rollout_timeline(const Timeline& timeline,
                                                              const std::vector<Frame>& content,
-                                                             int first) {
-  const int length = timeline.length();
-  if (static_cast<int>(content.size()) != length)
+                                                             int first, int end) {
+  const int full = timeline.length();
+  const int length = end < 0 ? full : end;
+  if (static_cast<int>(content.size()) != full)
     throw Error("build_rollout_timeline: " + std::to_string(content.size()) +
-                " content frames for a timeline of " + std::to_string(length));
-  if (static_cast<int>(timeline.noise.size()) != length)
+                " content frames for a timeline of " + std::to_string(full));
+  if (static_cast<int>(timeline.noise.size()) != full)
     throw Error("timeline.noise has " + std::to_string(timeline.noise.size()) + " levels for " +
-                std::to_string(length) + " frames");
-  if (first < 0 || first > length)
-    throw Error("build_rollout_timeline: first is outside the timeline");
+                std::to_string(full) + " frames");
+  if (first < 0 || first > length || length > full)
+    throw Error("build_rollout_timeline: the range " + std::to_string(first) + ".." +
+                std::to_string(length) + " is outside the timeline");
   std::vector<diffusion::TimelineFrame> out(static_cast<size_t>(length - first));
   for (int p = first; p < length; ++p) {
     auto& f = out[static_cast<size_t>(p - first)];
@@ -394,6 +396,7 @@ struct GenerationJob::Impl {
   diffusion::ModelInfo info;
   int length = 0;
   int start = 0;  // first position handed to run_rollout
+  int end = 0;    // one past the last position handed to run_rollout
   int to_generate = 0;
   std::vector<bool> has_content;  // known at construction: source frames and previous results
   std::vector<bool> kept;
@@ -460,9 +463,13 @@ GenerationPlan plan_generation(const Project& project, const diffusion::ModelInf
   plan.windows = translate_errors("cannot plan the generation", [&] {
     return diffusion::plan_rollout(info, planning, project.generation.rollout);
   });
+  plan.end = plan.start;
   for (auto& w : plan.windows) {
     w.first += plan.start;
-    for (int& f : w.frames) f += plan.start;
+    for (int& f : w.frames) {
+      f += plan.start;
+      plan.end = std::max(plan.end, f + 1);
+    }
   }
   return plan;
 }
@@ -478,6 +485,7 @@ GenerationJob::GenerationJob(Project project, diffusion::Model& model, JobOption
                 " clip frames but no clip is open");
   m.length = m.project.timeline.length();
   m.start = plan.start;
+  m.end = plan.end;
   m.to_generate = plan.frames_to_generate;
   m.has_content = std::move(plan.has_content);
   m.kept = std::move(plan.kept);
@@ -494,6 +502,9 @@ int GenerationJob::frames_to_generate() const {
 }
 int GenerationJob::first_rollout_position() const {
   return impl_->start;
+}
+int GenerationJob::rollout_end() const {
+  return impl_->end;
 }
 const std::vector<diffusion::WindowPlan>& GenerationJob::windows() const {
   return impl_->windows;
@@ -560,9 +571,14 @@ GenerationResult GenerationJob::run(FrameSink& sink, const ProgressCallback& on_
       if (it == m.options.previous.end()) return Frame{};
       return fit_to_model(it->second, W, H, m.project.clip.fit);
     };
+    // A frame generated from pure noise never looks at its old picture: don't read it.
+    auto needs_content = [&](int p) {
+      return m.has_content[static_cast<size_t>(p)] &&
+             (m.kept[static_cast<size_t>(p)] || t.noise[static_cast<size_t>(p)] < 1.0);
+    };
     int decode_total = emit_all ? m.start : 0;  // pictures to read: the prefix + known content
-    for (int p = m.start; p < m.length; ++p)
-      decode_total += m.has_content[static_cast<size_t>(p)] ? 1 : 0;
+    for (int p = m.start; p < m.end; ++p) decode_total += needs_content(p) ? 1 : 0;
+    if (emit_all) decode_total += m.length - m.end;
     int decoded = 0;
     if (emit_all) {
       for (int p = 0; p < m.start; ++p) {
@@ -573,9 +589,9 @@ GenerationResult GenerationJob::run(FrameSink& sink, const ProgressCallback& on_
     }
     next_emit = m.start;
     std::vector<Frame> content(static_cast<size_t>(m.length));
-    for (int p = m.start; p < m.length; ++p) {
+    for (int p = m.start; p < m.end; ++p) {
       if (cancelled()) return finish_cancelled();
-      if (!m.has_content[static_cast<size_t>(p)]) continue;
+      if (!needs_content(p)) continue;
       content[static_cast<size_t>(p)] = content_of(p);
       if (++decoded % 8 == 0) report_decoding(decoded, decode_total);
     }
@@ -583,7 +599,7 @@ GenerationResult GenerationJob::run(FrameSink& sink, const ProgressCallback& on_
 
     // 2. The engine's timeline.
     const std::vector<diffusion::TimelineFrame> timeline =
-        build_rollout_timeline(t, content, m.start);
+        build_rollout_timeline(t, content, m.start, m.end);
     content = {};
 
     // 3. Rollout, streaming final frames in order. Kept frames the engine does not report
@@ -628,7 +644,18 @@ GenerationResult GenerationJob::run(FrameSink& sink, const ProgressCallback& on_
     });
     result.cancelled = rr.cancelled;
     result.model_forwards = rr.model_forwards;
-    if (!rr.cancelled) catch_up(m.length);
+    if (!rr.cancelled) catch_up(m.end);
+    // 4. Kept positions after the last window, straight from the decoder.
+    if (!rr.cancelled && emit_all) {
+      for (int p = m.end; p < m.length; ++p) {
+        if (cancelled()) {
+          result.cancelled = true;
+          break;
+        }
+        emit(p, content_of(p));
+        if (++decoded % 8 == 0) report_decoding(decoded, decode_total);
+      }
+    }
     result.seconds = seconds_since(t0);
 
     if (on_progress) {

@@ -15,8 +15,9 @@
 //      positions -> their noise level over the source content, new positions -> level 1 (or
 //      their noise level over the previous result, when `previous` results are given);
 //   3. calls dfs::diffusion::run_rollout and streams every final frame, in timeline order, to
-//      the sink; positions before the first window (a long pinned prefix the rollout never
-//      looks at) are streamed straight from the decoder, so memory does not grow with length.
+//      the sink; kept positions before the first window and after the last one (which the
+//      rollout never looks at) are streamed straight from the decoder, so decoding and memory
+//      scale with the part being generated, not with the clip's length.
 //
 // Thread-safety: a GenerationJob is created and run on one thread (the worker); only the
 // cancel flag is touched from another thread. The sink and progress callbacks are called on
@@ -188,6 +189,7 @@ struct JobOptions {
 // move): which positions are kept/generated, where the rollout starts, and its windows.
 struct GenerationPlan {
   int start = 0;                  // first position handed to the rollout (earlier: streamed)
+  int end = 0;                    // one past the last position any window uses (later: streamed)
   int frames_to_generate = 0;     // positions that are not kept
   std::vector<bool> has_content;  // per position: a source frame or a previous result exists
   std::vector<bool> kept;         // per position: pinned, or level 0 over existing content
@@ -211,6 +213,7 @@ class GenerationJob {
   const Project& project() const;
   int frames_to_generate() const;      // unpinned positions
   int first_rollout_position() const;  // positions before this are streamed, not rolled
+  int rollout_end() const;             // positions from here on are streamed too
   // The rollout windows (timeline positions, known flags, scheduling matrix) for the heat map
   // and "which pins this window uses". Positions are timeline positions.
   const std::vector<diffusion::WindowPlan>& windows() const;
@@ -231,15 +234,16 @@ class GenerationJob {
 // viewer and tests). Throws Error for an empty frame.
 Frame fit_to_model(const Frame& frame, int width, int height, FitMode fit);
 
-// The engine timeline for positions [first, timeline.length()) from frames already at model
-// resolution: `content[p]` is position p's content (empty where there is none; entries before
-// `first` are ignored). Element i of the result is position first + i. Pure; the job's step 2,
-// exposed for tests. A position is *kept* (pinned for the engine, output bit-identical) when it
-// is pinned, or when its level is 0 and it has content; a position without content is generated
-// from noise whatever its level. Throws Error when a pinned position has no content.
+// The engine timeline for positions [first, end) (end < 0: the timeline's length) from frames
+// already at model resolution: `content[p]` is position p's content (empty where there is none;
+// entries outside [first, end) are ignored). Element i of the result is position first + i. Pure;
+// the job's step 2, exposed for tests. A position is *kept* (pinned for the engine, output
+// bit-identical) when it is pinned, or when its level is 0 and it has content; a position without
+// content is generated from noise whatever its level. Throws Error when a pinned position has no
+// content.
 std::vector<diffusion::TimelineFrame> build_rollout_timeline(const Timeline& timeline,
                                                              const std::vector<Frame>& content,
-                                                             int first = 0);
+                                                             int first = 0, int end = -1);
 
 // Brings context/horizon inside the model's window when they do not fit (horizon shrinks
 // first, down to 1, then context). Returns true if it changed anything. For defaults the user
