@@ -1,6 +1,6 @@
 // dfstudio — the Diffusion Forcing Studio desktop application. Thin: parse, wire, run.
 //
-//   dfstudio [--model PATH] [--clip PATH] [--frames N] [--generate]
+//   dfstudio [--model PATH] [--clip PATH | --project PATH | FILE] [--frames N] [--steps S] [--generate]
 //   dfstudio --bench-ui [--clip PATH] [--model PATH | --random-model PRESET] [--frames N] [--steps S]
 //
 // --bench-ui generates once with the window on screen and prints the longest event-loop stall
@@ -8,6 +8,7 @@
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QEventLoop>
+#include <QFileInfo>
 #include <QThread>
 #include <QTimer>
 #include <algorithm>
@@ -44,12 +45,15 @@ int main(int argc, char** argv) {
   parser.addVersionOption();
   const QCommandLineOption model_opt("model", "Model file (.safetensors); default: the shipped demo model.", "PATH");
   const QCommandLineOption clip_opt("clip", "Clip to open at start.", "PATH");
+  const QCommandLineOption project_opt("project", "Project (.dfsproj) to open at start.", "PATH");
   const QCommandLineOption random_opt("random-model", "Use a randomly initialised model preset (demo, tiny).", "PRESET");
   const QCommandLineOption frames_opt("frames", "Frames to extend the clip by.", "N");
   const QCommandLineOption steps_opt("steps", "Sampling steps.", "S");
+  const QCommandLineOption view_opt("view", "Viewer mode: result, original, side, wipe.", "MODE");
   const QCommandLineOption generate_opt("generate", "Start generating once the clip and model are ready.");
   const QCommandLineOption bench_opt("bench-ui", "Measure event-loop stalls and preview rate during one generation, print, exit.");
-  parser.addOptions({model_opt, clip_opt, random_opt, frames_opt, steps_opt, generate_opt, bench_opt});
+  parser.addOptions({view_opt, model_opt, clip_opt, project_opt, random_opt, frames_opt, steps_opt, generate_opt, bench_opt});
+  parser.addPositionalArgument("file", "A clip or a project to open (as from a file manager).", "[file]");
   parser.process(app);
 
   // Leave one core to the GUI (and the X server): on a 2-core machine a generation that takes
@@ -77,7 +81,17 @@ int main(int argc, char** argv) {
   }
 
   QString clip = parser.value(clip_opt);
+  QString project = parser.value(project_opt);
+  if (!parser.positionalArguments().isEmpty()) {
+    const QString file = parser.positionalArguments().first();
+    const QString suffix = QFileInfo(file).suffix().toLower();
+    (suffix == "dfsproj" || suffix == "json" ? project : clip) = file;
+  }
   if (clip.isEmpty() && bench) clip = window.sample_clip_path();
+  if (!project.isEmpty() && !window.open_project(project) && bench) {
+    std::fprintf(stderr, "dfstudio: %s\n", window.last_error().toUtf8().constData());
+    return 1;
+  }
   const bool scripted = bench || parser.isSet(generate_opt) || parser.isSet(frames_opt) || parser.isSet(steps_opt);
   if (!clip.isEmpty()) {
     if (!window.open_clip(clip) && bench) {
@@ -102,6 +116,15 @@ int main(int argc, char** argv) {
       return result.ok ? 0 : 1;
     }
     if (parser.isSet(generate_opt)) window.start_generation();
+  }
+  if (parser.isSet(view_opt)) {
+    const QStringList modes = {"result", "original", "side", "wipe"};
+    const int mode = static_cast<int>(modes.indexOf(parser.value(view_opt)));
+    if (mode < 0) {
+      std::fprintf(stderr, "dfstudio: --view takes result, original, side or wipe\n");
+      return 1;
+    }
+    window.set_view_mode(mode);
   }
   return app.exec();
 }

@@ -117,8 +117,8 @@ void HeatMapPanel::draw_ui() {
   const diffusion::WindowPlan& plan = plans_[static_cast<size_t>(shown_window_)];
   const diffusion::SchedulingMatrix& matrix = plan.matrix;
   const int generated = static_cast<int>(std::count(plan.known.begin(), plan.known.end(), false));
-  ImGui::Text("frames %d-%d  |  %d generated, %d context  |  %d rows x %d steps", plan.first,
-              plan.frames.empty() ? plan.first : plan.frames.back(), generated,
+  ImGui::Text("frames %d-%d", plan.first, plan.frames.empty() ? plan.first : plan.frames.back());
+  ImGui::Text("%d generated, %d context, %d rows, S = %d", generated,
               static_cast<int>(plan.frames.size()) - generated, matrix.rows, matrix.steps);
   if (running_window_ >= 0)
     ImGui::TextColored(ImVec4(1, 1, 1, 1), "running: window %d, row %d", running_window_ + 1,
@@ -243,7 +243,7 @@ void HeatMapPanel::draw_ui() {
                         to_u32(colors::level_color(static_cast<double>(i) / (kLegendStops - 1))));
   }
   draw->AddText(ImVec2(grid0.x + lw + 6, ly - 3), IM_COL32(200, 200, 200, 255),
-                "clean 0 -> 1 noise    hatched = context");
+                "0 clean .. 1 noise; hatched = context");
 }
 
 }  // namespace dfs::ui

@@ -573,6 +573,8 @@ void MainWindow::connect_worker() {
               .arg(summary.frames_per_second, 0, 'f', 2);
     s_->controls->set_progress(summary.cancelled ? 0 : 1, 1, text);
     statusBar()->showMessage(text, 10000);
+    // Show what was made: jump to the run's first new frame unless already on a generated one.
+    if (!summary.generated.empty() && !s_->generated.count(s_->current)) s_->current = summary.generated.front();
     refresh_all();
     emit generation_finished(summary.cancelled);
   });
@@ -880,9 +882,30 @@ bool MainWindow::open_project(const QString& path) {
   s_->generated.clear();
   s_->previews.clear();
   s_->timeline->clear_results();
+  s_->current = 0;
+  if (!s_->doc.project().clip.path.empty()) {
+    const QString clip = QString::fromStdString(s_->doc.resolve(s_->doc.project().clip.path));
+    if (attach_clip_media(clip) && s_->doc.project().clip.frame_count <= 0) {
+      // A hand-written or older project without the clip's probe summary: fill it in.
+      const media::ProbeInfo info = s_->decoder->info();
+      try {
+        s_->doc.edit("Clip information", [&info](project::Project& pr) {
+          pr.clip.width = info.display_width > 0 ? info.display_width : info.width;
+          pr.clip.height = info.display_height > 0 ? info.display_height : info.height;
+          pr.clip.fps = info.fps;
+          pr.clip.frame_count = static_cast<int>(info.frame_count);
+          pr.clip.duration_s = info.duration;
+          pr.clip.codec = info.codec;
+        });
+        s_->doc.clear_history();
+      } catch (const std::exception& e) {
+        report_error(tr("The project does not match its clip"), QString::fromUtf8(e.what()));
+      }
+    }
+  } else {
+    attach_clip_media({});
+  }
   const project::Project& p = s_->doc.project();
-  if (!p.clip.path.empty()) attach_clip_media(QString::fromStdString(s_->doc.resolve(p.clip.path)));
-  else attach_clip_media({});
   // Generated frames cached next to the project come back too.
   if (!p.results.cache_dir.empty()) {
     for (int i = 0; i < p.timeline.length(); ++i) {
@@ -1195,6 +1218,11 @@ void MainWindow::pause() {
 }
 
 bool MainWindow::is_playing() const { return s_->play_timer.isActive(); }
+
+void MainWindow::set_view_mode(int mode) {
+  if (mode < 0 || mode >= static_cast<int>(s_->view_modes.size())) return;
+  s_->view_modes[static_cast<size_t>(mode)]->trigger();
+}
 
 void MainWindow::step_playback() {
   const int length = s_->doc.project().timeline.length();

@@ -235,7 +235,7 @@ void TimelineWidget::paintEvent(QPaintEvent*) {
   for (int pos = (first / step) * step; pos <= last; pos += step) {
     const double x = x_of(pos);
     p.drawLine(QPointF(x, ry), QPointF(x, ry + 4));
-    p.drawText(QPointF(x + 2, ry + 15), QString("%1  %2").arg(pos).arg(timecode(pos, fps_)));
+    p.drawText(QPointF(x + 2, ry + 15), fps_ > 0 ? QString("%1  %2").arg(pos).arg(timecode(pos, fps_)) : QString::number(pos));
   }
 
   // [playhead]

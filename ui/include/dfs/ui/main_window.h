@@ -76,6 +76,7 @@ class MainWindow : public QMainWindow {
   void play(int direction = 1);
   void pause();
   bool is_playing() const;
+  void set_view_mode(int mode);  // 0 result, 1 original, 2 side by side, 3 A/B wipe
 
   // [SECTION] Export
   bool start_export(const project::ExportSettings& settings);  // asynchronous
