@@ -1,7 +1,8 @@
 // dfstudio — the Diffusion Forcing Studio desktop application. Thin: parse, wire, run.
 //
-//   dfstudio [--model PATH] [--clip PATH | --project PATH | FILE] [--frames N] [--steps S] [--generate]
-//   dfstudio --bench-ui [--clip PATH] [--model PATH | --random-model PRESET] [--frames N] [--steps S]
+//   dfstudio [--model PATH] [--clip PATH | --project PATH | FILE] [--frames N] [--steps S]
+//   [--generate] dfstudio --bench-ui [--clip PATH] [--model PATH | --random-model PRESET] [--frames
+//   N] [--steps S]
 //
 // --bench-ui generates once with the window on screen and prints the longest event-loop stall
 // and the preview updates per second (dfs/ui/bench.h), then exits (0 if the run finished).
@@ -43,23 +44,31 @@ int main(int argc, char** argv) {
   parser.setApplicationDescription("Generate, extend and edit video with Diffusion Forcing.");
   parser.addHelpOption();
   parser.addVersionOption();
-  const QCommandLineOption model_opt("model", "Model file (.safetensors); default: the shipped demo model.", "PATH");
+  const QCommandLineOption model_opt(
+      "model", "Model file (.safetensors); default: the shipped demo model.", "PATH");
   const QCommandLineOption clip_opt("clip", "Clip to open at start.", "PATH");
   const QCommandLineOption project_opt("project", "Project (.dfsproj) to open at start.", "PATH");
-  const QCommandLineOption random_opt("random-model", "Use a randomly initialised model preset (demo, tiny).", "PRESET");
+  const QCommandLineOption random_opt(
+      "random-model", "Use a randomly initialised model preset (demo, tiny).", "PRESET");
   const QCommandLineOption frames_opt("frames", "Frames to extend the clip by.", "N");
   const QCommandLineOption steps_opt("steps", "Sampling steps.", "S");
   const QCommandLineOption view_opt("view", "Viewer mode: result, original, side, wipe.", "MODE");
-  const QCommandLineOption generate_opt("generate", "Start generating once the clip and model are ready.");
-  const QCommandLineOption bench_opt("bench-ui", "Measure event-loop stalls and preview rate during one generation, print, exit.");
-  parser.addOptions({view_opt, model_opt, clip_opt, project_opt, random_opt, frames_opt, steps_opt, generate_opt, bench_opt});
-  parser.addPositionalArgument("file", "A clip or a project to open (as from a file manager).", "[file]");
+  const QCommandLineOption generate_opt("generate",
+                                        "Start generating once the clip and model are ready.");
+  const QCommandLineOption bench_opt(
+      "bench-ui", "Measure event-loop stalls and preview rate during one generation, print, exit.");
+  parser.addOptions({view_opt, model_opt, clip_opt, project_opt, random_opt, frames_opt, steps_opt,
+                     generate_opt, bench_opt});
+  parser.addPositionalArgument("file", "A clip or a project to open (as from a file manager).",
+                               "[file]");
   parser.process(app);
 
   // Leave one core to the GUI (and the X server): on a 2-core machine a generation that takes
   // every core makes the window stutter. $DFS_THREADS still wins.
-  if (qEnvironmentVariableIsSet("DFS_THREADS")) dfs::diffusion::configure_threads();
-  else dfs::diffusion::configure_threads(std::max(1, QThread::idealThreadCount() - 1));
+  if (qEnvironmentVariableIsSet("DFS_THREADS"))
+    dfs::diffusion::configure_threads();
+  else
+    dfs::diffusion::configure_threads(std::max(1, QThread::idealThreadCount() - 1));
 
   dfs::ui::StudioOptions options;
   options.model_path = parser.value(model_opt);
@@ -73,7 +82,8 @@ int main(int argc, char** argv) {
   if (parser.isSet(random_opt)) {
     try {
       window.use_model(dfs::diffusion::Model::random(parser.value(random_opt).toStdString(), 0),
-                       QString("Randomly initialised '%1' model (--random-model).").arg(parser.value(random_opt)));
+                       QString("Randomly initialised '%1' model (--random-model).")
+                           .arg(parser.value(random_opt)));
     } catch (const std::exception& e) {
       std::fprintf(stderr, "dfstudio: %s\n", e.what());
       return 1;
@@ -92,7 +102,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "dfstudio: %s\n", window.last_error().toUtf8().constData());
     return 1;
   }
-  const bool scripted = bench || parser.isSet(generate_opt) || parser.isSet(frames_opt) || parser.isSet(steps_opt);
+  const bool scripted =
+      bench || parser.isSet(generate_opt) || parser.isSet(frames_opt) || parser.isSet(steps_opt);
   if (!clip.isEmpty()) {
     if (!window.open_clip(clip) && bench) {
       std::fprintf(stderr, "dfstudio: %s\n", window.last_error().toUtf8().constData());

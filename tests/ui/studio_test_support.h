@@ -27,11 +27,14 @@ inline QApplication& app() {
 inline bool wait_until(const std::function<bool()>& done, int timeout_ms) {
   QElapsedTimer clock;
   clock.start();
-  while (!done() && clock.elapsed() < timeout_ms) QApplication::processEvents(QEventLoop::AllEvents, 20);
+  while (!done() && clock.elapsed() < timeout_ms)
+    QApplication::processEvents(QEventLoop::AllEvents, 20);
   return done();
 }
 
 // Real footage from Debian's opencv-doc package (768x576, 795 frames, 10 fps).
-inline QString vtest_path() { return QStringLiteral("/usr/share/doc/opencv-doc/examples/data/vtest.avi"); }
+inline QString vtest_path() {
+  return QStringLiteral("/usr/share/doc/opencv-doc/examples/data/vtest.avi");
+}
 
 }  // namespace dfs::ui::test

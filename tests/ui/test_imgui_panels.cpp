@@ -60,7 +60,8 @@ TEST_CASE("Heat map renders under Xvfb and its pixels change with the schedule s
   QOpenGLWidget* heat = w->heat_map_widget();
   REQUIRE(heat != nullptr);
   REQUIRE(heat->isVisible());
-  REQUIRE(wait_until([&] { return heat->context() != nullptr && heat->context()->isValid(); }, 5000));
+  REQUIRE(
+      wait_until([&] { return heat->context() != nullptr && heat->context()->isValid(); }, 5000));
   const QImage pyramid = heat->grabFramebuffer();
   REQUIRE_FALSE(pyramid.isNull());
   CHECK(distinct_colours(pyramid) > 8);  // a real picture, not a cleared buffer

@@ -2,9 +2,13 @@
 // vtest.avi, pin the first 8 frames, set a noise range, generate 8 frames with few steps, stop
 // a second run midway and keep what finished, export MP4 and decode it back with dfs_media.
 #include <QDir>
+#include <QDragEnterEvent>
+#include <QDropEvent>
+#include <QMimeData>
 #include <QSignalSpy>
 #include <QTemporaryDir>
 #include <QTest>
+#include <QUrl>
 #include <catch2/catch.hpp>
 
 #include "dfs/diffusion/api.h"
@@ -44,7 +48,8 @@ std::unique_ptr<MainWindow> open_studio() {
 
 }  // namespace
 
-TEST_CASE("Studio workflow: pin, noise range, generate, stop midway keeps frames, export MP4", "[gui]") {
+TEST_CASE("Studio workflow: pin, noise range, generate, stop midway keeps frames, export MP4",
+          "[gui]") {
   auto window = open_studio();
   MainWindow& w = *window;
   REQUIRE(w.document().project().clip.frame_count == 795);
@@ -57,7 +62,8 @@ TEST_CASE("Studio workflow: pin, noise range, generate, stop midway keeps frames
     p.generation.rollout.context = 4;
     p.generation.rollout.horizon = 4;
   }));
-  REQUIRE(w.edit_project("Clear pins", [](dfs::project::Project& p) { dfs::project::clear_pins(p.timeline); }));
+  REQUIRE(w.edit_project("Clear pins",
+                         [](dfs::project::Project& p) { dfs::project::clear_pins(p.timeline); }));
   // Pin the first 8 frames: frame 0 with the P key (as a person would), the rest by toggling.
   w.seek(0);
   // Shortcuts fire only in the active window (Xvfb has no window manager to activate it).
@@ -67,7 +73,9 @@ TEST_CASE("Studio workflow: pin, noise range, generate, stop midway keeps frames
   REQUIRE(wait_until([&] { return w.document().project().timeline.pinned(0); }, 2000));
   for (int i = 1; i < 8; ++i) w.toggle_pin(i);
   // The noise range: frames 8-15 regenerated from scratch.
-  REQUIRE(w.edit_project("Noise 8-15", [](dfs::project::Project& p) { dfs::project::set_noise_range(p.timeline, 8, 15, 1.0); }));
+  REQUIRE(w.edit_project("Noise 8-15", [](dfs::project::Project& p) {
+    dfs::project::set_noise_range(p.timeline, 8, 15, 1.0);
+  }));
   const auto& timeline = w.document().project().timeline;
   CHECK(timeline.pins == std::set<int>{0, 1, 2, 3, 4, 5, 6, 7});
 
@@ -143,14 +151,24 @@ TEST_CASE("Studio workflow: pin, noise range, generate, stop midway keeps frames
     CHECK(metadata->find("dfstudio-generation") != std::string::npos);
     CHECK(metadata->find("\"steps\"") != std::string::npos);
 
-    // Dropping the export back restores its settings (steps 6, 24 new frames).
-    REQUIRE(w.edit_project("Change steps", [](dfs::project::Project& p) { p.generation.rollout.sampler.schedule.steps = 2; }));
-    REQUIRE(w.restore_from_export(QString::fromStdString(es.path)));
+    // Dropping the export on the window restores its settings (steps 6, 24 new frames).
+    REQUIRE(w.edit_project("Change steps", [](dfs::project::Project& p) {
+      p.generation.rollout.sampler.schedule.steps = 2;
+    }));
+    QMimeData mime;
+    mime.setUrls({QUrl::fromLocalFile(QString::fromStdString(es.path))});
+    QDragEnterEvent enter(QPoint(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+    QApplication::sendEvent(&w, &enter);
+    CHECK(enter.isAccepted());
+    QDropEvent drop(QPointF(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+    QApplication::sendEvent(&w, &drop);
     CHECK(w.document().project().generation.rollout.sampler.schedule.steps == 6);
+    CHECK(w.document().project().timeline.new_frames == 24);
   }
 }
 
-TEST_CASE("Studio: a broken clip or a missing file is reported and the window keeps working", "[gui]") {
+TEST_CASE("Studio: a broken clip or a missing file is reported and the window keeps working",
+          "[gui]") {
   app();
   MainWindow w(test_options());
   w.show();
@@ -176,7 +194,8 @@ TEST_CASE("Studio: undo and redo restore pins", "[gui]") {
   MainWindow w(test_options());
   w.show();
   REQUIRE(w.open_clip(dfs::ui::test::vtest_path()));
-  REQUIRE(w.edit_project("Clear pins", [](dfs::project::Project& p) { dfs::project::clear_pins(p.timeline); }));
+  REQUIRE(w.edit_project("Clear pins",
+                         [](dfs::project::Project& p) { dfs::project::clear_pins(p.timeline); }));
   w.toggle_pin(3);
   CHECK(w.document().project().timeline.pinned(3));
   REQUIRE(w.undo());
@@ -185,7 +204,35 @@ TEST_CASE("Studio: undo and redo restore pins", "[gui]") {
   CHECK(w.document().project().timeline.pinned(3));
 }
 
-TEST_CASE("Studio responsiveness: event-loop stalls and preview rate while generating", "[gui][slow]") {
+TEST_CASE("Studio playback: Space plays at the clip's frame rate, K pauses, Home/End, arrows step",
+          "[gui]") {
+  app();
+  MainWindow w(test_options());
+  w.show();
+  REQUIRE(w.open_clip(dfs::ui::test::vtest_path()));  // 10 fps
+  QApplication::setActiveWindow(&w);
+  REQUIRE(QApplication::activeWindow() == &w);
+  QTest::keyClick(&w, Qt::Key_Home);
+  CHECK(w.current_position() == 0);
+  QTest::keyClick(&w, Qt::Key_Right);
+  QTest::keyClick(&w, Qt::Key_Right);
+  CHECK(w.current_position() == 2);
+  QTest::keyClick(&w, Qt::Key_Left);
+  CHECK(w.current_position() == 1);
+  QTest::keyClick(&w, Qt::Key_Space);
+  CHECK(w.is_playing());
+  QTest::qWait(1000);  // about 10 frames at 10 fps (a loaded machine may drop some)
+  QTest::keyClick(&w, Qt::Key_K);
+  CHECK_FALSE(w.is_playing());
+  const int reached = w.current_position();
+  CHECK(reached >= 4);
+  CHECK(reached <= 14);
+  QTest::keyClick(&w, Qt::Key_End);
+  CHECK(w.current_position() == w.document().project().timeline.length() - 1);
+}
+
+TEST_CASE("Studio responsiveness: event-loop stalls and preview rate while generating",
+          "[gui][slow]") {
   auto window = open_studio();
   MainWindow& w = *window;
   REQUIRE(w.edit_project("Bench settings", [](dfs::project::Project& p) {

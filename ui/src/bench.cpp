@@ -42,20 +42,23 @@ UiBenchResult run_ui_benchmark(MainWindow& window, int timeout_ms) {
     total_gap_ms += gap;
     result.max_stall_ms = std::max(result.max_stall_ms, gap - kBenchTickMs);
     if (gap > 50 && qEnvironmentVariableIsSet("DFS_BENCH_TRACE"))
-      qInfo("stall %.1f ms at t=%.3f s (generating=%d)", gap, clock.nsecsElapsed() * 1e-9, window.is_generating());
+      qInfo("stall %.1f ms at t=%.3f s (generating=%d)", gap, clock.nsecsElapsed() * 1e-9,
+            window.is_generating());
   });
   QTimer guard;
   guard.setSingleShot(true);
   QObject::connect(&guard, &QTimer::timeout, &loop, &QEventLoop::quit);
-  auto c1 = QObject::connect(&window, &MainWindow::generation_finished, &loop, [&](bool was_cancelled) {
-    finished = true;
-    cancelled = was_cancelled;
-    loop.quit();
-  });
-  auto c2 = QObject::connect(&window, &MainWindow::generation_failed, &loop, [&](const QString& message) {
-    failure = message;
-    loop.quit();
-  });
+  auto c1 =
+      QObject::connect(&window, &MainWindow::generation_finished, &loop, [&](bool was_cancelled) {
+        finished = true;
+        cancelled = was_cancelled;
+        loop.quit();
+      });
+  auto c2 =
+      QObject::connect(&window, &MainWindow::generation_failed, &loop, [&](const QString& message) {
+        failure = message;
+        loop.quit();
+      });
 
   const int previews_before = window.preview_updates();
   const size_t frames_before = window.generated_frames().size();
@@ -65,7 +68,8 @@ UiBenchResult run_ui_benchmark(MainWindow& window, int timeout_ms) {
   ticker.start();
   guard.start(timeout_ms);
   if (!window.start_generation()) {
-    result.error = window.last_error().isEmpty() ? QStringLiteral("the generation did not start") : window.last_error();
+    result.error = window.last_error().isEmpty() ? QStringLiteral("the generation did not start")
+                                                 : window.last_error();
   } else {
     loop.exec();
   }
@@ -78,19 +82,25 @@ UiBenchResult run_ui_benchmark(MainWindow& window, int timeout_ms) {
   result.mean_tick_ms = result.ticks > 0 ? total_gap_ms / result.ticks : 0;
   result.preview_updates = window.preview_updates() - previews_before;
   result.preview_updates_per_s = result.seconds > 0 ? result.preview_updates / result.seconds : 0;
-  result.frames_generated = static_cast<int>(window.generated_frames().size()) - static_cast<int>(frames_before);
+  result.frames_generated =
+      static_cast<int>(window.generated_frames().size()) - static_cast<int>(frames_before);
   if (result.error.isEmpty()) {
-    if (!failure.isEmpty()) result.error = failure;
-    else if (!finished) result.error = QStringLiteral("timed out");
-    else if (cancelled) result.error = QStringLiteral("cancelled");
+    if (!failure.isEmpty())
+      result.error = failure;
+    else if (!finished)
+      result.error = QStringLiteral("timed out");
+    else if (cancelled)
+      result.error = QStringLiteral("cancelled");
   }
   result.ok = result.error.isEmpty();
   return result;
 }
 
 QString to_string(const UiBenchResult& r) {
-  return QString("ok=%1 max_stall_ms=%2 mean_tick_ms=%3 ticks=%4 preview_updates=%5 preview_updates_per_s=%6 "
-                 "seconds=%7 gui_cpu_s=%8 frames_generated=%9%10")
+  return QString(
+             "ok=%1 max_stall_ms=%2 mean_tick_ms=%3 ticks=%4 preview_updates=%5 "
+             "preview_updates_per_s=%6 "
+             "seconds=%7 gui_cpu_s=%8 frames_generated=%9%10")
       .arg(r.ok ? "true" : "false")
       .arg(r.max_stall_ms, 0, 'f', 1)
       .arg(r.mean_tick_ms, 0, 'f', 2)

@@ -50,9 +50,12 @@ void resize_source(project::Timeline& t, int source_first, int source_count) {
   t.pins = std::move(pins);
 }
 
-ControlsPanel::ControlsPanel(QWidget* parent) : QWidget(parent) { build(); }
+ControlsPanel::ControlsPanel(QWidget* parent) : QWidget(parent) {
+  build();
+}
 
-void ControlsPanel::emit_edit(const QString& label, const ProjectEdit& change, const QString& merge_key) {
+void ControlsPanel::emit_edit(const QString& label, const ProjectEdit& change,
+                              const QString& merge_key) {
   emit edit_requested(label, change, merge_key);
 }
 
@@ -87,9 +90,10 @@ void ControlsPanel::build() {
   auto* what_form = new QFormLayout(what);
   mode_ = new QComboBox;
   mode_->addItems({tr("Extend the clip"), tr("Regenerate a range"), tr("Fill a gap between pins")});
-  mode_->setToolTip(tr("Extend: pin the clip's frames and add new frames after it.\n"
-                       "Regenerate: re-make a range of the clip at a noise level, the rest pinned.\n"
-                       "Fill a gap: keep frames up to A and from B on, re-make those between."));
+  mode_->setToolTip(
+      tr("Extend: pin the clip's frames and add new frames after it.\n"
+         "Regenerate: re-make a range of the clip at a noise level, the rest pinned.\n"
+         "Fill a gap: keep frames up to A and from B on, re-make those between."));
   what_form->addRow(tr("Mode"), mode_);
   mode_params_ = new QStackedWidget;
   {
@@ -105,10 +109,12 @@ void ControlsPanel::build() {
     auto* page = new QWidget;
     auto* l = new QHBoxLayout(page);
     l->setContentsMargins(0, 0, 0, 0);
-    range_first_ = spin(0, 100000, tr("First timeline frame to regenerate (the selection fills this)."));
+    range_first_ =
+        spin(0, 100000, tr("First timeline frame to regenerate (the selection fills this)."));
     range_last_ = spin(0, 100000, tr("Last timeline frame to regenerate (inclusive)."));
-    range_level_ = dspin(0.01, 1.0, 0.05, 2, tr("Start noise level of the range: 1 = from scratch, "
-                                                "0.5 = keep the structure, regenerate loosely."));
+    range_level_ = dspin(0.01, 1.0, 0.05, 2,
+                         tr("Start noise level of the range: 1 = from scratch, "
+                            "0.5 = keep the structure, regenerate loosely."));
     range_level_->setValue(1.0);
     l->addWidget(range_first_);
     l->addWidget(new QLabel("-"));
@@ -138,7 +144,8 @@ void ControlsPanel::build() {
     auto* l = new QHBoxLayout(row);
     l->setContentsMargins(0, 0, 0, 0);
     source_first_ = spin(0, 1000000, tr("First clip frame on the timeline."));
-    source_count_ = spin(0, 1000000, tr("How many clip frames the timeline holds (from the first)."));
+    source_count_ =
+        spin(0, 1000000, tr("How many clip frames the timeline holds (from the first)."));
     l->addWidget(source_first_);
     l->addWidget(new QLabel(tr("count")));
     l->addWidget(source_count_);
@@ -146,22 +153,27 @@ void ControlsPanel::build() {
   }
   fit_ = new QComboBox;
   fit_->addItems({tr("Letterbox"), tr("Crop"), tr("Stretch")});
-  fit_->setToolTip(tr("How clip frames are brought to the model's resolution: letterbox keeps "
-                      "everything (black bars), crop fills and cuts the edges, stretch distorts."));
+  fit_->setToolTip(
+      tr("How clip frames are brought to the model's resolution: letterbox keeps "
+         "everything (black bars), crop fills and cuts the edges, stretch distorts."));
   what_form->addRow(tr("Fit to model"), fit_);
   root->addWidget(what);
 
-  connect(mode_, qOverload<int>(&QComboBox::currentIndexChanged), mode_params_, &QStackedWidget::setCurrentIndex);
+  connect(mode_, qOverload<int>(&QComboBox::currentIndexChanged), mode_params_,
+          &QStackedWidget::setCurrentIndex);
   connect(apply_layout_, &QPushButton::clicked, this, &ControlsPanel::apply_layout);
   connect(extend_frames_, qOverload<int>(&QSpinBox::valueChanged), this, [this](int n) {
-    emit_edit(tr("Extend by %1 frames").arg(n), [n](project::Project& p) { project::set_new_frames(p.timeline, n); },
-              "new_frames");
+    emit_edit(
+        tr("Extend by %1 frames").arg(n),
+        [n](project::Project& p) { project::set_new_frames(p.timeline, n); }, "new_frames");
   });
   auto source_changed = [this] {
     const int first = source_first_->value();
     const int count = std::min(source_count_->value(), std::max(0, clip_frames_ - first));
-    emit_edit(tr("Clip frames %1-%2").arg(first).arg(first + count - 1),
-              [first, count](project::Project& p) { resize_source(p.timeline, first, count); }, "source_range");
+    emit_edit(
+        tr("Clip frames %1-%2").arg(first).arg(first + count - 1),
+        [first, count](project::Project& p) { resize_source(p.timeline, first, count); },
+        "source_range");
   };
   connect(source_first_, qOverload<int>(&QSpinBox::valueChanged), this, source_changed);
   connect(source_count_, qOverload<int>(&QSpinBox::valueChanged), this, source_changed);
@@ -179,14 +191,16 @@ void ControlsPanel::build() {
   shape_->addItem(tr("Pyramid"), static_cast<int>(ScheduleShape::Pyramid));
   shape_->addItem(tr("Trapezoid"), static_cast<int>(ScheduleShape::Trapezoid));
   shape_->addItem(tr("Async blocks"), static_cast<int>(ScheduleShape::AsyncBlocks));
-  shape_->setToolTip(tr("How the frames of a window move from noise to clean, step by step "
-                        "(see the heat map). Custom: row 0 always comes from the per-frame noise "
-                        "curve, so painting the curve makes any shape a custom schedule."));
+  shape_->setToolTip(
+      tr("How the frames of a window move from noise to clean, step by step "
+         "(see the heat map). Custom: row 0 always comes from the per-frame noise "
+         "curve, so painting the curve makes any shape a custom schedule."));
   sched_form->addRow(tr("Shape"), shape_);
   steps_ = spin(1, 1000, tr("Sampling steps S: more = slower and usually cleaner."));
   sched_form->addRow(tr("Steps"), steps_);
-  uncertainty_ = dspin(0.0, 1000.0, 0.5, 2, tr("Pyramid/trapezoid: how many steps frame t lags frame "
-                                               "t-1 (u). 0 = full sequence, S = autoregressive."));
+  uncertainty_ = dspin(0.0, 1000.0, 0.5, 2,
+                       tr("Pyramid/trapezoid: how many steps frame t lags frame "
+                          "t-1 (u). 0 = full sequence, S = autoregressive."));
   sched_form->addRow(tr("Uncertainty"), uncertainty_);
   ar_step_ = spin(0, 1000, tr("Async blocks: steps each block lags the previous one."));
   block_ = spin(1, 1000, tr("Async blocks: frames per block."));
@@ -199,12 +213,15 @@ void ControlsPanel::build() {
     l->addWidget(block_);
     sched_form->addRow(tr("Block lag"), row);
   }
-  eta_ = dspin(0.0, 1.0, 0.1, 2, tr("Sampler stochasticity: 0 = deterministic DDIM, 1 = DDPM-like."));
+  eta_ =
+      dspin(0.0, 1.0, 0.1, 2, tr("Sampler stochasticity: 0 = deterministic DDIM, 1 = DDPM-like."));
   sched_form->addRow(tr("Eta"), eta_);
-  stab_user_ = dspin(0.0, 0.5, 0.01, 3, tr("Stabilisation level for your pinned frames: they are shown "
-                                           "to the model slightly noised, which keeps long rollouts stable."));
-  stab_generated_ = dspin(0.0, 0.5, 0.01, 3, tr("Stabilisation level for frames the model generated "
-                                                "earlier and now uses as context."));
+  stab_user_ = dspin(0.0, 0.5, 0.01, 3,
+                     tr("Stabilisation level for your pinned frames: they are shown "
+                        "to the model slightly noised, which keeps long rollouts stable."));
+  stab_generated_ = dspin(0.0, 0.5, 0.01, 3,
+                          tr("Stabilisation level for frames the model generated "
+                             "earlier and now uses as context."));
   sched_form->addRow(tr("Stabilise pins"), stab_user_);
   sched_form->addRow(tr("Stabilise generated"), stab_generated_);
   root->addWidget(sched);
@@ -214,74 +231,94 @@ void ControlsPanel::build() {
   };
   connect(shape_, qOverload<int>(&QComboBox::currentIndexChanged), this, [this](int i) {
     const auto shape = static_cast<ScheduleShape>(shape_->itemData(i).toInt());
-    emit_edit(tr("Schedule: %1").arg(shape_->itemText(i)),
-              [shape](project::Project& p) { p.generation.rollout.sampler.schedule.shape = shape; });
+    emit_edit(tr("Schedule: %1").arg(shape_->itemText(i)), [shape](project::Project& p) {
+      p.generation.rollout.sampler.schedule.shape = shape;
+    });
   });
   connect(steps_, qOverload<int>(&QSpinBox::valueChanged), this, [=, this](int v) {
-    shape_edit(tr("Steps %1").arg(v), "steps", [v](project::Project& p) { p.generation.rollout.sampler.schedule.steps = v; });
+    shape_edit(tr("Steps %1").arg(v), "steps",
+               [v](project::Project& p) { p.generation.rollout.sampler.schedule.steps = v; });
   });
-  connect(uncertainty_, qOverload<double>(&QDoubleSpinBox::valueChanged), this, [=, this](double v) {
-    shape_edit(tr("Uncertainty %1").arg(v), "uncertainty",
-               [v](project::Project& p) { p.generation.rollout.sampler.schedule.uncertainty = v; });
-  });
+  connect(uncertainty_, qOverload<double>(&QDoubleSpinBox::valueChanged), this,
+          [=, this](double v) {
+            shape_edit(tr("Uncertainty %1").arg(v), "uncertainty", [v](project::Project& p) {
+              p.generation.rollout.sampler.schedule.uncertainty = v;
+            });
+          });
   connect(ar_step_, qOverload<int>(&QSpinBox::valueChanged), this, [=, this](int v) {
-    shape_edit(tr("Block lag %1").arg(v), "ar_step", [v](project::Project& p) { p.generation.rollout.sampler.schedule.ar_step = v; });
+    shape_edit(tr("Block lag %1").arg(v), "ar_step",
+               [v](project::Project& p) { p.generation.rollout.sampler.schedule.ar_step = v; });
   });
   connect(block_, qOverload<int>(&QSpinBox::valueChanged), this, [=, this](int v) {
-    shape_edit(tr("Block size %1").arg(v), "block", [v](project::Project& p) { p.generation.rollout.sampler.schedule.block = v; });
+    shape_edit(tr("Block size %1").arg(v), "block",
+               [v](project::Project& p) { p.generation.rollout.sampler.schedule.block = v; });
   });
   connect(eta_, qOverload<double>(&QDoubleSpinBox::valueChanged), this, [=, this](double v) {
-    shape_edit(tr("Eta %1").arg(v), "eta", [v](project::Project& p) { p.generation.rollout.sampler.eta = v; });
+    shape_edit(tr("Eta %1").arg(v), "eta",
+               [v](project::Project& p) { p.generation.rollout.sampler.eta = v; });
   });
   connect(stab_user_, qOverload<double>(&QDoubleSpinBox::valueChanged), this, [=, this](double v) {
     shape_edit(tr("Stabilisation %1").arg(v), "stab_user",
                [v](project::Project& p) { p.generation.rollout.sampler.stabilization_user = v; });
   });
-  connect(stab_generated_, qOverload<double>(&QDoubleSpinBox::valueChanged), this, [=, this](double v) {
-    shape_edit(tr("Stabilisation (generated) %1").arg(v), "stab_generated",
-               [v](project::Project& p) { p.generation.rollout.sampler.stabilization_generated = v; });
-  });
+  connect(
+      stab_generated_, qOverload<double>(&QDoubleSpinBox::valueChanged), this, [=, this](double v) {
+        shape_edit(
+            tr("Stabilisation (generated) %1").arg(v), "stab_generated",
+            [v](project::Project& p) { p.generation.rollout.sampler.stabilization_generated = v; });
+      });
 
   // [SECTION] Guidance and window
   auto* guide = new QGroupBox(tr("History guidance and window"));
   auto* guide_form = new QFormLayout(guide);
   guidance_ = new QComboBox;
   guidance_->addItems({tr("None"), tr("Vanilla"), tr("Fractional")});
-  guidance_->setToolTip(tr("History guidance (DFoT, Song et al. 2025). None: one model call per step.\n"
-                           "Vanilla: eps(empty) + w (eps(history) - eps(empty)).\n"
-                           "Fractional: also re-noises the history to level f for the guided term."));
+  guidance_->setToolTip(
+      tr("History guidance (DFoT, Song et al. 2025). None: one model call per step.\n"
+         "Vanilla: eps(empty) + w (eps(history) - eps(empty)).\n"
+         "Fractional: also re-noises the history to level f for the guided term."));
   guide_form->addRow(tr("Guidance"), guidance_);
-  guidance_scale_ = dspin(0.0, 20.0, 0.25, 2, tr("Guidance scale w: 1 = plain, higher = follow the history more."));
+  guidance_scale_ = dspin(0.0, 20.0, 0.25, 2,
+                          tr("Guidance scale w: 1 = plain, higher = follow the history more."));
   guide_form->addRow(tr("Scale"), guidance_scale_);
-  fractional_ = dspin(0.01, 0.99, 0.05, 2, tr("Fractional guidance: level f the history is re-noised to."));
+  fractional_ =
+      dspin(0.01, 0.99, 0.05, 2, tr("Fractional guidance: level f the history is re-noised to."));
   guide_form->addRow(tr("Fraction"), fractional_);
-  horizon_ = spin(1, 1000, tr("Guidance horizon: frames generated together in one window. "
-                              "context + horizon must fit the model's max frames."));
+  horizon_ = spin(1, 1000,
+                  tr("Guidance horizon: frames generated together in one window. "
+                     "context + horizon must fit the model's max frames."));
   guide_form->addRow(tr("Horizon"), horizon_);
   context_ = spin(0, 1000, tr("Known frames (pinned or generated earlier) each window carries."));
   guide_form->addRow(tr("Context"), context_);
   window_pins_ = new QLabel;
   window_pins_->setWordWrap(true);
-  window_pins_->setToolTip(tr("The known frames the first (or shown) window of the rollout conditions on."));
+  window_pins_->setToolTip(
+      tr("The known frames the first (or shown) window of the rollout conditions on."));
   guide_form->addRow(tr("Window uses"), window_pins_);
   root->addWidget(guide);
 
   connect(guidance_, qOverload<int>(&QComboBox::currentIndexChanged), this, [=, this](int i) {
-    emit_edit(tr("Guidance: %1").arg(guidance_->itemText(i)),
-              [i](project::Project& p) { p.generation.rollout.sampler.guidance.mode = static_cast<GuidanceMode>(i); });
+    emit_edit(tr("Guidance: %1").arg(guidance_->itemText(i)), [i](project::Project& p) {
+      p.generation.rollout.sampler.guidance.mode = static_cast<GuidanceMode>(i);
+    });
   });
-  connect(guidance_scale_, qOverload<double>(&QDoubleSpinBox::valueChanged), this, [=, this](double v) {
-    shape_edit(tr("Guidance scale %1").arg(v), "g_scale", [v](project::Project& p) { p.generation.rollout.sampler.guidance.scale = v; });
-  });
+  connect(
+      guidance_scale_, qOverload<double>(&QDoubleSpinBox::valueChanged), this, [=, this](double v) {
+        shape_edit(tr("Guidance scale %1").arg(v), "g_scale",
+                   [v](project::Project& p) { p.generation.rollout.sampler.guidance.scale = v; });
+      });
   connect(fractional_, qOverload<double>(&QDoubleSpinBox::valueChanged), this, [=, this](double v) {
-    shape_edit(tr("Guidance fraction %1").arg(v), "g_frac",
-               [v](project::Project& p) { p.generation.rollout.sampler.guidance.fractional_level = v; });
+    shape_edit(tr("Guidance fraction %1").arg(v), "g_frac", [v](project::Project& p) {
+      p.generation.rollout.sampler.guidance.fractional_level = v;
+    });
   });
   connect(horizon_, qOverload<int>(&QSpinBox::valueChanged), this, [=, this](int v) {
-    shape_edit(tr("Horizon %1").arg(v), "horizon", [v](project::Project& p) { p.generation.rollout.horizon = v; });
+    shape_edit(tr("Horizon %1").arg(v), "horizon",
+               [v](project::Project& p) { p.generation.rollout.horizon = v; });
   });
   connect(context_, qOverload<int>(&QSpinBox::valueChanged), this, [=, this](int v) {
-    shape_edit(tr("Context %1").arg(v), "context", [v](project::Project& p) { p.generation.rollout.context = v; });
+    shape_edit(tr("Context %1").arg(v), "context",
+               [v](project::Project& p) { p.generation.rollout.context = v; });
   });
 
   // [SECTION] Seed and run
@@ -295,7 +332,8 @@ void ControlsPanel::build() {
     seed_->setValidator(new QRegularExpressionValidator(QRegularExpression("[0-9]{1,19}"), seed_));
     seed_->setToolTip(tr("Random seed: same seed + settings + device = the same frames."));
     seed_locked_ = new QCheckBox(tr("lock"));
-    seed_locked_->setToolTip(tr("Locked: every run uses this seed. Unlocked: a new seed is drawn per run."));
+    seed_locked_->setToolTip(
+        tr("Locked: every run uses this seed. Unlocked: a new seed is drawn per run."));
     randomise_ = new QPushButton(tr("Randomise"));
     randomise_->setToolTip(tr("Draw a new random seed now."));
     l->addWidget(seed_, 1);
@@ -330,14 +368,17 @@ void ControlsPanel::build() {
 
   connect(seed_, &QLineEdit::editingFinished, this, [this] {
     const std::uint64_t seed = seed_->text().toULongLong();
-    emit_edit(tr("Seed %1").arg(seed), [seed](project::Project& p) { p.generation.rollout.seed = seed; });
+    emit_edit(tr("Seed %1").arg(seed),
+              [seed](project::Project& p) { p.generation.rollout.seed = seed; });
   });
   connect(seed_locked_, &QCheckBox::toggled, this, [this](bool on) {
-    emit_edit(on ? tr("Lock seed") : tr("Unlock seed"), [on](project::Project& p) { p.generation.seed_locked = on; });
+    emit_edit(on ? tr("Lock seed") : tr("Unlock seed"),
+              [on](project::Project& p) { p.generation.seed_locked = on; });
   });
   connect(randomise_, &QPushButton::clicked, this, [this] {
     const std::uint64_t seed = QRandomGenerator::global()->generate() & 0x7FFFFFFFu;
-    emit_edit(tr("Random seed %1").arg(seed), [seed](project::Project& p) { p.generation.rollout.seed = seed; });
+    emit_edit(tr("Random seed %1").arg(seed),
+              [seed](project::Project& p) { p.generation.rollout.seed = seed; });
   });
   connect(generate_, &QPushButton::clicked, this, &ControlsPanel::generate_clicked);
   connect(stop_, &QPushButton::clicked, this, &ControlsPanel::stop_clicked);
@@ -394,7 +435,8 @@ void ControlsPanel::refresh(const project::Project& p, const diffusion::ModelInf
   uncertainty_->setValue(s.schedule.uncertainty);
   ar_step_->setValue(s.schedule.ar_step);
   block_->setValue(s.schedule.block);
-  const bool pyramid_like = s.schedule.shape == ScheduleShape::Pyramid || s.schedule.shape == ScheduleShape::Trapezoid;
+  const bool pyramid_like =
+      s.schedule.shape == ScheduleShape::Pyramid || s.schedule.shape == ScheduleShape::Trapezoid;
   uncertainty_->setEnabled(pyramid_like);
   ar_step_->setEnabled(s.schedule.shape == ScheduleShape::AsyncBlocks);
   block_->setEnabled(s.schedule.shape == ScheduleShape::AsyncBlocks);
@@ -441,6 +483,8 @@ void ControlsPanel::set_progress(int value, int maximum, const QString& text) {
   progress_text_->setText(text);
 }
 
-void ControlsPanel::set_window_pins(const QString& text) { window_pins_->setText(text); }
+void ControlsPanel::set_window_pins(const QString& text) {
+  window_pins_->setText(text);
+}
 
 }  // namespace dfs::ui

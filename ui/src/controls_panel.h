@@ -48,7 +48,8 @@ class ControlsPanel : public QWidget {
   QProgressBar* progress_bar() const { return progress_; }
 
  signals:
-  void edit_requested(const QString& label, const dfs::ui::ProjectEdit& change, const QString& merge_key);
+  void edit_requested(const QString& label, const dfs::ui::ProjectEdit& change,
+                      const QString& merge_key);
   void generate_clicked();
   void stop_clicked();
 

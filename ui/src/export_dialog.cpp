@@ -32,8 +32,8 @@ constexpr FormatInfo kFormats[] = {
 
 }  // namespace
 
-ExportDialog::ExportDialog(const project::ExportSettings& initial, int length, int current, int model_w,
-                           int model_h, double clip_fps, QWidget* parent)
+ExportDialog::ExportDialog(const project::ExportSettings& initial, int length, int current,
+                           int model_w, int model_h, double clip_fps, QWidget* parent)
     : QDialog(parent), length_(length), current_(current), model_w_(model_w), model_h_(model_h) {
   setWindowTitle(tr("Export"));
   auto* form = new QFormLayout(this);
@@ -41,8 +41,9 @@ ExportDialog::ExportDialog(const project::ExportSettings& initial, int length, i
   format_ = new QComboBox;
   for (const FormatInfo& f : kFormats) format_->addItem(tr(f.label), static_cast<int>(f.format));
   format_->setCurrentIndex(format_->findData(static_cast<int>(initial.format)));
-  format_->setToolTip(tr("The generation settings are embedded in MP4/WebM and written beside every "
-                         "export as a .json file, so dropping the export on the Studio restores them."));
+  format_->setToolTip(
+      tr("The generation settings are embedded in MP4/WebM and written beside every "
+         "export as a .json file, so dropping the export on the Studio restores them."));
   form->addRow(tr("Format"), format_);
 
   auto* path_row = new QWidget;
@@ -68,7 +69,8 @@ ExportDialog::ExportDialog(const project::ExportSettings& initial, int length, i
   in_->setRange(0, std::max(0, length - 1));
   out_->setRange(0, std::max(0, length - 1));
   in_->setValue(std::clamp(initial.in, 0, std::max(0, length - 1)));
-  out_->setValue(initial.out > 0 ? std::clamp(initial.out, 0, std::max(0, length - 1)) : std::max(0, length - 1));
+  out_->setValue(initial.out > 0 ? std::clamp(initial.out, 0, std::max(0, length - 1))
+                                 : std::max(0, length - 1));
   il->addWidget(in_);
   il->addWidget(new QLabel(tr("to")));
   il->addWidget(out_);
@@ -110,7 +112,8 @@ ExportDialog::ExportDialog(const project::ExportSettings& initial, int length, i
   });
   connect(buttons, &QDialogButtonBox::rejected, this, &QDialog::reject);
   connect(browse_button, &QPushButton::clicked, this, &ExportDialog::browse);
-  connect(format_, qOverload<int>(&QComboBox::currentIndexChanged), this, &ExportDialog::format_changed);
+  connect(format_, qOverload<int>(&QComboBox::currentIndexChanged), this,
+          &ExportDialog::format_changed);
   for (QComboBox* c : {range_, scale_})
     connect(c, qOverload<int>(&QComboBox::currentIndexChanged), this, &ExportDialog::update_note);
   connect(in_, qOverload<int>(&QSpinBox::valueChanged), this, &ExportDialog::update_note);
@@ -123,7 +126,8 @@ void ExportDialog::format_changed() {
   const bool single = format == project::ExportFormat::PngFrame;
   range_->setEnabled(!single);
   fps_->setEnabled(!single && format != project::ExportFormat::PngSequence);
-  quality_->setEnabled(format == project::ExportFormat::Mp4 || format == project::ExportFormat::WebM);
+  quality_->setEnabled(format == project::ExportFormat::Mp4 ||
+                       format == project::ExportFormat::WebM);
   // Swap the extension so the path matches the format.
   QString path = path_->text();
   if (!path.isEmpty()) {
@@ -140,7 +144,8 @@ void ExportDialog::browse() {
   const auto format = static_cast<project::ExportFormat>(format_->currentData().toInt());
   QString chosen;
   if (format == project::ExportFormat::PngSequence) {
-    chosen = QFileDialog::getExistingDirectory(this, tr("Folder for the PNG sequence"), path_->text());
+    chosen =
+        QFileDialog::getExistingDirectory(this, tr("Folder for the PNG sequence"), path_->text());
   } else {
     QString filter;
     for (const FormatInfo& f : kFormats)
@@ -154,15 +159,18 @@ void ExportDialog::update_note() {
   const int scale = scale_->currentData().toInt();
   const auto format = static_cast<project::ExportFormat>(format_->currentData().toInt());
   QString frames;
-  if (format == project::ExportFormat::PngFrame) frames = tr("frame %1").arg(current_);
+  if (format == project::ExportFormat::PngFrame)
+    frames = tr("frame %1").arg(current_);
   else if (range_->currentData().toInt() == static_cast<int>(project::ExportRange::InOut))
     frames = tr("%1 frames").arg(std::max(0, out_->value() - in_->value() + 1));
   else if (range_->currentData().toInt() == static_cast<int>(project::ExportRange::All))
     frames = tr("%1 frames").arg(length_);
-  else frames = tr("the generated frames");
+  else
+    frames = tr("the generated frames");
   in_->setEnabled(range_->currentData().toInt() == static_cast<int>(project::ExportRange::InOut));
   out_->setEnabled(in_->isEnabled());
-  note_->setText(tr("Output: %1 x %2 pixels, %3.").arg(model_w_ * scale).arg(model_h_ * scale).arg(frames));
+  note_->setText(
+      tr("Output: %1 x %2 pixels, %3.").arg(model_w_ * scale).arg(model_h_ * scale).arg(frames));
 }
 
 project::ExportSettings ExportDialog::settings() const {

@@ -63,7 +63,8 @@ class GenerationWorker : public QObject {
   void generate(const dfs::project::Project& project, const dfs::ui::GenerationRequest& request);
 
  signals:
-  void model_loaded(const dfs::diffusion::ModelInfo& info, const QString& path, const QString& note);
+  void model_loaded(const dfs::diffusion::ModelInfo& info, const QString& path,
+                    const QString& note);
   void model_failed(const QString& message);
   void progress(const dfs::project::GenerationProgress& progress);
   void frame_final(int position, const dfs::Frame& frame, bool generated);

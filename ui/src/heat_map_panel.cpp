@@ -81,7 +81,8 @@ void HeatMapPanel::draw_ui() {
   // [SECTION] Preset bar
   for (const Preset& preset : kPresets) {
     const bool active = preset.shape == shape_;
-    if (active) ImGui::PushStyleColor(ImGuiCol_Button, ImGui::GetStyleColorVec4(ImGuiCol_ButtonActive));
+    if (active)
+      ImGui::PushStyleColor(ImGuiCol_Button, ImGui::GetStyleColorVec4(ImGuiCol_ButtonActive));
     if (ImGui::SmallButton(preset.label)) {
       const diffusion::ScheduleShape picked = preset.shape;
       // Emit after this ImGui frame: a slot may call set_plans() while we are drawing.
@@ -100,7 +101,8 @@ void HeatMapPanel::draw_ui() {
     return;
   }
   if (plans_.empty()) {
-    ImGui::TextDisabled("Nothing to generate: extend the clip, or unpin frames / raise their noise.");
+    ImGui::TextDisabled(
+        "Nothing to generate: extend the clip, or unpin frames / raise their noise.");
     return;
   }
 
@@ -155,7 +157,8 @@ void HeatMapPanel::draw_ui() {
   const ImU32 hatch = IM_COL32(255, 255, 255, 40);
   for (int col = 0; col < matrix.frames; ++col) {
     const float x0 = grid0.x + cell_w * static_cast<float>(col);
-    const bool known = col < static_cast<int>(plan.known.size()) && plan.known[static_cast<size_t>(col)];
+    const bool known =
+        col < static_cast<int>(plan.known.size()) && plan.known[static_cast<size_t>(col)];
     for (int row = 0; row < matrix.rows; ++row) {
       const float y0 = grid0.y + cell_h * static_cast<float>(row);
       const double level = static_cast<double>(matrix.at(row, col)) / matrix.steps;
@@ -189,7 +192,8 @@ void HeatMapPanel::draw_ui() {
       draw->AddLine(ImVec2(x, grid0.y), ImVec2(x, grid0.y + grid_h), IM_COL32(0, 0, 0, 90));
     }
   // Row labels.
-  const int row_every = std::max(1, static_cast<int>(std::ceil(ImGui::GetTextLineHeight() / cell_h)));
+  const int row_every =
+      std::max(1, static_cast<int>(std::ceil(ImGui::GetTextLineHeight() / cell_h)));
   for (int row = 0; row < matrix.rows; row += row_every) {
     char text[16];
     std::snprintf(text, sizeof text, "%d", row);
@@ -219,11 +223,13 @@ void HeatMapPanel::draw_ui() {
     const int col = hover_col;
     if (col >= 0) {
       const int entry = matrix.at(hover_row, col);
-      const bool known = col < static_cast<int>(plan.known.size()) && plan.known[static_cast<size_t>(col)];
+      const bool known =
+          col < static_cast<int>(plan.known.size()) && plan.known[static_cast<size_t>(col)];
       ImGui::BeginTooltip();
-      ImGui::Text("row %d, frame %d%s", hover_row,
-                  col < static_cast<int>(plan.frames.size()) ? plan.frames[static_cast<size_t>(col)] : col,
-                  known ? " (context)" : "");
+      ImGui::Text(
+          "row %d, frame %d%s", hover_row,
+          col < static_cast<int>(plan.frames.size()) ? plan.frames[static_cast<size_t>(col)] : col,
+          known ? " (context)" : "");
       ImGui::Text("entry %d of %d  =  level %.2f", entry, matrix.steps,
                   static_cast<double>(entry) / matrix.steps);
       if (hover_row + 1 < matrix.rows && matrix.at(hover_row + 1, col) < entry)

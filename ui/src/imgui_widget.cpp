@@ -8,8 +8,8 @@
 #include <QTimer>
 #include <QWheelEvent>
 
-#include <imgui.h>
 #include <backends/imgui_impl_opengl3.h>
+#include <imgui.h>
 
 namespace dfs::ui {
 namespace {
@@ -30,10 +30,14 @@ constexpr int kSettleIntervalMs = 16;
 
 ImGuiMouseButton to_imgui_button(Qt::MouseButton button) {
   switch (button) {
-    case Qt::LeftButton: return ImGuiMouseButton_Left;
-    case Qt::RightButton: return ImGuiMouseButton_Right;
-    case Qt::MiddleButton: return ImGuiMouseButton_Middle;
-    default: return -1;
+    case Qt::LeftButton:
+      return ImGuiMouseButton_Left;
+    case Qt::RightButton:
+      return ImGuiMouseButton_Right;
+    case Qt::MiddleButton:
+      return ImGuiMouseButton_Middle;
+    default:
+      return -1;
   }
 }
 
@@ -52,17 +56,28 @@ ImGuiWidget::ImGuiWidget(QWidget* parent) : QOpenGLWidget(parent) {
   io.LogFilename = nullptr;
   io.BackendPlatformName = "dfs_qt";
   const std::pair<ImGuiKey, int> keys[] = {
-      {ImGuiKey_Tab, Qt::Key_Tab},         {ImGuiKey_LeftArrow, Qt::Key_Left},
-      {ImGuiKey_RightArrow, Qt::Key_Right}, {ImGuiKey_UpArrow, Qt::Key_Up},
-      {ImGuiKey_DownArrow, Qt::Key_Down},   {ImGuiKey_PageUp, Qt::Key_PageUp},
-      {ImGuiKey_PageDown, Qt::Key_PageDown}, {ImGuiKey_Home, Qt::Key_Home},
-      {ImGuiKey_End, Qt::Key_End},          {ImGuiKey_Insert, Qt::Key_Insert},
-      {ImGuiKey_Delete, Qt::Key_Delete},    {ImGuiKey_Backspace, Qt::Key_Backspace},
-      {ImGuiKey_Space, Qt::Key_Space},      {ImGuiKey_Enter, Qt::Key_Return},
-      {ImGuiKey_Escape, Qt::Key_Escape},    {ImGuiKey_KeyPadEnter, Qt::Key_Enter},
-      {ImGuiKey_A, Qt::Key_A},              {ImGuiKey_C, Qt::Key_C},
-      {ImGuiKey_V, Qt::Key_V},              {ImGuiKey_X, Qt::Key_X},
-      {ImGuiKey_Y, Qt::Key_Y},              {ImGuiKey_Z, Qt::Key_Z},
+      {ImGuiKey_Tab, Qt::Key_Tab},
+      {ImGuiKey_LeftArrow, Qt::Key_Left},
+      {ImGuiKey_RightArrow, Qt::Key_Right},
+      {ImGuiKey_UpArrow, Qt::Key_Up},
+      {ImGuiKey_DownArrow, Qt::Key_Down},
+      {ImGuiKey_PageUp, Qt::Key_PageUp},
+      {ImGuiKey_PageDown, Qt::Key_PageDown},
+      {ImGuiKey_Home, Qt::Key_Home},
+      {ImGuiKey_End, Qt::Key_End},
+      {ImGuiKey_Insert, Qt::Key_Insert},
+      {ImGuiKey_Delete, Qt::Key_Delete},
+      {ImGuiKey_Backspace, Qt::Key_Backspace},
+      {ImGuiKey_Space, Qt::Key_Space},
+      {ImGuiKey_Enter, Qt::Key_Return},
+      {ImGuiKey_Escape, Qt::Key_Escape},
+      {ImGuiKey_KeyPadEnter, Qt::Key_Enter},
+      {ImGuiKey_A, Qt::Key_A},
+      {ImGuiKey_C, Qt::Key_C},
+      {ImGuiKey_V, Qt::Key_V},
+      {ImGuiKey_X, Qt::Key_X},
+      {ImGuiKey_Y, Qt::Key_Y},
+      {ImGuiKey_Z, Qt::Key_Z},
   };
   for (const auto& [imgui_key, qt_key] : keys) io.KeyMap[imgui_key] = key_slot(qt_key);
   ImGui::StyleColorsDark();

@@ -50,15 +50,17 @@ class ImGuiWidget : public QOpenGLWidget {
   bool event(QEvent* event) override;
 
  private:
-  void release_gl();                 // shuts the renderer backend down (context going away)
+  void release_gl();  // shuts the renderer backend down (context going away)
   void feed_key(QKeyEvent* event, bool down);
   void feed_modifiers(Qt::KeyboardModifiers modifiers);
 
   ImGuiContext* context_ = nullptr;  // owned; destroyed with the widget
   bool backend_ready_ = false;
-  const QObject* watched_context_ = nullptr;  // GL context whose destruction we listen to       // ImGui_ImplOpenGL3_Init done for the current GL context
-  QElapsedTimer clock_;              // delta time between ImGui frames
-  int settle_frames_ = 0;            // extra frames to paint after input
+  const QObject* watched_context_ =
+      nullptr;  // GL context whose destruction we listen to       // ImGui_ImplOpenGL3_Init done
+                // for the current GL context
+  QElapsedTimer clock_;    // delta time between ImGui frames
+  int settle_frames_ = 0;  // extra frames to paint after input
   int frames_rendered_ = 0;
 };
 

@@ -34,8 +34,8 @@
 #include <QPointer>
 #include <QProgressBar>
 #include <QProgressDialog>
-#include <QRandomGenerator>
 #include <QPushButton>
+#include <QRandomGenerator>
 #include <QScrollArea>
 #include <QSettings>
 #include <QStandardPaths>
@@ -46,8 +46,8 @@
 #include <QUrl>
 #include <QVBoxLayout>
 #include <atomic>
-#include <set>
 #include <cmath>
+#include <set>
 #include <thread>
 
 #include "controls_panel.h"
@@ -68,19 +68,21 @@
 namespace dfs::ui {
 namespace {
 
-constexpr int kThumbnailCount = 240;       // stills per clip for the filmstrip (any length)
+constexpr int kThumbnailCount = 240;  // stills per clip for the filmstrip (any length)
 constexpr int kThumbnailWidth = 96;
 constexpr int kThumbnailHeight = 72;
-constexpr int kDefaultNewFrames = 16;      // "extend by" when a clip is opened
+constexpr int kDefaultNewFrames = 16;  // "extend by" when a clip is opened
 constexpr int kMaxRecent = 8;
-constexpr int kDisplayIntervalMs = 100;    // generation updates reach the screen this often
+constexpr int kDisplayIntervalMs = 100;  // generation updates reach the screen this often
 constexpr int kAutosaveIntervalMs = 120 * 1000;
 constexpr const char* kProjectFilter = "Studio projects (*.dfsproj *.json)";
-constexpr const char* kClipFilter = "Video clips (*.mp4 *.mov *.m4v *.mkv *.webm *.avi *.gif);;All files (*)";
+constexpr const char* kClipFilter =
+    "Video clips (*.mp4 *.mov *.m4v *.mkv *.webm *.avi *.gif);;All files (*)";
 
 QImage to_qimage(const Frame& frame) {
   if (frame.empty()) return {};
-  return QImage(frame.rgb.data(), frame.width, frame.height, frame.stride(), QImage::Format_RGB888).copy();
+  return QImage(frame.rgb.data(), frame.width, frame.height, frame.stride(), QImage::Format_RGB888)
+      .copy();
 }
 
 QString format_seconds(double s) {
@@ -90,7 +92,8 @@ QString format_seconds(double s) {
 }
 
 bool is_video_extension(const QString& suffix) {
-  static const QStringList kVideo = {"mp4", "mov", "m4v", "mkv", "webm", "avi", "gif", "mpg", "mpeg", "ogv"};
+  static const QStringList kVideo = {"mp4", "mov", "m4v", "mkv",  "webm",
+                                     "avi", "gif", "mpg", "mpeg", "ogv"};
   return kVideo.contains(suffix.toLower());
 }
 
@@ -201,7 +204,8 @@ void MainWindow::build_ui() {
   s_->viewer = new ViewerWidget;
   setCentralWidget(s_->viewer);
 
-  auto make_dock = [this](const QString& title, const QString& name, QWidget* content, Qt::DockWidgetArea area) {
+  auto make_dock = [this](const QString& title, const QString& name, QWidget* content,
+                          Qt::DockWidgetArea area) {
     auto* dock = new QDockWidget(title, this);
     dock->setObjectName(name);
     dock->setWidget(content);
@@ -211,7 +215,8 @@ void MainWindow::build_ui() {
 
   s_->timeline = new TimelineWidget;
   s_->timeline->setMinimumHeight(110);
-  auto* timeline_dock = make_dock(tr("Filmstrip"), "filmstrip", s_->timeline, Qt::BottomDockWidgetArea);
+  auto* timeline_dock =
+      make_dock(tr("Filmstrip"), "filmstrip", s_->timeline, Qt::BottomDockWidgetArea);
 
   s_->noise = new NoiseCurvePanel;
   s_->noise->setMinimumHeight(150);
@@ -251,44 +256,55 @@ void MainWindow::build_ui() {
   connect(s_->timeline, &TimelineWidget::seek_requested, this, &MainWindow::seek);
   connect(s_->timeline, &TimelineWidget::selection_changed, this, &MainWindow::set_selection);
   connect(s_->timeline, &TimelineWidget::pin_toggle_requested, this, &MainWindow::toggle_pin);
-  connect(s_->timeline, &TimelineWidget::context_menu_requested, this, [this](int position, const QPoint& at) {
-    QMenu menu(this);
-    const bool pinned = s_->doc.project().timeline.pinned(position);
-    menu.addAction(pinned ? tr("Unpin frame %1").arg(position) : tr("Pin frame %1").arg(position), this,
-                   [this, position] { toggle_pin(position); });
-    if (s_->selection_first <= s_->selection_last) {
-      const int a = s_->selection_first, b = s_->selection_last;
-      menu.addAction(tr("Pin frames %1-%2").arg(a).arg(b), this, [this, a, b] {
-        edit_project(tr("Pin %1-%2").arg(a).arg(b), [a, b](project::Project& p) { project::set_pinned_range(p.timeline, a, b, true); });
-      });
-      menu.addAction(tr("Unpin frames %1-%2").arg(a).arg(b), this, [this, a, b] {
-        edit_project(tr("Unpin %1-%2").arg(a).arg(b), [a, b](project::Project& p) { project::set_pinned_range(p.timeline, a, b, false); });
-      });
-    }
-    menu.addSeparator();
-    menu.addAction(tr("Pin all source frames"), this, [this] {
-      edit_project(tr("Pin all source frames"), [](project::Project& p) { project::pin_all_source(p.timeline); });
-    });
-    menu.addAction(tr("Clear pins"), this, [this] {
-      edit_project(tr("Clear pins"), [](project::Project& p) { project::clear_pins(p.timeline); });
-    });
-    menu.exec(at);
-  });
-  connect(s_->noise, &NoiseCurvePanel::levels_changed, this, [this](const std::vector<double>& levels) {
-    project::Project preview = s_->doc.project();
-    if (levels.size() == preview.timeline.noise.size()) preview.timeline.noise = levels;
-    refresh_plan(&preview);
-  });
-  connect(s_->noise, &NoiseCurvePanel::levels_committed, this, [this](const std::vector<double>& levels, const QString& what) {
-    edit_project(what, [levels](project::Project& p) {
-      if (levels.size() == p.timeline.noise.size()) p.timeline.noise = levels;
-    });
-  });
+  connect(s_->timeline, &TimelineWidget::context_menu_requested, this,
+          [this](int position, const QPoint& at) {
+            QMenu menu(this);
+            const bool pinned = s_->doc.project().timeline.pinned(position);
+            menu.addAction(
+                pinned ? tr("Unpin frame %1").arg(position) : tr("Pin frame %1").arg(position),
+                this, [this, position] { toggle_pin(position); });
+            if (s_->selection_first <= s_->selection_last) {
+              const int a = s_->selection_first, b = s_->selection_last;
+              menu.addAction(tr("Pin frames %1-%2").arg(a).arg(b), this, [this, a, b] {
+                edit_project(tr("Pin %1-%2").arg(a).arg(b), [a, b](project::Project& p) {
+                  project::set_pinned_range(p.timeline, a, b, true);
+                });
+              });
+              menu.addAction(tr("Unpin frames %1-%2").arg(a).arg(b), this, [this, a, b] {
+                edit_project(tr("Unpin %1-%2").arg(a).arg(b), [a, b](project::Project& p) {
+                  project::set_pinned_range(p.timeline, a, b, false);
+                });
+              });
+            }
+            menu.addSeparator();
+            menu.addAction(tr("Pin all source frames"), this, [this] {
+              edit_project(tr("Pin all source frames"),
+                           [](project::Project& p) { project::pin_all_source(p.timeline); });
+            });
+            menu.addAction(tr("Clear pins"), this, [this] {
+              edit_project(tr("Clear pins"),
+                           [](project::Project& p) { project::clear_pins(p.timeline); });
+            });
+            menu.exec(at);
+          });
+  connect(s_->noise, &NoiseCurvePanel::levels_changed, this,
+          [this](const std::vector<double>& levels) {
+            project::Project preview = s_->doc.project();
+            if (levels.size() == preview.timeline.noise.size()) preview.timeline.noise = levels;
+            refresh_plan(&preview);
+          });
+  connect(s_->noise, &NoiseCurvePanel::levels_committed, this,
+          [this](const std::vector<double>& levels, const QString& what) {
+            edit_project(what, [levels](project::Project& p) {
+              if (levels.size() == p.timeline.noise.size()) p.timeline.noise = levels;
+            });
+          });
   connect(s_->noise, &NoiseCurvePanel::selection_changed, this, &MainWindow::set_selection);
   connect(s_->noise, &NoiseCurvePanel::frame_clicked, this, &MainWindow::seek);
   connect(s_->heat, &HeatMapPanel::shape_picked, this, [this](diffusion::ScheduleShape shape) {
-    edit_project(tr("Schedule: %1").arg(diffusion::to_string(shape)),
-                 [shape](project::Project& p) { p.generation.rollout.sampler.schedule.shape = shape; });
+    edit_project(tr("Schedule: %1").arg(diffusion::to_string(shape)), [shape](project::Project& p) {
+      p.generation.rollout.sampler.schedule.shape = shape;
+    });
   });
   connect(s_->controls, &ControlsPanel::edit_requested, this,
           [this](const QString& label, const ProjectEdit& change, const QString& merge_key) {
@@ -309,30 +325,40 @@ void MainWindow::build_menus() {
   file->addAction(tr("&Open clip..."), QKeySequence::Open, this, &MainWindow::open_clip_dialog);
   file->addAction(tr("Open &sample clip"), this, [this] {
     const QString sample = sample_clip_path();
-    if (sample.isEmpty()) report_error(tr("No sample clip"), tr("The sample clip (resources/samples/vtest_clip.mp4) is not installed."));
-    else open_clip(sample);
+    if (sample.isEmpty())
+      report_error(tr("No sample clip"),
+                   tr("The sample clip (resources/samples/vtest_clip.mp4) is not installed."));
+    else
+      open_clip(sample);
   });
   s_->recent_menu = file->addMenu(tr("&Recent files"));
   rebuild_recent_menu();
   file->addSeparator();
-  file->addAction(tr("Open &project..."), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_O), this, [this] {
-    if (!confirm_discard()) return;
-    const QString path = QFileDialog::getOpenFileName(this, tr("Open project"), {}, tr(kProjectFilter));
-    if (!path.isEmpty()) open_project(path);
-  });
+  file->addAction(
+      tr("Open &project..."), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_O), this, [this] {
+        if (!confirm_discard()) return;
+        const QString path =
+            QFileDialog::getOpenFileName(this, tr("Open project"), {}, tr(kProjectFilter));
+        if (!path.isEmpty()) open_project(path);
+      });
   file->addAction(tr("&Save project"), QKeySequence::Save, this, [this] {
     QString path = QString::fromStdString(s_->doc.path());
-    if (path.isEmpty()) path = QFileDialog::getSaveFileName(this, tr("Save project"), "untitled.dfsproj", tr(kProjectFilter));
+    if (path.isEmpty())
+      path = QFileDialog::getSaveFileName(this, tr("Save project"), "untitled.dfsproj",
+                                          tr(kProjectFilter));
     if (!path.isEmpty()) save_project(path);
   });
   file->addAction(tr("Save project &as..."), QKeySequence::SaveAs, this, [this] {
-    const QString path = QFileDialog::getSaveFileName(this, tr("Save project as"), QString::fromStdString(s_->doc.path()), tr(kProjectFilter));
+    const QString path = QFileDialog::getSaveFileName(
+        this, tr("Save project as"), QString::fromStdString(s_->doc.path()), tr(kProjectFilter));
     if (!path.isEmpty()) save_project(path);
   });
   file->addSeparator();
-  file->addAction(tr("&Export..."), QKeySequence(Qt::CTRL | Qt::Key_E), this, &MainWindow::show_export_dialog);
+  file->addAction(tr("&Export..."), QKeySequence(Qt::CTRL | Qt::Key_E), this,
+                  &MainWindow::show_export_dialog);
   file->addAction(tr("Restore settings from an export..."), this, [this] {
-    const QString path = QFileDialog::getOpenFileName(this, tr("Exported file"), {}, tr("Exports (*.mp4 *.webm *.gif *.png *.json)"));
+    const QString path = QFileDialog::getOpenFileName(
+        this, tr("Exported file"), {}, tr("Exports (*.mp4 *.webm *.gif *.png *.json)"));
     if (!path.isEmpty()) restore_from_export(path);
   });
   file->addSeparator();
@@ -343,19 +369,28 @@ void MainWindow::build_menus() {
   s_->undo_action = edit->addAction(tr("&Undo"), QKeySequence::Undo, this, &MainWindow::undo);
   s_->redo_action = edit->addAction(tr("&Redo"), QKeySequence::Redo, this, &MainWindow::redo);
   edit->addSeparator();
-  edit->addAction(tr("&Pin / unpin current frame"), QKeySequence(Qt::Key_P), this, [this] { toggle_pin(s_->current); });
+  edit->addAction(tr("&Pin / unpin current frame"), QKeySequence(Qt::Key_P), this,
+                  [this] { toggle_pin(s_->current); });
   edit->addAction(tr("Pin selected range"), QKeySequence(Qt::SHIFT | Qt::Key_P), this, [this] {
     const int a = s_->selection_first, b = s_->selection_last;
-    if (a > b) { report_error(tr("No selection"), tr("Drag on the filmstrip to select frames first.")); return; }
-    edit_project(tr("Pin %1-%2").arg(a).arg(b), [a, b](project::Project& p) { project::set_pinned_range(p.timeline, a, b, true); });
+    if (a > b) {
+      report_error(tr("No selection"), tr("Drag on the filmstrip to select frames first."));
+      return;
+    }
+    edit_project(tr("Pin %1-%2").arg(a).arg(b), [a, b](project::Project& p) {
+      project::set_pinned_range(p.timeline, a, b, true);
+    });
   });
   edit->addAction(tr("Unpin selected range"), this, [this] {
     const int a = s_->selection_first, b = s_->selection_last;
     if (a > b) return;
-    edit_project(tr("Unpin %1-%2").arg(a).arg(b), [a, b](project::Project& p) { project::set_pinned_range(p.timeline, a, b, false); });
+    edit_project(tr("Unpin %1-%2").arg(a).arg(b), [a, b](project::Project& p) {
+      project::set_pinned_range(p.timeline, a, b, false);
+    });
   });
   edit->addAction(tr("Pin &all source frames"), this, [this] {
-    edit_project(tr("Pin all source frames"), [](project::Project& p) { project::pin_all_source(p.timeline); });
+    edit_project(tr("Pin all source frames"),
+                 [](project::Project& p) { project::pin_all_source(p.timeline); });
   });
   edit->addAction(tr("&Clear pins"), this, [this] {
     edit_project(tr("Clear pins"), [](project::Project& p) { project::clear_pins(p.timeline); });
@@ -367,12 +402,18 @@ void MainWindow::build_menus() {
     const int b = s_->selection_first <= s_->selection_last ? s_->selection_last : length - 1;
     if (length == 0) return;
     bool ok = false;
-    const double level = QInputDialog::getDouble(this, tr("Noise level"), tr("Start level for frames %1-%2 (0 = keep, 1 = from noise):").arg(a).arg(b),
-                                                 1.0, 0.0, 1.0, 2, &ok);
-    if (ok) edit_project(tr("Noise %1 on %2-%3").arg(level).arg(a).arg(b),
-                         [a, b, level](project::Project& p) { project::set_noise_range(p.timeline, a, b, level); });
+    const double level = QInputDialog::getDouble(
+        this, tr("Noise level"),
+        tr("Start level for frames %1-%2 (0 = keep, 1 = from noise):").arg(a).arg(b), 1.0, 0.0, 1.0,
+        2, &ok);
+    if (ok)
+      edit_project(tr("Noise %1 on %2-%3").arg(level).arg(a).arg(b),
+                   [a, b, level](project::Project& p) {
+                     project::set_noise_range(p.timeline, a, b, level);
+                   });
   });
-  edit->addAction(tr("Select all"), QKeySequence::SelectAll, this, [this] { set_selection(0, s_->doc.project().timeline.length() - 1); });
+  edit->addAction(tr("Select all"), QKeySequence::SelectAll, this,
+                  [this] { set_selection(0, s_->doc.project().timeline.length() - 1); });
   edit->addAction(tr("Clear selection"), this, [this] { set_selection(0, -1); });
   edit->addAction(tr("Set export &in point"), QKeySequence(Qt::Key_I), this, [this] {
     const int in = s_->current;
@@ -392,7 +433,8 @@ void MainWindow::build_menus() {
   // Generate
   QMenu* gen = menuBar()->addMenu(tr("&Generate"));
   QAction* go = gen->addAction(tr("&Generate"), this, &MainWindow::start_generation);
-  go->setShortcuts({QKeySequence(Qt::CTRL | Qt::Key_Return), QKeySequence(Qt::CTRL | Qt::Key_Enter)});
+  go->setShortcuts(
+      {QKeySequence(Qt::CTRL | Qt::Key_Return), QKeySequence(Qt::CTRL | Qt::Key_Enter)});
   go->setShortcutContext(Qt::WindowShortcut);
   gen->addAction(tr("&Stop"), QKeySequence(Qt::Key_Escape), this, &MainWindow::stop_generation);
   gen->addAction(tr("Discard generated frames"), this, [this] {
@@ -431,7 +473,8 @@ void MainWindow::build_menus() {
 
   // Playback (shortcuts live on the window so they work whichever panel has focus).
   QMenu* playback = menuBar()->addMenu(tr("&Playback"));
-  playback->addAction(tr("Play / pause"), QKeySequence(Qt::Key_Space), this, [this] { is_playing() ? pause() : play(1); });
+  playback->addAction(tr("Play / pause"), QKeySequence(Qt::Key_Space), this,
+                      [this] { is_playing() ? pause() : play(1); });
   playback->addAction(tr("Play backwards (J)"), QKeySequence(Qt::Key_J), this, [this] {
     s_->play_speed = s_->play_direction == -1 ? std::min(8, s_->play_speed * 2) : 1;
     play(-1);
@@ -441,15 +484,23 @@ void MainWindow::build_menus() {
     s_->play_speed = s_->play_direction == 1 ? std::min(8, s_->play_speed * 2) : 1;
     play(1);
   });
-  playback->addAction(tr("Previous frame"), QKeySequence(Qt::Key_Left), this, [this] { pause(); seek(s_->current - 1); });
-  playback->addAction(tr("Next frame"), QKeySequence(Qt::Key_Right), this, [this] { pause(); seek(s_->current + 1); });
+  playback->addAction(tr("Previous frame"), QKeySequence(Qt::Key_Left), this, [this] {
+    pause();
+    seek(s_->current - 1);
+  });
+  playback->addAction(tr("Next frame"), QKeySequence(Qt::Key_Right), this, [this] {
+    pause();
+    seek(s_->current + 1);
+  });
   playback->addAction(tr("First frame"), QKeySequence(Qt::Key_Home), this, [this] { seek(0); });
-  playback->addAction(tr("Last frame"), QKeySequence(Qt::Key_End), this, [this] { seek(s_->doc.project().timeline.length() - 1); });
+  playback->addAction(tr("Last frame"), QKeySequence(Qt::Key_End), this,
+                      [this] { seek(s_->doc.project().timeline.length() - 1); });
 
   // Model
   QMenu* model = menuBar()->addMenu(tr("&Model"));
   model->addAction(tr("&Open model..."), this, [this] {
-    const QString path = QFileDialog::getOpenFileName(this, tr("Open model"), {}, tr("Models (*.safetensors)"));
+    const QString path =
+        QFileDialog::getOpenFileName(this, tr("Open model"), {}, tr("Models (*.safetensors)"));
     if (!path.isEmpty()) load_model(path);
   });
   model->addAction(tr("Load the &demo model"), this, [this] { load_model(QString()); });
@@ -457,22 +508,33 @@ void MainWindow::build_menus() {
   // Help
   QMenu* help = menuBar()->addMenu(tr("&Help"));
   help->addAction(tr("&Keyboard shortcuts"), this, [this] {
-    QMessageBox::information(this, tr("Keyboard shortcuts"),
+    QMessageBox::information(
+        this, tr("Keyboard shortcuts"),
         tr("<table>"
-           "<tr><td><b>Ctrl+Enter</b></td><td>generate</td></tr><tr><td><b>Esc</b></td><td>stop (keeps finished frames)</td></tr>"
-           "<tr><td><b>Space</b></td><td>play / pause</td></tr><tr><td><b>J K L</b></td><td>backwards / pause / forwards (again = faster)</td></tr>"
-           "<tr><td><b>Left / Right</b></td><td>previous / next frame</td></tr><tr><td><b>Home / End</b></td><td>first / last frame</td></tr>"
-           "<tr><td><b>P</b>, <b>Shift+P</b></td><td>pin current frame, pin selection</td></tr><tr><td><b>N</b></td><td>noise level of the selection</td></tr>"
-           "<tr><td><b>I / O</b></td><td>export in / out points</td></tr><tr><td><b>1-4</b></td><td>result, original, side by side, A/B wipe</td></tr>"
+           "<tr><td><b>Ctrl+Enter</b></td><td>generate</td></tr><tr><td><b>Esc</b></td><td>stop "
+           "(keeps finished frames)</td></tr>"
+           "<tr><td><b>Space</b></td><td>play / pause</td></tr><tr><td><b>J K "
+           "L</b></td><td>backwards / pause / forwards (again = faster)</td></tr>"
+           "<tr><td><b>Left / Right</b></td><td>previous / next frame</td></tr><tr><td><b>Home / "
+           "End</b></td><td>first / last frame</td></tr>"
+           "<tr><td><b>P</b>, <b>Shift+P</b></td><td>pin current frame, pin "
+           "selection</td></tr><tr><td><b>N</b></td><td>noise level of the selection</td></tr>"
+           "<tr><td><b>I / O</b></td><td>export in / out "
+           "points</td></tr><tr><td><b>1-4</b></td><td>result, original, side by side, A/B "
+           "wipe</td></tr>"
            "<tr><td><b>Ctrl+Z / Ctrl+Shift+Z</b></td><td>undo / redo</td></tr></table>"));
   });
   help->addAction(tr("&About"), this, [this] {
     const auto rt = diffusion::runtime_info();
-    QMessageBox::about(this, tr("About Diffusion Forcing Studio"),
-        tr("<h3>Diffusion Forcing Studio %1</h3><p>Generate, extend and edit video with Diffusion Forcing "
-           "(Chen et al. 2024) and history guidance (Song et al. 2025).</p><p>LibTorch %2, %3, %4 threads.</p>")
+    QMessageBox::about(
+        this, tr("About Diffusion Forcing Studio"),
+        tr("<h3>Diffusion Forcing Studio %1</h3><p>Generate, extend and edit video with Diffusion "
+           "Forcing "
+           "(Chen et al. 2024) and history guidance (Song et al. 2025).</p><p>LibTorch %2, %3, %4 "
+           "threads.</p>")
             .arg(QString::fromStdString(rt.version), QString::fromStdString(rt.torch_version),
-                 QString::fromStdString(rt.blas)).arg(rt.threads));
+                 QString::fromStdString(rt.blas))
+            .arg(rt.threads));
   });
 }
 
@@ -483,71 +545,81 @@ void MainWindow::connect_worker() {
   s_->worker_thread.setObjectName("dfs-generation");
   s_->worker_thread.start();
 
-  connect(s_->worker, &GenerationWorker::model_loaded, this,
-          [this](const diffusion::ModelInfo& info, const QString& path, const QString& note) {
-            s_->model_info = info;
-            s_->model_note = note;
-            // A project made for a bigger model: shrink its window to fit this one.
-            const auto& r = s_->doc.project().generation.rollout;
-            if (info.max_frames > 0 && r.context + r.horizon > info.max_frames) {
-              const int max_frames = info.max_frames;
-              try {
-                s_->doc.edit("Fit the window to the model", [max_frames](project::Project& p) {
-                  auto& rr = p.generation.rollout;
-                  rr.context = std::min(rr.context, max_frames / 2);
-                  rr.horizon = std::max(1, max_frames - rr.context);
-                });
-              } catch (const std::exception&) {
-              }
-            }
-            if (!path.isEmpty()) {
-              const std::string model_path = path.toStdString();
-              try {
-                s_->doc.edit("Model", [model_path](project::Project& p) { p.model_path = model_path; });
-              } catch (const std::exception&) {
-              }
-            }
-            QString html = tr("<b>%1</b><br>%2 x %3 pixels, %4 frames per window<br>%5 parameters, %6-prediction, %7 noise, %8 attention<br>device: <b>%9</b>")
-                               .arg(QString::fromStdString(info.name)).arg(info.width).arg(info.height).arg(info.max_frames)
-                               .arg(QLocale().toString(static_cast<qlonglong>(info.parameter_count)))
-                               .arg(QString::fromStdString(info.objective), QString::fromStdString(info.noise_schedule),
-                                    info.causal ? tr("causal") : tr("bidirectional"), QString::fromStdString(info.device));
-            if (!note.isEmpty()) html += "<p style='color:#f2a93b'>" + note.toHtmlEscaped() + "</p>";
-            if (!info.provenance_json.empty() && info.provenance_json != "{}")
-              html += tr("<p><b>Provenance</b></p><pre>%1</pre>").arg(QString::fromStdString(info.provenance_json).toHtmlEscaped());
-            s_->model_text->setHtml(html);
-            refresh_all();
-            emit model_changed(true);
-          });
+  connect(
+      s_->worker, &GenerationWorker::model_loaded, this,
+      [this](const diffusion::ModelInfo& info, const QString& path, const QString& note) {
+        s_->model_info = info;
+        s_->model_note = note;
+        // A project made for a bigger model: shrink its window to fit this one.
+        const auto& r = s_->doc.project().generation.rollout;
+        if (info.max_frames > 0 && r.context + r.horizon > info.max_frames) {
+          const int max_frames = info.max_frames;
+          try {
+            s_->doc.edit("Fit the window to the model", [max_frames](project::Project& p) {
+              auto& rr = p.generation.rollout;
+              rr.context = std::min(rr.context, max_frames / 2);
+              rr.horizon = std::max(1, max_frames - rr.context);
+            });
+          } catch (const std::exception&) {
+          }
+        }
+        if (!path.isEmpty()) {
+          const std::string model_path = path.toStdString();
+          try {
+            s_->doc.edit("Model", [model_path](project::Project& p) { p.model_path = model_path; });
+          } catch (const std::exception&) {
+          }
+        }
+        QString html = tr("<b>%1</b><br>%2 x %3 pixels, %4 frames per window<br>%5 parameters, "
+                          "%6-prediction, %7 noise, %8 attention<br>device: <b>%9</b>")
+                           .arg(QString::fromStdString(info.name))
+                           .arg(info.width)
+                           .arg(info.height)
+                           .arg(info.max_frames)
+                           .arg(QLocale().toString(static_cast<qlonglong>(info.parameter_count)))
+                           .arg(QString::fromStdString(info.objective),
+                                QString::fromStdString(info.noise_schedule),
+                                info.causal ? tr("causal") : tr("bidirectional"),
+                                QString::fromStdString(info.device));
+        if (!note.isEmpty()) html += "<p style='color:#f2a93b'>" + note.toHtmlEscaped() + "</p>";
+        if (!info.provenance_json.empty() && info.provenance_json != "{}")
+          html += tr("<p><b>Provenance</b></p><pre>%1</pre>")
+                      .arg(QString::fromStdString(info.provenance_json).toHtmlEscaped());
+        s_->model_text->setHtml(html);
+        refresh_all();
+        emit model_changed(true);
+      });
   connect(s_->worker, &GenerationWorker::model_failed, this, [this](const QString& message) {
     report_error(tr("The model could not be loaded"), message);
     emit model_changed(false);
   });
-  connect(s_->worker, &GenerationWorker::progress, this, [this](const project::GenerationProgress& p) {
-    if (!s_->generating) return;
-    // Keep the data now, draw later: all generation updates reach the screen together, at
-    // most kDisplayIntervalMs apart (each repaint of a window holding GL panels costs a full
-    // composition, which is slow on software GL).
-    for (const auto& [position, frame] : p.preview) {
-      if (s_->generated.count(position)) continue;
-      s_->previews[position] = frame;
-      s_->pending_previews.insert(position);
-    }
-    if (!p.preview.empty()) s_->preview_pending = true;
-    s_->latest_progress = p;
-    s_->latest_progress.preview.clear();
-    s_->progress_pending = true;
-    if (!s_->display_flush.isActive()) s_->display_flush.start();
-    emit generation_progressed(p.step, p.total_steps);
-  });
-  connect(s_->worker, &GenerationWorker::frame_final, this, [this](int position, const Frame& frame, bool generated) {
-    if (!generated) return;
-    s_->generated[position] = frame;
-    s_->previews.erase(position);
-    // Frames can arrive in bursts (a whole window at once): show them together, once.
-    s_->pending_results.insert(position);
-    if (!s_->display_flush.isActive()) s_->display_flush.start();
-  });
+  connect(s_->worker, &GenerationWorker::progress, this,
+          [this](const project::GenerationProgress& p) {
+            if (!s_->generating) return;
+            // Keep the data now, draw later: all generation updates reach the screen together, at
+            // most kDisplayIntervalMs apart (each repaint of a window holding GL panels costs a
+            // full composition, which is slow on software GL).
+            for (const auto& [position, frame] : p.preview) {
+              if (s_->generated.count(position)) continue;
+              s_->previews[position] = frame;
+              s_->pending_previews.insert(position);
+            }
+            if (!p.preview.empty()) s_->preview_pending = true;
+            s_->latest_progress = p;
+            s_->latest_progress.preview.clear();
+            s_->progress_pending = true;
+            if (!s_->display_flush.isActive()) s_->display_flush.start();
+            emit generation_progressed(p.step, p.total_steps);
+          });
+  connect(s_->worker, &GenerationWorker::frame_final, this,
+          [this](int position, const Frame& frame, bool generated) {
+            if (!generated) return;
+            s_->generated[position] = frame;
+            s_->previews.erase(position);
+            // Frames can arrive in bursts (a whole window at once): show them together, once.
+            s_->pending_results.insert(position);
+            if (!s_->display_flush.isActive()) s_->display_flush.start();
+          });
   s_->display_flush.setSingleShot(true);
   s_->display_flush.setInterval(kDisplayIntervalMs);
   connect(&s_->display_flush, &QTimer::timeout, this, &MainWindow::flush_results);
@@ -567,14 +639,18 @@ void MainWindow::connect_worker() {
     results.seed = summary.seed;
     results.seconds = summary.seconds;
     s_->doc.set_results(results);
-    const QString text = summary.cancelled
-        ? tr("Stopped after %1 s: kept %2 finished frames.").arg(summary.seconds, 0, 'f', 1).arg(summary.generated.size())
-        : tr("Generated %1 frames in %2 s (%3 frames/s).").arg(summary.generated.size()).arg(summary.seconds, 0, 'f', 1)
-              .arg(summary.frames_per_second, 0, 'f', 2);
+    const QString text = summary.cancelled ? tr("Stopped after %1 s: kept %2 finished frames.")
+                                                 .arg(summary.seconds, 0, 'f', 1)
+                                                 .arg(summary.generated.size())
+                                           : tr("Generated %1 frames in %2 s (%3 frames/s).")
+                                                 .arg(summary.generated.size())
+                                                 .arg(summary.seconds, 0, 'f', 1)
+                                                 .arg(summary.frames_per_second, 0, 'f', 2);
     s_->controls->set_progress(summary.cancelled ? 0 : 1, 1, text);
     statusBar()->showMessage(text, 10000);
     // Show what was made: jump to the run's first new frame unless already on a generated one.
-    if (!summary.generated.empty() && !s_->generated.count(s_->current)) s_->current = summary.generated.front();
+    if (!summary.generated.empty() && !s_->generated.count(s_->current))
+      s_->current = summary.generated.front();
     refresh_all();
     emit generation_finished(summary.cancelled);
   });
@@ -610,7 +686,8 @@ void MainWindow::flush_results() {
   if (!s_->pending_results.empty()) {
     for (int position : s_->pending_results) {
       auto it = s_->generated.find(position);
-      if (it != s_->generated.end()) s_->timeline->set_result_image(position, to_qimage(it->second));
+      if (it != s_->generated.end())
+        s_->timeline->set_result_image(position, to_qimage(it->second));
       current = current || position == s_->current;
     }
     s_->pending_results.clear();
@@ -623,10 +700,15 @@ void MainWindow::flush_results() {
       s_->controls->set_progress(0, 1, tr("Reading the clip frames..."));
     } else {
       s_->heat->set_progress(p.window, p.matrix_row);
-      s_->controls->set_progress(p.step, p.total_steps,
+      s_->controls->set_progress(
+          p.step, p.total_steps,
           tr("Step %1 of %2 - window %3 of %4 - frames %5 of %6 final\nelapsed %7, about %8 left")
-              .arg(p.step).arg(p.total_steps).arg(p.window + 1).arg(std::max(1, p.windows))
-              .arg(p.frames_final).arg(p.frames_to_generate)
+              .arg(p.step)
+              .arg(p.total_steps)
+              .arg(p.window + 1)
+              .arg(std::max(1, p.windows))
+              .arg(p.frames_final)
+              .arg(p.frames_to_generate)
               .arg(format_seconds(p.elapsed_s), format_seconds(p.eta_s)));
     }
   }
@@ -636,7 +718,8 @@ void MainWindow::flush_results() {
 void MainWindow::refresh_all() {
   const project::Project& p = s_->doc.project();
   const project::Timeline& t = p.timeline;
-  s_->timeline->set_layout(t.length(), t.source_first, t.source_count, p.clip.frame_count, p.clip.fps);
+  s_->timeline->set_layout(t.length(), t.source_first, t.source_count, p.clip.frame_count,
+                           p.clip.fps);
   s_->noise->set_levels(t.noise);
   refresh_flags();
   s_->controls->refresh(p, s_->model_info ? &*s_->model_info : nullptr);
@@ -649,9 +732,15 @@ void MainWindow::refresh_all() {
   refresh_status();
   s_->undo_action->setEnabled(s_->doc.can_undo() && !s_->generating);
   s_->redo_action->setEnabled(s_->doc.can_redo() && !s_->generating);
-  s_->undo_action->setText(s_->doc.can_undo() ? tr("&Undo %1").arg(QString::fromStdString(s_->doc.undo_label())) : tr("&Undo"));
-  s_->redo_action->setText(s_->doc.can_redo() ? tr("&Redo %1").arg(QString::fromStdString(s_->doc.redo_label())) : tr("&Redo"));
-  const QString name = s_->doc.path().empty() ? tr("untitled") : QFileInfo(QString::fromStdString(s_->doc.path())).fileName();
+  s_->undo_action->setText(s_->doc.can_undo()
+                               ? tr("&Undo %1").arg(QString::fromStdString(s_->doc.undo_label()))
+                               : tr("&Undo"));
+  s_->redo_action->setText(s_->doc.can_redo()
+                               ? tr("&Redo %1").arg(QString::fromStdString(s_->doc.redo_label()))
+                               : tr("&Redo"));
+  const QString name = s_->doc.path().empty()
+                           ? tr("untitled")
+                           : QFileInfo(QString::fromStdString(s_->doc.path())).fileName();
   setWindowTitle(QString("%1%2 - Diffusion Forcing Studio").arg(name, s_->doc.dirty() ? "*" : ""));
 }
 
@@ -670,10 +759,13 @@ void MainWindow::refresh_plan(const project::Project* override_project) {
     return;
   }
   s_->heat->set_plans(s_->plan.windows);
-  const int shown = std::clamp(s_->heat->shown_window(), 0, static_cast<int>(s_->plan.windows.size()) - 1);
-  s_->controls->set_window_pins(tr("window %1 of %2: %3")
-                                    .arg(shown + 1).arg(s_->plan.windows.size())
-                                    .arg(describe_window_pins(s_->plan.windows[static_cast<size_t>(shown)], p.timeline)));
+  const int shown =
+      std::clamp(s_->heat->shown_window(), 0, static_cast<int>(s_->plan.windows.size()) - 1);
+  s_->controls->set_window_pins(
+      tr("window %1 of %2: %3")
+          .arg(shown + 1)
+          .arg(s_->plan.windows.size())
+          .arg(describe_window_pins(s_->plan.windows[static_cast<size_t>(shown)], p.timeline)));
 }
 
 void MainWindow::refresh_flags() {
@@ -704,7 +796,10 @@ void MainWindow::refresh_viewer() {
       } catch (const std::exception& e) {
         s_->decoded_image = QImage();
         s_->decoded_index = -1;
-        statusBar()->showMessage(tr("Frame %1 could not be decoded: %2").arg(clip_frame).arg(QString::fromUtf8(e.what())), 5000);
+        statusBar()->showMessage(tr("Frame %1 could not be decoded: %2")
+                                     .arg(clip_frame)
+                                     .arg(QString::fromUtf8(e.what())),
+                                 5000);
       }
     }
     original = s_->decoded_image;
@@ -719,17 +814,25 @@ void MainWindow::refresh_viewer() {
   }
   QStringList state;
   if (t.length() > 0) {
-    if (t.is_source(pos)) state << tr("clip frame %1").arg(t.clip_frame(pos));
-    else state << tr("new frame");
-    if (t.pinned(pos)) state << tr("pinned");
-    else if (pos < static_cast<int>(t.noise.size())) state << tr("noise %1").arg(t.noise[static_cast<size_t>(pos)], 0, 'f', 2);
+    if (t.is_source(pos))
+      state << tr("clip frame %1").arg(t.clip_frame(pos));
+    else
+      state << tr("new frame");
+    if (t.pinned(pos))
+      state << tr("pinned");
+    else if (pos < static_cast<int>(t.noise.size()))
+      state << tr("noise %1").arg(t.noise[static_cast<size_t>(pos)], 0, 'f', 2);
     if (s_->generated.count(pos)) state << tr("generated");
     if (is_preview) state << tr("live preview");
   }
-  const QString caption = t.length() == 0
-      ? tr("No clip. File > Open clip, File > Open sample clip, or drop a video here.")
-      : tr("Frame %1 / %2   %3   %4").arg(pos).arg(t.length() - 1)
-            .arg(TimelineWidget::timecode(pos, p.clip.fps > 0 ? p.clip.fps : 8.0), state.join("  |  "));
+  const QString caption =
+      t.length() == 0
+          ? tr("No clip. File > Open clip, File > Open sample clip, or drop a video here.")
+          : tr("Frame %1 / %2   %3   %4")
+                .arg(pos)
+                .arg(t.length() - 1)
+                .arg(TimelineWidget::timecode(pos, p.clip.fps > 0 ? p.clip.fps : 8.0),
+                     state.join("  |  "));
   s_->viewer->set_frame(original, result, is_preview, caption);
 }
 
@@ -740,13 +843,16 @@ void MainWindow::refresh_status() {
     const bool cuda = QString::fromStdString(m.device).startsWith("cuda");
     s_->status_device->setText(cuda ? tr("Device: %1").arg(QString::fromStdString(m.device))
                                     : tr("Device: CPU (%1 threads)").arg(rt.threads));
-    s_->status_model->setText(tr("Model: %1 %2x%3").arg(QString::fromStdString(m.name)).arg(m.width).arg(m.height));
+    s_->status_model->setText(
+        tr("Model: %1 %2x%3").arg(QString::fromStdString(m.name)).arg(m.width).arg(m.height));
   } else {
     s_->status_device->setText(tr("Device: -"));
     s_->status_model->setText(tr("Model: loading..."));
   }
-  s_->status_fps->setText(s_->last_fps > 0 ? tr("%1 frames/s").arg(s_->last_fps, 0, 'f', 2) : tr("- frames/s"));
-  s_->status_note->setText(s_->model_note.isEmpty() ? QString() : tr("Untrained demo model: results are noise-like"));
+  s_->status_fps->setText(s_->last_fps > 0 ? tr("%1 frames/s").arg(s_->last_fps, 0, 'f', 2)
+                                           : tr("- frames/s"));
+  s_->status_note->setText(
+      s_->model_note.isEmpty() ? QString() : tr("Untrained demo model: results are noise-like"));
   s_->status_note->setToolTip(s_->model_note);
 }
 
@@ -808,9 +914,13 @@ bool MainWindow::attach_clip_media(const QString& path) {
       request, [self, ticket](int ordinal, std::int64_t, const Frame& frame) {
         QImage image = to_qimage(frame);
         if (!self) return;
-        QMetaObject::invokeMethod(self, [self, ticket, ordinal, image] {
-          if (self && self->s_->thumbnail_ticket == ticket) self->s_->timeline->set_thumbnail(ordinal, image);
-        }, Qt::QueuedConnection);
+        QMetaObject::invokeMethod(
+            self,
+            [self, ticket, ordinal, image] {
+              if (self && self->s_->thumbnail_ticket == ticket)
+                self->s_->timeline->set_thumbnail(ordinal, image);
+            },
+            Qt::QueuedConnection);
       });
   return true;
 }
@@ -841,12 +951,13 @@ bool MainWindow::open_clip(const QString& path) {
   clip.duration_s = info.duration;
   clip.codec = info.codec;
   try {
-    s_->doc.edit(tr("Open %1").arg(QFileInfo(path).fileName()).toStdString(), [&clip](project::Project& p) {
-      clip.fit = p.clip.fit;
-      p.clip = clip;
-      p.timeline = project::extend_layout(clip.frame_count, kDefaultNewFrames);
-      p.results = {};
-    });
+    s_->doc.edit(tr("Open %1").arg(QFileInfo(path).fileName()).toStdString(),
+                 [&clip](project::Project& p) {
+                   clip.fit = p.clip.fit;
+                   p.clip = clip;
+                   p.timeline = project::extend_layout(clip.frame_count, kDefaultNewFrames);
+                   p.results = {};
+                 });
   } catch (const std::exception& e) {
     report_error(tr("Cannot open the clip"), QString::fromUtf8(e.what()));
     return false;
@@ -859,10 +970,16 @@ bool MainWindow::open_clip(const QString& path) {
   add_recent(path);
   s_->current = std::max(0, clip.frame_count - 1);
   refresh_all();
-  statusBar()->showMessage(tr("Opened %1: %2 frames, %3x%4, %5 fps%6")
-                               .arg(QFileInfo(path).fileName()).arg(clip.frame_count).arg(clip.width).arg(clip.height)
-                               .arg(clip.fps, 0, 'f', 2).arg(s_->decoder && s_->decoder->report().damaged() ? tr(" (damaged stream)") : QString()),
-                           8000);
+  statusBar()->showMessage(
+      tr("Opened %1: %2 frames, %3x%4, %5 fps%6")
+          .arg(QFileInfo(path).fileName())
+          .arg(clip.frame_count)
+          .arg(clip.width)
+          .arg(clip.height)
+          .arg(clip.fps, 0, 'f', 2)
+          .arg(s_->decoder && s_->decoder->report().damaged() ? tr(" (damaged stream)")
+                                                              : QString()),
+      8000);
   emit clip_opened(path);
   return true;
 }
@@ -940,7 +1057,10 @@ bool MainWindow::save_project(const QString& path) {
       for (const auto& [position, frame] : s_->generated) {
         if (position >= static_cast<int>(results.generated.size())) continue;
         results.generated[static_cast<size_t>(position)] = true;
-        media::write_png((info.absolutePath() + "/" + QString::fromStdString(results.cached_frame_path(position))).toStdString(), frame);
+        media::write_png((info.absolutePath() + "/" +
+                          QString::fromStdString(results.cached_frame_path(position)))
+                             .toStdString(),
+                         frame);
       }
       s_->doc.set_results(results);
     }
@@ -964,15 +1084,21 @@ bool MainWindow::restore_from_export(const QString& path) {
     const std::string clip_after = s_->doc.project().clip.path;
     if (clip_after != clip_before) {
       const QString resolved = QString::fromStdString(s_->doc.resolve(clip_after));
-      if (QFileInfo::exists(resolved)) attach_clip_media(resolved);
-      else statusBar()->showMessage(tr("The export's source clip %1 is not here; settings restored without it.").arg(resolved), 8000);
+      if (QFileInfo::exists(resolved))
+        attach_clip_media(resolved);
+      else
+        statusBar()->showMessage(
+            tr("The export's source clip %1 is not here; settings restored without it.")
+                .arg(resolved),
+            8000);
     }
   } catch (const std::exception& e) {
     report_error(tr("Cannot restore settings"), QString::fromUtf8(e.what()));
     return false;
   }
   refresh_all();
-  statusBar()->showMessage(tr("Restored the generation settings from %1").arg(QFileInfo(path).fileName()), 8000);
+  statusBar()->showMessage(
+      tr("Restored the generation settings from %1").arg(QFileInfo(path).fileName()), 8000);
   return true;
 }
 
@@ -988,7 +1114,8 @@ void MainWindow::dropEvent(QDropEvent* event) {
   event->acceptProposedAction();
   if (suffix == "safetensors") {
     load_model(path);
-  } else if (suffix == "dfsproj" || (suffix == "json" && !path.endsWith(".mp4.json") && !path.endsWith(".webm.json"))) {
+  } else if (suffix == "dfsproj" ||
+             (suffix == "json" && !path.endsWith(".mp4.json") && !path.endsWith(".webm.json"))) {
     if (confirm_discard()) open_project(path);
   } else if (media::read_generation_metadata(path.toStdString()).has_value()) {
     // One of our exports: restore how it was made.
@@ -1013,11 +1140,14 @@ void MainWindow::rebuild_recent_menu() {
   s_->recent_menu->clear();
   const QStringList recent = QSettings().value("recent_files").toStringList();
   for (const QString& path : recent) {
-    s_->recent_menu->addAction(QFileInfo(path).fileName() + "   " + QFileInfo(path).absolutePath(), this, [this, path] {
-      const QString suffix = QFileInfo(path).suffix().toLower();
-      if (suffix == "dfsproj" || suffix == "json") open_project(path);
-      else open_clip(path);
-    });
+    s_->recent_menu->addAction(QFileInfo(path).fileName() + "   " + QFileInfo(path).absolutePath(),
+                               this, [this, path] {
+                                 const QString suffix = QFileInfo(path).suffix().toLower();
+                                 if (suffix == "dfsproj" || suffix == "json")
+                                   open_project(path);
+                                 else
+                                   open_clip(path);
+                               });
   }
   if (recent.isEmpty()) s_->recent_menu->addAction(tr("(none)"))->setEnabled(false);
 }
@@ -1031,7 +1161,8 @@ void MainWindow::autosave() {
     target = dir + "/untitled.dfsproj";
   }
   try {
-    project::write_file_atomically((target + ".autosave").toStdString(), project::to_json(s_->doc.project()));
+    project::write_file_atomically((target + ".autosave").toStdString(),
+                                   project::to_json(s_->doc.project()));
   } catch (const std::exception& e) {
     statusBar()->showMessage(tr("Autosave failed: %1").arg(QString::fromUtf8(e.what())), 5000);
   }
@@ -1039,8 +1170,9 @@ void MainWindow::autosave() {
 
 bool MainWindow::confirm_discard() {
   if (!s_->doc.dirty() || s_->options.quiet_errors) return true;
-  const auto answer = QMessageBox::question(this, tr("Unsaved changes"), tr("The project has unsaved changes. Discard them?"),
-                                            QMessageBox::Discard | QMessageBox::Cancel, QMessageBox::Cancel);
+  const auto answer = QMessageBox::question(
+      this, tr("Unsaved changes"), tr("The project has unsaved changes. Discard them?"),
+      QMessageBox::Discard | QMessageBox::Cancel, QMessageBox::Cancel);
   return answer == QMessageBox::Discard;
 }
 
@@ -1062,24 +1194,32 @@ void MainWindow::load_model(const QString& path) {
   }
   s_->model_info.reset();
   refresh_all();
-  statusBar()->showMessage(path.isEmpty() ? tr("Loading the demo model...") : tr("Loading %1...").arg(path));
+  statusBar()->showMessage(path.isEmpty() ? tr("Loading the demo model...")
+                                          : tr("Loading %1...").arg(path));
   const QString exe = QCoreApplication::applicationFilePath();
   GenerationWorker* worker = s_->worker;
-  QMetaObject::invokeMethod(worker, [worker, path, exe] { worker->load_model(path, exe); }, Qt::QueuedConnection);
+  QMetaObject::invokeMethod(
+      worker, [worker, path, exe] { worker->load_model(path, exe); }, Qt::QueuedConnection);
 }
 
 void MainWindow::use_model(const diffusion::Model& model, const QString& note) {
   GenerationWorker* worker = s_->worker;
   diffusion::Model copy = model;
-  QMetaObject::invokeMethod(worker, [worker, copy, note] { worker->adopt_model(copy, note); }, Qt::QueuedConnection);
+  QMetaObject::invokeMethod(
+      worker, [worker, copy, note] { worker->adopt_model(copy, note); }, Qt::QueuedConnection);
 }
 
-bool MainWindow::model_ready() const { return s_->model_info.has_value(); }
-const diffusion::ModelInfo* MainWindow::model_info() const { return s_->model_info ? &*s_->model_info : nullptr; }
+bool MainWindow::model_ready() const {
+  return s_->model_info.has_value();
+}
+const diffusion::ModelInfo* MainWindow::model_info() const {
+  return s_->model_info ? &*s_->model_info : nullptr;
+}
 
 // [SECTION] Editing ---------------------------------------------------------------------------
 
-bool MainWindow::edit_project(const QString& label, const std::function<void(project::Project&)>& change) {
+bool MainWindow::edit_project(const QString& label,
+                              const std::function<void(project::Project&)>& change) {
   if (s_->generating) {
     report_error(tr("Busy"), tr("Settings are locked while generating; press Stop first."));
     return false;
@@ -1101,11 +1241,13 @@ void MainWindow::toggle_pin(int position) {
   if (position < 0 || position >= t.length()) return;
   const bool pin = !t.pinned(position);
   if (pin && !t.is_source(position) && !s_->generated.count(position)) {
-    report_error(tr("Nothing to pin"), tr("Frame %1 has no picture yet: generate it first, then pin it.").arg(position));
+    report_error(tr("Nothing to pin"),
+                 tr("Frame %1 has no picture yet: generate it first, then pin it.").arg(position));
     return;
   }
-  edit_project(pin ? tr("Pin frame %1").arg(position) : tr("Unpin frame %1").arg(position),
-               [position, pin](project::Project& p) { project::set_pinned(p.timeline, position, pin); });
+  edit_project(
+      pin ? tr("Pin frame %1").arg(position) : tr("Unpin frame %1").arg(position),
+      [position, pin](project::Project& p) { project::set_pinned(p.timeline, position, pin); });
 }
 
 void MainWindow::set_selection(int first, int last) {
@@ -1128,17 +1270,26 @@ bool MainWindow::redo() {
   return true;
 }
 
-const project::Document& MainWindow::document() const { return s_->doc; }
-QString MainWindow::last_error() const { return s_->last_error; }
-QOpenGLWidget* MainWindow::heat_map_widget() const { return s_->heat; }
-QOpenGLWidget* MainWindow::noise_curve_widget() const { return s_->noise; }
+const project::Document& MainWindow::document() const {
+  return s_->doc;
+}
+QString MainWindow::last_error() const {
+  return s_->last_error;
+}
+QOpenGLWidget* MainWindow::heat_map_widget() const {
+  return s_->heat;
+}
+QOpenGLWidget* MainWindow::noise_curve_widget() const {
+  return s_->noise;
+}
 
 // [SECTION] Generation ------------------------------------------------------------------------
 
 bool MainWindow::start_generation() {
   if (s_->generating) return false;
   if (!s_->model_info) {
-    report_error(tr("No model"), tr("The model is still loading (or failed to load): Model > Open model."));
+    report_error(tr("No model"),
+                 tr("The model is still loading (or failed to load): Model > Open model."));
     return false;
   }
   if (s_->exporting) {
@@ -1147,7 +1298,8 @@ bool MainWindow::start_generation() {
   }
   if (!s_->doc.project().generation.seed_locked) {
     const std::uint64_t seed = QRandomGenerator::global()->generate() & 0x7FFFFFFFu;
-    s_->doc.edit(tr("Random seed %1").arg(seed).toStdString(), [seed](project::Project& p) { p.generation.rollout.seed = seed; });
+    s_->doc.edit(tr("Random seed %1").arg(seed).toStdString(),
+                 [seed](project::Project& p) { p.generation.rollout.seed = seed; });
   }
   refresh_plan();
   if (!s_->plan.problem.isEmpty()) {
@@ -1160,7 +1312,10 @@ bool MainWindow::start_generation() {
   GenerationRequest request;
   request.previous = s_->generated;
   request.want_preview = true;
-  request.base_dir = s_->doc.path().empty() ? std::string() : QFileInfo(QString::fromStdString(s_->doc.path())).absolutePath().toStdString();
+  request.base_dir =
+      s_->doc.path().empty()
+          ? std::string()
+          : QFileInfo(QString::fromStdString(s_->doc.path())).absolutePath().toStdString();
   // Frames that will be re-made lose their old result now; the others stay.
   for (const auto& w : s_->plan.windows)
     for (size_t i = 0; i < w.frames.size(); ++i)
@@ -1177,20 +1332,28 @@ bool MainWindow::start_generation() {
   s_->redo_action->setEnabled(false);
   GenerationWorker* worker = s_->worker;
   const project::Project run = s_->run_project;
-  QMetaObject::invokeMethod(worker, [worker, run, request] { worker->generate(run, request); }, Qt::QueuedConnection);
+  QMetaObject::invokeMethod(
+      worker, [worker, run, request] { worker->generate(run, request); }, Qt::QueuedConnection);
   return true;
 }
 
 void MainWindow::stop_generation() {
   if (!s_->generating) return;
   s_->worker->request_cancel();
-  s_->controls->set_progress(s_->controls->progress_bar()->value(), s_->controls->progress_bar()->maximum(),
+  s_->controls->set_progress(s_->controls->progress_bar()->value(),
+                             s_->controls->progress_bar()->maximum(),
                              tr("Stopping after the current step..."));
 }
 
-bool MainWindow::is_generating() const { return s_->generating; }
-const std::map<int, Frame>& MainWindow::generated_frames() const { return s_->generated; }
-int MainWindow::preview_updates() const { return s_->preview_updates; }
+bool MainWindow::is_generating() const {
+  return s_->generating;
+}
+const std::map<int, Frame>& MainWindow::generated_frames() const {
+  return s_->generated;
+}
+int MainWindow::preview_updates() const {
+  return s_->preview_updates;
+}
 
 // [SECTION] Playback --------------------------------------------------------------------------
 
@@ -1203,7 +1366,9 @@ void MainWindow::seek(int position) {
   refresh_viewer();
 }
 
-int MainWindow::current_position() const { return s_->current; }
+int MainWindow::current_position() const {
+  return s_->current;
+}
 
 void MainWindow::play(int direction) {
   const double fps = s_->doc.project().clip.fps > 0 ? s_->doc.project().clip.fps : 8.0;
@@ -1217,7 +1382,9 @@ void MainWindow::pause() {
   s_->play_speed = 1;
 }
 
-bool MainWindow::is_playing() const { return s_->play_timer.isActive(); }
+bool MainWindow::is_playing() const {
+  return s_->play_timer.isActive();
+}
 
 void MainWindow::set_view_mode(int mode) {
   if (mode < 0 || mode >= static_cast<int>(s_->view_modes.size())) return;
@@ -1246,12 +1413,15 @@ void MainWindow::show_export_dialog() {
   }
   project::ExportSettings initial = p.export_settings;
   if (initial.path.empty()) {
-    const QString base = p.clip.path.empty() ? QDir::homePath() + "/dfstudio_export"
-                                             : QFileInfo(QString::fromStdString(p.clip.path)).absolutePath() + "/" +
-                                                   QFileInfo(QString::fromStdString(p.clip.path)).completeBaseName() + "_dfs";
+    const QString base =
+        p.clip.path.empty()
+            ? QDir::homePath() + "/dfstudio_export"
+            : QFileInfo(QString::fromStdString(p.clip.path)).absolutePath() + "/" +
+                  QFileInfo(QString::fromStdString(p.clip.path)).completeBaseName() + "_dfs";
     initial.path = (base + ".mp4").toStdString();
   }
-  ExportDialog dialog(initial, p.timeline.length(), s_->current, s_->model_info->width, s_->model_info->height, p.clip.fps, this);
+  ExportDialog dialog(initial, p.timeline.length(), s_->current, s_->model_info->width,
+                      s_->model_info->height, p.clip.fps, this);
   if (dialog.exec() != QDialog::Accepted) return;
   start_export(dialog.settings());
 }
@@ -1266,7 +1436,8 @@ bool MainWindow::start_export(const project::ExportSettings& settings) {
     return false;
   }
   try {
-    s_->doc.edit("Export settings", [&settings](project::Project& p) { p.export_settings = settings; });
+    s_->doc.edit("Export settings",
+                 [&settings](project::Project& p) { p.export_settings = settings; });
   } catch (const std::exception& e) {
     report_error(tr("Invalid export settings"), QString::fromUtf8(e.what()));
     return false;
@@ -1274,7 +1445,8 @@ bool MainWindow::start_export(const project::ExportSettings& settings) {
   const project::Project project = s_->doc.project();
   const diffusion::ModelInfo info = *s_->model_info;
   const std::map<int, Frame> generated = s_->generated;
-  const std::string clip = project.clip.path.empty() ? std::string() : s_->doc.resolve(project.clip.path);
+  const std::string clip =
+      project.clip.path.empty() ? std::string() : s_->doc.resolve(project.clip.path);
   auto done = std::make_shared<std::atomic<int>>(0);
   auto cancel = std::make_shared<std::atomic<bool>>(false);
   s_->export_done = done;
@@ -1282,7 +1454,9 @@ bool MainWindow::start_export(const project::ExportSettings& settings) {
   s_->exporting = true;
   const int length = project.timeline.length();
   if (!s_->options.quiet_errors) {
-    s_->export_dialog = new QProgressDialog(tr("Exporting %1...").arg(QString::fromStdString(settings.path)), tr("Cancel"), 0, length, this);
+    s_->export_dialog =
+        new QProgressDialog(tr("Exporting %1...").arg(QString::fromStdString(settings.path)),
+                            tr("Cancel"), 0, length, this);
     s_->export_dialog->setWindowModality(Qt::WindowModal);
     s_->export_dialog->setMinimumDuration(300);
     s_->export_dialog->setAttribute(Qt::WA_DeleteOnClose);
@@ -1310,61 +1484,83 @@ bool MainWindow::start_export(const project::ExportSettings& settings) {
       format.frames = project.timeline.length();
       const project::Timeline& t = project.timeline;
       int first = 0, last = t.length() - 1;
-      if (es.format == project::ExportFormat::PngFrame) first = last = es.in;
-      else if (es.range == project::ExportRange::InOut) { first = es.in; last = es.out; }
+      if (es.format == project::ExportFormat::PngFrame)
+        first = last = es.in;
+      else if (es.range == project::ExportRange::InOut) {
+        first = es.in;
+        last = es.out;
+      }
       std::unique_ptr<media::Decoder> decoder;
       sink.begin(format);
       bool cancelled = false;
       for (int p = first; p <= last; ++p) {
-        if (cancel->load()) { cancelled = true; break; }
+        if (cancel->load()) {
+          cancelled = true;
+          break;
+        }
         auto g = generated.find(p);
         if (g != generated.end()) {
-          sink.write(p, g->second, t.pinned(p) ? project::FrameOrigin::Previous : project::FrameOrigin::Generated);
+          sink.write(
+              p, g->second,
+              t.pinned(p) ? project::FrameOrigin::Previous : project::FrameOrigin::Generated);
         } else if (t.is_source(p) && es.range != project::ExportRange::Generated) {
           if (!decoder) decoder = media::open_decoder(clip);
           const Frame source = decoder->frame_at(t.clip_frame(p)).image;
-          sink.write(p, project::fit_to_model(source, info.width, info.height, project.clip.fit), project::FrameOrigin::Source);
+          sink.write(p, project::fit_to_model(source, info.width, info.height, project.clip.fit),
+                     project::FrameOrigin::Source);
         }
         done->store(p - first + 1);
       }
       sink.finish(cancelled);
       output = QString::fromStdString(sink.output_path());
-      if (cancelled) { ok = false; error = QObject::tr("Export cancelled."); }
-      else if (sink.frames_written() == 0) { ok = false; error = QObject::tr("Nothing was exported: the chosen range holds no frames (generate first?)."); }
+      if (cancelled) {
+        ok = false;
+        error = QObject::tr("Export cancelled.");
+      } else if (sink.frames_written() == 0) {
+        ok = false;
+        error = QObject::tr(
+            "Nothing was exported: the chosen range holds no frames (generate first?).");
+      }
     } catch (const std::exception& e) {
       ok = false;
       error = QString::fromUtf8(e.what());
     }
     if (!self) return;
-    QMetaObject::invokeMethod(self, [self, ok, error, output] {
-      if (!self) return;
-      MainWindow* w = self;
-      w->s_->exporting = false;
-      w->s_->export_poll.stop();
-      if (w->s_->export_dialog) {
-        w->s_->export_dialog->close();
-        w->s_->export_dialog = nullptr;
-      }
-      if (!ok) {
-        w->report_error(QObject::tr("Export failed"), error);
-        emit w->export_finished(false, error);
-        return;
-      }
-      w->statusBar()->showMessage(QObject::tr("Exported %1").arg(output), 10000);
-      if (!w->s_->options.quiet_errors) {
-        auto* box = new QMessageBox(QMessageBox::Information, QObject::tr("Export finished"),
-                                    QObject::tr("Wrote %1").arg(output), QMessageBox::Ok, w);
-        QPushButton* open = box->addButton(QObject::tr("Open"), QMessageBox::ActionRole);
-        QObject::connect(open, &QPushButton::clicked, box, [output] { QDesktopServices::openUrl(QUrl::fromLocalFile(output)); });
-        box->setAttribute(Qt::WA_DeleteOnClose);
-        box->open();
-      }
-      emit w->export_finished(true, output);
-    }, Qt::QueuedConnection);
+    QMetaObject::invokeMethod(
+        self,
+        [self, ok, error, output] {
+          if (!self) return;
+          MainWindow* w = self;
+          w->s_->exporting = false;
+          w->s_->export_poll.stop();
+          if (w->s_->export_dialog) {
+            w->s_->export_dialog->close();
+            w->s_->export_dialog = nullptr;
+          }
+          if (!ok) {
+            w->report_error(QObject::tr("Export failed"), error);
+            emit w->export_finished(false, error);
+            return;
+          }
+          w->statusBar()->showMessage(QObject::tr("Exported %1").arg(output), 10000);
+          if (!w->s_->options.quiet_errors) {
+            auto* box = new QMessageBox(QMessageBox::Information, QObject::tr("Export finished"),
+                                        QObject::tr("Wrote %1").arg(output), QMessageBox::Ok, w);
+            QPushButton* open = box->addButton(QObject::tr("Open"), QMessageBox::ActionRole);
+            QObject::connect(open, &QPushButton::clicked, box,
+                             [output] { QDesktopServices::openUrl(QUrl::fromLocalFile(output)); });
+            box->setAttribute(Qt::WA_DeleteOnClose);
+            box->open();
+          }
+          emit w->export_finished(true, output);
+        },
+        Qt::QueuedConnection);
   }).detach();
   return true;
 }
 
-bool MainWindow::is_exporting() const { return s_->exporting; }
+bool MainWindow::is_exporting() const {
+  return s_->exporting;
+}
 
 }  // namespace dfs::ui

@@ -16,7 +16,9 @@ namespace {
 ImU32 to_u32(colors::Rgb c, float alpha = 1.0f) {
   return ImGui::ColorConvertFloat4ToU32(ImVec4(c.r, c.g, c.b, alpha));
 }
-ImU32 to_u32(std::uint32_t rgb, float alpha = 1.0f) { return to_u32(colors::unpack(rgb), alpha); }
+ImU32 to_u32(std::uint32_t rgb, float alpha = 1.0f) {
+  return to_u32(colors::unpack(rgb), alpha);
+}
 
 constexpr float kRulerHeight = 22.0f;
 constexpr float kPlotPad = 8.0f;      // room above level 1 and below level 0 for the points
@@ -118,14 +120,16 @@ void NoiseCurvePanel::draw_ui() {
       QTimer::singleShot(0, this, [this, a, b] { emit selection_changed(a, b); });
     }
     if (ImGui::IsItemHovered())
-      ImGui::SetTooltip("Selected frames (first, last). Ctrl+drag in the curve or drag on the "
-                        "ruler to select. Nothing selected = the whole timeline.");
+      ImGui::SetTooltip(
+          "Selected frames (first, last). Ctrl+drag in the curve or drag on the "
+          "ruler to select. Nothing selected = the whole timeline.");
     ImGui::SameLine();
     ImGui::SetNextItemWidth(110);
     ImGui::SliderFloat("##level", &range_level_, 0.0f, 1.0f, "level %.2f");
     if (ImGui::IsItemHovered())
-      ImGui::SetTooltip("Start level for the range: 0 keeps the frame, 1 regenerates it from "
-                        "pure noise, between = regenerate loosely keeping structure.");
+      ImGui::SetTooltip(
+          "Start level for the range: 0 keeps the frame, 1 regenerates it from "
+          "pure noise, between = regenerate loosely keeping structure.");
     ImGui::SameLine();
     if (ImGui::SmallButton("Set range")) apply_level_to_range(range_level_);
     ImGui::SameLine();
@@ -137,7 +141,8 @@ void NoiseCurvePanel::draw_ui() {
     ImGui::SameLine();
     if (ImGui::SmallButton("Ramp")) apply_ramp();
     if (ImGui::IsItemHovered())
-      ImGui::SetTooltip("Range rises from %.1f to 1: early frames keep more of the source.", kRampStart);
+      ImGui::SetTooltip("Range rises from %.1f to 1: early frames keep more of the source.",
+                        kRampStart);
     ImGui::SameLine();
     if (ImGui::SmallButton("Keep structure 0.5")) apply_level_to_range(0.5);
     if (ImGui::IsItemHovered())
@@ -251,12 +256,14 @@ void NoiseCurvePanel::draw_ui() {
   // [SECTION] Plot
   const int first = std::max(0, static_cast<int>(std::floor(view_first_)));
   const int last = std::min(count - 1, static_cast<int>(std::ceil(view_first_ + view_count_)));
-  draw->PushClipRect(ImVec2(plot0.x, origin.y), ImVec2(plot0.x + plot_w, ruler_y + kRulerHeight), true);
+  draw->PushClipRect(ImVec2(plot0.x, origin.y), ImVec2(plot0.x + plot_w, ruler_y + kRulerHeight),
+                     true);
   // Background: frames with source lighter than frames past the end of the clip.
   for (int i = first; i <= last; ++i) {
     const std::uint8_t f = i < static_cast<int>(flags_.size()) ? flags_[static_cast<size_t>(i)] : 0;
     const ImU32 bg = (f & kFrameHasSource) ? IM_COL32(42, 44, 50, 255) : IM_COL32(28, 28, 32, 255);
-    draw->AddRectFilled(ImVec2(x_of(i - 0.5), plot0.y - kPlotPad), ImVec2(x_of(i + 0.5), ruler_y), bg);
+    draw->AddRectFilled(ImVec2(x_of(i - 0.5), plot0.y - kPlotPad), ImVec2(x_of(i + 0.5), ruler_y),
+                        bg);
   }
   if (selection_first_ <= selection_last_)
     draw->AddRectFilled(ImVec2(x_of(selection_first_ - 0.5), plot0.y - kPlotPad),
@@ -271,8 +278,8 @@ void NoiseCurvePanel::draw_ui() {
   for (int i = first; i < last; ++i) {
     const double a = pinned(i) ? 0.0 : levels_[static_cast<size_t>(i)];
     const double b = pinned(i + 1) ? 0.0 : levels_[static_cast<size_t>(i + 1)];
-    draw->AddLine(ImVec2(x_of(i), y_of(a)), ImVec2(x_of(i + 1), y_of(b)), IM_COL32(220, 220, 220, 200),
-                  1.5f);
+    draw->AddLine(ImVec2(x_of(i), y_of(a)), ImVec2(x_of(i + 1), y_of(b)),
+                  IM_COL32(220, 220, 220, 200), 1.5f);
   }
   const float radius = std::clamp(px_per_frame * 0.35f, 1.5f, 4.5f);
   for (int i = first; i <= last; ++i) {
@@ -292,9 +299,11 @@ void NoiseCurvePanel::draw_ui() {
     const std::uint8_t f = i < static_cast<int>(flags_.size()) ? flags_[static_cast<size_t>(i)] : 0;
     const float x0 = x_of(i - 0.5);
     const float x1 = std::max(x0 + 1.0f, x_of(i + 0.5) - (px_per_frame > 3 ? 1.0f : 0.0f));
-    if (f & kFramePinned) draw->AddRectFilled(ImVec2(x0, ruler_y), ImVec2(x1, ruler_y + 5), to_u32(colors::kPinned));
+    if (f & kFramePinned)
+      draw->AddRectFilled(ImVec2(x0, ruler_y), ImVec2(x1, ruler_y + 5), to_u32(colors::kPinned));
     if (f & kFrameGenerated)
-      draw->AddRectFilled(ImVec2(x0, ruler_y + 5), ImVec2(x1, ruler_y + 9), to_u32(colors::kGenerated));
+      draw->AddRectFilled(ImVec2(x0, ruler_y + 5), ImVec2(x1, ruler_y + 9),
+                          to_u32(colors::kGenerated));
   }
   const int every = std::max(1, static_cast<int>(std::ceil(40.0f / px_per_frame)));
   const int nice[] = {1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000};
@@ -307,7 +316,8 @@ void NoiseCurvePanel::draw_ui() {
   for (int i = (first / step) * step; i <= last; i += step) {
     char text[16];
     std::snprintf(text, sizeof text, "%d", i);
-    draw->AddLine(ImVec2(x_of(i), ruler_y + 9), ImVec2(x_of(i), ruler_y + 12), IM_COL32(160, 160, 160, 255));
+    draw->AddLine(ImVec2(x_of(i), ruler_y + 9), ImVec2(x_of(i), ruler_y + 12),
+                  IM_COL32(160, 160, 160, 255));
     draw->AddText(ImVec2(x_of(i) + 2, ruler_y + 8), IM_COL32(160, 160, 160, 255), text);
   }
   draw->PopClipRect();
@@ -321,10 +331,12 @@ void NoiseCurvePanel::draw_ui() {
 
   if (hovered && drag_ == Drag::None && mouse.x >= plot0.x) {
     const int f = frame_at(mouse.x);
-    const std::uint8_t flags = f < static_cast<int>(flags_.size()) ? flags_[static_cast<size_t>(f)] : 0;
+    const std::uint8_t flags =
+        f < static_cast<int>(flags_.size()) ? flags_[static_cast<size_t>(f)] : 0;
     ImGui::BeginTooltip();
     ImGui::Text("frame %d: level %.2f", f, pinned(f) ? 0.0 : levels_[static_cast<size_t>(f)]);
-    if (flags & kFramePinned) ImGui::TextColored(ImVec4(0.95f, 0.66f, 0.23f, 1), "pinned (kept exactly)");
+    if (flags & kFramePinned)
+      ImGui::TextColored(ImVec4(0.95f, 0.66f, 0.23f, 1), "pinned (kept exactly)");
     if (flags & kFrameGenerated) ImGui::TextColored(ImVec4(0.24f, 0.78f, 0.64f, 1), "generated");
     if (!(flags & kFrameHasSource)) ImGui::TextDisabled("past the end of the clip");
     ImGui::EndTooltip();

@@ -22,9 +22,9 @@ namespace dfs::ui {
 
 // What a timeline position holds, for drawing (bit flags).
 enum FrameFlag : std::uint8_t {
-  kFrameHasSource = 1,   // the clip has a frame here
-  kFramePinned = 2,      // conditioning frame
-  kFrameGenerated = 4,   // a final generated frame exists here
+  kFrameHasSource = 1,  // the clip has a frame here
+  kFramePinned = 2,     // conditioning frame
+  kFrameGenerated = 4,  // a final generated frame exists here
 };
 
 class NoiseCurvePanel : public ImGuiWidget {
@@ -33,7 +33,7 @@ class NoiseCurvePanel : public ImGuiWidget {
  public:
   explicit NoiseCurvePanel(QWidget* parent = nullptr);
 
-  void set_levels(const std::vector<double>& levels);        // one per timeline frame
+  void set_levels(const std::vector<double>& levels);            // one per timeline frame
   void set_frame_flags(const std::vector<std::uint8_t>& flags);  // FrameFlag bits per frame
   void set_current_frame(int frame);
   void set_selection(int first, int last);  // inclusive; first > last = none
@@ -43,12 +43,12 @@ class NoiseCurvePanel : public ImGuiWidget {
 
   // Presets, also reachable from the bar. All skip pinned frames. They act on the
   // selection, or on the whole timeline if nothing is selected, and commit.
-  void apply_new_frames_at_one();   // frames without source -> 1
-  void apply_ramp();                // 0.2 at the range start rising to 1 at its end
+  void apply_new_frames_at_one();           // frames without source -> 1
+  void apply_ramp();                        // 0.2 at the range start rising to 1 at its end
   void apply_level_to_range(double level);  // e.g. 0.5 = keep structure
 
  signals:
-  void levels_changed(const std::vector<double>& levels);    // live, during a drag
+  void levels_changed(const std::vector<double>& levels);  // live, during a drag
   void levels_committed(const std::vector<double>& levels, const QString& what);
   void selection_changed(int first, int last);
   void frame_clicked(int frame);

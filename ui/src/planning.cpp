@@ -34,7 +34,8 @@ PlanResult plan_windows(const project::Project& project, const diffusion::ModelI
   return out;
 }
 
-QString describe_window_pins(const diffusion::WindowPlan& window, const project::Timeline& timeline) {
+QString describe_window_pins(const diffusion::WindowPlan& window,
+                             const project::Timeline& timeline) {
   std::vector<int> pins;
   std::vector<int> context;
   for (size_t i = 0; i < window.frames.size(); ++i) {
@@ -51,7 +52,9 @@ QString describe_window_pins(const diffusion::WindowPlan& window, const project:
     }
     return parts.join(", ");
   };
-  QString text = pins.empty() ? QObject::tr("no pins") : QObject::tr("pins %1 (%2 frames)").arg(ranges(pins)).arg(pins.size());
+  QString text = pins.empty()
+                     ? QObject::tr("no pins")
+                     : QObject::tr("pins %1 (%2 frames)").arg(ranges(pins)).arg(pins.size());
   if (!context.empty()) text += QObject::tr("; kept context %1").arg(ranges(context));
   return text;
 }

@@ -26,6 +26,7 @@ PlanResult plan_windows(const project::Project& project, const diffusion::ModelI
                         const std::map<int, Frame>& results);
 
 // "pins 4-7, 12 (5 frames)" — the pinned known frames of `window`, as compact ranges.
-QString describe_window_pins(const diffusion::WindowPlan& window, const project::Timeline& timeline);
+QString describe_window_pins(const diffusion::WindowPlan& window,
+                             const project::Timeline& timeline);
 
 }  // namespace dfs::ui

@@ -28,9 +28,10 @@ TimelineWidget::TimelineWidget(QWidget* parent) : QWidget(parent) {
   setMinimumHeight(90);
   setMouseTracking(true);
   setFocusPolicy(Qt::ClickFocus);
-  setToolTip(tr("Filmstrip: click to go to a frame, drag to select a range, click the marker "
-                "track (under the pictures) to pin/unpin, wheel to zoom, Shift+wheel to scroll, "
-                "right click for more."));
+  setToolTip(
+      tr("Filmstrip: click to go to a frame, drag to select a range, click the marker "
+         "track (under the pictures) to pin/unpin, wheel to zoom, Shift+wheel to scroll, "
+         "right click for more."));
 }
 
 QString TimelineWidget::timecode(int frame, double fps) {
@@ -126,7 +127,9 @@ double TimelineWidget::px_per_frame() const {
   return zoom_ > 0 ? zoom_ : static_cast<double>(width()) / length_;
 }
 
-double TimelineWidget::x_of(double position) const { return (position - view_first_) * px_per_frame(); }
+double TimelineWidget::x_of(double position) const {
+  return (position - view_first_) * px_per_frame();
+}
 
 int TimelineWidget::position_at(double x) const {
   if (length_ <= 0) return 0;
@@ -168,13 +171,17 @@ void TimelineWidget::paintEvent(QPaintEvent*) {
     const QImage* image = nullptr;
     auto preview = previews_.find(pos);
     auto result = results_.find(pos);
-    if (preview != previews_.end()) image = &preview->second;
-    else if (result != results_.end()) image = &result->second;
+    if (preview != previews_.end())
+      image = &preview->second;
+    else if (result != results_.end())
+      image = &result->second;
     else if (pos < source_count_ && !thumbnails_.empty() && clip_frames_ > 0) {
       const int clip_frame = source_first_ + pos;
       const auto n = static_cast<long long>(thumbnails_.size());
-      const int ordinal = static_cast<int>(std::clamp<long long>(clip_frame * n / clip_frames_, 0, n - 1));
-      if (!thumbnails_[static_cast<size_t>(ordinal)].isNull()) image = &thumbnails_[static_cast<size_t>(ordinal)];
+      const int ordinal =
+          static_cast<int>(std::clamp<long long>(clip_frame * n / clip_frames_, 0, n - 1));
+      if (!thumbnails_[static_cast<size_t>(ordinal)].isNull())
+        image = &thumbnails_[static_cast<size_t>(ordinal)];
     }
     if (image != nullptr) {
       p.drawImage(slot, *image);
@@ -201,12 +208,15 @@ void TimelineWidget::paintEvent(QPaintEvent*) {
   const int my = thumbs_bottom;
   p.fillRect(QRect(0, my, width(), kMarkerHeight), QColor(16, 16, 18));
   for (int pos = first; pos <= last; ++pos) {
-    const std::uint8_t f = pos < static_cast<int>(flags_.size()) ? flags_[static_cast<size_t>(pos)] : 0;
+    const std::uint8_t f =
+        pos < static_cast<int>(flags_.size()) ? flags_[static_cast<size_t>(pos)] : 0;
     const double x0 = x_of(pos);
     const double w = std::max(1.0, ppf - (ppf > 4 ? 1.0 : 0.0));
     if (f & kFramePinned) p.fillRect(QRectF(x0, my + 1, w, 5), qcolor(colors::kPinned));
-    if (f & kFrameGenerated) p.fillRect(QRectF(x0, my + 6, w, 5), qcolor(colors::kGenerated));
-    else if (previews_.count(pos)) p.fillRect(QRectF(x0, my + 6, w, 5), qcolor(colors::kPreview));
+    if (f & kFrameGenerated)
+      p.fillRect(QRectF(x0, my + 6, w, 5), qcolor(colors::kGenerated));
+    else if (previews_.count(pos))
+      p.fillRect(QRectF(x0, my + 6, w, 5), qcolor(colors::kPreview));
   }
 
   // [selection]
@@ -221,7 +231,8 @@ void TimelineWidget::paintEvent(QPaintEvent*) {
   // [ruler] Frame numbers at a readable spacing, timecode when there is room.
   const int ry = height() - kRulerHeight;
   p.fillRect(QRect(0, ry, width(), kRulerHeight), QColor(30, 30, 34));
-  static constexpr int kNice[] = {1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000};
+  static constexpr int kNice[] = {1,   2,   5,   10,   20,   25,   50,   100,
+                                  200, 250, 500, 1000, 2000, 5000, 10000};
   int step = kNice[std::size(kNice) - 1];
   for (int n : kNice)
     if (n * ppf >= 90) {
@@ -235,7 +246,9 @@ void TimelineWidget::paintEvent(QPaintEvent*) {
   for (int pos = (first / step) * step; pos <= last; pos += step) {
     const double x = x_of(pos);
     p.drawLine(QPointF(x, ry), QPointF(x, ry + 4));
-    p.drawText(QPointF(x + 2, ry + 15), fps_ > 0 ? QString("%1  %2").arg(pos).arg(timecode(pos, fps_)) : QString::number(pos));
+    p.drawText(QPointF(x + 2, ry + 15), fps_ > 0
+                                            ? QString("%1  %2").arg(pos).arg(timecode(pos, fps_))
+                                            : QString::number(pos));
   }
 
   // [playhead]

@@ -30,9 +30,9 @@ class TimelineWidget : public QWidget {
   // Evenly spaced stills of the whole clip (ThumbnailJob order); `count` slots in total.
   void reset_thumbnails(int count);
   void set_thumbnail(int ordinal, const QImage& image);
-  void set_flags(const std::vector<std::uint8_t>& flags);  // FrameFlag bits per position
-  void set_result_image(int position, const QImage& image);  // a final generated frame
-  void set_preview_image(int position, const QImage& image); // live x0 estimate
+  void set_flags(const std::vector<std::uint8_t>& flags);     // FrameFlag bits per position
+  void set_result_image(int position, const QImage& image);   // a final generated frame
+  void set_preview_image(int position, const QImage& image);  // live x0 estimate
   void clear_previews();
   void clear_results();
   void set_current(int position);

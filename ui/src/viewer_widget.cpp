@@ -13,8 +13,8 @@ namespace {
 QRect fit_rect(QSize image, const QRect& box) {
   if (image.isEmpty() || box.isEmpty()) return box;
   const QSize scaled = image.scaled(box.size(), Qt::KeepAspectRatio);
-  return QRect(box.x() + (box.width() - scaled.width()) / 2, box.y() + (box.height() - scaled.height()) / 2,
-               scaled.width(), scaled.height());
+  return QRect(box.x() + (box.width() - scaled.width()) / 2,
+               box.y() + (box.height() - scaled.height()) / 2, scaled.width(), scaled.height());
 }
 
 }  // namespace
@@ -44,8 +44,8 @@ void ViewerWidget::set_smooth(bool smooth) {
   update();
 }
 
-void ViewerWidget::draw_fitted(QPainter& p, const QImage& image, const QRect& box, const QString& label,
-                               bool nearest) {
+void ViewerWidget::draw_fitted(QPainter& p, const QImage& image, const QRect& box,
+                               const QString& label, bool nearest) {
   if (image.isNull()) {
     p.setPen(QColor(110, 110, 118));
     p.drawText(box, Qt::AlignCenter, label.isEmpty() ? tr("no frame") : tr("%1: none").arg(label));
@@ -70,15 +70,18 @@ void ViewerWidget::paintEvent(QPaintEvent*) {
   const QString result_label = is_preview_ ? tr("live preview (x0 estimate)") : tr("generated");
   switch (mode_) {
     case Mode::Result:
-      if (!result_.isNull()) draw_fitted(p, result_, area, result_label, nearest);
-      else draw_fitted(p, original_, area, original_.isNull() ? QString() : QString(), false);
+      if (!result_.isNull())
+        draw_fitted(p, result_, area, result_label, nearest);
+      else
+        draw_fitted(p, original_, area, original_.isNull() ? QString() : QString(), false);
       break;
     case Mode::Original:
       draw_fitted(p, original_, area, tr("original"), false);
       break;
     case Mode::SideBySide: {
       const QRect left(area.x(), area.y(), area.width() / 2 - 2, area.height());
-      const QRect right(area.x() + area.width() / 2 + 2, area.y(), area.width() / 2 - 2, area.height());
+      const QRect right(area.x() + area.width() / 2 + 2, area.y(), area.width() / 2 - 2,
+                        area.height());
       draw_fitted(p, original_, left, tr("original"), false);
       draw_fitted(p, result_, right, result_label, nearest);
       break;
@@ -107,7 +110,8 @@ void ViewerWidget::paintEvent(QPaintEvent*) {
       p.fillRect(QRect(split - 5, r.center().y() - 14, 10, 28), Qt::white);
       p.setPen(Qt::white);
       p.drawText(QRect(r.x() + 6, r.y() + 4, 200, 20), Qt::AlignLeft, tr("A: original"));
-      p.drawText(QRect(r.right() - 206, r.y() + 4, 200, 20), Qt::AlignRight, tr("B: %1").arg(result_label));
+      p.drawText(QRect(r.right() - 206, r.y() + 4, 200, 20), Qt::AlignRight,
+                 tr("B: %1").arg(result_label));
       break;
     }
   }
@@ -118,7 +122,9 @@ void ViewerWidget::paintEvent(QPaintEvent*) {
   p.drawText(bar.adjusted(8, 0, -8, 0), Qt::AlignVCenter | Qt::AlignLeft, caption_);
 }
 
-void ViewerWidget::mousePressEvent(QMouseEvent* event) { mouseMoveEvent(event); }
+void ViewerWidget::mousePressEvent(QMouseEvent* event) {
+  mouseMoveEvent(event);
+}
 
 void ViewerWidget::mouseMoveEvent(QMouseEvent* event) {
   if (mode_ != Mode::Wipe || !(event->buttons() & Qt::LeftButton)) return;

@@ -24,7 +24,8 @@ class ViewerWidget : public QWidget {
   Mode mode() const { return mode_; }
   // `original`: the clip frame (null where the position has none); `result`: the generated
   // frame or live preview (null where none); `is_preview` marks it as not final.
-  void set_frame(const QImage& original, const QImage& result, bool is_preview, const QString& caption);
+  void set_frame(const QImage& original, const QImage& result, bool is_preview,
+                 const QString& caption);
   void set_smooth(bool smooth);  // scale generated frames smoothly (else nearest: exact pixels)
 
  protected:
@@ -34,7 +35,8 @@ class ViewerWidget : public QWidget {
   QSize sizeHint() const override { return {768, 576}; }
 
  private:
-  void draw_fitted(QPainter& p, const QImage& image, const QRect& box, const QString& label, bool nearest);
+  void draw_fitted(QPainter& p, const QImage& image, const QRect& box, const QString& label,
+                   bool nearest);
 
   Mode mode_ = Mode::Result;
   QImage original_;

@@ -14,15 +14,15 @@ namespace dfs::ui {
 class MainWindow;
 
 struct UiBenchResult {
-  bool ok = false;              // the generation ran to the end
-  QString error;                // why not, when !ok
-  double max_stall_ms = 0;      // longest tick gap beyond the timer period, milliseconds
-  double mean_tick_ms = 0;      // average tick gap
-  int ticks = 0;                // timer ticks observed
+  bool ok = false;          // the generation ran to the end
+  QString error;            // why not, when !ok
+  double max_stall_ms = 0;  // longest tick gap beyond the timer period, milliseconds
+  double mean_tick_ms = 0;  // average tick gap
+  int ticks = 0;            // timer ticks observed
   double preview_updates_per_s = 0;
   int preview_updates = 0;
-  double seconds = 0;           // generation wall time seen by the GUI
-  double gui_cpu_seconds = 0;   // CPU time the GUI thread used meanwhile (its own work)
+  double seconds = 0;          // generation wall time seen by the GUI
+  double gui_cpu_seconds = 0;  // CPU time the GUI thread used meanwhile (its own work)
   int frames_generated = 0;
 };
 

@@ -29,11 +29,11 @@ class QOpenGLWidget;
 namespace dfs::ui {
 
 struct StudioOptions {
-  QString model_path;          // "" = the shipped demo model (random + a visible note if absent)
-  QString clip_path;           // opened at start when set
-  bool load_model = true;      // load model_path at start (tests hand a model with use_model)
-  bool quiet_errors = false;   // record errors instead of opening dialogs (tests)
-  bool autosave = true;        // periodic autosave of a dirty document
+  QString model_path;         // "" = the shipped demo model (random + a visible note if absent)
+  QString clip_path;          // opened at start when set
+  bool load_model = true;     // load model_path at start (tests hand a model with use_model)
+  bool quiet_errors = false;  // record errors instead of opening dialogs (tests)
+  bool autosave = true;       // periodic autosave of a dirty document
 };
 
 class MainWindow : public QMainWindow {
@@ -44,31 +44,31 @@ class MainWindow : public QMainWindow {
   ~MainWindow() override;
 
   // [SECTION] Files
-  bool open_clip(const QString& path);              // probes, decodes, lays out "extend"
+  bool open_clip(const QString& path);  // probes, decodes, lays out "extend"
   bool open_project(const QString& path);
-  bool save_project(const QString& path);           // also writes generated frames as PNGs
-  bool restore_from_export(const QString& path);    // settings embedded in an exported file
-  QString sample_clip_path() const;                 // the shipped sample clip ("" if missing)
+  bool save_project(const QString& path);         // also writes generated frames as PNGs
+  bool restore_from_export(const QString& path);  // settings embedded in an exported file
+  QString sample_clip_path() const;               // the shipped sample clip ("" if missing)
 
   // [SECTION] Model
-  void load_model(const QString& path);             // asynchronous; model_changed() when done
+  void load_model(const QString& path);  // asynchronous; model_changed() when done
   void use_model(const diffusion::Model& model, const QString& note);  // hand over a built model
   bool model_ready() const;
-  const diffusion::ModelInfo* model_info() const;   // null until a model is loaded
+  const diffusion::ModelInfo* model_info() const;  // null until a model is loaded
 
   // [SECTION] Editing (each is one undo step; false + report_error on invalid input)
   bool edit_project(const QString& label, const std::function<void(project::Project&)>& change);
   void toggle_pin(int position);
-  void set_selection(int first, int last);          // inclusive; first > last clears
+  void set_selection(int first, int last);  // inclusive; first > last clears
   bool undo();
   bool redo();
 
   // [SECTION] Generation
-  bool start_generation();                          // false (and an error) if it cannot start
-  void stop_generation();                           // takes effect within one sampling step
+  bool start_generation();  // false (and an error) if it cannot start
+  void stop_generation();   // takes effect within one sampling step
   bool is_generating() const;
   const std::map<int, Frame>& generated_frames() const;  // final generated frames by position
-  int preview_updates() const;                      // live previews shown so far
+  int preview_updates() const;                           // live previews shown so far
 
   // [SECTION] Playback and viewing
   void seek(int position);
