@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <ctime>
 #include <limits>
 #include <set>
 #include <sstream>
@@ -26,12 +27,14 @@ namespace dfs::diffusion {
 ModelConfig ModelConfig::preset(const std::string& name) {
   ModelConfig c;
   if (name == "demo") {
-    // The shipped model's size: tuned with `dforce bench` on a 2-core CPU (see cmd_engine.cpp).
+    // The shipped model's size, chosen with `dforce bench` on a 2-core CPU: 8x8 patches give
+    // 8x6 = 48 tokens per frame; 4x4 patches (192 tokens) cost ~3x more per forward (spatial
+    // attention grows with tokens^2) and missed the 24 frames/s target by far.
     c.name = "demo";
     c.width = 64;
     c.height = 48;
     c.max_frames = 16;
-    c.patch = 4;
+    c.patch = 8;
     c.dim = 96;
     c.depth = 4;
     c.heads = 4;
@@ -180,6 +183,31 @@ torch::Tensor modulate(const torch::Tensor& x, const torch::Tensor& shift, const
   return torch::addcmul(shift, layer_norm(x), 1 + scale);
 }
 
+// Adds the process CPU time since the previous lap to one ForwardProfile field (no-op without
+// a profile). CPU time, not wall time: on a shared machine it still says where work goes.
+class StageClock {
+ public:
+  explicit StageClock(ForwardProfile* profile) : profile_(profile) { restart(); }
+  void restart() {
+    if (profile_ != nullptr) last_ = now();
+  }
+  void lap(double ForwardProfile::*field) {
+    if (profile_ == nullptr) return;
+    const double t = now();
+    profile_->*field += t - last_;
+    last_ = t;
+  }
+
+ private:
+  static double now() {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+  }
+  ForwardProfile* profile_;
+  double last_ = 0;
+};
+
 }  // namespace
 
 AttentionImpl::AttentionImpl(int dim, int heads)
@@ -212,6 +240,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   out = at::scaled_dot_product_attention(q, k, v, mask.defined() ? c10::optional<torch::Tensor>(mask.to(q.scalar_type()))
                                                                  : c10::nullopt);
 #else
+  // Plain matmul/softmax/matmul. Measured: a broadcast multiply-sum for the short temporal
+  // sequences was slower than batched GEMM once OpenBLAS runs single-threaded (runtime.cpp).
   auto scores = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(head_dim)));
   if (mask.defined()) scores = scores + mask.to(scores.scalar_type());
   out = torch::matmul(torch::softmax(scores, -1), v);
@@ -231,22 +261,28 @@ torch::Tensor SpaceTimeBlockImpl::forward(const torch::Tensor& h_in, const torch
                                           const torch::Tensor& mask, const torch::Tensor& past_k,
                                           const torch::Tensor& past_v, torch::Tensor* new_k, torch::Tensor* new_v) {
   const int64_t b = h_in.size(0), t = h_in.size(1), l = h_in.size(2), d = h_in.size(3);
+  StageClock clock(profile);
   const auto m = modulation(cond).unsqueeze(2).chunk(9, -1);  // each [B, T, 1, d]
+  clock.lap(&ForwardProfile::modulation);
   auto h = h_in;
 
   // Spatial attention: tokens of one frame attend to each other.
   auto y = modulate(h, m[0], m[1]).reshape({b * t, l, d});
   y = spatial->forward(y, {}, {}, {}, {}, {}).view({b, t, l, d});
   h = torch::addcmul(h, m[2], y);
+  clock.lap(&ForwardProfile::spatial);
 
   // Temporal attention: each position attends across frames.
   y = modulate(h, m[3], m[4]).permute({0, 2, 1, 3}).reshape({b * l, t, d});
   y = temporal->forward(y, rope_cos, rope_sin, mask, past_k, past_v, new_k, new_v);
   y = y.view({b, l, t, d}).permute({0, 2, 1, 3});
   h = torch::addcmul(h, m[5], y);
+  clock.lap(&ForwardProfile::temporal);
 
   y = fc2(torch::gelu(fc1(modulate(h, m[6], m[7]))));
-  return torch::addcmul(h, m[8], y);
+  h = torch::addcmul(h, m[8], y);
+  clock.lap(&ForwardProfile::mlp);
+  return h;
 }
 
 DenoiserImpl::DenoiserImpl(const ModelConfig& config) : config_(config) {
@@ -329,6 +365,7 @@ torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& 
   if (cache != nullptr && past > 0 && cache->keys.size() != blocks->size())
     throw Error("KV cache does not belong to this model");
 
+  StageClock clock(profile_);
   // Level embedding per frame -> the conditioning every block modulates with.
   auto emb = level_out(torch::silu(level_in(level_features(levels).to(dtype))));  // [B, T, d]
   const auto cond = torch::silu(emb);
@@ -349,6 +386,7 @@ torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& 
                .masked_fill(key_positions.unsqueeze(0) > positions.unsqueeze(1), -std::numeric_limits<float>::infinity());
   }
 
+  clock.lap(&ForwardProfile::embed_stem);
   std::vector<torch::Tensor> new_keys(blocks->size()), new_values(blocks->size());
   for (size_t i = 0; i < blocks->size(); ++i) {
     const auto& block = blocks[i]->as<SpaceTimeBlockImpl>();
@@ -375,11 +413,19 @@ torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& 
     }
   }
 
+  clock.restart();  // the blocks timed themselves
   const auto fm = final_modulation(cond).unsqueeze(2).chunk(2, -1);
   h = head(modulate(h, fm[0], fm[1]));  // [B, T, L, C p p]
   h = h.reshape({b * t, gh, gw, c.channels * p * p}).permute({0, 3, 1, 2});
   h = torch::pixel_shuffle(h, p);  // [BT, C, H, W]
-  return h.reshape({b, t, c.channels, c.height, c.width}).to(torch::kFloat32);
+  auto out = h.reshape({b, t, c.channels, c.height, c.width}).to(torch::kFloat32);
+  clock.lap(&ForwardProfile::head);
+  return out;
+}
+
+void DenoiserImpl::set_profile(ForwardProfile* profile) {
+  profile_ = profile;
+  for (size_t i = 0; i < blocks->size(); ++i) blocks[i]->as<SpaceTimeBlockImpl>()->profile = profile;
 }
 
 // [SECTION] Model files ------------------------------------------------------------------

@@ -1,6 +1,8 @@
 // Runtime set-up: intra-op threads and what the process actually runs on (BLAS, CUDA).
 #include <torch/torch.h>
 
+#include <dlfcn.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -24,6 +26,15 @@ int configure_threads(int threads) {
   if (threads <= 0) threads = static_cast<int>(std::thread::hardware_concurrency());
   if (threads <= 0) threads = 1;
   at::set_num_threads(threads);
+  // OpenBLAS keeps its own thread pool beside LibTorch's. $DFS_BLAS_THREADS sets it (found at
+  // run time, so nothing links against OpenBLAS directly); measured with `dforce bench`.
+  if (const char* env = std::getenv("DFS_BLAS_THREADS")) {
+    using SetThreads = void (*)(int);
+    if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+      const int blas_threads = std::atoi(env);
+      if (blas_threads > 0) set(blas_threads);
+    }
+  }
   return at::get_num_threads();
 }
 

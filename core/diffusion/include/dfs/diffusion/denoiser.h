@@ -36,6 +36,17 @@ struct KVCache {
   void clear() { keys.clear(); values.clear(); positions = torch::Tensor(); }
 };
 
+// Process CPU time spent in each stage of the forward pass, summed over calls (seconds; CPU
+// ops run synchronously). For `dforce bench`; costs two clock reads per stage when enabled.
+struct ForwardProfile {
+  double embed_stem = 0;  // level embedding, conv stem, position embedding
+  double modulation = 0;  // adaLN shift/scale/gate linears
+  double spatial = 0;     // spatial attention (incl. its norm/modulate)
+  double temporal = 0;    // temporal attention (incl. permutes)
+  double mlp = 0;
+  double head = 0;        // final norm, linear, pixel shuffle
+};
+
 // Multi-head self-attention over the middle axis of [N, S, dim]. With rotary tables it rotates
 // queries and keys by their positions; with a cache it attends to past keys/values too.
 class AttentionImpl : public torch::nn::Module {
@@ -69,6 +80,7 @@ class SpaceTimeBlockImpl : public torch::nn::Module {
   torch::nn::Linear fc1{nullptr};
   torch::nn::Linear fc2{nullptr};
   torch::nn::Linear modulation{nullptr};  // cond -> 9 x dim: shift/scale/gate per sub-layer
+  ForwardProfile* profile = nullptr;      // not owned; null = no timing
 };
 TORCH_MODULE(SpaceTimeBlock);
 
@@ -95,6 +107,7 @@ class DenoiserImpl : public torch::nn::Module {
 
   const ModelConfig& config() const { return config_; }
   int64_t parameter_count() const;
+  void set_profile(ForwardProfile* profile);  // not owned; null turns timing off
 
   torch::nn::Linear level_in{nullptr};
   torch::nn::Linear level_out{nullptr};
@@ -108,6 +121,7 @@ class DenoiserImpl : public torch::nn::Module {
   torch::Tensor run(const torch::Tensor& x, const torch::Tensor& levels, const torch::Tensor& positions,
                     KVCache* cache, bool append);
   ModelConfig config_;
+  ForwardProfile* profile_ = nullptr;
 };
 TORCH_MODULE(Denoiser);
 
