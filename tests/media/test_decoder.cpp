@@ -146,3 +146,24 @@ TEST_CASE("decoding straight to a model resolution letterboxes, crops or stretch
   for (int x = 0; x < 64; ++x) crop_top += crop.image.row(0)[3 * x] + crop.image.row(0)[3 * x + 1];
   CHECK(crop_top > 0);
 }
+
+TEST_CASE("every output column is written, at odd and even sizes, scaled or not",
+          "[media][decoder]") {
+  if (!dfs_test::have_footage()) DFS_SKIP("opencv-doc sample footage not installed");
+  // Megamind frame 100 is bright across its right edge; a black last column means a converter
+  // skipped the tail of the row (swscale's unscaled fast path did at width 322).
+  for (auto [w, h] : {std::pair{65, 49}, std::pair{63, 47}, std::pair{322, 242}, std::pair{0, 0}}) {
+    INFO(w << "x" << h);
+    DecoderOptions opt;
+    opt.width = w;
+    opt.height = h;
+    opt.fit = FitMode::kStretch;
+    const auto f = open_decoder(footage("Megamind.avi"), opt)->frame_at(100).image;
+    for (int x : {f.width - 1, f.width - 2}) {
+      int column_sum = 0;
+      for (int y = 0; y < f.height; ++y)
+        column_sum += f.row(y)[3 * x] + f.row(y)[3 * x + 1] + f.row(y)[3 * x + 2];
+      CHECK(column_sum > 0);
+    }
+  }
+}
