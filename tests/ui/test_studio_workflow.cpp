@@ -189,6 +189,38 @@ TEST_CASE("Studio: a broken clip or a missing file is reported and the window ke
   CHECK(w.document().project().timeline.length() > 0);
 }
 
+TEST_CASE("Studio: a model file that fails to load is reported and the current model stays",
+          "[gui]") {
+  app();
+  MainWindow w(test_options());
+  w.show();
+  w.use_model(dfs::diffusion::Model::random("tiny", 3), "test model");
+  REQUIRE(wait_until([&] { return w.model_ready(); }, 60000));
+  QTemporaryDir dir;
+  const QString bad = dir.filePath("broken.safetensors");
+  QFile file(bad);
+  REQUIRE(file.open(QIODevice::WriteOnly));
+  file.write("\xff\xff\xff\xff\xff\xff\xff\x7f{not json");
+  file.close();
+  QSignalSpy changed(&w, &MainWindow::model_changed);
+  w.load_model(bad);
+  REQUIRE(wait_until([&] { return changed.count() == 1; }, 60000));
+  CHECK(changed.at(0).at(0).toBool() == false);
+  CHECK(w.last_error().contains("broken.safetensors"));
+  REQUIRE(w.model_ready());
+  CHECK(w.model_info()->name == "tiny");
+  // And it still generates.
+  REQUIRE(w.open_clip(dfs::ui::test::vtest_path()));
+  REQUIRE(w.edit_project("Small run", [](dfs::project::Project& p) {
+    p.timeline = dfs::project::extend_layout(8, 4);
+    p.generation.rollout.sampler.schedule.steps = 2;
+  }));
+  QSignalSpy finished(&w, &MainWindow::generation_finished);
+  REQUIRE(w.start_generation());
+  REQUIRE(wait_until([&] { return finished.count() == 1; }, 120000));
+  CHECK(w.generated_frames().size() == 4);
+}
+
 TEST_CASE("Studio: undo and redo restore pins", "[gui]") {
   app();
   MainWindow w(test_options());

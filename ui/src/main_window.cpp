@@ -113,6 +113,7 @@ struct MainWindow::State {
   int thumbnail_ticket = 0;
   // Model, owned by the worker; the GUI keeps its description.
   std::optional<diffusion::ModelInfo> model_info;
+  bool model_loading = false;  // a load is queued on the worker
   QString model_note;
   QThread worker_thread;
   GenerationWorker* worker = nullptr;
@@ -548,6 +549,7 @@ void MainWindow::connect_worker() {
   connect(
       s_->worker, &GenerationWorker::model_loaded, this,
       [this](const diffusion::ModelInfo& info, const QString& path, const QString& note) {
+        s_->model_loading = false;
         s_->model_info = info;
         s_->model_note = note;
         // A project made for a bigger model: shrink its window to fit this one.
@@ -590,6 +592,7 @@ void MainWindow::connect_worker() {
         emit model_changed(true);
       });
   connect(s_->worker, &GenerationWorker::model_failed, this, [this](const QString& message) {
+    s_->model_loading = false;
     report_error(tr("The model could not be loaded"), message);
     emit model_changed(false);
   });
@@ -1192,8 +1195,9 @@ void MainWindow::load_model(const QString& path) {
     report_error(tr("Busy"), tr("Stop the running generation before loading another model."));
     return;
   }
-  s_->model_info.reset();
-  refresh_all();
+  // The current model stays usable until the new one has loaded: a file that fails to load
+  // costs nothing.
+  s_->model_loading = true;
   statusBar()->showMessage(path.isEmpty() ? tr("Loading the demo model...")
                                           : tr("Loading %1...").arg(path));
   const QString exe = QCoreApplication::applicationFilePath();
@@ -1287,7 +1291,7 @@ QOpenGLWidget* MainWindow::noise_curve_widget() const {
 
 bool MainWindow::start_generation() {
   if (s_->generating) return false;
-  if (!s_->model_info) {
+  if (!s_->model_info || s_->model_loading) {
     report_error(tr("No model"),
                  tr("The model is still loading (or failed to load): Model > Open model."));
     return false;
