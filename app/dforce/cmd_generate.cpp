@@ -22,6 +22,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "commands.h"
 #include "dfs/diffusion/api.h"
@@ -66,6 +68,10 @@ struct GenerationOptions {
   std::string range;
   std::string save_project;
   bool quiet = false;
+  // Timeline edits, applied in this order after the layout: pins, unpins, noise levels.
+  std::vector<std::string> pin;
+  std::vector<std::string> unpin;
+  std::vector<std::string> noise;
 
   struct Opts {  // which options the user gave
     CLI::Option *steps, *schedule, *uncertainty, *ar_step, *block, *eta, *stab, *stab_gen,
@@ -122,9 +128,63 @@ void add_generation_options(CLI::App* sub, GenerationOptions& o) {
   g.fps = sub->add_option("--fps", o.fps, "Output frame rate (default: the clip's)");
   g.quality = sub->add_option("--quality", o.quality, "Export quality 0..100 (default 80)");
   g.range = sub->add_option("--range", o.range, "Frames to export: all (default) or generated");
+  sub->add_option("--pin", o.pin, "Pin timeline frames: ranges like 0-7,12 (repeatable)");
+  sub->add_option("--unpin", o.unpin, "Unpin timeline frames: ranges like 20-23 (repeatable)");
+  sub->add_option("--noise", o.noise,
+                  "Start noise level of timeline frames: RANGES=LEVEL, e.g. 10-14=0.5 (repeatable; "
+                  "0 = keep, 1 = regenerate from scratch)");
   sub->add_option("--save-project", o.save_project,
                   "Also write the project (settings + results) as JSON");
   sub->add_flag("-q,--quiet", o.quiet, "No progress line");
+}
+
+// "0-7,12" -> {0..7, 12}: inclusive ranges of timeline positions.
+std::vector<std::pair<int, int>> parse_ranges(const std::string& text, const char* option) {
+  std::vector<std::pair<int, int>> out;
+  std::stringstream in(text);
+  std::string part;
+  while (std::getline(in, part, ',')) {
+    if (part.empty()) continue;
+    try {
+      size_t used = 0;
+      const int a = std::stoi(part, &used);
+      int b = a;
+      if (used < part.size()) {
+        if (part[used] != '-') throw std::invalid_argument("");
+        size_t used_b = 0;
+        b = std::stoi(part.substr(used + 1), &used_b);
+        if (used + 1 + used_b != part.size()) throw std::invalid_argument("");
+      }
+      out.emplace_back(std::min(a, b), std::max(a, b));
+    } catch (const std::exception&) {
+      throw std::runtime_error(std::string(option) + ": '" + part +
+                               "' is not a frame or a range like 3-9");
+    }
+  }
+  if (out.empty()) throw std::runtime_error(std::string(option) + ": no frames given");
+  return out;
+}
+
+void apply_timeline_edits(const GenerationOptions& o, dp::Timeline& t) {
+  for (const auto& text : o.pin)
+    for (auto [a, b] : parse_ranges(text, "--pin")) dp::set_pinned_range(t, a, b, true);
+  for (const auto& text : o.unpin)
+    for (auto [a, b] : parse_ranges(text, "--unpin")) dp::set_pinned_range(t, a, b, false);
+  for (const auto& text : o.noise) {
+    const auto eq = text.rfind('=');
+    if (eq == std::string::npos)
+      throw std::runtime_error("--noise: '" + text + "' needs RANGES=LEVEL, e.g. 10-14=0.5");
+    double level = 0;
+    try {
+      size_t used = 0;
+      level = std::stod(text.substr(eq + 1), &used);
+      if (used != text.size() - eq - 1) throw std::invalid_argument("");
+    } catch (const std::exception&) {
+      throw std::runtime_error("--noise: '" + text.substr(eq + 1) + "' is not a level in [0, 1]");
+    }
+    for (auto [a, b] : parse_ranges(text.substr(0, eq), "--noise"))
+      dp::set_noise_range(t, a, b, level);
+  }
 }
 
 // Applies the options the user gave on top of `p`. Returns true if context or horizon was given.
@@ -159,6 +219,7 @@ bool apply_overrides(const GenerationOptions& o, dp::Project& p) {
     if (e.range == dp::ExportRange::InOut)
       throw std::runtime_error("--range in_out is not available here; use all or generated");
   }
+  apply_timeline_edits(o, p.timeline);
   return g.horizon->count() || g.context->count();
 }
 
