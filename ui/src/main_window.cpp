@@ -171,7 +171,8 @@ MainWindow::MainWindow(StudioOptions options, QWidget* parent)
   s_->options = std::move(options);
   register_meta_types();
   setWindowTitle(tr("Diffusion Forcing Studio"));
-  setWindowIcon(QIcon(":/icons/dfstudio.svg"));
+  // PNG: Debian's Qt has no SVG image plugin unless qt6-svg is installed.
+  setWindowIcon(QIcon(":/icons/dfstudio.png"));
   setAcceptDrops(true);
   resize(1500, 950);
   build_ui();
