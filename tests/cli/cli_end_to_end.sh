@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# End-to-end checks of the dforce executable as a user runs it: a model file written by
+# `model init` loads, `extend` writes a playable MP4 with N more frames and its settings
+# embedded, `probe` reads them back, and bad input exits 1 with a message (never a crash).
+#   usage: cli_end_to_end.sh DFORCE SAMPLE_CLIP
+set -u
+dforce=$1
+clip=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+passes=0
+check() {  # check NAME CONDITION...
+  local name=$1; shift
+  if "$@"; then passes=$((passes + 1)); else echo "FAILED: $name"; fails=$((fails + 1)); fi
+}
+
+"$dforce" model init --config tiny -o "$tmp/tiny.safetensors" > "$tmp/init.log" 2>&1
+check "model init writes a file" test -s "$tmp/tiny.safetensors"
+"$dforce" info "$tmp/tiny.safetensors" > "$tmp/info.log" 2>&1
+check "info reads the resolution back" grep -q "32x24" "$tmp/info.log"
+
+src_frames=$("$dforce" probe "$clip" | awk '/frames/ {print $3; exit}')
+check "probe counts the sample clip's frames" test "${src_frames:-0}" -gt 0
+
+"$dforce" extend "$clip" --model "$tmp/tiny.safetensors" --frames 4 --steps 2 -o "$tmp/out.mp4" -q \
+  > "$tmp/extend.log" 2>&1
+check "extend exits 0" test $? -eq 0
+"$dforce" probe "$tmp/out.mp4" > "$tmp/probe.log" 2>&1
+out_frames=$(awk '/frames/ {print $3; exit}' "$tmp/probe.log")
+check "extend adds exactly 4 frames ($src_frames -> ${out_frames:-none})" \
+  test "${out_frames:-0}" -eq $((src_frames + 4))
+check "the export carries its generation settings" grep -q '"dfstudio-generation"' "$tmp/probe.log"
+check "a sidecar JSON is written" test -s "$tmp/out.mp4.json"
+
+"$dforce" extend "$tmp/missing.mp4" --model "$tmp/tiny.safetensors" --frames 4 -o "$tmp/x.mp4" \
+  > "$tmp/missing.log" 2>&1
+check "a missing clip exits 1" test $? -eq 1
+check "a missing clip is named in the message" grep -q "missing.mp4" "$tmp/missing.log"
+
+head -c 4000 /dev/urandom > "$tmp/garbage.safetensors"
+"$dforce" info "$tmp/garbage.safetensors" > "$tmp/garbage.log" 2>&1
+check "a garbage model file exits 1" test $? -eq 1
+check "a garbage model file gets an error message" grep -q "error" "$tmp/garbage.log"
+
+"$dforce" schedule --mode pyramid --steps 0 --frames 4 > "$tmp/steps.log" 2>&1
+check "steps 0 is refused" test $? -ne 0
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
