@@ -31,6 +31,9 @@ out_frames=$(awk '/frames/ {print $3; exit}' "$tmp/probe.log")
 check "extend adds exactly 4 frames ($src_frames -> ${out_frames:-none})" \
   test "${out_frames:-0}" -eq $((src_frames + 4))
 check "the export carries its generation settings" grep -q '"dfstudio-generation"' "$tmp/probe.log"
+"$dforce" probe --json "$tmp/out.mp4" | tr -d ' \n' > "$tmp/probe.json"
+expect="\"generated\":[$src_frames,$((src_frames + 1)),$((src_frames + 2)),$((src_frames + 3))]"
+check "the embedded settings list the 4 generated frames" grep -qF "$expect" "$tmp/probe.json"
 check "a sidecar JSON is written" test -s "$tmp/out.mp4.json"
 
 "$dforce" extend "$tmp/missing.mp4" --model "$tmp/tiny.safetensors" --frames 4 -o "$tmp/x.mp4" \

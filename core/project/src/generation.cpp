@@ -698,9 +698,14 @@ std::string generation_metadata_json(const Project& p, const diffusion::ModelInf
     m["noise_schedule"] = model->noise_schedule;
     m["parameter_count"] = model->parameter_count;
   }
+  // Exports write this before the rollout runs (the encoder is opened first), so the frames
+  // this run will generate — every unpinned position — count as well as earlier results.
   std::vector<int> generated;
-  for (size_t i = 0; i < p.results.generated.size(); ++i)
-    if (p.results.generated[i]) generated.push_back(static_cast<int>(i));
+  for (int i = 0; i < p.timeline.length(); ++i) {
+    const bool earlier = static_cast<size_t>(i) < p.results.generated.size() &&
+                         p.results.generated[static_cast<size_t>(i)];
+    if (earlier || !p.timeline.pinned(i)) generated.push_back(i);
+  }
   json j{{"format", kGenerationFormat},
          {"format_version", kGenerationFormatVersion},
          {"app", "Diffusion Forcing Studio"},
