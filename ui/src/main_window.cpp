@@ -725,6 +725,7 @@ void MainWindow::refresh_all() {
   s_->timeline->set_layout(t.length(), t.source_first, t.source_count, p.clip.frame_count,
                            p.clip.fps);
   s_->noise->set_levels(t.noise);
+  s_->timeline->set_in_out(p.export_settings.in, p.export_settings.out);
   refresh_flags();
   s_->controls->refresh(p, s_->model_info ? &*s_->model_info : nullptr);
   s_->heat->set_shape(p.generation.rollout.sampler.schedule.shape);
@@ -1418,11 +1419,16 @@ void MainWindow::show_export_dialog() {
   }
   project::ExportSettings initial = p.export_settings;
   if (initial.path.empty()) {
-    const QString base =
-        p.clip.path.empty()
-            ? QDir::homePath() + "/dfstudio_export"
-            : QFileInfo(QString::fromStdString(p.clip.path)).absolutePath() + "/" +
-                  QFileInfo(QString::fromStdString(p.clip.path)).completeBaseName() + "_dfs";
+    // Beside the clip when that folder is writable (sample clips often live in read-only
+    // system folders), else in the user's Videos folder.
+    const QFileInfo clip(QString::fromStdString(p.clip.path));
+    QString folder = p.clip.path.empty() ? QString() : clip.absolutePath();
+    if (folder.isEmpty() || !QFileInfo(folder).isWritable())
+      folder = QStandardPaths::writableLocation(QStandardPaths::MoviesLocation);
+    if (folder.isEmpty()) folder = QDir::homePath();
+    const QString name =
+        p.clip.path.empty() ? QStringLiteral("dfstudio_export") : clip.completeBaseName() + "_dfs";
+    const QString base = folder + "/" + name;
     initial.path = (base + ".mp4").toStdString();
   }
   ExportDialog dialog(initial, p.timeline.length(), s_->current, s_->model_info->width,

@@ -122,6 +122,12 @@ void TimelineWidget::set_selection(int first, int last) {
   update();
 }
 
+void TimelineWidget::set_in_out(int in, int out) {
+  in_ = in;
+  out_ = out;
+  update();
+}
+
 double TimelineWidget::px_per_frame() const {
   if (length_ <= 0) return 1.0;
   return zoom_ > 0 ? zoom_ : static_cast<double>(width()) / length_;
@@ -249,6 +255,16 @@ void TimelineWidget::paintEvent(QPaintEvent*) {
     p.drawText(QPointF(x + 2, ry + 15), fps_ > 0
                                             ? QString("%1  %2").arg(pos).arg(timecode(pos, fps_))
                                             : QString::number(pos));
+  }
+
+  // [in/out] Export range brackets, when set (I and O keys).
+  if (in_ <= out_ && (in_ > 0 || out_ < length_ - 1)) {
+    const double x0 = x_of(in_);
+    const double x1 = x_of(out_ + 1);
+    p.setPen(QPen(QColor(240, 240, 240), 2));
+    p.drawLine(QPointF(x0, ry), QPointF(x1, ry));
+    p.drawLine(QPointF(x0, ry), QPointF(x0, ry + 8));
+    p.drawLine(QPointF(x1, ry), QPointF(x1, ry + 8));
   }
 
   // [playhead]

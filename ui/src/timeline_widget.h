@@ -37,6 +37,7 @@ class TimelineWidget : public QWidget {
   void clear_results();
   void set_current(int position);
   void set_selection(int first, int last);  // inclusive; first > last = none
+  void set_in_out(int in, int out);         // export in/out points (brackets on the ruler)
   int selection_first() const { return selection_first_; }
   int selection_last() const { return selection_last_; }
   int thumbnails_received() const { return thumbnails_received_; }
@@ -77,6 +78,8 @@ class TimelineWidget : public QWidget {
   int current_ = 0;
   int selection_first_ = 0;
   int selection_last_ = -1;
+  int in_ = 0;
+  int out_ = -1;
   // View: first visible position (fractional) and zoom; zoom 0 = fit the whole timeline.
   double view_first_ = 0;
   double zoom_ = 0;  // pixels per frame; 0 = fit
