@@ -121,7 +121,8 @@ void run_frames(const FramesOptions& o) {
                              std::to_string(count) + " frames");
   std::error_code ec;
   fs::create_directories(o.output, ec);
-  if (!fs::is_directory(o.output)) throw std::runtime_error("cannot create the folder '" + o.output + "'");
+  if (!fs::is_directory(o.output))
+    throw std::runtime_error("cannot create the folder '" + o.output + "'");
   decoder->seek(o.from);
   long long written = 0;
   while (auto f = decoder->read()) {
@@ -165,8 +166,10 @@ std::vector<fs::path> image_files(const std::string& dir) {
   std::vector<fs::path> files;
   for (const auto& entry : fs::directory_iterator(dir)) {
     std::string ext = entry.path().extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (entry.is_regular_file() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp"))
+    std::transform(ext.begin(), ext.end(), ext.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    if (entry.is_regular_file() &&
+        (ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp"))
       files.push_back(entry.path());
   }
   std::sort(files.begin(), files.end());  // frame_000001 < frame_000002: zero-padded names
@@ -206,7 +209,9 @@ struct BenchOptions {
   int threads = 0;
 };
 
-bool ffmpeg_on_path() { return std::system("ffmpeg -hide_banner -version > /dev/null 2>&1") == 0; }
+bool ffmpeg_on_path() {
+  return std::system("ffmpeg -hide_banner -version > /dev/null 2>&1") == 0;
+}
 
 // CPU seconds (user + system) used so far by this process (`who` = RUSAGE_SELF) or by its
 // waited-for children (RUSAGE_CHILDREN). CPU time is reported beside wall time because on a
@@ -247,8 +252,10 @@ void run_bench(const BenchOptions& o) {
     ours.wall = std::min(ours.wall, std::chrono::duration<double>(clock::now() - t0).count());
     ours.cpu = std::min(ours.cpu, cpu_seconds(RUSAGE_SELF) - c0);
   }
-  std::printf("dfs_media decode+resize to %dx%d  : %lld frames, wall %.3f s = %5.0f frames/s, cpu %.3f s = %5.0f frames/s\n",
-              w, h, frames, ours.wall, frames / ours.wall, ours.cpu, frames / ours.cpu);
+  std::printf(
+      "dfs_media decode+resize to %dx%d  : %lld frames, wall %.3f s = %5.0f frames/s, cpu %.3f s = "
+      "%5.0f frames/s\n",
+      w, h, frames, ours.wall, frames / ours.wall, ours.cpu, frames / ours.cpu);
   if (!ffmpeg_on_path()) {
     std::printf("ffmpeg program not on PATH: no comparison\n");
     return;
@@ -261,32 +268,40 @@ void run_bench(const BenchOptions& o) {
   for (int r = 0; r < runs; ++r) {
     const auto t0 = clock::now();
     const double c0 = cpu_seconds(RUSAGE_CHILDREN);
-    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("the ffmpeg program failed on this clip");
+    if (std::system(cmd.c_str()) != 0)
+      throw std::runtime_error("the ffmpeg program failed on this clip");
     cli.wall = std::min(cli.wall, std::chrono::duration<double>(clock::now() - t0).count());
     cli.cpu = std::min(cli.cpu, cpu_seconds(RUSAGE_CHILDREN) - c0);
   }
-  std::printf("ffmpeg -vf scale=%d:%d -f null -: %lld frames, wall %.3f s = %5.0f frames/s, cpu %.3f s = %5.0f frames/s\n",
-              w, h, frames, cli.wall, frames / cli.wall, cli.cpu, frames / cli.cpu);
-  std::printf("time ratio dfs_media / ffmpeg (target <= 1.20): wall %.2f, cpu %.2f  (best of %d runs each)\n",
-              ours.wall / cli.wall, ours.cpu / cli.cpu, runs);
+  std::printf(
+      "ffmpeg -vf scale=%d:%d -f null -: %lld frames, wall %.3f s = %5.0f frames/s, cpu %.3f s = "
+      "%5.0f frames/s\n",
+      w, h, frames, cli.wall, frames / cli.wall, cli.cpu, frames / cli.cpu);
+  std::printf(
+      "time ratio dfs_media / ffmpeg (target <= 1.20): wall %.2f, cpu %.2f  (best of %d runs "
+      "each)\n",
+      ours.wall / cli.wall, ours.cpu / cli.cpu, runs);
 }
 
 }  // namespace
 
 void register_media_commands(CLI::App& app) {
   {
-    auto* sub = app.add_subcommand("probe", "Describe a clip: container, codec, size, rotation, rate, frames");
+    auto* sub = app.add_subcommand(
+        "probe", "Describe a clip: container, codec, size, rotation, rate, frames");
     auto clip = std::make_shared<std::string>();
     auto json = std::make_shared<bool>(false);
     sub->add_option("clip", *clip, "Video, GIF or image file")->required();
-    sub->add_flag("--json", *json, "Print JSON (with the generation settings if the file has them)");
+    sub->add_flag("--json", *json,
+                  "Print JSON (with the generation settings if the file has them)");
     sub->callback([clip, json] { run_probe(*clip, *json); });
   }
   {
     auto* sub = app.add_subcommand("frames", "Write frames of a clip as PNGs, optionally resized");
     auto o = std::make_shared<FramesOptions>();
     sub->add_option("clip", o->clip, "Video file")->required();
-    sub->add_option("--from", o->from, "First frame index (0-based)")->check(CLI::NonNegativeNumber);
+    sub->add_option("--from", o->from, "First frame index (0-based)")
+        ->check(CLI::NonNegativeNumber);
     sub->add_option("--to", o->to, "Last frame index, inclusive (default: the last frame)");
     sub->add_option("--size", o->size, "Output size WIDTHxHEIGHT, e.g. 64x48 (default: native)");
     sub->add_option("--fit", o->fit, "letterbox (pad), crop or stretch")
@@ -295,26 +310,35 @@ void register_media_commands(CLI::App& app) {
     sub->callback([o] { run_frames(*o); });
   }
   {
-    auto* sub = app.add_subcommand("export", "Encode a folder of frames (PNG/JPEG/BMP, sorted by name) to video, GIF or PNGs");
+    auto* sub = app.add_subcommand(
+        "export", "Encode a folder of frames (PNG/JPEG/BMP, sorted by name) to video, GIF or PNGs");
     auto o = std::make_shared<ExportOptions>();
     sub->add_option("input", o->input, "Folder of frames (or one image)")->required();
-    sub->add_option("-o,--output", o->output, "Output: .mp4, .mkv, .webm, .gif, .png or folder/")->required();
+    sub->add_option("-o,--output", o->output, "Output: .mp4, .mkv, .webm, .gif, .png or folder/")
+        ->required();
     sub->add_option("--fps", o->fps, "Frames per second")->check(CLI::PositiveNumber);
-    sub->add_option("--format", o->format, "auto (from the extension), mp4, mkv, webm, gif, png, png-seq");
-    sub->add_option("--crf", o->crf, "Quality, lower is better (H.264 0-51, default 20; VP9 0-63, default 32)")
+    sub->add_option("--format", o->format,
+                    "auto (from the extension), mp4, mkv, webm, gif, png, png-seq");
+    sub->add_option("--crf", o->crf,
+                    "Quality, lower is better (H.264 0-51, default 20; VP9 0-63, default 32)")
         ->check(CLI::Range(0, 63));
     sub->add_option("--preset", o->preset, "x264 preset: ultrafast .. veryslow");
-    sub->add_option("--metadata", o->metadata, "JSON file embedded in the output (and a .json sidecar)");
-    sub->add_flag("--scale-to-even", o->scale_to_even, "Scale odd sizes down to even instead of padding");
+    sub->add_option("--metadata", o->metadata,
+                    "JSON file embedded in the output (and a .json sidecar)");
+    sub->add_flag("--scale-to-even", o->scale_to_even,
+                  "Scale odd sizes down to even instead of padding");
     sub->callback([o] { run_export(*o); });
   }
   {
-    auto* sub = app.add_subcommand("bench-decode", "Decode + resize frames/s, beside the ffmpeg program doing the same");
+    auto* sub = app.add_subcommand(
+        "bench-decode", "Decode + resize frames/s, beside the ffmpeg program doing the same");
     auto o = std::make_shared<BenchOptions>();
     sub->add_option("clip", o->clip, "Clip to decode (default: opencv-doc's vtest.avi)");
     sub->add_option("--size", o->size, "Resize target WIDTHxHEIGHT");
-    sub->add_option("--repeat", o->repeat, "Runs per side; the best is reported")->check(CLI::Range(1, 100));
-    sub->add_option("--decode-threads", o->threads, "Decoder threads for both sides (0 = automatic)")
+    sub->add_option("--repeat", o->repeat, "Runs per side; the best is reported")
+        ->check(CLI::Range(1, 100));
+    sub->add_option("--decode-threads", o->threads,
+                    "Decoder threads for both sides (0 = automatic)")
         ->check(CLI::NonNegativeNumber);
     sub->callback([o] { run_bench(*o); });
   }

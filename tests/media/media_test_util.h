@@ -28,7 +28,9 @@ namespace fs = std::filesystem;
 inline std::string footage(const std::string& name) {
   return "/usr/share/doc/opencv-doc/examples/data/" + name;
 }
-inline bool have_footage() { return fs::exists(footage("vtest.avi")); }
+inline bool have_footage() {
+  return fs::exists(footage("vtest.avi"));
+}
 
 inline bool have_ffmpeg_cli() {
   static const bool ok = std::system("ffmpeg -hide_banner -version > /dev/null 2>&1") == 0;
@@ -47,9 +49,8 @@ class ScratchDir {
   ScratchDir() {
     static std::atomic<int> counter{0};
     const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    path_ = fs::temp_directory_path() /
-            ("dfs_media_test_" + std::to_string(::getpid()) + "_" + std::to_string(stamp) + "_" +
-             std::to_string(counter++));
+    path_ = fs::temp_directory_path() / ("dfs_media_test_" + std::to_string(::getpid()) + "_" +
+                                         std::to_string(stamp) + "_" + std::to_string(counter++));
     fs::create_directories(path_);
   }
   ~ScratchDir() {
@@ -98,6 +99,8 @@ inline dfs::Frame noise_frame(int w, int h, unsigned seed) {
   return f;
 }
 
-inline bool running_as_root() { return ::geteuid() == 0; }
+inline bool running_as_root() {
+  return ::geteuid() == 0;
+}
 
 }  // namespace dfs_test

@@ -84,7 +84,8 @@ TEST_CASE("a huge declared resolution is refused before anything is allocated", 
   dfs_test::ScratchDir dir;
   // A YUV4MPEG2 header declaring 16000x16000 (256 megapixels, 384 MB a frame) and 8 bytes of
   // "picture": a hostile file must not make us allocate the frame.
-  write_bytes(dir.file("huge.y4m"), "YUV4MPEG2 W16000 H16000 F25:1 Ip A1:1 C420jpeg\nFRAME\n12345678");
+  write_bytes(dir.file("huge.y4m"),
+              "YUV4MPEG2 W16000 H16000 F25:1 Ip A1:1 C420jpeg\nFRAME\n12345678");
   check_refused(dir.file("huge.y4m"), "megapixel limit");
   // A smaller limit on the decoder refuses an ordinary clip the same way.
   DecoderOptions tight;

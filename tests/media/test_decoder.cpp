@@ -41,7 +41,8 @@ TEST_CASE("probe reports the facts of the real sample clips", "[media][probe]") 
   CHECK(t.duration == Approx(29.6).margin(0.1));
 }
 
-TEST_CASE("sequential decoding yields every frame in order at the native size", "[media][decoder]") {
+TEST_CASE("sequential decoding yields every frame in order at the native size",
+          "[media][decoder]") {
   if (!dfs_test::have_footage()) DFS_SKIP("opencv-doc sample footage not installed");
   auto dec = open_decoder(footage("Megamind.avi"));
   CHECK(dec->output_width() == 720);

@@ -63,8 +63,9 @@ TEST_CASE("single PNG round trip is bit-exact and refuses a second frame",
   CHECK_THROWS_AS(enc.write(f), Error);
 }
 
-TEST_CASE("MP4/H.264 round trip keeps count, rate and quality (PSNR > 33 dB, SSIM > 0.92 at CRF 18)",
-          "[media][encoder][roundtrip]") {
+TEST_CASE(
+    "MP4/H.264 round trip keeps count, rate and quality (PSNR > 33 dB, SSIM > 0.92 at CRF 18)",
+    "[media][encoder][roundtrip]") {
   dfs_test::ScratchDir dir;
   const auto frames = pattern_clip(96, 64, 24);
   EncodeSettings s;
@@ -182,8 +183,7 @@ TEST_CASE("non-integer frame rates are kept (29.97)", "[media][encoder]") {
   CHECK(probe(dir.file("ntsc.mp4")).fps == Approx(29.97).margin(0.01));
 }
 
-TEST_CASE("frames of another size are letterboxed to the first frame's size",
-          "[media][encoder]") {
+TEST_CASE("frames of another size are letterboxed to the first frame's size", "[media][encoder]") {
   dfs_test::ScratchDir dir;
   Encoder enc;
   enc.open(dir.file("mixed/"), EncodeSettings{});
@@ -233,8 +233,8 @@ TEST_CASE("writing into a missing or read-only folder fails at open with the fol
   CHECK_THROWS_WITH(enc.open("/proc/dfs_out.gif"), Catch::Contains("cannot create"));
   if (!dfs_test::running_as_root()) {
     std::filesystem::create_directory(dir.file("ro"));
-    std::filesystem::permissions(dir.file("ro"), std::filesystem::perms::owner_read |
-                                                     std::filesystem::perms::owner_exec);
+    std::filesystem::permissions(
+        dir.file("ro"), std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec);
     CHECK_THROWS_WITH(enc.open(dir.file("ro/out.mp4")), Catch::Contains("cannot create"));
     std::filesystem::permissions(dir.file("ro"), std::filesystem::perms::owner_all);
   }

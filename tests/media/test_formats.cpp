@@ -30,10 +30,10 @@ std::string source_input(const dfs_test::ScratchDir& dir) {
 
 struct Case {
   const char* name;
-  const char* args;     // ffmpeg output options
-  const char* file;     // output name (extension picks the container)
-  const char* codec;    // expected decoder name
-  double min_psnr;      // dB, against the lossless source
+  const char* args;   // ffmpeg output options
+  const char* file;   // output name (extension picks the container)
+  const char* codec;  // expected decoder name
+  double min_psnr;    // dB, against the lossless source
 };
 
 }  // namespace
@@ -43,10 +43,14 @@ TEST_CASE("clips from the ffmpeg program decode in every codec and container", "
   dfs_test::ScratchDir dir;
   const auto source = write_source(dir, 160, 120);
   const Case cases[] = {
-      {"H.264 in MP4", "-c:v libx264 -preset ultrafast -crf 16 -pix_fmt yuv420p", "h264.mp4", "h264", 33},
-      {"H.264 4:4:4 in MOV", "-c:v libx264 -preset ultrafast -crf 16 -pix_fmt yuv444p", "h264.mov", "h264", 38},
-      {"HEVC in MKV", "-c:v libx265 -preset ultrafast -crf 18 -x265-params log-level=none", "hevc.mkv", "hevc", 32},
-      {"VP9 in WebM", "-c:v libvpx-vp9 -crf 24 -b:v 0 -deadline realtime -cpu-used 8", "vp9.webm", "vp9", 30},
+      {"H.264 in MP4", "-c:v libx264 -preset ultrafast -crf 16 -pix_fmt yuv420p", "h264.mp4",
+       "h264", 33},
+      {"H.264 4:4:4 in MOV", "-c:v libx264 -preset ultrafast -crf 16 -pix_fmt yuv444p", "h264.mov",
+       "h264", 38},
+      {"HEVC in MKV", "-c:v libx265 -preset ultrafast -crf 18 -x265-params log-level=none",
+       "hevc.mkv", "hevc", 32},
+      {"VP9 in WebM", "-c:v libvpx-vp9 -crf 24 -b:v 0 -deadline realtime -cpu-used 8", "vp9.webm",
+       "vp9", 30},
       {"MPEG-4 part 2 in AVI", "-c:v mpeg4 -q:v 2", "mpeg4.avi", "mpeg4", 30},
       {"MJPEG (full-range yuvj) in AVI", "-c:v mjpeg -q:v 2", "mjpeg.avi", "mjpeg", 30},
       {"ProRes 422 10-bit in MOV", "-c:v prores_ks -profile:v 2", "prores.mov", "prores", 38},
@@ -104,15 +108,16 @@ TEST_CASE("rotation metadata is reported and applied", "[media][formats]") {
   dfs_test::ScratchDir dir;
   write_source(dir, 160, 120);
   const std::string plain = dir.file("plain.mp4");
-  REQUIRE(dfs_test::run_ffmpeg(source_input(dir) + "-c:v libx264 -preset ultrafast -crf 10 " + plain));
+  REQUIRE(
+      dfs_test::run_ffmpeg(source_input(dir) + "-c:v libx264 -preset ultrafast -crf 10 " + plain));
   for (int tag : {90, 180, 270}) {
     // FFmpeg 5.1's muxer stores "rotate=T" as a display matrix turning the picture T degrees
     // counter-clockwise (ffprobe: "rotation=T"), i.e. (360 - T) clockwise for the viewer.
     const int degrees = (360 - tag) % 360;
     INFO("rotate tag " << tag << ", clockwise " << degrees);
     const std::string rotated = dir.file("rot" + std::to_string(tag) + ".mp4");
-    REQUIRE(dfs_test::run_ffmpeg("-i " + plain + " -c copy -metadata:s:v:0 rotate=" +
-                                 std::to_string(tag) + " " + rotated));
+    REQUIRE(dfs_test::run_ffmpeg(
+        "-i " + plain + " -c copy -metadata:s:v:0 rotate=" + std::to_string(tag) + " " + rotated));
     const ProbeInfo p = probe(rotated);
     CHECK(p.rotation == degrees);
     const bool quarter = degrees != 180;
@@ -125,16 +130,27 @@ TEST_CASE("rotation metadata is reported and applied", "[media][formats]") {
     REQUIRE(stored.width == 160);
     REQUIRE(upright.width == (quarter ? 120 : 160));
     // Stored pixel (x, y) lands where a clockwise rotation puts it.
-    for (auto [x, y] : {std::pair{0, 0}, std::pair{159, 0}, std::pair{10, 100}, std::pair{150, 60}}) {
+    for (auto [x, y] :
+         {std::pair{0, 0}, std::pair{159, 0}, std::pair{10, 100}, std::pair{150, 60}}) {
       int ux = x, uy = y;
-      if (degrees == 90) { ux = 119 - y; uy = x; }
-      if (degrees == 180) { ux = 159 - x; uy = 119 - y; }
-      if (degrees == 270) { ux = y; uy = 159 - x; }
+      if (degrees == 90) {
+        ux = 119 - y;
+        uy = x;
+      }
+      if (degrees == 180) {
+        ux = 159 - x;
+        uy = 119 - y;
+      }
+      if (degrees == 270) {
+        ux = y;
+        uy = 159 - x;
+      }
       CHECK(std::memcmp(stored.row(y) + 3 * x, upright.row(uy) + 3 * ux, 3) == 0);
     }
     // And the picture is the one the ffmpeg program shows (it auto-rotates too).
     const std::string shown = dir.file("shown" + std::to_string(tag) + ".png");
-    REQUIRE(dfs_test::run_ffmpeg("-i " + rotated + " -vf \"select=eq(n\\,4)\" -frames:v 1 " + shown));
+    REQUIRE(
+        dfs_test::run_ffmpeg("-i " + rotated + " -vf \"select=eq(n\\,4)\" -frames:v 1 " + shown));
     const Frame cli = read_image(shown);
     REQUIRE(cli.width == upright.width);
     CHECK(psnr(cli, upright) > 35.0);
@@ -150,7 +166,8 @@ TEST_CASE("variable frame rate is detected and frames are indexed by presentatio
   // Frame N at N(N+1)/20 s: gaps of 0.1, 0.2, ... 1.1 s (on the encoder's 0.1 s grid).
   REQUIRE(dfs_test::run_ffmpeg(source_input(dir) +
                                "-vf setpts='N*(N+1)/20/TB' -vsync vfr -c:v libx264 -preset "
-                               "ultrafast -crf 10 " + vfr));
+                               "ultrafast -crf 10 " +
+                               vfr));
   const ProbeInfo p = probe(vfr);
   CHECK(p.variable_fps);
   CHECK(p.frame_count == kFrames);

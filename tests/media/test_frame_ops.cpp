@@ -1,6 +1,6 @@
 // Frame processing: fitting into a model resolution, upscaling, PSNR, SSIM, colour layouts.
-#include <catch2/catch.hpp>
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <random>
 
@@ -94,7 +94,8 @@ TEST_CASE("PSNR follows its definition", "[media][frame_ops][metrics]") {
   CHECK_THROWS_AS(psnr(a, solid(9, 10, 0, 0, 0)), std::invalid_argument);
 }
 
-TEST_CASE("SSIM is 1 for identical frames and falls with distortion", "[media][frame_ops][metrics]") {
+TEST_CASE("SSIM is 1 for identical frames and falls with distortion",
+          "[media][frame_ops][metrics]") {
   const Frame a = dfs_test::pattern_frame(64, 48, 3);
   CHECK(ssim(a, a) == Approx(1.0));
   Frame light = a, heavy = a;
@@ -113,16 +114,15 @@ TEST_CASE("SSIM is 1 for identical frames and falls with distortion", "[media][f
   const double c1 = (0.01 * 255) * (0.01 * 255);
   const double expected = (2.0 * 100 * 110 + c1) / (100.0 * 100 + 110.0 * 110 + c1);
   CHECK(ssim(solid(64, 48, 100, 100, 100), solid(64, 48, 110, 110, 110)) == Approx(expected));
-  CHECK(ssim(solid(64, 48, 100, 7, 7), solid(64, 48, 110, 7, 7)) ==
-        Approx((expected + 2.0) / 3.0));
+  CHECK(ssim(solid(64, 48, 100, 7, 7), solid(64, 48, 110, 7, 7)) == Approx((expected + 2.0) / 3.0));
   CHECK(ssim(solid(64, 48, 7, 7, 100), solid(64, 48, 7, 7, 110)) ==
         Approx((expected + 2.0) / 3.0));  // every channel weighs the same
 }
 
 TEST_CASE("colour layouts round-trip through from_pixels / to_pixels", "[media][frame_ops]") {
   const Frame f = dfs_test::noise_frame(7, 5, 4);
-  for (PixelLayout layout : {PixelLayout::kRgb24, PixelLayout::kBgr24, PixelLayout::kRgba32,
-                             PixelLayout::kBgra32}) {
+  for (PixelLayout layout :
+       {PixelLayout::kRgb24, PixelLayout::kBgr24, PixelLayout::kRgba32, PixelLayout::kBgra32}) {
     const int bpp = (layout == PixelLayout::kRgba32 || layout == PixelLayout::kBgra32) ? 4 : 3;
     const int stride = 7 * bpp + 5;  // padded rows, as QImage has
     std::vector<std::uint8_t> buf(static_cast<size_t>(stride) * 5, 0);

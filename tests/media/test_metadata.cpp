@@ -21,7 +21,8 @@ std::string generation_json() {
   }
   noise += "]";
   return R"({"model":"demo-64x48.safetensors","seed":1234567,"schedule":{"shape":"pyramid","u":2.5,)"
-         R"("steps":50},"pins":[0,1,2,47],"noise_levels":)" + noise +
+         R"("steps":50},"pins":[0,1,2,47],"noise_levels":)" +
+         noise +
          R"(,"guidance":{"kind":"fractional","w":1.5,"f":0.25},"note":"caf\u00e9 \"quoted\"",)"
          R"("version":"0.1.0"})";
 }
@@ -98,8 +99,10 @@ TEST_CASE("the ffmpeg program sees the metadata as the comment tag", "[media][me
   s.metadata_json = R"({"seed":42,"model":"demo"})";
   encode_frames(dir.file("tagged.mp4"), few_frames(), s);
   const std::string out = dir.file("tags.txt");
-  const std::string cmd = "ffprobe -v error -show_entries format_tags=comment -of "
-                          "default=nw=1:nk=1 " + dir.file("tagged.mp4") + " > " + out;
+  const std::string cmd =
+      "ffprobe -v error -show_entries format_tags=comment -of "
+      "default=nw=1:nk=1 " +
+      dir.file("tagged.mp4") + " > " + out;
   REQUIRE(std::system(cmd.c_str()) == 0);
   std::ifstream in(out);
   std::string line;

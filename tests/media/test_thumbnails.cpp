@@ -1,6 +1,6 @@
 // Thumbnails: evenly spaced, made on a worker thread, cancellable.
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -80,14 +80,17 @@ TEST_CASE("cancelling a thumbnail job stops it early; dropping it joins cleanly"
   CHECK_FALSE(finished_ok);
   CHECK(job.delivered() < 200);
   // A job destroyed while running must not crash or leak its thread.
-  { ThumbnailJob dropped(req, [](int, std::int64_t, const dfs::Frame&) {}); }
+  {
+    ThumbnailJob dropped(req, [](int, std::int64_t, const dfs::Frame&) {});
+  }
 }
 
 TEST_CASE("a thumbnail job on a bad file reports the error instead of throwing",
           "[media][thumbnails][bad]") {
   bool ok = true;
-  ThumbnailJob job(ThumbnailRequest{"/nonexistent/clip.mp4"},
-                   [](int, std::int64_t, const dfs::Frame&) {}, [&](bool b) { ok = b; });
+  ThumbnailJob job(
+      ThumbnailRequest{"/nonexistent/clip.mp4"}, [](int, std::int64_t, const dfs::Frame&) {},
+      [&](bool b) { ok = b; });
   job.wait();
   CHECK_FALSE(ok);
   REQUIRE(job.error());

@@ -40,9 +40,12 @@ FitMode parse_fit_mode(const char* text) {
 
 const char* to_string(FitMode mode) {
   switch (mode) {
-    case FitMode::kLetterbox: return "letterbox";
-    case FitMode::kCrop: return "crop";
-    case FitMode::kStretch: return "stretch";
+    case FitMode::kLetterbox:
+      return "letterbox";
+    case FitMode::kCrop:
+      return "crop";
+    case FitMode::kStretch:
+      return "stretch";
   }
   return "?";
 }
@@ -159,8 +162,7 @@ double ssim(const Frame& a, const Frame& b) {
   return (m[0] + m[1] + m[2]) / 3.0;
 }
 
-Frame from_pixels(const std::uint8_t* data, int width, int height, int stride,
-                  PixelLayout layout) {
+Frame from_pixels(const std::uint8_t* data, int width, int height, int stride, PixelLayout layout) {
   if (!data || width <= 0 || height <= 0) throw std::invalid_argument("from_pixels: empty input");
   Frame out(width, height);
   cv::Mat dst = view(out);

@@ -53,8 +53,8 @@ void write_sidecar(const std::string& path, const std::string& json) {
   const std::string tmp = side + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(side, std::string("cannot write the metadata sidecar: ") +
-                                    std::strerror(errno));
+    if (!out)
+      throw Error(side, std::string("cannot write the metadata sidecar: ") + std::strerror(errno));
     out << json;
     out.flush();
     if (!out) throw Error(side, "cannot write the metadata sidecar (disk full?)");

@@ -10,7 +10,9 @@ namespace {
 
 constexpr int kBins = 32 * 32 * 32;  // 5 bits per channel
 
-inline int bin_of(int r, int g, int b) { return ((r >> 3) << 10) | ((g >> 3) << 5) | (b >> 3); }
+inline int bin_of(int r, int g, int b) {
+  return ((r >> 3) << 10) | ((g >> 3) << 5) | (b >> 3);
+}
 
 struct Box {
   std::vector<int> bins;  // histogram bins in the box
@@ -18,7 +20,9 @@ struct Box {
 };
 
 // Extent of a box along channel c (0 = R, 1 = G, 2 = B), in bin units.
-int channel_of(int bin, int c) { return (bin >> (10 - 5 * c)) & 31; }
+int channel_of(int bin, int c) {
+  return (bin >> (10 - 5 * c)) & 31;
+}
 
 }  // namespace
 
@@ -129,8 +133,8 @@ IndexedImage quantize(const Frame& frame, bool dither) {
     palette_rgb[i][0] = static_cast<int>((r + w / 2) / w);
     palette_rgb[i][1] = static_cast<int>((g + w / 2) / w);
     palette_rgb[i][2] = static_cast<int>((b + w / 2) / w);
-    out.palette[i] = 0xFF000000u | (palette_rgb[i][0] << 16) | (palette_rgb[i][1] << 8) |
-                     palette_rgb[i][2];
+    out.palette[i] =
+        0xFF000000u | (palette_rgb[i][0] << 16) | (palette_rgb[i][1] << 8) | palette_rgb[i][2];
   }
 
   // Nearest palette entry per bin (centre of the bin), computed on demand.

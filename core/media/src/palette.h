@@ -18,10 +18,10 @@ namespace dfs::media {
 struct IndexedImage {
   int width = 0;
   int height = 0;
-  std::vector<std::uint8_t> indices;        // width * height palette indices
-  std::array<std::uint32_t, 256> palette{}; // 0xAARRGGBB (FFmpeg PAL8 layout), unused = 0
-  int colors = 0;                           // entries in use
-  bool exact = false;                       // palette holds every colour of the frame
+  std::vector<std::uint8_t> indices;         // width * height palette indices
+  std::array<std::uint32_t, 256> palette{};  // 0xAARRGGBB (FFmpeg PAL8 layout), unused = 0
+  int colors = 0;                            // entries in use
+  bool exact = false;                        // palette holds every colour of the frame
 };
 
 IndexedImage quantize(const Frame& frame, bool dither);

@@ -48,15 +48,23 @@ ThumbnailJob::~ThumbnailJob() {
   wait();
 }
 
-void ThumbnailJob::cancel() { cancel_ = true; }
+void ThumbnailJob::cancel() {
+  cancel_ = true;
+}
 
 void ThumbnailJob::wait() {
   if (worker_.joinable()) worker_.join();
 }
 
-bool ThumbnailJob::finished() const { return finished_; }
-bool ThumbnailJob::cancelled() const { return cancel_; }
-int ThumbnailJob::delivered() const { return delivered_; }
+bool ThumbnailJob::finished() const {
+  return finished_;
+}
+bool ThumbnailJob::cancelled() const {
+  return cancel_;
+}
+int ThumbnailJob::delivered() const {
+  return delivered_;
+}
 
 std::optional<std::string> ThumbnailJob::error() const {
   std::lock_guard lock(error_mutex_);

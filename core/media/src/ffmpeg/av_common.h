@@ -62,16 +62,16 @@ struct Input {
   std::string path;
   FormatPtr format;
   int stream_index = -1;
-  AVStream* stream = nullptr;    // owned by format
+  AVStream* stream = nullptr;  // owned by format
   const AVCodec* codec = nullptr;
-  int rotation = 0;              // clockwise degrees to apply
+  int rotation = 0;  // clockwise degrees to apply
   // Presentation timestamps of every video packet (pts, else dts), sorted and de-duplicated:
   // frame n is shown at pts[n] (stream time base). Empty when the stream has no timestamps.
   std::vector<std::int64_t> pts;
-  bool pts_from_dts = false;     // some packets had no pts; the index is built from dts
+  bool pts_from_dts = false;               // some packets had no pts; the index is built from dts
   std::vector<std::int64_t> keyframe_pts;  // timestamps (same domain as pts) of keyframes, sorted
-  std::int64_t packets = 0;      // video packets seen by the index pass
-  std::int64_t index_bytes = 0;  // sum of packet sizes
+  std::int64_t packets = 0;                // video packets seen by the index pass
+  std::int64_t index_bytes = 0;            // sum of packet sizes
 };
 
 // Opens `path`, picks the video stream, refuses frames over max_pixels, and (index = true)

@@ -78,8 +78,7 @@ void check_folder(const std::string& path, const fs::path& folder_in) {
   std::error_code ec;
   if (!fs::exists(folder, ec))
     throw Error(path, "the folder '" + folder.string() + "' does not exist");
-  if (!fs::is_directory(folder, ec))
-    throw Error(path, "'" + folder.string() + "' is not a folder");
+  if (!fs::is_directory(folder, ec)) throw Error(path, "'" + folder.string() + "' is not a folder");
 }
 
 }  // namespace
@@ -100,13 +99,20 @@ ExportFormat parse_export_format(const std::string& text) {
 
 const char* to_string(ExportFormat format) {
   switch (format) {
-    case ExportFormat::kAuto: return "auto";
-    case ExportFormat::kMp4: return "mp4";
-    case ExportFormat::kMkv: return "mkv";
-    case ExportFormat::kWebm: return "webm";
-    case ExportFormat::kGif: return "gif";
-    case ExportFormat::kPngSequence: return "png-seq";
-    case ExportFormat::kPng: return "png";
+    case ExportFormat::kAuto:
+      return "auto";
+    case ExportFormat::kMp4:
+      return "mp4";
+    case ExportFormat::kMkv:
+      return "mkv";
+    case ExportFormat::kWebm:
+      return "webm";
+    case ExportFormat::kGif:
+      return "gif";
+    case ExportFormat::kPngSequence:
+      return "png-seq";
+    case ExportFormat::kPng:
+      return "png";
   }
   return "?";
 }
@@ -132,7 +138,7 @@ struct Encoder::Impl {
   EncodeSettings settings;
   ExportFormat format = ExportFormat::kAuto;
   std::int64_t frames = 0;
-  int width = 0, height = 0;      // size of the frames given (fixed by the first)
+  int width = 0, height = 0;          // size of the frames given (fixed by the first)
   int enc_width = 0, enc_height = 0;  // size encoded (even for yuv420p)
   bool started = false;
   bool closed = false;
@@ -158,7 +164,9 @@ struct Encoder::Impl {
     packet.reset();
   }
 
-  bool uses_muxer() const { return format != ExportFormat::kPng && format != ExportFormat::kPngSequence; }
+  bool uses_muxer() const {
+    return format != ExportFormat::kPng && format != ExportFormat::kPngSequence;
+  }
 
   void open_output() {
     using namespace ffmpeg;
@@ -192,11 +200,12 @@ struct Encoder::Impl {
         enc_height = std::max(2, height & ~1);
       }
     }
-    const char* encoder_name = format == ExportFormat::kWebm ? "libvpx-vp9"
+    const char* encoder_name = format == ExportFormat::kWebm  ? "libvpx-vp9"
                                : format == ExportFormat::kGif ? "gif"
                                                               : "libx264";
     const AVCodec* enc = avcodec_find_encoder_by_name(encoder_name);
-    if (!enc) throw Error(path, std::string("this FFmpeg build has no ") + encoder_name + " encoder");
+    if (!enc)
+      throw Error(path, std::string("this FFmpeg build has no ") + encoder_name + " encoder");
     stream = avformat_new_stream(out, nullptr);
     codec.reset(avcodec_alloc_context3(enc));
     if (!stream || !codec) throw Error(path, "out of memory starting the encoder");
@@ -301,15 +310,16 @@ struct Encoder::Impl {
         for (int y = 0; y < enc_height; ++y) {
           const std::uint8_t* from = rgb.row(std::min(y, height - 1));
           std::memcpy(padded.row(y), from, rgb.stride());
-          if (enc_width != width) std::memcpy(padded.row(y) + rgb.stride(), from + rgb.stride() - 3, 3);
+          if (enc_width != width)
+            std::memcpy(padded.row(y) + rgb.stride(), from + rgb.stride() - 3, 3);
         }
         src = &padded;
         src_w = enc_width;
         src_h = enc_height;
       }
       sws.reset(sws_getCachedContext(sws.release(), src_w, src_h, AV_PIX_FMT_RGB24, enc_width,
-                                     enc_height, AV_PIX_FMT_YUV420P,
-                                     SWS_BICUBIC | SWS_ACCURATE_RND, nullptr, nullptr, nullptr));
+                                     enc_height, AV_PIX_FMT_YUV420P, SWS_BICUBIC | SWS_ACCURATE_RND,
+                                     nullptr, nullptr, nullptr));
       if (!sws) throw Error(path, "cannot convert RGB to YUV");
       const uint8_t* src_data[4] = {src->rgb.data(), nullptr, nullptr, nullptr};
       const int src_stride[4] = {src->stride(), 0, 0, 0};
@@ -342,7 +352,8 @@ struct Encoder::Impl {
       }
     }
     release();
-    if (!settings.metadata_json.empty() && settings.write_sidecar) write_sidecar(path, settings.metadata_json);
+    if (!settings.metadata_json.empty() && settings.write_sidecar)
+      write_sidecar(path, settings.metadata_json);
   }
 };
 

@@ -212,9 +212,8 @@ class FfmpegDecoder final : public Decoder {
           break;
         }
         if (packet_->stream_index == in_.stream_index) {
-          const double at = packet_->pts != AV_NOPTS_VALUE
-                                ? packet_->pts * av_q2d(in_.stream->time_base)
-                                : 0.0;
+          const double at =
+              packet_->pts != AV_NOPTS_VALUE ? packet_->pts * av_q2d(in_.stream->time_base) : 0.0;
           const int sent = avcodec_send_packet(codec_.get(), packet_.get());
           if (sent < 0 && sent != AVERROR(EAGAIN)) {
             char where[64];
@@ -268,12 +267,10 @@ class FfmpegDecoder final : public Decoder {
     const bool quarter = rotation_ == 90 || rotation_ == 270;
     const int sw = quarter ? geometry_.scaled_height : geometry_.scaled_width;
     const int sh = quarter ? geometry_.scaled_width : geometry_.scaled_height;
-    sws_.reset(sws_getCachedContext(sws_.release(), f->width, f->height,
-                                    static_cast<AVPixelFormat>(f->format), sw, sh,
-                                    AV_PIX_FMT_RGB24,
-                                    (sw == f->width && sh == f->height) ? kSwsFlagsSameSize
-                                                                        : kSwsFlagsResize,
-                                    nullptr, nullptr, nullptr));
+    sws_.reset(sws_getCachedContext(
+        sws_.release(), f->width, f->height, static_cast<AVPixelFormat>(f->format), sw, sh,
+        AV_PIX_FMT_RGB24, (sw == f->width && sh == f->height) ? kSwsFlagsSameSize : kSwsFlagsResize,
+        nullptr, nullptr, nullptr));
     if (!sws_) throw Error(in_.path, "cannot convert this pixel format to RGB");
     // Use the stream's colour matrix and range (BT.709 HD video, full-range JPEG) when known.
     int* inv_table = nullptr;
@@ -310,8 +307,7 @@ class FfmpegDecoder final : public Decoder {
     const int x1 = std::min(out_w_, g.offset_x + upright.width);
     const int y1 = std::min(out_h_, g.offset_y + upright.height);
     for (int y = y0; y < y1; ++y) {
-      std::memcpy(out.image.row(y) + 3 * x0,
-                  upright.row(y - g.offset_y) + 3 * (x0 - g.offset_x),
+      std::memcpy(out.image.row(y) + 3 * x0, upright.row(y - g.offset_y) + 3 * (x0 - g.offset_x),
                   static_cast<size_t>(3) * (x1 - x0));
     }
     return out;
@@ -390,8 +386,8 @@ class FfmpegDecoder final : public Decoder {
         return;
       }
       avformat_flush(in_.format.get());
-      const int rc = av_seek_frame(in_.format.get(), in_.stream_index, in_.pts[anchor],
-                                   AVSEEK_FLAG_BACKWARD);
+      const int rc =
+          av_seek_frame(in_.format.get(), in_.stream_index, in_.pts[anchor], AVSEEK_FLAG_BACKWARD);
       if (rc < 0) {
         restart();
         skip_forward(n);
@@ -445,6 +441,8 @@ class FfmpegDecoder final : public Decoder {
 }  // namespace
 }  // namespace ffmpeg
 
-std::unique_ptr<Decoder> make_decoder() { return std::make_unique<ffmpeg::FfmpegDecoder>(); }
+std::unique_ptr<Decoder> make_decoder() {
+  return std::make_unique<ffmpeg::FfmpegDecoder>();
+}
 
 }  // namespace dfs::media

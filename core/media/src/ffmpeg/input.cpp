@@ -47,8 +47,8 @@ void check_readable_file(const std::string& path) {
   const auto status = fs::status(path, ec);
   if (ec || !fs::exists(status)) throw Error(path, "file does not exist");
   if (fs::is_directory(status)) throw Error(path, "is a directory, not a video file");
-  if (!fs::is_regular_file(status) && !fs::is_character_file(status) &&
-      !fs::is_fifo(status) && !fs::is_block_file(status))
+  if (!fs::is_regular_file(status) && !fs::is_character_file(status) && !fs::is_fifo(status) &&
+      !fs::is_block_file(status))
     throw Error(path, "is not a regular file");
   if (fs::is_regular_file(status) && fs::file_size(path, ec) == 0 && !ec)
     throw Error(path, "file is empty (0 bytes)");
@@ -129,8 +129,8 @@ void rewind_input(Input& in) {
   if (seekable) {
     avformat_flush(in.format.get());
     const std::int64_t start = in.stream->start_time != AV_NOPTS_VALUE ? in.stream->start_time
-                               : !in.pts.empty()                        ? in.pts.front()
-                                                                        : 0;
+                               : !in.pts.empty()                       ? in.pts.front()
+                                                                       : 0;
     if (av_seek_frame(in.format.get(), in.stream_index, start, AVSEEK_FLAG_BACKWARD) >= 0 ||
         av_seek_frame(in.format.get(), in.stream_index, start,
                       AVSEEK_FLAG_BACKWARD | AVSEEK_FLAG_ANY) >= 0 ||

@@ -34,21 +34,21 @@
 namespace dfs::media {
 
 struct DecoderOptions {
-  int width = 0;                      // output size; 0,0 = native (display orientation)
-  int height = 0;                     //   both or neither must be set
-  FitMode fit = FitMode::kLetterbox;  // how the picture goes into width x height
-  bool apply_rotation = true;         // honour the container's rotation metadata
-  std::size_t cache_frames = 48;      // LRU capacity in frames (0 disables the cache)
-  int threads = 0;                    // decoder threads (0 = FFmpeg's choice: all cores)
+  int width = 0;                                // output size; 0,0 = native (display orientation)
+  int height = 0;                               //   both or neither must be set
+  FitMode fit = FitMode::kLetterbox;            // how the picture goes into width x height
+  bool apply_rotation = true;                   // honour the container's rotation metadata
+  std::size_t cache_frames = 48;                // LRU capacity in frames (0 disables the cache)
+  int threads = 0;                              // decoder threads (0 = FFmpeg's choice: all cores)
   std::int64_t max_pixels = kDefaultMaxPixels;  // refuse larger coded frames before allocating
 };
 
 // One decoded picture and where it sits in the clip.
 struct DecodedFrame {
-  Frame image;              // RGB24, upright, at the requested size
-  std::int64_t index = 0;   // presentation index, 0-based
-  double time = 0;          // seconds from the first frame
-  bool keyframe = false;    // an intra frame in the source stream
+  Frame image;             // RGB24, upright, at the requested size
+  std::int64_t index = 0;  // presentation index, 0-based
+  double time = 0;         // seconds from the first frame
+  bool keyframe = false;   // an intra frame in the source stream
 };
 
 // What went wrong while decoding (for damaged files). Not an error by itself.
@@ -58,9 +58,7 @@ struct DecodeReport {
   std::int64_t frames_missing = 0;    // indices skipped by read() because they never decoded
   std::int64_t frames_concealed = 0;  // frames returned with damage patched over (concealment)
   std::vector<std::string> messages;  // first few distinct decoder messages, for the user
-  bool damaged() const {
-    return packets_failed > 0 || frames_missing > 0 || frames_concealed > 0;
-  }
+  bool damaged() const { return packets_failed > 0 || frames_missing > 0 || frames_concealed > 0; }
 };
 
 // LRU cache of decoded frames keyed by index. Not thread-safe on its own (Decoder locks).
@@ -87,11 +85,11 @@ class Decoder {
 
   // Opens `path` (closing any previous clip). Throws Error, leaving the decoder closed.
   void open(const std::string& path, const DecoderOptions& options = {});
-  void close();                                  // idempotent
+  void close();  // idempotent
   bool is_open() const;
-  ProbeInfo info() const;                        // of the open clip; Error if closed
+  ProbeInfo info() const;  // of the open clip; Error if closed
   DecoderOptions options() const;
-  int output_width() const;                      // size of the frames produced
+  int output_width() const;  // size of the frames produced
   int output_height() const;
 
   // Next frame in presentation order; nullopt at the end of the clip. After frame_at(n) the
@@ -103,9 +101,9 @@ class Decoder {
   DecodedFrame frame_at(std::int64_t index);
   // Rewinds so that read() starts at frame `index` again (cheap; decoding happens in read()).
   void seek(std::int64_t index);
-  std::int64_t position() const;  // index read() would return next (best knowledge)
-  DecodeReport report() const;    // damage seen so far
-  std::size_t cache_hits() const; // frame_at() calls answered from the cache (for tests)
+  std::int64_t position() const;   // index read() would return next (best knowledge)
+  DecodeReport report() const;     // damage seen so far
+  std::size_t cache_hits() const;  // frame_at() calls answered from the cache (for tests)
 
  protected:
   Decoder() = default;

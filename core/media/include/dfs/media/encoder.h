@@ -36,7 +36,8 @@ enum class ExportFormat {
   kPngSequence,  // directory of frame_000000.png, frame_000001.png... (lossless)
   kPng,          // a single PNG (exactly one frame)
 };
-ExportFormat parse_export_format(const std::string& text);  // "mp4", "webm", "gif", "png", "png-seq"...
+ExportFormat parse_export_format(
+    const std::string& text);  // "mp4", "webm", "gif", "png", "png-seq"...
 const char* to_string(ExportFormat format);
 ExportFormat format_for_path(const std::string& path);  // what kAuto resolves to; Error if unknown
 
@@ -49,10 +50,10 @@ struct EncodeSettings {
                                   // -1 = format default (H.264 20, VP9 32)
   std::string preset = "medium";  // x264 preset: ultrafast..veryslow
   EvenSize even_size = EvenSize::kPad;
-  std::string metadata_json;      // embedded + sidecar when non-empty (must be valid JSON)
-  bool write_sidecar = true;      // write "<path>.json" when metadata_json is non-empty
-  bool gif_dither = true;         // Floyd–Steinberg dithering for GIF (smooth gradients)
-  int gif_loop = 0;               // 0 = loop forever, -1 = play once
+  std::string metadata_json;  // embedded + sidecar when non-empty (must be valid JSON)
+  bool write_sidecar = true;  // write "<path>.json" when metadata_json is non-empty
+  bool gif_dither = true;     // Floyd–Steinberg dithering for GIF (smooth gradients)
+  int gif_loop = 0;           // 0 = loop forever, -1 = play once
 };
 
 class Encoder {

@@ -64,8 +64,7 @@ enum class PixelLayout {
   kGray8,   // one luma byte
 };
 // Builds an RGB Frame from a packed buffer (stride in bytes; alpha is dropped).
-Frame from_pixels(const std::uint8_t* data, int width, int height, int stride,
-                  PixelLayout layout);
+Frame from_pixels(const std::uint8_t* data, int width, int height, int stride, PixelLayout layout);
 // Writes `frame` into a packed buffer of `layout` (stride in bytes; alpha set to 255;
 // gray is BT.601 luma). `out` must hold height * stride bytes.
 void to_pixels(const Frame& frame, std::uint8_t* out, int stride, PixelLayout layout);

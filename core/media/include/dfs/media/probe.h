@@ -12,24 +12,25 @@
 namespace dfs::media {
 
 struct ProbeInfo {
-  std::string path;            // as given
-  std::string container;       // demuxer short name: "mov,mp4,m4a,3gp,3g2,mj2", "avi", "matroska,webm", "gif"...
-  std::string container_long;  // human name: "QuickTime / MOV"
-  std::string codec;           // decoder short name: "h264", "hevc", "vp9", "mpeg4", "prores"...
-  std::string pixel_format;    // source pixel format name: "yuv420p", "rgb24"...
-  int width = 0;               // coded (storage) pixels, before rotation
-  int height = 0;              // coded (storage) pixels, before rotation
-  int display_width = 0;       // after sample aspect ratio and rotation: what a viewer shows
-  int display_height = 0;      // after sample aspect ratio and rotation
-  double display_aspect = 0;   // display_width / display_height (includes SAR and rotation)
-  int rotation = 0;            // clockwise degrees the decoder applies: 0, 90, 180 or 270
-  double fps = 0;              // frames per second (average for variable-rate streams)
-  bool variable_fps = false;   // frame durations differ by more than one timestamp tick
-  double duration = 0;         // seconds (stream, else container; 0 if unknown)
-  std::int64_t frame_count = 0;      // number of video frames
-  bool frame_count_exact = false;    // true: counted from packets; false: duration * fps estimate
-  std::int64_t bit_rate = 0;   // bits per second (0 if unknown)
-  bool has_audio = false;      // the container also holds an audio stream
+  std::string path;  // as given
+  std::string
+      container;  // demuxer short name: "mov,mp4,m4a,3gp,3g2,mj2", "avi", "matroska,webm", "gif"...
+  std::string container_long;    // human name: "QuickTime / MOV"
+  std::string codec;             // decoder short name: "h264", "hevc", "vp9", "mpeg4", "prores"...
+  std::string pixel_format;      // source pixel format name: "yuv420p", "rgb24"...
+  int width = 0;                 // coded (storage) pixels, before rotation
+  int height = 0;                // coded (storage) pixels, before rotation
+  int display_width = 0;         // after sample aspect ratio and rotation: what a viewer shows
+  int display_height = 0;        // after sample aspect ratio and rotation
+  double display_aspect = 0;     // display_width / display_height (includes SAR and rotation)
+  int rotation = 0;              // clockwise degrees the decoder applies: 0, 90, 180 or 270
+  double fps = 0;                // frames per second (average for variable-rate streams)
+  bool variable_fps = false;     // frame durations differ by more than one timestamp tick
+  double duration = 0;           // seconds (stream, else container; 0 if unknown)
+  std::int64_t frame_count = 0;  // number of video frames
+  bool frame_count_exact = false;  // true: counted from packets; false: duration * fps estimate
+  std::int64_t bit_rate = 0;       // bits per second (0 if unknown)
+  bool has_audio = false;          // the container also holds an audio stream
 };
 
 // Probes `path`. Throws Error (missing, unreadable, directory, empty, not a media file, no

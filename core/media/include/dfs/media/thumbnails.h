@@ -22,9 +22,9 @@
 namespace dfs::media {
 
 struct ThumbnailRequest {
-  std::string path;                   // clip
-  int count = 10;                     // thumbnails wanted (clamped to the frame count)
-  int width = 160;                    // thumbnail box, pixels
+  std::string path;  // clip
+  int count = 10;    // thumbnails wanted (clamped to the frame count)
+  int width = 160;   // thumbnail box, pixels
   int height = 90;
   FitMode fit = FitMode::kLetterbox;
 };
@@ -45,11 +45,11 @@ class ThumbnailJob {
   ThumbnailJob(const ThumbnailJob&) = delete;
   ThumbnailJob& operator=(const ThumbnailJob&) = delete;
 
-  void cancel();                       // asks the worker to stop; returns at once
-  void wait();                         // blocks until the worker has finished
-  bool finished() const;               // the worker has returned
+  void cancel();          // asks the worker to stop; returns at once
+  void wait();            // blocks until the worker has finished
+  bool finished() const;  // the worker has returned
   bool cancelled() const;
-  int delivered() const;               // thumbnails delivered so far
+  int delivered() const;                     // thumbnails delivered so far
   std::optional<std::string> error() const;  // set if the clip could not be read
 
  private:
