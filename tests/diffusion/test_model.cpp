@@ -368,3 +368,30 @@ TEST_CASE("causal rollout with the KV cache matches the uncached rollout", "[rol
       max_diff = std::max(max_diff, std::abs(int(cached[i].rgb[k]) - int(plain[i].rgb[k])));
   CHECK(max_diff <= 1);  // 1e-5 in float can flip one rounding of the uint8 output
 }
+
+TEST_CASE("on CUDA the model runs in bf16 and agrees with the CPU float32 model", "[gpu]") {
+  if (!torch::cuda::is_available()) {
+    WARN("no CUDA device: skipped");
+    return;
+  }
+  torch::InferenceMode guard;
+  auto cpu = Model::random("tiny", 8, "cpu");
+  auto gpu = Model::random("tiny", 8, "cuda");
+  CHECK(gpu.info().device.rfind("cuda", 0) == 0);
+  const auto x = random_frames(cpu.impl()->config, 1, 4, 1);
+  const auto levels = random_levels(1, 4, 2);
+  const auto a = cpu.impl()->net->forward(x, levels);
+  const auto b = gpu.impl()->net->forward(x, levels).to(torch::kCPU);
+  CHECK(b.scalar_type() == torch::kFloat32);
+  CHECK((a - b).abs().max().item<float>() < 0.1f * std::max(1.0f, a.abs().max().item<float>()));
+  std::vector<TimelineFrame> timeline(6);
+  RolloutSettings settings;
+  settings.context = 2;
+  settings.horizon = 4;
+  settings.sampler.schedule.steps = 3;
+  int frames = 0;
+  RolloutCallbacks callbacks;
+  callbacks.on_frame = [&](int, const dfs::Frame&) { ++frames; };
+  CHECK(run_rollout(gpu, timeline, settings, callbacks).frames_final == 6);
+  CHECK(frames == 6);
+}

@@ -12,7 +12,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <bit>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -30,7 +29,7 @@ namespace dfs::diffusion {
 
 namespace {
 
-static_assert(std::endian::native == std::endian::little,
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "the safetensors reader copies raw little-endian bytes; add byte swapping for this host");
 
 constexpr std::uint64_t kMaxHeaderBytes = 100ull << 20;  // the reference implementation's limit
