@@ -96,3 +96,36 @@ TEST_CASE("Noise curve renders and its pixels change when levels change", "[gui]
   const QImage after = curve->grabFramebuffer();
   CHECK(differing_pixels(before, after) > 50);
 }
+
+TEST_CASE("Heat map: dragging in a generated column paints its start level, one undo step",
+          "[gui]") {
+  auto w = studio_with_clip();
+  // Regenerate clip frames 8-15 from noise; frames 4-7 are the first window's context.
+  REQUIRE(w->edit_project("Regenerate 8-15", [](dfs::project::Project& p) {
+    p.timeline = dfs::project::regenerate_layout(16, 8, 15, 1.0);
+  }));
+  QOpenGLWidget* heat = w->heat_map_widget();
+  QTest::qWait(100);
+  // The window's 8 columns share the grid's width; the right half holds frames 8-11.
+  const QPoint target(heat->width() * 7 / 8, heat->height() * 3 / 4);
+  QTest::mouseMove(heat, target);
+  QTest::qWait(60);
+  QTest::mousePress(heat, Qt::LeftButton, Qt::NoModifier, target);
+  REQUIRE(wait_until(
+      [&] {
+        const auto& noise = w->document().project().timeline.noise;
+        return noise[10] < 1.0 || noise[11] < 1.0;
+      },
+      3000));
+  QTest::mouseRelease(heat, Qt::LeftButton, Qt::NoModifier, target);
+  QTest::qWait(100);
+  const auto& noise = w->document().project().timeline.noise;
+  const double painted = std::min(noise[10], noise[11]);
+  INFO("painted level " << painted);
+  CHECK(painted > 0.05);
+  CHECK(painted < 0.6);  // the lower part of the column = a low start level
+  CHECK(noise[8] == 1.0);
+  REQUIRE(w->undo());
+  CHECK(w->document().project().timeline.noise[10] == 1.0);
+  CHECK(w->document().project().timeline.noise[11] == 1.0);
+}

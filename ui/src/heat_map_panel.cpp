@@ -126,7 +126,7 @@ void HeatMapPanel::draw_ui() {
     ImGui::TextColored(ImVec4(1, 1, 1, 1), "running: window %d, row %d", running_window_ + 1,
                        running_row_);
   else
-    ImGui::TextDisabled("hover a row to see which frames that step updates");
+    ImGui::TextDisabled("hover a row: frames that step updates; drag in a column: its start level");
 
   if (matrix.rows <= 0 || matrix.frames <= 0 || matrix.steps <= 0) return;
 
@@ -152,6 +152,29 @@ void HeatMapPanel::draw_ui() {
     const int c = static_cast<int>((mouse.x - grid0.x) / cell_w);
     if (mouse.y >= grid0.y && r >= 0 && r < matrix.rows) hover_row = r;
     if (mouse.x >= grid0.x && c >= 0 && c < matrix.frames) hover_col = c;
+  }
+  // Painting: dragging in a generated column sets that frame's start level (row 0 of the
+  // matrix = the per-frame noise curve), higher = more noise. Not while generating.
+  if (ImGui::IsItemActive() && running_window_ < 0) {
+    const ImVec2 mouse = ImGui::GetIO().MousePos;
+    const int c = static_cast<int>(std::floor((mouse.x - grid0.x) / cell_w));
+    if (c >= 0 && c < matrix.frames && c < static_cast<int>(plan.known.size()) &&
+        !plan.known[static_cast<size_t>(c)] && c < static_cast<int>(plan.frames.size())) {
+      const double level =
+          std::clamp(1.0 - static_cast<double>((mouse.y - grid0.y) / grid_h), 0.0, 1.0);
+      const int position = plan.frames[static_cast<size_t>(c)];
+      if (position != painted_position_ || level != painted_level_) {
+        painted_position_ = position;
+        painted_level_ = level;
+        painting_ = true;
+        QTimer::singleShot(0, this,
+                           [this, position, level] { emit start_level_painted(position, level); });
+      }
+    }
+  } else if (painting_) {
+    painting_ = false;
+    painted_position_ = -1;
+    QTimer::singleShot(0, this, [this] { emit painting_finished(); });
   }
 
   const ImU32 hatch = IM_COL32(255, 255, 255, 40);

@@ -6,6 +6,7 @@
 // hatched. Hovering a row outlines the cells that step touches (the frames whose entry drops
 // from row m to m+1: they get one sampler update). During generation the running row is
 // highlighted and the panel follows the running window. Preset buttons pick a matrix shape.
+// Dragging up/down in a generated column paints that frame's start level (row 0).
 // GUI thread only.
 #pragma once
 
@@ -39,6 +40,8 @@ class HeatMapPanel : public ImGuiWidget {
 
  signals:
   void shape_picked(dfs::diffusion::ScheduleShape shape);  // a preset button was clicked
+  void start_level_painted(int position, double level);    // drag in a generated column
+  void painting_finished();                                // the drag ended (one undo step)
 
  protected:
   void draw_ui() override;
@@ -50,6 +53,9 @@ class HeatMapPanel : public ImGuiWidget {
   int shown_window_ = 0;
   int running_window_ = -1;  // -1: not generating
   int running_row_ = -1;
+  bool painting_ = false;
+  int painted_position_ = -1;
+  double painted_level_ = -1;
 };
 
 }  // namespace dfs::ui

@@ -308,6 +308,21 @@ void MainWindow::build_ui() {
       p.generation.rollout.sampler.schedule.shape = shape;
     });
   });
+  connect(s_->heat, &HeatMapPanel::start_level_painted, this, [this](int position, double level) {
+    if (s_->generating) return;
+    try {
+      if (s_->doc.edit(
+              tr("Paint start levels").toStdString(),
+              [position, level](project::Project& p) {
+                project::set_noise(p.timeline, position, level);
+              },
+              "heat_map_paint"))
+        refresh_all();
+    } catch (const std::exception& e) {
+      statusBar()->showMessage(QString::fromUtf8(e.what()), 5000);
+    }
+  });
+  connect(s_->heat, &HeatMapPanel::painting_finished, this, [this] { s_->doc.end_merge(); });
   connect(s_->controls, &ControlsPanel::edit_requested, this,
           [this](const QString& label, const ProjectEdit& change, const QString& merge_key) {
             try {
