@@ -181,7 +181,7 @@ TEST_CASE("files truncated at 10, 50 and 90 percent give their decodable frames"
   }
 }
 
-TEST_CASE("an image file as a clip is a one-frame clip; a broken image is refused",
+TEST_CASE("an image file as a clip is a one-frame clip, a broken image is refused",
           "[media][bad]") {
   dfs_test::ScratchDir dir;
   write_png(dir.file("pic.png"), dfs_test::pattern_frame(40, 20, 2));

@@ -139,7 +139,7 @@ TEST_CASE("WebM/VP9 round trip keeps count and rate (PSNR > 32 dB)",
   for (size_t i = 0; i < frames.size(); ++i) CHECK(psnr(decoded[i], frames[i]) > 32.0);
 }
 
-TEST_CASE("GIF with few colours round-trips exactly; many colours stay close",
+TEST_CASE("GIF with few colours round-trips exactly, many colours stay close",
           "[media][encoder][roundtrip]") {
   dfs_test::ScratchDir dir;
   // Few colours: each frame a different pair of flat colours (≤ 256 → exact palette).

@@ -72,7 +72,7 @@ TEST_CASE("GIF, PNG and PNG sequences carry metadata in a sidecar", "[media][met
   CHECK(sidecar_path(dir.file("frames/")) == dir.file("frames.json"));
 }
 
-TEST_CASE("sidecar wins only when the container has no JSON; foreign files give nothing",
+TEST_CASE("sidecar wins only when the container has no JSON, foreign files give nothing",
           "[media][metadata]") {
   dfs_test::ScratchDir dir;
   EncodeSettings s;

@@ -60,7 +60,7 @@ TEST_CASE("a thumbnail job delivers every thumbnail off the calling thread, in o
   CHECK(make_thumbnails(req)[2] == dec->frame_at(indices[2]).image);
 }
 
-TEST_CASE("cancelling a thumbnail job stops it early; dropping it joins cleanly",
+TEST_CASE("cancelling a thumbnail job stops it early, dropping it joins cleanly",
           "[media][thumbnails]") {
   if (!dfs_test::have_footage()) DFS_SKIP("opencv-doc sample footage not installed");
   ThumbnailRequest req{dfs_test::footage("vtest.avi"), 200, 32, 24, FitMode::kCrop};
