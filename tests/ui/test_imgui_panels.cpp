@@ -4,6 +4,7 @@
 #include <QOpenGLContext>
 #include <QOpenGLWidget>
 #include <QTest>
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include "dfs/diffusion/api.h"
@@ -128,4 +129,36 @@ TEST_CASE("Heat map: dragging in a generated column paints its start level, one 
   REQUIRE(w->undo());
   CHECK(w->document().project().timeline.noise[10] == 1.0);
   CHECK(w->document().project().timeline.noise[11] == 1.0);
+}
+
+TEST_CASE("Noise curve: a drag paints levels of unpinned frames and commits one undo step",
+          "[gui]") {
+  auto w = studio_with_clip();  // 16 pinned clip frames + 8 new frames at level 1
+  QOpenGLWidget* curve = w->noise_curve_widget();
+  const int y = curve->height() * 3 / 5;  // below the middle of the plot: a level under 0.5
+  const QPoint from(curve->width() * 72 / 100, y);
+  const QPoint to(curve->width() * 92 / 100, y);
+  QTest::mouseMove(curve, from);
+  QTest::qWait(60);
+  QTest::mousePress(curve, Qt::LeftButton, Qt::NoModifier, from);
+  QTest::qWait(60);
+  for (int i = 1; i <= 5; ++i) {
+    QTest::mouseMove(curve, from + (to - from) * i / 5);
+    QTest::qWait(40);
+  }
+  QTest::mouseRelease(curve, Qt::LeftButton, Qt::NoModifier, to);
+  REQUIRE(wait_until(
+      [&] {
+        const auto& noise = w->document().project().timeline.noise;
+        return std::count_if(noise.begin() + 16, noise.end(), [](double v) { return v < 1.0; }) >=
+               3;
+      },
+      3000));
+  const auto& noise = w->document().project().timeline.noise;
+  for (int i = 0; i < 16; ++i) CHECK(noise[static_cast<size_t>(i)] == 0.0);  // pinned: untouched
+  for (int i = 16; i < 24; ++i)
+    if (noise[static_cast<size_t>(i)] < 1.0) CHECK(noise[static_cast<size_t>(i)] < 0.6);
+  REQUIRE(w->undo());  // the whole drag is one step
+  const auto& restored = w->document().project().timeline.noise;
+  for (int i = 16; i < 24; ++i) CHECK(restored[static_cast<size_t>(i)] == 1.0);
 }
