@@ -47,6 +47,31 @@ TEST_CASE("a directory is refused as a directory", "[media][bad]") {
   check_refused(dir.path().string(), "is a directory");
 }
 
+TEST_CASE("devices and pipes are refused instead of blocking", "[media][bad]") {
+  check_refused("/dev/zero", "not a regular file");
+  check_refused("/dev/null", "not a regular file");
+}
+
+TEST_CASE("the frame cache is bounded in bytes as well as frames", "[media][decoder][cache]") {
+  FrameCache cache(100, 3 * 64 * 48 * 3);  // room for three 64x48 frames
+  for (std::int64_t i = 0; i < 10; ++i) {
+    DecodedFrame f;
+    f.index = i;
+    f.image = dfs::Frame(64, 48);
+    cache.put(f);
+  }
+  CHECK(cache.size() == 3);
+  CHECK(cache.bytes() <= 3u * 64 * 48 * 3);
+  CHECK(cache.find(9) != nullptr);
+  CHECK(cache.find(6) == nullptr);
+  DecodedFrame huge;
+  huge.index = 42;
+  huge.image = dfs::Frame(200, 200);  // larger than the whole budget: not cached at all
+  cache.put(huge);
+  CHECK(cache.find(42) == nullptr);
+  CHECK(cache.size() == 3);
+}
+
 TEST_CASE("a zero-byte file is refused as empty", "[media][bad]") {
   dfs_test::ScratchDir dir;
   write_bytes(dir.file("empty.mp4"), "");

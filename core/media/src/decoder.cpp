@@ -5,9 +5,17 @@
 
 namespace dfs::media {
 
-void FrameCache::set_capacity(std::size_t capacity) {
+void FrameCache::set_capacity(std::size_t capacity, std::size_t max_bytes) {
   capacity_ = capacity;
-  while (entries_.size() > capacity_) entries_.pop_back();
+  max_bytes_ = max_bytes;
+  evict();
+}
+
+void FrameCache::evict() {
+  while (!entries_.empty() && (entries_.size() > capacity_ || bytes_ > max_bytes_)) {
+    bytes_ -= entries_.back().image.rgb.size();
+    entries_.pop_back();
+  }
 }
 
 const DecodedFrame* FrameCache::find(std::int64_t index) {
@@ -21,7 +29,7 @@ const DecodedFrame* FrameCache::find(std::int64_t index) {
 }
 
 void FrameCache::put(const DecodedFrame& frame) {
-  if (capacity_ == 0) return;
+  if (capacity_ == 0 || frame.image.rgb.size() > max_bytes_) return;
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     if (it->index == frame.index) {
       entries_.splice(entries_.begin(), entries_, it);
@@ -29,7 +37,8 @@ void FrameCache::put(const DecodedFrame& frame) {
     }
   }
   entries_.push_front(frame);
-  while (entries_.size() > capacity_) entries_.pop_back();
+  bytes_ += frame.image.rgb.size();
+  evict();
 }
 
 void Decoder::open(const std::string& path, const DecoderOptions& options) {
@@ -41,7 +50,7 @@ void Decoder::open(const std::string& path, const DecoderOptions& options) {
     open_ = false;
   }
   cache_.clear();
-  cache_.set_capacity(options.cache_frames);
+  cache_.set_capacity(options.cache_frames, options.cache_bytes);
   cache_hits_ = 0;
   options_ = options;
   open_impl(path, options);

@@ -47,11 +47,10 @@ void check_readable_file(const std::string& path) {
   const auto status = fs::status(path, ec);
   if (ec || !fs::exists(status)) throw Error(path, "file does not exist");
   if (fs::is_directory(status)) throw Error(path, "is a directory, not a video file");
-  if (!fs::is_regular_file(status) && !fs::is_character_file(status) && !fs::is_fifo(status) &&
-      !fs::is_block_file(status))
-    throw Error(path, "is not a regular file");
-  if (fs::is_regular_file(status) && fs::file_size(path, ec) == 0 && !ec)
-    throw Error(path, "file is empty (0 bytes)");
+  // Pipes and devices could block or never end: only regular files are read.
+  if (!fs::is_regular_file(status))
+    throw Error(path, "is not a regular file (a device or pipe cannot be opened as a clip)");
+  if (fs::file_size(path, ec) == 0 && !ec) throw Error(path, "file is empty (0 bytes)");
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) throw Error(path, std::string("cannot be read: ") + std::strerror(errno));
   std::fclose(f);

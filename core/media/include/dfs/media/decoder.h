@@ -39,6 +39,7 @@ struct DecoderOptions {
   FitMode fit = FitMode::kLetterbox;            // how the picture goes into width x height
   bool apply_rotation = true;                   // honour the container's rotation metadata
   std::size_t cache_frames = 48;                // LRU capacity in frames (0 disables the cache)
+  std::size_t cache_bytes = 256u << 20;         // ... and in bytes (4K frames: ~10 of them)
   int threads = 0;                              // decoder threads (0 = FFmpeg's choice: all cores)
   std::int64_t max_pixels = kDefaultMaxPixels;  // refuse larger coded frames before allocating
 };
@@ -64,16 +65,26 @@ struct DecodeReport {
 // LRU cache of decoded frames keyed by index. Not thread-safe on its own (Decoder locks).
 class FrameCache {
  public:
-  explicit FrameCache(std::size_t capacity = 48) : capacity_(capacity) {}
-  void set_capacity(std::size_t capacity);
+  explicit FrameCache(std::size_t capacity = 48, std::size_t max_bytes = kDefaultCacheBytes)
+      : capacity_(capacity), max_bytes_(max_bytes) {}
+  void set_capacity(std::size_t capacity, std::size_t max_bytes = kDefaultCacheBytes);
   std::size_t capacity() const { return capacity_; }
   std::size_t size() const { return entries_.size(); }
+  std::size_t bytes() const { return bytes_; }   // pixel bytes held
   const DecodedFrame* find(std::int64_t index);  // marks as most recent; nullptr if absent
-  void put(const DecodedFrame& frame);           // evicts the least recent beyond capacity
-  void clear() { entries_.clear(); }
+  void put(const DecodedFrame& frame);           // evicts least recent beyond capacity or max_bytes
+  void clear() {
+    entries_.clear();
+    bytes_ = 0;
+  }
+
+  static constexpr std::size_t kDefaultCacheBytes = 256u << 20;  // 256 MiB
 
  private:
+  void evict();
   std::size_t capacity_;
+  std::size_t max_bytes_;
+  std::size_t bytes_ = 0;
   std::list<DecodedFrame> entries_;  // front = most recently used; capacity is small (tens)
 };
 
