@@ -35,6 +35,14 @@ bool wait_for_model(dfs::ui::MainWindow& window, int ms) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // --help and --version must work without a display (a terminal over ssh, a packaging check).
+  for (int i = 1; i < argc; ++i) {
+    const QByteArray arg(argv[i]);
+    if ((arg == "--help" || arg == "-h" || arg == "--help-all" || arg == "--version" ||
+         arg == "-v") &&
+        !qEnvironmentVariableIsSet("QT_QPA_PLATFORM"))
+      qputenv("QT_QPA_PLATFORM", "offscreen");
+  }
   QApplication app(argc, argv);
   QApplication::setOrganizationName("dfstudio");
   QApplication::setApplicationName("Diffusion Forcing Studio");

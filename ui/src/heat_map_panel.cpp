@@ -126,7 +126,7 @@ void HeatMapPanel::draw_ui() {
     ImGui::TextColored(ImVec4(1, 1, 1, 1), "running: window %d, row %d", running_window_ + 1,
                        running_row_);
   else
-    ImGui::TextDisabled("hover a row: frames that step updates; drag in a column: its start level");
+    ImGui::TextDisabled("hover a row: what that step updates | drag a column: start level");
 
   if (matrix.rows <= 0 || matrix.frames <= 0 || matrix.steps <= 0) return;
 
