@@ -221,6 +221,36 @@ TEST_CASE("Studio: a model file that fails to load is reported and the current m
   CHECK(w.generated_frames().size() == 4);
 }
 
+TEST_CASE("Studio: a saved project reopens with its pins, settings and generated frames", "[gui]") {
+  auto window = open_studio();
+  MainWindow& w = *window;
+  REQUIRE(w.edit_project("Small run", [](dfs::project::Project& p) {
+    p.timeline = dfs::project::extend_layout(8, 4);
+    p.generation.rollout.sampler.schedule.steps = 2;
+    p.generation.rollout.seed = 1234;
+  }));
+  QSignalSpy finished(&w, &MainWindow::generation_finished);
+  REQUIRE(w.start_generation());
+  REQUIRE(wait_until([&] { return finished.count() == 1; }, 120000));
+  REQUIRE(w.generated_frames().size() == 4);
+  QTemporaryDir dir;
+  const QString path = dir.filePath("run.dfsproj");
+  REQUIRE(w.save_project(path));
+  CHECK_FALSE(w.document().dirty());
+
+  MainWindow reopened(test_options());
+  reopened.show();
+  REQUIRE(reopened.open_project(path));
+  const auto& p = reopened.document().project();
+  CHECK(p.timeline.length() == 12);
+  CHECK(p.timeline.pins.size() == 8);
+  CHECK(p.generation.rollout.seed == 1234);
+  CHECK(p.clip.frame_count == 795);
+  REQUIRE(reopened.generated_frames().size() == 4);
+  for (const auto& [position, frame] : reopened.generated_frames())
+    CHECK(frame == w.generated_frames().at(position));  // PNG cache: bit-exact
+}
+
 TEST_CASE("Studio: undo and redo restore pins", "[gui]") {
   app();
   MainWindow w(test_options());
