@@ -180,6 +180,13 @@ TEST_CASE("loading names missing, unexpected and mis-shaped tensors", "[model][w
     CHECK(msg.find("unexpected tensors: blocks.9.extra") != std::string::npos);
     CHECK(msg.find("mis-shaped tensors: head.weight") != std::string::npos);
   }
+  // A config far larger than the file's tensors is refused before anything is allocated.
+  auto huge = ModelConfig::preset("tiny").to_json();
+  huge["dim"] = 4096;
+  huge["depth"] = 128;
+  file.metadata["config"] = huge.dump();
+  save_safetensors(path, file);
+  CHECK_THROWS_WITH(Model::load(path, "cpu"), Catch::Contains("holds only"));
   file.metadata.erase("config");
   save_safetensors(path, file);
   CHECK_THROWS_WITH(Model::load(path, "cpu"), Catch::Contains("no 'config'"));
@@ -226,6 +233,8 @@ TEST_CASE("Model::random is deterministic in its seed", "[model]") {
   CHECK(same);
   CHECK(differ);
   CHECK(a.info().parameter_count > 10000);
+  for (const char* preset : {"demo", "tiny", "tiny-causal"})
+    CHECK(expected_parameter_count(ModelConfig::preset(preset)) == Denoiser(ModelConfig::preset(preset))->parameter_count());
 }
 
 TEST_CASE("plan_rollout: windows cover every unpinned frame once and respect the model's reach", "[rollout]") {
@@ -394,4 +403,21 @@ TEST_CASE("on CUDA the model runs in bf16 and agrees with the CPU float32 model"
   callbacks.on_frame = [&](int, const dfs::Frame&) { ++frames; };
   CHECK(run_rollout(gpu, timeline, settings, callbacks).frames_final == 6);
   CHECK(frames == 6);
+}
+
+TEST_CASE("plan_rollout: a causal model gets no look-ahead pins; windows stay contiguous", "[rollout]") {
+  auto model = Model::random("tiny-causal", 1);
+  const auto& info = model.info();
+  std::vector<TimelineFrame> timeline(12);
+  timeline[11].content = solid_frame(info.width, info.height, 3);
+  timeline[11].pinned = true;
+  RolloutSettings settings;
+  settings.context = 2;
+  settings.horizon = 3;
+  for (const auto& plan : plan_rollout(info, timeline, settings)) {
+    for (size_t k = 1; k < plan.frames.size(); ++k) CHECK(plan.frames[k] == plan.frames[k - 1] + 1);
+    if (plan.frames.back() != 11) {
+      for (int index : plan.frames) CHECK(index != 11);
+    }
+  }
 }

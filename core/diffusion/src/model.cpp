@@ -430,6 +430,15 @@ void DenoiserImpl::set_profile(ForwardProfile* profile) {
 
 // [SECTION] Model files ------------------------------------------------------------------
 
+int64_t expected_parameter_count(const ModelConfig& c) {
+  const int64_t d = c.dim, r = c.mlp_ratio, out = static_cast<int64_t>(c.channels) * c.patch * c.patch;
+  const int64_t tokens = static_cast<int64_t>(c.width / c.patch) * (c.height / c.patch);
+  const int64_t attention = (d * 3 * d + 3 * d) + (d * d + d);
+  const int64_t block = 2 * attention + (d * r * d + r * d) + (r * d * d + d) + (d * 9 * d + 9 * d);
+  return (kLevelFrequencies * d + d) + (d * d + d) + (out * d + d) + tokens * d + c.depth * block +
+         (d * 2 * d + 2 * d) + (d * out + out);
+}
+
 void save_model(const std::string& path, Denoiser& net, const ModelConfig& config, const nlohmann::json& provenance) {
   TensorFile file;
   file.metadata["format"] = "dfs-model-1";
@@ -476,6 +485,15 @@ LoadedDenoiser load_denoiser(const std::string& path) {
     loaded.provenance = nlohmann::json::parse(it->second, nullptr, false);
     if (loaded.provenance.is_discarded()) loaded.provenance = nlohmann::json{{"unparsed", it->second}};
   }
+  // Never build a network much larger than the file could fill: a hostile config (dim 4096,
+  // depth 128) must not allocate gigabytes before the tensor check rejects it. Near misses
+  // go on to the per-tensor check below, which names the offending tensors.
+  int64_t values_in_file = 0;
+  for (const auto& [name, tensor] : file.tensors) values_in_file += tensor.numel();
+  const int64_t needed = expected_parameter_count(loaded.config);
+  if (needed > 2 * values_in_file + (1 << 20))
+    throw Error(path + ": its config '" + loaded.config.name + "' needs " + std::to_string(needed) +
+                " parameters but the file holds only " + std::to_string(values_in_file) + " values");
   loaded.net = Denoiser(loaded.config);
 
   std::vector<std::string> missing, misshaped, unexpected;

@@ -143,6 +143,10 @@ torch::Device parse_device(const std::string& device);
 void save_model(const std::string& path, Denoiser& net, const ModelConfig& config,
                 const nlohmann::json& provenance = nlohmann::json::object());
 
+// The parameter count a config implies (equals Denoiser(config)->parameter_count()), computed
+// without allocating anything.
+int64_t expected_parameter_count(const ModelConfig& config);
+
 struct LoadedDenoiser {
   Denoiser net{nullptr};
   ModelConfig config;
