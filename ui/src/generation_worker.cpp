@@ -94,10 +94,14 @@ void GenerationWorker::generate(const dfs::project::Project& project,
     QElapsedTimer since_last;
     since_last.start();
     bool first = true;
+    int last_window = -1;
     auto on_progress = [&](const project::GenerationProgress& p) {
       const bool last = p.total_steps > 0 && p.step >= p.total_steps;
-      if (first || last || since_last.elapsed() >= kProgressIntervalMs) {
+      // A new window is always reported (the heat map follows it), however fast the steps.
+      const bool new_window = p.window != last_window;
+      if (first || last || new_window || since_last.elapsed() >= kProgressIntervalMs) {
         first = false;
+        last_window = p.window;
         since_last.restart();
         emit progress(p);
       }
