@@ -24,6 +24,7 @@ struct UiBenchResult {
   double seconds = 0;          // generation wall time seen by the GUI
   double gui_cpu_seconds = 0;  // CPU time the GUI thread used meanwhile (its own work)
   int frames_generated = 0;
+  double repaint_ms = 0;  // median synchronous repaint of the whole window, after the run
 };
 
 inline constexpr int kBenchTickMs = 5;
