@@ -1,7 +1,9 @@
 // Decoder tests on Debian's real footage: probe facts, sequential decoding, frame-accurate
 // seeking, the cache, resizing on the way out, damaged files.
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <random>
+#include <thread>
 
 #include "dfs/media/decoder.h"
 #include "dfs/media/probe.h"
@@ -167,4 +169,36 @@ TEST_CASE("every output column is written, at odd and even sizes, scaled or not"
       CHECK(column_sum > 0);
     }
   }
+}
+
+TEST_CASE("one decoder shared by threads serialises calls and stays frame-exact",
+          "[media][decoder][threads]") {
+  if (!dfs_test::have_footage()) DFS_SKIP("opencv-doc sample footage not installed");
+  const std::string path = footage("Megamind.avi");
+  const DecoderOptions opt{48, 36};
+  const auto reference = read_frames(path, 0, 269, opt);
+  REQUIRE(reference.size() == 270);
+  auto shared = open_decoder(path, opt);
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(77 + t);
+      for (int i = 0; i < 15; ++i) {
+        const std::int64_t n = rng() % 270;
+        if (!(shared->frame_at(n).image == reference[n].image)) ++mismatches;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(mismatches == 0);
+}
+
+TEST_CASE("read_frames returns the inclusive range, clamped to the clip", "[media][decoder]") {
+  if (!dfs_test::have_footage()) DFS_SKIP("opencv-doc sample footage not installed");
+  const auto frames = read_frames(footage("tree.avi"), 60, 100, DecoderOptions{32, 24});
+  REQUIRE(frames.size() == 8);  // 60..67: tree.avi holds 68 pictures
+  CHECK(frames.front().index == 60);
+  CHECK(frames.back().index == 67);
+  CHECK(read_frames(footage("tree.avi"), 70, 80).empty());
 }
