@@ -15,6 +15,11 @@ endif()
 if(EXISTS ${PROJECT_SOURCE_DIR}/resources/dfstudio.desktop)
   install(FILES ${PROJECT_SOURCE_DIR}/resources/dfstudio.desktop DESTINATION ${CMAKE_INSTALL_DATADIR}/applications)
 endif()
+if(EXISTS ${PROJECT_SOURCE_DIR}/resources/icons/dfstudio.png)
+  # The desktop entry says Icon=dfstudio.
+  install(FILES ${PROJECT_SOURCE_DIR}/resources/icons/dfstudio.png
+          DESTINATION ${CMAKE_INSTALL_DATADIR}/icons/hicolor/128x128/apps)
+endif()
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME diffusion-forcing-studio)
