@@ -61,8 +61,9 @@ void run_schedule(const ScheduleArgs& a) {
   s.ar_step = a.ar_step;
   s.block = a.block;
   if (a.frames < 1 || a.frames > 4096) throw dd::Error("--frames must be in [1, 4096]");
-  const auto start = a.start_levels.empty() ? std::vector<double>(static_cast<size_t>(a.frames), 1.0)
-                                            : parse_levels(a.start_levels);
+  const auto start = a.start_levels.empty()
+                         ? std::vector<double>(static_cast<size_t>(a.frames), 1.0)
+                         : parse_levels(a.start_levels);
   const auto m = dd::build_schedule(s, start);
   if (a.json) {
     nlohmann::json rows = nlohmann::json::array();
@@ -71,9 +72,13 @@ void run_schedule(const ScheduleArgs& a) {
       for (int t = 0; t < m.frames; ++t) row.push_back(m.at(r, t));
       rows.push_back(row);
     }
-    nlohmann::json out = {{"shape", dd::to_string(s.shape)}, {"steps", m.steps}, {"rows", m.rows},
-                          {"frames", m.frames},              {"uncertainty", s.uncertainty},
-                          {"start_levels", start},           {"matrix", rows}};
+    nlohmann::json out = {{"shape", dd::to_string(s.shape)},
+                          {"steps", m.steps},
+                          {"rows", m.rows},
+                          {"frames", m.frames},
+                          {"uncertainty", s.uncertainty},
+                          {"start_levels", start},
+                          {"matrix", rows}};
     if (s.shape == dd::ScheduleShape::AsyncBlocks) {
       out["ar_step"] = s.ar_step;
       out["block"] = s.block;
@@ -81,8 +86,8 @@ void run_schedule(const ScheduleArgs& a) {
     std::cout << out.dump() << "\n";  // one line: easy to pipe into jq or a script
     return;
   }
-  std::printf("# %s, steps %d, %d frames, %d rows (model calls: %d); entry e = level e/%d\n", dd::to_string(s.shape),
-              m.steps, m.frames, m.rows, m.rows - 1, m.steps);
+  std::printf("# %s, steps %d, %d frames, %d rows (model calls: %d); entry e = level e/%d\n",
+              dd::to_string(s.shape), m.steps, m.frames, m.rows, m.rows - 1, m.steps);
   std::cout << dd::to_text(m);
 }
 
@@ -108,8 +113,8 @@ dd::ModelConfig configure(const std::string& preset, const ModelOverrides& o) {
   return dd::ModelConfig::from_json(j);  // validates the combination
 }
 
-void run_model_init(const std::string& preset, const ModelOverrides& overrides, const std::string& output,
-                    uint64_t seed) {
+void run_model_init(const std::string& preset, const ModelOverrides& overrides,
+                    const std::string& output, uint64_t seed) {
   if (output.empty()) throw dd::Error("model init needs -o <file.safetensors>");
   const auto config = configure(preset, overrides);
   dd::Denoiser net(config);
@@ -119,8 +124,9 @@ void run_model_init(const std::string& preset, const ModelOverrides& overrides, 
                   {"preset", preset},
                   {"seed", seed},
                   {"dforce_version", dfs::kVersion}});
-  std::printf("wrote %s: preset %s, %lld parameters, seed %llu (untrained)\n", output.c_str(), preset.c_str(),
-              static_cast<long long>(net->parameter_count()), static_cast<unsigned long long>(seed));
+  std::printf("wrote %s: preset %s, %lld parameters, seed %llu (untrained)\n", output.c_str(),
+              preset.c_str(), static_cast<long long>(net->parameter_count()),
+              static_cast<unsigned long long>(seed));
 }
 
 void run_info(const std::string& path) {
@@ -135,7 +141,8 @@ void run_info(const std::string& path) {
   std::printf("resolution : %dx%d, %d channels\n", info.width, info.height, info.channels);
   std::printf("max frames : %d\n", info.max_frames);
   std::printf("attention  : %s\n", info.causal ? "causal (KV cache)" : "bidirectional");
-  std::printf("objective  : %s, %s noise schedule\n", info.objective.c_str(), info.noise_schedule.c_str());
+  std::printf("objective  : %s, %s noise schedule\n", info.objective.c_str(),
+              info.noise_schedule.c_str());
   std::printf("parameters : %lld\n", static_cast<long long>(info.parameter_count));
   std::printf("config     : %s\n", nlohmann::json::parse(info.config_json).dump(2).c_str());
   std::printf("provenance : %s\n", nlohmann::json::parse(info.provenance_json).dump(2).c_str());
@@ -179,7 +186,7 @@ struct BenchArgs {
   std::string preset = "demo";
   int context = 4;
   int horizon = 12;
-  int frames = 0;  // generated frames per case; 0 = automatic
+  int frames = 0;          // generated frames per case; 0 = automatic
   std::string model_path;  // bench this file's architecture instead of the preset
 };
 
@@ -187,7 +194,8 @@ dfs::Frame bench_frame(int w, int h, int seed) {
   dfs::Frame f(w, h);
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x)
-      for (int c = 0; c < 3; ++c) f.row(y)[3 * x + c] = static_cast<std::uint8_t>((x * 4 + y * 2 + seed * 9 + c * 60) & 255);
+      for (int c = 0; c < 3; ++c)
+        f.row(y)[3 * x + c] = static_cast<std::uint8_t>((x * 4 + y * 2 + seed * 9 + c * 60) & 255);
   return f;
 }
 
@@ -204,7 +212,9 @@ nlohmann::json profile_forward(dd::Model& model, int window, int repeats) {
   const auto t0 = std::chrono::steady_clock::now();
   const double cpu0 = process_cpu_seconds();
   for (int i = 0; i < repeats; ++i) net->forward(x, levels);
-  const double total = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / repeats;
+  const double total =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
+      repeats;
   const double cpu_total = (process_cpu_seconds() - cpu0) * 1000.0 / repeats;
   net->set_profile(nullptr);
   const auto ms = [&](double seconds) { return seconds * 1000.0 / repeats; };
@@ -223,20 +233,29 @@ void run_bench(const BenchArgs& a) {
   const auto runtime = dd::runtime_info();
   const std::string causal_preset = "causal";
   std::vector<BenchCase> cases = {
-      {"full_sequence s10", a.preset, dd::ScheduleShape::FullSequence, 10, dd::GuidanceMode::None, false},
+      {"full_sequence s10", a.preset, dd::ScheduleShape::FullSequence, 10, dd::GuidanceMode::None,
+       false},
       {"pyramid s10", a.preset, dd::ScheduleShape::Pyramid, 10, dd::GuidanceMode::None, false},
-      {"full_sequence s10 guided", a.preset, dd::ScheduleShape::FullSequence, 10, dd::GuidanceMode::Vanilla, false},
-      {"pyramid s10 guided", a.preset, dd::ScheduleShape::Pyramid, 10, dd::GuidanceMode::Vanilla, false},
-      {"causal full_sequence s10", causal_preset, dd::ScheduleShape::FullSequence, 10, dd::GuidanceMode::None, false},
-      {"causal+KV full_sequence s10", causal_preset, dd::ScheduleShape::FullSequence, 10, dd::GuidanceMode::None, true},
-      {"causal+KV pyramid s10", causal_preset, dd::ScheduleShape::Pyramid, 10, dd::GuidanceMode::None, true},
-      {"full_sequence s50", a.preset, dd::ScheduleShape::FullSequence, 50, dd::GuidanceMode::None, false},
+      {"full_sequence s10 guided", a.preset, dd::ScheduleShape::FullSequence, 10,
+       dd::GuidanceMode::Vanilla, false},
+      {"pyramid s10 guided", a.preset, dd::ScheduleShape::Pyramid, 10, dd::GuidanceMode::Vanilla,
+       false},
+      {"causal full_sequence s10", causal_preset, dd::ScheduleShape::FullSequence, 10,
+       dd::GuidanceMode::None, false},
+      {"causal+KV full_sequence s10", causal_preset, dd::ScheduleShape::FullSequence, 10,
+       dd::GuidanceMode::None, true},
+      {"causal+KV pyramid s10", causal_preset, dd::ScheduleShape::Pyramid, 10,
+       dd::GuidanceMode::None, true},
+      {"full_sequence s50", a.preset, dd::ScheduleShape::FullSequence, 50, dd::GuidanceMode::None,
+       false},
       {"pyramid s50", a.preset, dd::ScheduleShape::Pyramid, 50, dd::GuidanceMode::None, false},
-      {"full_sequence s50 guided", a.preset, dd::ScheduleShape::FullSequence, 50, dd::GuidanceMode::Vanilla, false},
+      {"full_sequence s50 guided", a.preset, dd::ScheduleShape::FullSequence, 50,
+       dd::GuidanceMode::Vanilla, false},
   };
   if (a.quick) cases.resize(7);  // the 10-step cases
 
-  auto model = a.model_path.empty() ? dd::Model::random(a.preset, 0, "cpu") : dd::Model::load(a.model_path, "cpu");
+  auto model = a.model_path.empty() ? dd::Model::random(a.preset, 0, "cpu")
+                                    : dd::Model::load(a.model_path, "cpu");
   auto causal_model = model;
   if (!model.info().causal) {
     // The same architecture with causal attention, randomly initialised.
@@ -252,34 +271,41 @@ void run_bench(const BenchArgs& a) {
   }
   const auto& info = model.info();
   if (a.context + a.horizon > info.max_frames)
-    throw dd::Error("--context + --horizon exceeds the model's " + std::to_string(info.max_frames) + " frames");
+    throw dd::Error("--context + --horizon exceeds the model's " + std::to_string(info.max_frames) +
+                    " frames");
 
-  nlohmann::json report = {{"version", runtime.version},
-                           {"torch", runtime.torch_version},
-                           {"blas", runtime.blas},
-                           {"threads", runtime.threads},
-                           {"device", info.device},
-                           {"model", info.name},
-                           {"resolution", std::to_string(info.width) + "x" + std::to_string(info.height)},
-                           {"parameters", info.parameter_count},
-                           {"context", a.context},
-                           {"horizon", a.horizon},
-                           {"load_average", load_average()},
-                           {"cases", nlohmann::json::array()}};
+  nlohmann::json report = {
+      {"version", runtime.version},
+      {"torch", runtime.torch_version},
+      {"blas", runtime.blas},
+      {"threads", runtime.threads},
+      {"device", info.device},
+      {"model", info.name},
+      {"resolution", std::to_string(info.width) + "x" + std::to_string(info.height)},
+      {"parameters", info.parameter_count},
+      {"context", a.context},
+      {"horizon", a.horizon},
+      {"load_average", load_average()},
+      {"cases", nlohmann::json::array()}};
   if (!a.json) {
-    std::printf("dforce bench: model %s (%dx%d, %lld parameters, random weights), device %s\n", info.name.c_str(),
-                info.width, info.height, static_cast<long long>(info.parameter_count), info.device.c_str());
+    std::printf("dforce bench: model %s (%dx%d, %lld parameters, random weights), device %s\n",
+                info.name.c_str(), info.width, info.height,
+                static_cast<long long>(info.parameter_count), info.device.c_str());
     std::printf("  libtorch %s, BLAS %s, %d threads; context %d + horizon %d frames per window\n",
-                runtime.torch_version.c_str(), runtime.blas.c_str(), runtime.threads, a.context, a.horizon);
-    std::printf("  machine load average %.1f before the run (frames/s is wall-clock; cpu s sums all threads)\n",
-                load_average());
-    std::printf("  %-28s %7s %8s %9s %8s %9s %10s %9s\n", "case", "frames", "seconds", "frames/s", "cpu s", "forwards",
-                "ms/forward", "peak RSS");
+                runtime.torch_version.c_str(), runtime.blas.c_str(), runtime.threads, a.context,
+                a.horizon);
+    std::printf(
+        "  machine load average %.1f before the run (frames/s is wall-clock; cpu s sums all "
+        "threads)\n",
+        load_average());
+    std::printf("  %-28s %7s %8s %9s %8s %9s %10s %9s\n", "case", "frames", "seconds", "frames/s",
+                "cpu s", "forwards", "ms/forward", "peak RSS");
   }
 
   for (const auto& c : cases) {
     auto& m = c.preset == causal_preset ? causal_model : model;
-    const int generated = a.frames > 0 ? a.frames : (c.steps >= 50 ? a.horizon : (a.quick ? 2 : 4) * a.horizon);
+    const int generated =
+        a.frames > 0 ? a.frames : (c.steps >= 50 ? a.horizon : (a.quick ? 2 : 4) * a.horizon);
     std::vector<dd::TimelineFrame> timeline(static_cast<size_t>(a.context + generated));
     for (int i = 0; i < a.context; ++i) {
       timeline[i].content = bench_frame(info.width, info.height, i);
@@ -321,8 +347,9 @@ void run_bench(const BenchArgs& a) {
                                {"ms_per_forward", ms_forward},
                                {"peak_rss_mib", rss / 1024.0}});
     if (!a.json) {
-      std::printf("  %-28s %7d %8.2f %9.1f %8.2f %9d %10.1f %7.0f MiB\n", c.name.c_str(), frames_out, result.seconds,
-                  fps, cpu, result.model_forwards, ms_forward, rss / 1024.0);
+      std::printf("  %-28s %7d %8.2f %9.1f %8.2f %9d %10.1f %7.0f MiB\n", c.name.c_str(),
+                  frames_out, result.seconds, fps, cpu, result.model_forwards, ms_forward,
+                  rss / 1024.0);
       std::fflush(stdout);
     }
   }
@@ -333,12 +360,15 @@ void run_bench(const BenchArgs& a) {
     std::cout << report.dump(2) << "\n";
     return;
   }
-  std::printf("  one %d-frame forward: %.1f ms wall, %.1f ms CPU; CPU ms by stage: embed+stem %.1f, spatial attention %.1f, temporal attention "
-              "%.1f, MLP %.1f, adaLN modulation %.1f, head %.1f ms\n",
-              a.context + a.horizon, profile["ms_forward"].get<double>(), profile["cpu_ms_forward"].get<double>(),
-              profile["cpu_ms_embed_stem"].get<double>(),
-              profile["cpu_ms_spatial_attention"].get<double>(), profile["cpu_ms_temporal_attention"].get<double>(),
-              profile["cpu_ms_mlp"].get<double>(), profile["cpu_ms_modulation"].get<double>(), profile["cpu_ms_head"].get<double>());
+  std::printf(
+      "  one %d-frame forward: %.1f ms wall, %.1f ms CPU; CPU ms by stage: embed+stem %.1f, "
+      "spatial attention %.1f, temporal attention "
+      "%.1f, MLP %.1f, adaLN modulation %.1f, head %.1f ms\n",
+      a.context + a.horizon, profile["ms_forward"].get<double>(),
+      profile["cpu_ms_forward"].get<double>(), profile["cpu_ms_embed_stem"].get<double>(),
+      profile["cpu_ms_spatial_attention"].get<double>(),
+      profile["cpu_ms_temporal_attention"].get<double>(), profile["cpu_ms_mlp"].get<double>(),
+      profile["cpu_ms_modulation"].get<double>(), profile["cpu_ms_head"].get<double>());
   std::printf("  target: >= 24 generated frames/s at 10 steps without guidance (first row)\n");
 }
 
@@ -347,19 +377,29 @@ void run_bench(const BenchArgs& a) {
 void register_engine_commands(CLI::App& app) {
   // schedule
   auto schedule_args = std::make_shared<ScheduleArgs>();
-  auto* schedule = app.add_subcommand("schedule", "Print a scheduling matrix (rows = sampling steps, columns = frames)");
-  schedule->add_option("--mode", schedule_args->mode, "full_sequence, autoregressive, pyramid, trapezoid or async_blocks")
+  auto* schedule = app.add_subcommand(
+      "schedule", "Print a scheduling matrix (rows = sampling steps, columns = frames)");
+  schedule
+      ->add_option("--mode", schedule_args->mode,
+                   "full_sequence, autoregressive, pyramid, trapezoid or async_blocks")
       ->capture_default_str();
   schedule->add_option("--steps", schedule_args->steps, "Sampling steps S")->capture_default_str();
-  schedule->add_option("--frames", schedule_args->frames, "Frames in the window (all generated from noise)")
+  schedule
+      ->add_option("--frames", schedule_args->frames,
+                   "Frames in the window (all generated from noise)")
       ->capture_default_str();
-  schedule->add_option("--uncertainty,-u", schedule_args->uncertainty, "Pyramid/trapezoid lag u in steps")
+  schedule
+      ->add_option("--uncertainty,-u", schedule_args->uncertainty,
+                   "Pyramid/trapezoid lag u in steps")
       ->capture_default_str();
-  schedule->add_option("--ar-step", schedule_args->ar_step, "async_blocks: lag between blocks (steps)")
+  schedule
+      ->add_option("--ar-step", schedule_args->ar_step, "async_blocks: lag between blocks (steps)")
       ->capture_default_str();
-  schedule->add_option("--block", schedule_args->block, "async_blocks: frames per block")->capture_default_str();
-  schedule->add_option("--start-levels", schedule_args->start_levels,
-                       "Per-frame start levels in [0, 1], comma-separated (0 = pinned); overrides --frames");
+  schedule->add_option("--block", schedule_args->block, "async_blocks: frames per block")
+      ->capture_default_str();
+  schedule->add_option(
+      "--start-levels", schedule_args->start_levels,
+      "Per-frame start levels in [0, 1], comma-separated (0 = pinned); overrides --frames");
   schedule->add_flag("--json", schedule_args->json, "Print JSON instead of text");
   schedule->callback([schedule_args] { run_schedule(*schedule_args); });
 
@@ -369,8 +409,10 @@ void register_engine_commands(CLI::App& app) {
   auto init_preset = std::make_shared<std::string>("demo");
   auto init_output = std::make_shared<std::string>();
   auto init_seed = std::make_shared<uint64_t>(0);
-  auto* init = model->add_subcommand("init", "Write a randomly initialised model (untrained) to a .safetensors file");
-  init->add_option("--config", *init_preset, "Preset: demo, demo-causal, tiny, tiny-causal")->capture_default_str();
+  auto* init = model->add_subcommand(
+      "init", "Write a randomly initialised model (untrained) to a .safetensors file");
+  init->add_option("--config", *init_preset, "Preset: demo, demo-causal, tiny, tiny-causal")
+      ->capture_default_str();
   init->add_option("-o,--output", *init_output, "Output .safetensors file")->required();
   init->add_option("--seed", *init_seed, "Initialisation seed")->capture_default_str();
   auto overrides = std::make_shared<ModelOverrides>();
@@ -386,23 +428,32 @@ void register_engine_commands(CLI::App& app) {
 
   // info
   auto info_path = std::make_shared<std::string>();
-  auto* info = app.add_subcommand("info", "Without a file: version, LibTorch, BLAS, threads, CUDA. With a model "
-                                          "file: its config, parameter count and provenance");
+  auto* info =
+      app.add_subcommand("info",
+                         "Without a file: version, LibTorch, BLAS, threads, CUDA. With a model "
+                         "file: its config, parameter count and provenance");
   info->add_option("model", *info_path, "A .safetensors model file");
   info->callback([info_path] { run_info(*info_path); });
 
   // bench
   auto bench_args = std::make_shared<BenchArgs>();
-  auto* bench = app.add_subcommand("bench", "Measure generation speed (frames/s, ms per forward, peak RSS) on the "
-                                            "demo-size model with random weights");
+  auto* bench =
+      app.add_subcommand("bench",
+                         "Measure generation speed (frames/s, ms per forward, peak RSS) on the "
+                         "demo-size model with random weights");
   bench->add_flag("--json", bench_args->json, "Print JSON");
   bench->add_flag("--quick", bench_args->quick, "Only the 10-step cases, fewer frames");
-  bench->add_option("--config", bench_args->preset, "Model preset (demo or tiny; its -causal variant is used too)")
+  bench
+      ->add_option("--config", bench_args->preset,
+                   "Model preset (demo or tiny; its -causal variant is used too)")
       ->capture_default_str();
-  bench->add_option("--context", bench_args->context, "Known frames per window")->capture_default_str();
-  bench->add_option("--horizon", bench_args->horizon, "Generated frames per window")->capture_default_str();
+  bench->add_option("--context", bench_args->context, "Known frames per window")
+      ->capture_default_str();
+  bench->add_option("--horizon", bench_args->horizon, "Generated frames per window")
+      ->capture_default_str();
   bench->add_option("--frames", bench_args->frames, "Generated frames per case (0 = automatic)");
-  bench->add_option("--model", bench_args->model_path, "Bench this model file's architecture instead of --config");
+  bench->add_option("--model", bench_args->model_path,
+                    "Bench this model file's architecture instead of --config");
   bench->callback([bench_args] { run_bench(*bench_args); });
 }
 

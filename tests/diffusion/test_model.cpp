@@ -1,12 +1,12 @@
 // The denoiser network, model files, the KV cache and rollouts over a timeline (with the
 // "tiny" presets: fast on a CPU).
-#include <catch2/catch.hpp>
 #include <torch/torch.h>
+#include <catch2/catch.hpp>
 
+#include <unistd.h>
 #include <atomic>
 #include <filesystem>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "dfs/diffusion/api.h"
@@ -19,7 +19,9 @@ using namespace dfs::diffusion;
 namespace {
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("dfs_model_" + std::to_string(::getpid()) + "_" + name)).string();
+  return (std::filesystem::temp_directory_path() /
+          ("dfs_model_" + std::to_string(::getpid()) + "_" + name))
+      .string();
 }
 
 Denoiser make_net(const std::string& preset, uint64_t seed = 1) {
@@ -69,11 +71,13 @@ TEST_CASE("each frame is conditioned on its own noise level", "[model]") {
   const auto a = net->forward(x, levels);
   levels[0][2] = 0.9f;
   const auto b = net->forward(x, levels);
-  CHECK(torch::allclose(a.slice(1, 0, 2), b.slice(1, 0, 2), 1e-6, 1e-6));  // causal: earlier frames unaffected
+  CHECK(torch::allclose(a.slice(1, 0, 2), b.slice(1, 0, 2), 1e-6,
+                        1e-6));  // causal: earlier frames unaffected
   CHECK((a.select(1, 2) - b.select(1, 2)).abs().max().item<float>() > 1e-4);
 }
 
-TEST_CASE("causal attention: changing frame t+1 leaves outputs for frames <= t unchanged", "[model]") {
+TEST_CASE("causal attention: changing frame t+1 leaves outputs for frames <= t unchanged",
+          "[model]") {
   torch::InferenceMode guard;
   for (const char* preset : {"tiny-causal", "tiny"}) {
     auto net = make_net(preset);
@@ -85,17 +89,23 @@ TEST_CASE("causal attention: changing frame t+1 leaves outputs for frames <= t u
       auto changed = x.clone();
       changed.select(1, t + 1).add_(torch::randn_like(changed.select(1, t + 1)));
       const auto after = net->forward(changed, levels);
-      const float past_diff = (after.slice(1, 0, t + 1) - before.slice(1, 0, t + 1)).abs().max().item<float>();
-      const float own_diff = (after.select(1, t + 1) - before.select(1, t + 1)).abs().max().item<float>();
+      const float past_diff =
+          (after.slice(1, 0, t + 1) - before.slice(1, 0, t + 1)).abs().max().item<float>();
+      const float own_diff =
+          (after.select(1, t + 1) - before.select(1, t + 1)).abs().max().item<float>();
       INFO(preset << " t = " << t);
       CHECK(own_diff > 1e-4);
-      if (causal) CHECK(past_diff < 1e-6);
-      else CHECK(past_diff > 1e-6);  // bidirectional: the future shapes the past
+      if (causal)
+        CHECK(past_diff < 1e-6);
+      else
+        CHECK(past_diff > 1e-6);  // bidirectional: the future shapes the past
     }
   }
 }
 
-TEST_CASE("rotary time positions: shifting every position leaves the output unchanged (windows slide)", "[model]") {
+TEST_CASE(
+    "rotary time positions: shifting every position leaves the output unchanged (windows slide)",
+    "[model]") {
   torch::InferenceMode guard;
   auto net = make_net("tiny");
   const auto x = random_frames(net->config(), 1, 5, 6);
@@ -125,7 +135,8 @@ TEST_CASE("KV-cached streaming equals the uncached forward to 1e-5", "[model]") 
   // Streaming one frame at a time, appending each to the cache.
   KVCache stream;
   for (int t = 0; t < 7; ++t) {
-    const auto out = net->forward_cached(x.slice(1, t, t + 1), levels.slice(1, t, t + 1), {}, stream, true);
+    const auto out =
+        net->forward_cached(x.slice(1, t, t + 1), levels.slice(1, t, t + 1), {}, stream, true);
     CHECK((out - full.slice(1, t, t + 1)).abs().max().item<float>() < 1e-5);
   }
   CHECK(stream.frames() == 7);
@@ -190,7 +201,8 @@ TEST_CASE("loading names missing, unexpected and mis-shaped tensors", "[model][w
   file.metadata.erase("config");
   save_safetensors(path, file);
   CHECK_THROWS_WITH(Model::load(path, "cpu"), Catch::Contains("no 'config'"));
-  file.metadata["config"] = R"({"width": 30, "height": 24, "max_frames": 8, "patch": 4, "dim": 32, "depth": 2, "heads": 2})";
+  file.metadata["config"] =
+      R"({"width": 30, "height": 24, "max_frames": 8, "patch": 4, "dim": 32, "depth": 2, "heads": 2})";
   save_safetensors(path, file);
   CHECK_THROWS_WITH(Model::load(path, "cpu"), Catch::Contains("multiple of the patch"));
   std::filesystem::remove(path);
@@ -234,10 +246,12 @@ TEST_CASE("Model::random is deterministic in its seed", "[model]") {
   CHECK(differ);
   CHECK(a.info().parameter_count > 10000);
   for (const char* preset : {"demo", "tiny", "tiny-causal"})
-    CHECK(expected_parameter_count(ModelConfig::preset(preset)) == Denoiser(ModelConfig::preset(preset))->parameter_count());
+    CHECK(expected_parameter_count(ModelConfig::preset(preset)) ==
+          Denoiser(ModelConfig::preset(preset))->parameter_count());
 }
 
-TEST_CASE("plan_rollout: windows cover every unpinned frame once and respect the model's reach", "[rollout]") {
+TEST_CASE("plan_rollout: windows cover every unpinned frame once and respect the model's reach",
+          "[rollout]") {
   auto model = Model::random("tiny", 1);
   const auto& info = model.info();
   std::vector<TimelineFrame> timeline(20);
@@ -261,7 +275,9 @@ TEST_CASE("plan_rollout: windows cover every unpinned frame once and respect the
       const int index = plan.frames[k];
       if (!plan.known[k]) ++generated_count[index];
       if (timeline[index].pinned) CHECK(plan.known[k]);
-      if (plan.known[k]) for (int r = 0; r < plan.matrix.rows; ++r) CHECK(plan.matrix.at(r, static_cast<int>(k)) == 0);
+      if (plan.known[k])
+        for (int r = 0; r < plan.matrix.rows; ++r)
+          CHECK(plan.matrix.at(r, static_cast<int>(k)) == 0);
       if (index == 19 && plan.first < 14) end_pin_seen_early = true;
     }
   }
@@ -277,7 +293,8 @@ TEST_CASE("plan_rollout: windows cover every unpinned frame once and respect the
   CHECK_THROWS_WITH(plan_rollout(info, timeline, settings), Catch::Contains("timeline frame 3"));
 }
 
-TEST_CASE("rollout streams every frame in order, pinned ones bit-identical, and is reproducible", "[rollout]") {
+TEST_CASE("rollout streams every frame in order, pinned ones bit-identical, and is reproducible",
+          "[rollout]") {
   auto model = Model::random("tiny", 2);
   const auto& info = model.info();
   std::vector<TimelineFrame> timeline(14);
@@ -405,7 +422,8 @@ TEST_CASE("on CUDA the model runs in bf16 and agrees with the CPU float32 model"
   CHECK(frames == 6);
 }
 
-TEST_CASE("plan_rollout: a causal model gets no look-ahead pins; windows stay contiguous", "[rollout]") {
+TEST_CASE("plan_rollout: a causal model gets no look-ahead pins; windows stay contiguous",
+          "[rollout]") {
   auto model = Model::random("tiny-causal", 1);
   const auto& info = model.info();
   std::vector<TimelineFrame> timeline(12);

@@ -1,13 +1,13 @@
 // Noise schedules, parameterisations and the .safetensors reader/writer, including a
 // fuzz-style test that feeds hundreds of corrupted and truncated files to the parser.
-#include <catch2/catch.hpp>
 #include <torch/torch.h>
+#include <catch2/catch.hpp>
 
+#include <unistd.h>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <numbers>
-#include <unistd.h>
 #include <random>
 #include <string>
 #include <vector>
@@ -24,7 +24,9 @@ const NoiseScheduleKind kKinds[] = {NoiseScheduleKind::Cosine, NoiseScheduleKind
                                     NoiseScheduleKind::Linear};
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("dfs_test_" + std::to_string(::getpid()) + "_" + name)).string();
+  return (std::filesystem::temp_directory_path() /
+          ("dfs_test_" + std::to_string(::getpid()) + "_" + name))
+      .string();
 }
 
 std::vector<std::uint8_t> read_bytes(const std::string& path) {
@@ -47,7 +49,8 @@ int parse_outcome(const std::vector<std::uint8_t>& bytes) {
     const auto file = parse_safetensors(bytes.data(), bytes.size());
     // An accepted file must be self-consistent: its tensors fit inside it.
     size_t total = 0;
-    for (const auto& [name, t] : file.tensors) total += static_cast<size_t>(t.numel()) * t.element_size();
+    for (const auto& [name, t] : file.tensors)
+      total += static_cast<size_t>(t.numel()) * t.element_size();
     REQUIRE(total <= bytes.size());
     return 0;
   } catch (const Error&) {
@@ -86,8 +89,11 @@ TEST_CASE("tensor abar equals scalar abar, also between grid points", "[noise]")
 
 TEST_CASE("cosine abar matches Nichol & Dhariwal Eq. 17 on the grid", "[noise]") {
   NoiseSchedule s(NoiseScheduleKind::Cosine);
-  const auto f = [](double t) { return std::pow(std::cos((t + 0.008) / 1.008 * std::numbers::pi / 2), 2); };
-  for (double n : {0.1, 0.25, 0.5, 0.75, 0.9}) CHECK(s.alpha_bar(n) == Approx(f(n) / f(0)).epsilon(1e-9));
+  const auto f = [](double t) {
+    return std::pow(std::cos((t + 0.008) / 1.008 * std::numbers::pi / 2), 2);
+  };
+  for (double n : {0.1, 0.25, 0.5, 0.75, 0.9})
+    CHECK(s.alpha_bar(n) == Approx(f(n) / f(0)).epsilon(1e-9));
 }
 
 TEST_CASE("parameterisations round-trip: target -> x0 / eps recovers the inputs", "[noise]") {
@@ -118,7 +124,8 @@ TEST_CASE("add_noise at level 0 is the clean frame, at level 1 almost pure noise
 
 TEST_CASE("schedule and objective names round-trip", "[noise]") {
   for (auto kind : kKinds) CHECK(noise_schedule_from_string(to_string(kind)) == kind);
-  for (auto o : {Objective::V, Objective::X0, Objective::Eps}) CHECK(objective_from_string(to_string(o)) == o);
+  for (auto o : {Objective::V, Objective::X0, Objective::Eps})
+    CHECK(objective_from_string(to_string(o)) == o);
   CHECK_THROWS_AS(noise_schedule_from_string("quadratic"), Error);
   CHECK_THROWS_AS(objective_from_string("score"), Error);
 }
@@ -162,12 +169,16 @@ TEST_CASE("save_safetensors replaces atomically and reports unwritable paths", "
   CHECK(torch::equal(load_safetensors(path).tensors.at("x"), torch::zeros({4})));
   // No temp file left behind.
   int siblings = 0;
-  for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(path).parent_path()))
-    if (e.path().filename().string().rfind(std::filesystem::path(path).filename().string() + ".tmp", 0) == 0) ++siblings;
+  for (const auto& e :
+       std::filesystem::directory_iterator(std::filesystem::path(path).parent_path()))
+    if (e.path().filename().string().rfind(std::filesystem::path(path).filename().string() + ".tmp",
+                                           0) == 0)
+      ++siblings;
   CHECK(siblings == 0);
   std::filesystem::remove(path);
   CHECK_THROWS_AS(save_safetensors("/nonexistent-dir/x.safetensors", file), Error);
-  CHECK_THROWS_WITH(load_safetensors("/nonexistent-dir/x.safetensors"), Catch::Contains("does not exist"));
+  CHECK_THROWS_WITH(load_safetensors("/nonexistent-dir/x.safetensors"),
+                    Catch::Contains("does not exist"));
 }
 
 TEST_CASE("hostile safetensors headers give a clean Error naming the problem", "[weights]") {
@@ -189,25 +200,34 @@ TEST_CASE("hostile safetensors headers give a clean Error naming the problem", "
       {data(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8), "need"},
       {data(R"({"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})", 8), "unsupported dtype"},
       {data(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8), "non-negative"},
-      {data(R"({"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,8]}})", 8), "exceeds"},
-      {data(R"({"a":{"dtype":"F32","shape":[65536,65536,65536],"data_offsets":[0,8]}})", 8), "need"},
-      {data(R"({"a":{"dtype":"F32","shape":[65536,65536,65536,65536],"data_offsets":[0,8]}})", 8), "more bytes than"},
+      {data(R"({"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,8]}})", 8),
+       "exceeds"},
+      {data(R"({"a":{"dtype":"F32","shape":[65536,65536,65536],"data_offsets":[0,8]}})", 8),
+       "need"},
+      {data(R"({"a":{"dtype":"F32","shape":[65536,65536,65536,65536],"data_offsets":[0,8]}})", 8),
+       "more bytes than"},
       {data(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", 8), "begin > end"},
       {data(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", 8), "data_offsets"},
       {data(R"({"a":{"dtype":"F32","shape":"2","data_offsets":[0,8]}})", 8), "shape"},
       {data(R"({"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})", 8), "integer"},
-      {data(R"({"a":{"dtype":"F32","shape":[1,1,1,1,1,1,1,1,1,2],"data_offsets":[0,8]}})", 8), "rank"},
-      {data(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12), "overlap"},
+      {data(R"({"a":{"dtype":"F32","shape":[1,1,1,1,1,1,1,1,1,2],"data_offsets":[0,8]}})", 8),
+       "rank"},
+      {data(
+           R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+           12),
+       "overlap"},
       {data(R"({"__metadata__":{"k":1}})", 0), "not a string"},
       {data(R"({"__metadata__":[]})", 0), "__metadata__"},
       {data(R"({"a":3})", 0), "not an object"},
       {data(R"({"":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})", 0), "empty name"},
-      {data("{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}", 0), "nests deeper"},
+      {data("{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}", 0),
+       "nests deeper"},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     INFO("case " << i << " expects '" << cases[i].expect << "'");
     CHECK_THROWS_AS(parse_safetensors(cases[i].bytes.data(), cases[i].bytes.size()), Error);
-    CHECK_THROWS_WITH(parse_safetensors(cases[i].bytes.data(), cases[i].bytes.size()), Catch::Contains(cases[i].expect));
+    CHECK_THROWS_WITH(parse_safetensors(cases[i].bytes.data(), cases[i].bytes.size()),
+                      Catch::Contains(cases[i].expect));
   }
 }
 
@@ -243,10 +263,18 @@ TEST_CASE("fuzz: hundreds of truncated and corrupted files never crash the parse
     for (int f = 0; f < flips; ++f) {
       const size_t at = rng() % header_end;
       switch (rng() % 4) {
-        case 0: bytes[at] = static_cast<std::uint8_t>(rng()); break;
-        case 1: bytes[at] ^= static_cast<std::uint8_t>(1u << (rng() % 8)); break;
-        case 2: bytes[at] = static_cast<std::uint8_t>("{}[]\":,0123456789-e."[rng() % 20]); break;
-        default: bytes[at] = 0xff; break;
+        case 0:
+          bytes[at] = static_cast<std::uint8_t>(rng());
+          break;
+        case 1:
+          bytes[at] ^= static_cast<std::uint8_t>(1u << (rng() % 8));
+          break;
+        case 2:
+          bytes[at] = static_cast<std::uint8_t>("{}[]\":,0123456789-e."[rng() % 20]);
+          break;
+        default:
+          bytes[at] = 0xff;
+          break;
       }
     }
     rejected += parse_outcome(bytes);

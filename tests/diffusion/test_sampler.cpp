@@ -1,8 +1,8 @@
 // The window sampler with analytic denoisers: the data is either one known clip (the exact
 // x0 is that clip) or independent Gaussian pixels (the exact x0 is the posterior mean), so
 // every property can be checked against a known answer without a trained network.
-#include <catch2/catch.hpp>
 #include <torch/torch.h>
+#include <catch2/catch.hpp>
 
 #include <atomic>
 #include <cmath>
@@ -28,25 +28,30 @@ torch::Tensor known_clip(int frames = kFrames) {
 
 // The exact denoiser when the data is the single clip `clip`: x0 = clip, expressed in the
 // requested parameterisation.
-DenoiseFn clip_denoiser(const torch::Tensor& clip, const NoiseSchedule& schedule, Objective objective) {
+DenoiseFn clip_denoiser(const torch::Tensor& clip, const NoiseSchedule& schedule,
+                        Objective objective) {
   return [clip, schedule, objective](const DenoiseCall& call) {
     const auto x0 = clip.unsqueeze(0).expand_as(call.x);
-    const auto abar = schedule.alpha_bar(call.levels).view({call.x.size(0), call.x.size(1), 1, 1, 1});
+    const auto abar =
+        schedule.alpha_bar(call.levels).view({call.x.size(0), call.x.size(1), 1, 1, 1});
     const auto eps = (call.x - abar.sqrt() * x0) / (1 - abar).clamp_min(1e-12).sqrt();
     return schedule.target(objective, x0, eps, call.levels);
   };
 }
 
-// Exact posterior mean for pixels x0 ~ N(mu, s^2): E[x0 | x] = mu + a s^2 / (a^2 s^2 + 1 - a^2) (x - a mu).
+// Exact posterior mean for pixels x0 ~ N(mu, s^2): E[x0 | x] = mu + a s^2 / (a^2 s^2 + 1 - a^2) (x
+// - a mu).
 DenoiseFn gaussian_denoiser(double mu, double s, const NoiseSchedule& schedule) {
   return [mu, s, schedule](const DenoiseCall& call) {
-    const auto abar = schedule.alpha_bar(call.levels).view({call.x.size(0), call.x.size(1), 1, 1, 1});
+    const auto abar =
+        schedule.alpha_bar(call.levels).view({call.x.size(0), call.x.size(1), 1, 1, 1});
     const auto a = abar.sqrt();
     return mu + a * (s * s) / (abar * (s * s) + 1 - abar) * (call.x - a * mu);
   };
 }
 
-WindowInput generate_all(const torch::Tensor& clip, ScheduleShape shape, int steps, double u = 1.0) {
+WindowInput generate_all(const torch::Tensor& clip, ScheduleShape shape, int steps,
+                         double u = 1.0) {
   WindowInput input;
   input.content = torch::zeros_like(clip);
   input.roles.assign(static_cast<size_t>(clip.size(0)), FrameRole::Generate);
@@ -62,11 +67,13 @@ WindowInput generate_all(const torch::Tensor& clip, ScheduleShape shape, int ste
 
 }  // namespace
 
-TEST_CASE("DDIM with the exact denoiser recovers the known clip from pure noise for every shape", "[sampler]") {
+TEST_CASE("DDIM with the exact denoiser recovers the known clip from pure noise for every shape",
+          "[sampler]") {
   const auto clip = known_clip();
   const NoiseSchedule schedule;
-  for (auto shape : {ScheduleShape::FullSequence, ScheduleShape::Autoregressive, ScheduleShape::Pyramid,
-                     ScheduleShape::Trapezoid, ScheduleShape::AsyncBlocks}) {
+  for (auto shape :
+       {ScheduleShape::FullSequence, ScheduleShape::Autoregressive, ScheduleShape::Pyramid,
+        ScheduleShape::Trapezoid, ScheduleShape::AsyncBlocks}) {
     for (auto objective : {Objective::V, Objective::X0, Objective::Eps}) {
       INFO(to_string(shape) << " / " << to_string(objective));
       auto gen = at::detail::createCPUGenerator(3);
@@ -78,8 +85,8 @@ TEST_CASE("DDIM with the exact denoiser recovers the known clip from pure noise 
         finished.push_back(t);
         CHECK(torch::allclose(value, clip[t], 1e-4, 1e-4));
       };
-      const auto result = sample_window(clip_denoiser(clip, schedule, objective), schedule, objective, input,
-                                        settings, gen, callbacks);
+      const auto result = sample_window(clip_denoiser(clip, schedule, objective), schedule,
+                                        objective, input, settings, gen, callbacks);
       CHECK_FALSE(result.cancelled);
       CHECK(result.forwards == input.matrix.rows - 1);
       CHECK(torch::allclose(result.frames, clip, 1e-4, 1e-4));
@@ -89,7 +96,9 @@ TEST_CASE("DDIM with the exact denoiser recovers the known clip from pure noise 
   }
 }
 
-TEST_CASE("with the exact denoiser, every DDIM step stays on the deterministic path of the initial noise", "[sampler]") {
+TEST_CASE(
+    "with the exact denoiser, every DDIM step stays on the deterministic path of the initial noise",
+    "[sampler]") {
   // DDIM (eta = 0) with the true x0 keeps the implied eps constant: x_n = a_n clip + s_n eps0.
   const auto clip = known_clip(2);
   const NoiseSchedule schedule;
@@ -104,7 +113,8 @@ TEST_CASE("with the exact denoiser, every DDIM step stays on the deterministic p
   };
   sample_window(spy, schedule, Objective::V, input, SamplerSettings{}, gen);
   REQUIRE(implied.size() == 5);
-  for (size_t i = 1; i < implied.size(); ++i) CHECK(torch::allclose(implied[i], implied[0], 1e-3, 1e-3));
+  for (size_t i = 1; i < implied.size(); ++i)
+    CHECK(torch::allclose(implied[i], implied[0], 1e-3, 1e-3));
 }
 
 TEST_CASE("Gaussian data: DDIM and DDPM samples have the data's mean and spread", "[sampler]") {
@@ -116,14 +126,16 @@ TEST_CASE("Gaussian data: DDIM and DDPM samples have the data's mean and spread"
     auto gen = at::detail::createCPUGenerator(5);
     SamplerSettings settings;
     settings.eta = eta;
-    const auto result = sample_window(gaussian_denoiser(mu, s, schedule), schedule, Objective::X0,
-                                      generate_all(clip, ScheduleShape::FullSequence, 50), settings, gen);
+    const auto result =
+        sample_window(gaussian_denoiser(mu, s, schedule), schedule, Objective::X0,
+                      generate_all(clip, ScheduleShape::FullSequence, 50), settings, gen);
     CHECK(result.frames.mean().item<double>() == Approx(mu).margin(0.02));
     CHECK(result.frames.std().item<double>() == Approx(s).margin(0.03));
   }
 }
 
-TEST_CASE("pinned frames are returned bit-identical and fed at their stabilisation levels", "[sampler]") {
+TEST_CASE("pinned frames are returned bit-identical and fed at their stabilisation levels",
+          "[sampler]") {
   const auto clip = known_clip();
   const NoiseSchedule schedule;
   WindowInput input = generate_all(clip, ScheduleShape::Pyramid, 6);
@@ -131,7 +143,8 @@ TEST_CASE("pinned frames are returned bit-identical and fed at their stabilisati
   input.roles[0] = FrameRole::KnownUser;
   input.roles[1] = FrameRole::KnownGenerated;
   input.roles[5] = FrameRole::KnownUser;
-  input.matrix = build_schedule(ScheduleSettings{ScheduleShape::Pyramid, 6, 1.0, 2, 2}, {0, 0, 1, 1, 1, 0});
+  input.matrix =
+      build_schedule(ScheduleSettings{ScheduleShape::Pyramid, 6, 1.0, 2, 2}, {0, 0, 1, 1, 1, 0});
   SamplerSettings settings;
   settings.stabilization_user = 0.05;
   settings.stabilization_generated = 0.1;
@@ -161,7 +174,8 @@ TEST_CASE("partial re-noising starts a frame from its content at its own level",
   WindowInput input;
   input.content = clip.clone();
   input.roles.assign(2, FrameRole::Generate);
-  input.matrix = build_schedule(ScheduleSettings{ScheduleShape::FullSequence, 10, 1.0, 2, 2}, {0.3, 1.0});
+  input.matrix =
+      build_schedule(ScheduleSettings{ScheduleShape::FullSequence, 10, 1.0, 2, 2}, {0.3, 1.0});
   REQUIRE(input.matrix.at(0, 0) == 3);
   std::vector<DenoiseCall> calls;
   DenoiseFn zeros = [&](const DenoiseCall& call) {
@@ -187,7 +201,8 @@ TEST_CASE("partial re-noising starts a frame from its content at its own level",
 TEST_CASE("cancel mid-run returns with the frames finished so far", "[sampler]") {
   const auto clip = known_clip();
   const NoiseSchedule schedule;
-  const auto input = generate_all(clip, ScheduleShape::Autoregressive, 4);  // frame t final after 4(t+1) rows
+  const auto input =
+      generate_all(clip, ScheduleShape::Autoregressive, 4);  // frame t final after 4(t+1) rows
   std::atomic<bool> cancel{false};
   std::vector<int> finished;
   int steps = 0;
@@ -201,8 +216,8 @@ TEST_CASE("cancel mid-run returns with the frames finished so far", "[sampler]")
     if (row == 9) cancel = true;
   };
   auto gen = at::detail::createCPUGenerator(4);
-  const auto result =
-      sample_window(clip_denoiser(clip, schedule, Objective::V), schedule, Objective::V, input, SamplerSettings{}, gen, callbacks);
+  const auto result = sample_window(clip_denoiser(clip, schedule, Objective::V), schedule,
+                                    Objective::V, input, SamplerSettings{}, gen, callbacks);
   CHECK(result.cancelled);
   CHECK(steps == 9);
   CHECK(result.forwards == 9);
@@ -221,7 +236,9 @@ TEST_CASE("same seed gives identical frames; a different seed differs when eta >
     auto gen = at::detail::createCPUGenerator(seed);
     SamplerSettings settings;
     settings.eta = eta;
-    return sample_window(gaussian_denoiser(0.0, 0.5, schedule), schedule, Objective::X0, input, settings, gen).frames;
+    return sample_window(gaussian_denoiser(0.0, 0.5, schedule), schedule, Objective::X0, input,
+                         settings, gen)
+        .frames;
   };
   for (double eta : {0.0, 0.7}) {
     CHECK(torch::equal(run(42, eta), run(42, eta)));
@@ -229,13 +246,15 @@ TEST_CASE("same seed gives identical frames; a different seed differs when eta >
   }
 }
 
-TEST_CASE("history guidance batches its 2-3 calls into one forward and combines them per DFoT", "[sampler]") {
+TEST_CASE("history guidance batches its 2-3 calls into one forward and combines them per DFoT",
+          "[sampler]") {
   const NoiseSchedule schedule;
   const auto clip = torch::zeros({3, 3, 4, 4});
   WindowInput input;
   input.content = clip;
   input.roles = {FrameRole::KnownUser, FrameRole::Generate, FrameRole::Generate};
-  input.matrix = build_schedule(ScheduleSettings{ScheduleShape::FullSequence, 4, 1.0, 2, 2}, {0, 1, 1});
+  input.matrix =
+      build_schedule(ScheduleSettings{ScheduleShape::FullSequence, 4, 1.0, 2, 2}, {0, 1, 1});
   // x0 prediction = the level at which the history frame was fed: h -> 0.02, h_f -> f, empty -> 1.
   std::vector<int64_t> batches;
   DenoiseFn history_probe = [&](const DenoiseCall& call) {
@@ -249,13 +268,18 @@ TEST_CASE("history guidance batches its 2-3 calls into one forward and combines 
     settings.guidance.scale = w;
     settings.guidance.fractional_level = 0.5;
     auto gen = at::detail::createCPUGenerator(0);
-    return sample_window(history_probe, schedule, Objective::X0, input, settings, gen).frames[1].mean().item<double>();
+    return sample_window(history_probe, schedule, Objective::X0, input, settings, gen)
+        .frames[1]
+        .mean()
+        .item<double>();
   };
   CHECK(run(GuidanceMode::None, 1.0) == Approx(0.02));
   CHECK(batches == std::vector<int64_t>(4, 1));
-  CHECK(run(GuidanceMode::Vanilla, 1.5) == Approx(1.0 + 1.5 * (0.02 - 1.0)));  // eps(0) + w (eps(h) - eps(0))
+  CHECK(run(GuidanceMode::Vanilla, 1.5) ==
+        Approx(1.0 + 1.5 * (0.02 - 1.0)));  // eps(0) + w (eps(h) - eps(0))
   CHECK(batches == std::vector<int64_t>(4, 2));
-  CHECK(run(GuidanceMode::Fractional, 1.5) == Approx(0.02 + 0.5 * (0.5 - 1.0)));  // eps(h) + (w-1)(eps(h_f) - eps(0))
+  CHECK(run(GuidanceMode::Fractional, 1.5) ==
+        Approx(0.02 + 0.5 * (0.5 - 1.0)));  // eps(h) + (w-1)(eps(h_f) - eps(0))
   CHECK(batches == std::vector<int64_t>(4, 3));
   CHECK(run(GuidanceMode::Vanilla, 1.0) == Approx(0.02));  // w = 1 is one plain call
   CHECK(batches == std::vector<int64_t>(4, 1));
@@ -279,7 +303,9 @@ TEST_CASE("invalid sampler settings and inputs are rejected with a message", "[s
   CHECK_THROWS_AS(sample_window(zeros, schedule, Objective::V, input, bad, gen), Error);
   WindowInput wrong = input;
   wrong.roles.push_back(FrameRole::Generate);
-  CHECK_THROWS_AS(sample_window(zeros, schedule, Objective::V, wrong, SamplerSettings{}, gen), Error);
+  CHECK_THROWS_AS(sample_window(zeros, schedule, Objective::V, wrong, SamplerSettings{}, gen),
+                  Error);
   DenoiseFn wrong_shape = [](const DenoiseCall&) { return torch::zeros({1}); };
-  CHECK_THROWS_AS(sample_window(wrong_shape, schedule, Objective::V, input, SamplerSettings{}, gen), Error);
+  CHECK_THROWS_AS(sample_window(wrong_shape, schedule, Objective::V, input, SamplerSettings{}, gen),
+                  Error);
 }

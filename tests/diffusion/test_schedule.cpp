@@ -61,11 +61,12 @@ const ScheduleShape kAllShapes[] = {ScheduleShape::FullSequence, ScheduleShape::
 
 }  // namespace
 
-TEST_CASE("every shape: first row = start levels, last row 0, columns non-increasing", "[schedule]") {
+TEST_CASE("every shape: first row = start levels, last row 0, columns non-increasing",
+          "[schedule]") {
   const std::vector<std::vector<double>> starts = {
       {1, 1, 1, 1, 1, 1, 1, 1},
-      {0, 0, 1, 1, 1, 1},            // pinned context + generated
-      {0, 0.5, 1, 0.3, 1, 0},        // pins anywhere, partial re-noising
+      {0, 0, 1, 1, 1, 1},      // pinned context + generated
+      {0, 0.5, 1, 0.3, 1, 0},  // pins anywhere, partial re-noising
       {1},
       {0, 0, 0},
   };
@@ -95,7 +96,8 @@ TEST_CASE("pinned columns stay 0 in every row", "[schedule]") {
 }
 
 TEST_CASE("full_sequence: M[m, t] = S - m for all generated frames", "[schedule]") {
-  const auto m = build_schedule(settings_for(ScheduleShape::FullSequence, 10), std::vector<double>(6, 1.0));
+  const auto m =
+      build_schedule(settings_for(ScheduleShape::FullSequence, 10), std::vector<double>(6, 1.0));
   REQUIRE(m.rows == 11);
   for (int r = 0; r < m.rows; ++r)
     for (int t = 0; t < 6; ++t) CHECK(m.at(r, t) == 10 - r);
@@ -104,24 +106,28 @@ TEST_CASE("full_sequence: M[m, t] = S - m for all generated frames", "[schedule]
 TEST_CASE("pyramid: M = clip(S + floor(t u) - m, 0, S); frame t lags t-1 by u", "[schedule]") {
   for (double u : {1.0, 2.0, 3.0, 0.5}) {
     const int steps = 10;
-    const auto m = build_schedule(settings_for(ScheduleShape::Pyramid, steps, u), std::vector<double>(8, 1.0));
+    const auto m =
+        build_schedule(settings_for(ScheduleShape::Pyramid, steps, u), std::vector<double>(8, 1.0));
     for (int r = 0; r < m.rows; ++r)
       for (int t = 0; t < 8; ++t)
         CHECK(m.at(r, t) == std::clamp(steps + static_cast<int>(std::floor(t * u)) - r, 0, steps));
     if (u == std::floor(u)) {
-      for (int t = 1; t < 8; ++t) CHECK(finish_row(m, t) - finish_row(m, t - 1) == static_cast<int>(u));
+      for (int t = 1; t < 8; ++t)
+        CHECK(finish_row(m, t) - finish_row(m, t - 1) == static_cast<int>(u));
     }
   }
 }
 
-TEST_CASE("pyramid ranks only generated frames: pinned context does not delay the first one", "[schedule]") {
+TEST_CASE("pyramid ranks only generated frames: pinned context does not delay the first one",
+          "[schedule]") {
   const auto m = build_schedule(settings_for(ScheduleShape::Pyramid, 4, 1.0), {0, 0, 1, 1});
   CHECK(m.at(1, 2) == 3);  // first generated frame descends immediately
   CHECK(m.at(1, 3) == 4);  // the next one lags by u = 1
 }
 
 TEST_CASE("autoregressive: frame t is clean before frame t+1 starts", "[schedule]") {
-  const auto m = build_schedule(settings_for(ScheduleShape::Autoregressive, 5), std::vector<double>(4, 1.0));
+  const auto m =
+      build_schedule(settings_for(ScheduleShape::Autoregressive, 5), std::vector<double>(4, 1.0));
   check_invariants(m, std::vector<double>(4, 1.0));
   for (int t = 0; t + 1 < 4; ++t) CHECK(finish_row(m, t) <= last_row_at_top(m, t + 1));
   CHECK(m.rows == 5 * 4 + 1);
@@ -129,7 +135,8 @@ TEST_CASE("autoregressive: frame t is clean before frame t+1 starts", "[schedule
 
 TEST_CASE("trapezoid: both ends of the window finish first, the middle last", "[schedule]") {
   const int frames = 7;
-  const auto m = build_schedule(settings_for(ScheduleShape::Trapezoid, 10, 2.0), std::vector<double>(frames, 1.0));
+  const auto m = build_schedule(settings_for(ScheduleShape::Trapezoid, 10, 2.0),
+                                std::vector<double>(frames, 1.0));
   const int first = finish_row(m, 0);
   const int last = finish_row(m, frames - 1);
   CHECK(first == last);
@@ -143,7 +150,8 @@ TEST_CASE("trapezoid: both ends of the window finish first, the middle last", "[
   for (int t = 0; t < frames; ++t) CHECK(finish_row(m, t) == finish_row(m, frames - 1 - t));
 }
 
-TEST_CASE("async_blocks: block i lags block i-1 by ar_step, frames in a block move together", "[schedule]") {
+TEST_CASE("async_blocks: block i lags block i-1 by ar_step, frames in a block move together",
+          "[schedule]") {
   ScheduleSettings s = settings_for(ScheduleShape::AsyncBlocks, 8);
   s.block = 3;
   s.ar_step = 2;
@@ -155,7 +163,8 @@ TEST_CASE("async_blocks: block i lags block i-1 by ar_step, frames in a block mo
   }
 }
 
-TEST_CASE("custom start levels: partial frames start at round(level * S) and never rise", "[schedule]") {
+TEST_CASE("custom start levels: partial frames start at round(level * S) and never rise",
+          "[schedule]") {
   const std::vector<double> start = {0.0, 0.25, 0.5, 1.0};
   const auto m = build_schedule(settings_for(ScheduleShape::FullSequence, 8), start);
   CHECK(m.at(0, 1) == 2);
@@ -201,7 +210,8 @@ TEST_CASE("invalid schedule settings are rejected with a message", "[schedule]")
 }
 
 TEST_CASE("shape and guidance names round-trip through strings", "[schedule]") {
-  for (ScheduleShape shape : kAllShapes) CHECK(schedule_shape_from_string(to_string(shape)) == shape);
+  for (ScheduleShape shape : kAllShapes)
+    CHECK(schedule_shape_from_string(to_string(shape)) == shape);
   for (GuidanceMode mode : {GuidanceMode::None, GuidanceMode::Vanilla, GuidanceMode::Fractional})
     CHECK(guidance_mode_from_string(to_string(mode)) == mode);
   CHECK_THROWS_AS(schedule_shape_from_string("spiral"), Error);

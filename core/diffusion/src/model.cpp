@@ -65,7 +65,8 @@ ModelConfig ModelConfig::preset(const std::string& name) {
     c.causal = true;
     return c;
   }
-  throw Error("unknown model preset '" + name + "' (expected demo, demo-causal, tiny or tiny-causal)");
+  throw Error("unknown model preset '" + name +
+              "' (expected demo, demo-causal, tiny or tiny-causal)");
 }
 
 nlohmann::json ModelConfig::to_json() const {
@@ -87,13 +88,15 @@ nlohmann::json ModelConfig::to_json() const {
 
 namespace {
 
-int int_field(const nlohmann::json& j, const char* key, int fallback, int lo, int hi, bool required) {
+int int_field(const nlohmann::json& j, const char* key, int fallback, int lo, int hi,
+              bool required) {
   const auto it = j.find(key);
   if (it == j.end()) {
     if (required) throw Error(std::string("model config has no '") + key + "'");
     return fallback;
   }
-  if (!it->is_number_integer()) throw Error(std::string("model config '") + key + "' must be a whole number");
+  if (!it->is_number_integer())
+    throw Error(std::string("model config '") + key + "' must be a whole number");
   const auto v = it->get<int64_t>();
   if (v < lo || v > hi)
     throw Error(std::string("model config '") + key + "' = " + std::to_string(v) + " is outside [" +
@@ -111,7 +114,8 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
     c.name = it->get<std::string>();
   }
   if (const auto it = j.find("architecture"); it != j.end() && *it != "dfs-spacetime-dit-1")
-    throw Error("model architecture " + it->dump() + " is not supported by this version (expected dfs-spacetime-dit-1)");
+    throw Error("model architecture " + it->dump() +
+                " is not supported by this version (expected dfs-spacetime-dit-1)");
   c.width = int_field(j, "width", c.width, 1, 4096, true);
   c.height = int_field(j, "height", c.height, 1, 4096, true);
   c.channels = int_field(j, "channels", c.channels, 1, 4, false);
@@ -137,8 +141,8 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
     throw Error("model resolution " + std::to_string(c.width) + "x" + std::to_string(c.height) +
                 " is not a multiple of the patch size " + std::to_string(c.patch));
   if (c.dim % c.heads != 0 || (c.dim / c.heads) % 2 != 0)
-    throw Error("model dim " + std::to_string(c.dim) + " must split into " + std::to_string(c.heads) +
-                " heads of an even size (rotary positions rotate pairs)");
+    throw Error("model dim " + std::to_string(c.dim) + " must split into " +
+                std::to_string(c.heads) + " heads of an even size (rotary positions rotate pairs)");
   return c;
 }
 
@@ -146,24 +150,28 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
 
 namespace {
 
-constexpr int kLevelFrequencies = 64;   // sinusoidal features of the level embedding
+constexpr int kLevelFrequencies = 64;  // sinusoidal features of the level embedding
 constexpr double kLayerNormEps = 1e-6;
 
 // Transformer sinusoidal features (Vaswani et al. 2017, Sec. 3.5) of the level scaled to
 // training timesteps, as in DDPM's timestep embedding: [..] -> [.., kLevelFrequencies].
 torch::Tensor level_features(const torch::Tensor& levels) {
   const int half = kLevelFrequencies / 2;
-  const auto freqs = torch::exp(-std::log(10000.0) *
-                                torch::arange(half, torch::TensorOptions().dtype(torch::kFloat32).device(levels.device())) / half);
+  const auto freqs = torch::exp(
+      -std::log(10000.0) *
+      torch::arange(half, torch::TensorOptions().dtype(torch::kFloat32).device(levels.device())) /
+      half);
   const auto args = (levels.to(torch::kFloat32) * kTrainTimesteps).unsqueeze(-1) * freqs;
   return torch::cat({torch::cos(args), torch::sin(args)}, -1);
 }
 
-// Rotary tables (Su et al. 2021, Eq. 34, "rotate half" layout): positions [S] -> cos, sin [S, head_dim].
+// Rotary tables (Su et al. 2021, Eq. 34, "rotate half" layout): positions [S] -> cos, sin [S,
+// head_dim].
 std::pair<torch::Tensor, torch::Tensor> rotary_tables(const torch::Tensor& positions, int head_dim,
                                                       torch::ScalarType dtype) {
   const int half = head_dim / 2;
-  const auto inv_freq = torch::pow(10000.0, -torch::arange(half, positions.options().dtype(torch::kFloat32)) / half);
+  const auto inv_freq =
+      torch::pow(10000.0, -torch::arange(half, positions.options().dtype(torch::kFloat32)) / half);
   const auto angles = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq;  // [S, half]
   const auto full = torch::cat({angles, angles}, -1);
   return {full.cos().to(dtype), full.sin().to(dtype)};
@@ -179,7 +187,8 @@ torch::Tensor layer_norm(const torch::Tensor& x) {
 }
 
 // adaLN: norm(x) * (1 + scale) + shift, DiT Sec. 3.2.
-torch::Tensor modulate(const torch::Tensor& x, const torch::Tensor& shift, const torch::Tensor& scale) {
+torch::Tensor modulate(const torch::Tensor& x, const torch::Tensor& shift,
+                       const torch::Tensor& scale) {
   return torch::addcmul(shift, layer_norm(x), 1 + scale);
 }
 
@@ -215,12 +224,14 @@ AttentionImpl::AttentionImpl(int dim, int heads)
       proj(register_module("proj", torch::nn::Linear(dim, dim))),
       heads_(heads) {}
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& rope_cos, const torch::Tensor& rope_sin,
-                                     const torch::Tensor& mask, const torch::Tensor& past_k, const torch::Tensor& past_v,
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& rope_cos,
+                                     const torch::Tensor& rope_sin, const torch::Tensor& mask,
+                                     const torch::Tensor& past_k, const torch::Tensor& past_v,
                                      torch::Tensor* new_k, torch::Tensor* new_v) {
   const int64_t n = x.size(0), s = x.size(1), dim = x.size(2);
   const int64_t head_dim = dim / heads_;
-  const auto parts = qkv(x).view({n, s, 3, heads_, head_dim}).permute({2, 0, 3, 1, 4});  // [3, N, h, S, hd]
+  const auto parts =
+      qkv(x).view({n, s, 3, heads_, head_dim}).permute({2, 0, 3, 1, 4});  // [3, N, h, S, hd]
   auto q = parts[0];
   auto k = parts[1];
   auto v = parts[2];
@@ -237,12 +248,14 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   torch::Tensor out;
 #if TORCH_VERSION_MAJOR >= 2
   // Fused kernel where available (LibTorch 2.x); same maths as the explicit path below.
-  out = at::scaled_dot_product_attention(q, k, v, mask.defined() ? c10::optional<torch::Tensor>(mask.to(q.scalar_type()))
-                                                                 : c10::nullopt);
+  out = at::scaled_dot_product_attention(
+      q, k, v,
+      mask.defined() ? c10::optional<torch::Tensor>(mask.to(q.scalar_type())) : c10::nullopt);
 #else
   // Plain matmul/softmax/matmul. Measured: a broadcast multiply-sum for the short temporal
   // sequences was slower than batched GEMM once OpenBLAS runs single-threaded (runtime.cpp).
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(head_dim)));
+  auto scores =
+      torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(head_dim)));
   if (mask.defined()) scores = scores + mask.to(scores.scalar_type());
   out = torch::matmul(torch::softmax(scores, -1), v);
 #endif
@@ -257,9 +270,10 @@ SpaceTimeBlockImpl::SpaceTimeBlockImpl(int dim, int heads, int mlp_ratio)
       modulation(register_module("modulation", torch::nn::Linear(dim, 9 * dim))) {}
 
 torch::Tensor SpaceTimeBlockImpl::forward(const torch::Tensor& h_in, const torch::Tensor& cond,
-                                          const torch::Tensor& rope_cos, const torch::Tensor& rope_sin,
-                                          const torch::Tensor& mask, const torch::Tensor& past_k,
-                                          const torch::Tensor& past_v, torch::Tensor* new_k, torch::Tensor* new_v) {
+                                          const torch::Tensor& rope_cos,
+                                          const torch::Tensor& rope_sin, const torch::Tensor& mask,
+                                          const torch::Tensor& past_k, const torch::Tensor& past_v,
+                                          torch::Tensor* new_k, torch::Tensor* new_v) {
   const int64_t b = h_in.size(0), t = h_in.size(1), l = h_in.size(2), d = h_in.size(3);
   StageClock clock(profile);
   const auto m = modulation(cond).unsqueeze(2).chunk(9, -1);  // each [B, T, 1, d]
@@ -287,16 +301,20 @@ torch::Tensor SpaceTimeBlockImpl::forward(const torch::Tensor& h_in, const torch
 
 DenoiserImpl::DenoiserImpl(const ModelConfig& config) : config_(config) {
   const int d = config.dim;
-  const int64_t tokens = static_cast<int64_t>(config.width / config.patch) * (config.height / config.patch);
+  const int64_t tokens =
+      static_cast<int64_t>(config.width / config.patch) * (config.height / config.patch);
   level_in = register_module("level_in", torch::nn::Linear(kLevelFrequencies, d));
   level_out = register_module("level_out", torch::nn::Linear(d, d));
-  stem = register_module("stem", torch::nn::Conv2d(torch::nn::Conv2dOptions(config.channels, d, config.patch)
-                                                       .stride(config.patch)));
+  stem = register_module(
+      "stem", torch::nn::Conv2d(
+                  torch::nn::Conv2dOptions(config.channels, d, config.patch).stride(config.patch)));
   spatial_pos = register_parameter("spatial_pos", torch::zeros({1, tokens, d}));
   blocks = register_module("blocks", torch::nn::ModuleList());
-  for (int i = 0; i < config.depth; ++i) blocks->push_back(SpaceTimeBlock(d, config.heads, config.mlp_ratio));
+  for (int i = 0; i < config.depth; ++i)
+    blocks->push_back(SpaceTimeBlock(d, config.heads, config.mlp_ratio));
   final_modulation = register_module("final_modulation", torch::nn::Linear(d, 2 * d));
-  head = register_module("head", torch::nn::Linear(d, config.channels * config.patch * config.patch));
+  head =
+      register_module("head", torch::nn::Linear(d, config.channels * config.patch * config.patch));
   reset_parameters(0);
 }
 
@@ -330,24 +348,29 @@ int64_t DenoiserImpl::parameter_count() const {
   return n;
 }
 
-torch::Tensor DenoiserImpl::forward(const torch::Tensor& x, const torch::Tensor& levels, const torch::Tensor& positions) {
+torch::Tensor DenoiserImpl::forward(const torch::Tensor& x, const torch::Tensor& levels,
+                                    const torch::Tensor& positions) {
   return run(x, levels, positions, nullptr, false);
 }
 
 torch::Tensor DenoiserImpl::forward_cached(const torch::Tensor& x, const torch::Tensor& levels,
-                                           const torch::Tensor& positions, KVCache& cache, bool append) {
+                                           const torch::Tensor& positions, KVCache& cache,
+                                           bool append) {
   if (!config_.causal)
-    throw Error("a KV cache needs a causal model: with bidirectional attention the history depends on new frames");
+    throw Error(
+        "a KV cache needs a causal model: with bidirectional attention the history depends on new "
+        "frames");
   return run(x, levels, positions, &cache, append);
 }
 
 torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& levels_in,
                                 const torch::Tensor& positions_in, KVCache* cache, bool append) {
   const auto& c = config_;
-  if (x_in.dim() != 5 || x_in.size(2) != c.channels || x_in.size(3) != c.height || x_in.size(4) != c.width) {
+  if (x_in.dim() != 5 || x_in.size(2) != c.channels || x_in.size(3) != c.height ||
+      x_in.size(4) != c.width) {
     std::ostringstream msg;
-    msg << "denoiser input must be [B, T, " << c.channels << ", " << c.height << ", " << c.width << "], got "
-        << x_in.sizes();
+    msg << "denoiser input must be [B, T, " << c.channels << ", " << c.height << ", " << c.width
+        << "], got " << x_in.sizes();
     throw Error(msg.str());
   }
   const int64_t b = x_in.size(0), t = x_in.size(1);
@@ -358,9 +381,11 @@ torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& 
   const auto x = x_in.to(device, dtype);
   const auto levels = levels_in.to(device, torch::kFloat32);
   const int64_t past = cache != nullptr ? cache->frames() : 0;
-  torch::Tensor positions = positions_in.defined()
-                                ? positions_in.to(device, torch::kFloat32)
-                                : torch::arange(past, past + t, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+  torch::Tensor positions =
+      positions_in.defined()
+          ? positions_in.to(device, torch::kFloat32)
+          : torch::arange(past, past + t,
+                          torch::TensorOptions().dtype(torch::kFloat32).device(device));
   if (positions.dim() != 1 || positions.size(0) != t) throw Error("denoiser positions must be [T]");
   if (cache != nullptr && past > 0 && cache->keys.size() != blocks->size())
     throw Error("KV cache does not belong to this model");
@@ -380,10 +405,12 @@ torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& 
   const auto [rope_cos, rope_sin] = rotary_tables(positions, c.dim / c.heads, dtype);
   torch::Tensor mask;
   if (c.causal) {
-    const auto key_positions = past > 0 ? torch::cat({cache->positions.to(device), positions}) : positions;
+    const auto key_positions =
+        past > 0 ? torch::cat({cache->positions.to(device), positions}) : positions;
     // -inf where a key lies after the query: frame t sees frames <= t only.
     mask = torch::zeros({t, past + t}, torch::TensorOptions().dtype(torch::kFloat32).device(device))
-               .masked_fill(key_positions.unsqueeze(0) > positions.unsqueeze(1), -std::numeric_limits<float>::infinity());
+               .masked_fill(key_positions.unsqueeze(0) > positions.unsqueeze(1),
+                            -std::numeric_limits<float>::infinity());
   }
 
   clock.lap(&ForwardProfile::embed_stem);
@@ -397,7 +424,8 @@ torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& 
       if (past_k.size(0) != b * tokens) throw Error("KV cache batch does not match this call");
     }
     h = block->forward(h, cond, rope_cos, rope_sin, mask, past_k, past_v,
-                       cache != nullptr ? &new_keys[i] : nullptr, cache != nullptr ? &new_values[i] : nullptr);
+                       cache != nullptr ? &new_keys[i] : nullptr,
+                       cache != nullptr ? &new_values[i] : nullptr);
   }
   if (cache != nullptr && append) {
     if (past == 0) {
@@ -425,13 +453,15 @@ torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& 
 
 void DenoiserImpl::set_profile(ForwardProfile* profile) {
   profile_ = profile;
-  for (size_t i = 0; i < blocks->size(); ++i) blocks[i]->as<SpaceTimeBlockImpl>()->profile = profile;
+  for (size_t i = 0; i < blocks->size(); ++i)
+    blocks[i]->as<SpaceTimeBlockImpl>()->profile = profile;
 }
 
 // [SECTION] Model files ------------------------------------------------------------------
 
 int64_t expected_parameter_count(const ModelConfig& c) {
-  const int64_t d = c.dim, r = c.mlp_ratio, out = static_cast<int64_t>(c.channels) * c.patch * c.patch;
+  const int64_t d = c.dim, r = c.mlp_ratio,
+                out = static_cast<int64_t>(c.channels) * c.patch * c.patch;
   const int64_t tokens = static_cast<int64_t>(c.width / c.patch) * (c.height / c.patch);
   const int64_t attention = (d * 3 * d + 3 * d) + (d * d + d);
   const int64_t block = 2 * attention + (d * r * d + r * d) + (r * d * d + d) + (d * 9 * d + 9 * d);
@@ -439,7 +469,8 @@ int64_t expected_parameter_count(const ModelConfig& c) {
          (d * 2 * d + 2 * d) + (d * out + out);
 }
 
-void save_model(const std::string& path, Denoiser& net, const ModelConfig& config, const nlohmann::json& provenance) {
+void save_model(const std::string& path, Denoiser& net, const ModelConfig& config,
+                const nlohmann::json& provenance) {
   TensorFile file;
   file.metadata["format"] = "dfs-model-1";
   file.metadata["config"] = config.to_json().dump();
@@ -472,9 +503,11 @@ LoadedDenoiser load_denoiser(const std::string& path) {
   TensorFile file = load_safetensors(path);
   const auto config_it = file.metadata.find("config");
   if (config_it == file.metadata.end())
-    throw Error(path + ": not a Diffusion Forcing Studio model (no 'config' in the safetensors metadata)");
+    throw Error(path +
+                ": not a Diffusion Forcing Studio model (no 'config' in the safetensors metadata)");
   const auto config_json = nlohmann::json::parse(config_it->second, nullptr, false);
-  if (config_json.is_discarded()) throw Error(path + ": the model config in the metadata is not valid JSON");
+  if (config_json.is_discarded())
+    throw Error(path + ": the model config in the metadata is not valid JSON");
   LoadedDenoiser loaded;
   try {
     loaded.config = ModelConfig::from_json(config_json);
@@ -483,7 +516,8 @@ LoadedDenoiser load_denoiser(const std::string& path) {
   }
   if (const auto it = file.metadata.find("provenance"); it != file.metadata.end()) {
     loaded.provenance = nlohmann::json::parse(it->second, nullptr, false);
-    if (loaded.provenance.is_discarded()) loaded.provenance = nlohmann::json{{"unparsed", it->second}};
+    if (loaded.provenance.is_discarded())
+      loaded.provenance = nlohmann::json{{"unparsed", it->second}};
   }
   // Never build a network much larger than the file could fill: a hostile config (dim 4096,
   // depth 128) must not allocate gigabytes before the tensor check rejects it. Near misses
@@ -493,7 +527,8 @@ LoadedDenoiser load_denoiser(const std::string& path) {
   const int64_t needed = expected_parameter_count(loaded.config);
   if (needed > 2 * values_in_file + (1 << 20))
     throw Error(path + ": its config '" + loaded.config.name + "' needs " + std::to_string(needed) +
-                " parameters but the file holds only " + std::to_string(values_in_file) + " values");
+                " parameters but the file holds only " + std::to_string(values_in_file) +
+                " values");
   loaded.net = Denoiser(loaded.config);
 
   std::vector<std::string> missing, misshaped, unexpected;
@@ -506,8 +541,8 @@ LoadedDenoiser load_denoiser(const std::string& path) {
     if (it == file.tensors.end()) {
       missing.push_back(item.key());
     } else if (it->second.sizes() != item.value().sizes()) {
-      misshaped.push_back(item.key() + " (file " + shape_text(it->second.sizes()) + ", config needs " +
-                          shape_text(item.value().sizes()) + ")");
+      misshaped.push_back(item.key() + " (file " + shape_text(it->second.sizes()) +
+                          ", config needs " + shape_text(item.value().sizes()) + ")");
     } else if (!it->second.is_floating_point()) {
       misshaped.push_back(item.key() + " (not a floating-point tensor)");
     } else {
@@ -520,23 +555,30 @@ LoadedDenoiser load_denoiser(const std::string& path) {
   if (!missing.empty()) problems += "missing tensors: " + join_limited(missing) + ". ";
   if (!misshaped.empty()) problems += "mis-shaped tensors: " + join_limited(misshaped) + ". ";
   if (!unexpected.empty()) problems += "unexpected tensors: " + join_limited(unexpected) + ". ";
-  if (!problems.empty()) throw Error(path + " does not match its config '" + loaded.config.name + "': " + problems);
+  if (!problems.empty())
+    throw Error(path + " does not match its config '" + loaded.config.name + "': " + problems);
   for (const auto& p : loaded.net->parameters())
-    if (!torch::isfinite(p).all().item<bool>()) throw Error(path + ": the weights contain NaN or infinity");
+    if (!torch::isfinite(p).all().item<bool>())
+      throw Error(path + ": the weights contain NaN or infinity");
   return loaded;
 }
 
 // [SECTION] Model handle -----------------------------------------------------------------
 
 torch::Device parse_device(const std::string& device) {
-  if (device == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (device == "auto")
+    return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0)
+                                       : torch::Device(torch::kCPU);
   if (device == "cpu") return torch::kCPU;
   if (device.rfind("cuda", 0) == 0) {
     if (!torch::cuda::is_available())
-      throw Error("device '" + device + "' requested but CUDA is not available (this LibTorch build or machine has no GPU)");
+      throw Error(
+          "device '" + device +
+          "' requested but CUDA is not available (this LibTorch build or machine has no GPU)");
     int index = 0;
     if (device.size() > 4) {
-      if (device[4] != ':') throw Error("device must be auto, cpu, cuda or cuda:N, got '" + device + "'");
+      if (device[4] != ':')
+        throw Error("device must be auto, cpu, cuda or cuda:N, got '" + device + "'");
       try {
         index = std::stoi(device.substr(5));
       } catch (const std::exception&) {
@@ -552,7 +594,8 @@ torch::Device parse_device(const std::string& device) {
 
 namespace {
 
-Model make_model(Denoiser net, const ModelConfig& config, const nlohmann::json& provenance, const std::string& device) {
+Model make_model(Denoiser net, const ModelConfig& config, const nlohmann::json& provenance,
+                 const std::string& device) {
   auto impl = std::make_shared<Model::Impl>();
   impl->config = config;
   impl->device = parse_device(device);
@@ -582,7 +625,9 @@ Model make_model(Denoiser net, const ModelConfig& config, const nlohmann::json& 
 
 Model::Model(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-const ModelInfo& Model::info() const { return impl_->info; }
+const ModelInfo& Model::info() const {
+  return impl_->info;
+}
 
 Model Model::load(const std::string& path, const std::string& device) {
   auto loaded = load_denoiser(path);
@@ -594,11 +639,14 @@ Model Model::random(const std::string& preset, uint64_t seed, const std::string&
   const ModelConfig config = ModelConfig::preset(preset);
   Denoiser net(config);
   net->reset_parameters(seed);
-  return make_model(net, config,
-                    nlohmann::json{{"source", "random initialisation"}, {"preset", preset}, {"seed", seed}}, device);
+  return make_model(
+      net, config,
+      nlohmann::json{{"source", "random initialisation"}, {"preset", preset}, {"seed", seed}},
+      device);
 }
 
-ModelDenoiser::ModelDenoiser(Model::Impl& model, bool kv_cache) : model_(model), kv_cache_(kv_cache && model.config.causal) {}
+ModelDenoiser::ModelDenoiser(Model::Impl& model, bool kv_cache)
+    : model_(model), kv_cache_(kv_cache && model.config.causal) {}
 
 DenoiseFn ModelDenoiser::fn() {
   return [this](const DenoiseCall& c) { return call(c); };
@@ -619,18 +667,20 @@ torch::Tensor ModelDenoiser::call(const DenoiseCall& c) {
     ++forwards_;
     return net->forward(c.x, c.levels, c.positions).to(torch::kCPU);
   }
-  const auto positions = c.positions.defined() ? c.positions : torch::arange(frames, torch::kFloat32);
+  const auto positions =
+      c.positions.defined() ? c.positions : torch::arange(frames, torch::kFloat32);
   if (cached_prefix_ != prefix || cached_batch_ != c.x.size(0)) {
     // First call of this window: compute the known history once (its prediction is unused).
     cache_.clear();
-    net->forward_cached(c.x.slice(1, 0, prefix), c.levels.slice(1, 0, prefix), positions.slice(0, 0, prefix), cache_,
+    net->forward_cached(c.x.slice(1, 0, prefix), c.levels.slice(1, 0, prefix),
+                        positions.slice(0, 0, prefix), cache_,
                         /*append=*/true);
     cached_prefix_ = prefix;
     cached_batch_ = c.x.size(0);
   }
   ++forwards_;
-  const auto tail = net->forward_cached(c.x.slice(1, prefix), c.levels.slice(1, prefix), positions.slice(0, prefix),
-                                        cache_, /*append=*/false)
+  const auto tail = net->forward_cached(c.x.slice(1, prefix), c.levels.slice(1, prefix),
+                                        positions.slice(0, prefix), cache_, /*append=*/false)
                         .to(torch::kCPU);
   // The known frames' predictions are never used by the sampler: zeros keep the shape.
   auto out = torch::zeros(c.x.sizes(), tail.options());

@@ -25,9 +25,12 @@ NoiseScheduleKind noise_schedule_from_string(const std::string& name) {
 
 std::string to_string(NoiseScheduleKind kind) {
   switch (kind) {
-    case NoiseScheduleKind::Cosine: return "cosine";
-    case NoiseScheduleKind::Sigmoid: return "sigmoid";
-    case NoiseScheduleKind::Linear: return "linear";
+    case NoiseScheduleKind::Cosine:
+      return "cosine";
+    case NoiseScheduleKind::Sigmoid:
+      return "sigmoid";
+    case NoiseScheduleKind::Linear:
+      return "linear";
   }
   return "unknown";
 }
@@ -41,9 +44,12 @@ Objective objective_from_string(const std::string& name) {
 
 std::string to_string(Objective objective) {
   switch (objective) {
-    case Objective::V: return "v";
-    case Objective::X0: return "x0";
-    case Objective::Eps: return "eps";
+    case Objective::V:
+      return "v";
+    case Objective::X0:
+      return "x0";
+    case Objective::Eps:
+      return "eps";
   }
   return "unknown";
 }
@@ -102,9 +108,12 @@ const Table& table_for(NoiseScheduleKind kind) {
   static const Table sigmoid = make_table(NoiseScheduleKind::Sigmoid);
   static const Table linear = make_table(NoiseScheduleKind::Linear);
   switch (kind) {
-    case NoiseScheduleKind::Sigmoid: return sigmoid;
-    case NoiseScheduleKind::Linear: return linear;
-    case NoiseScheduleKind::Cosine: break;
+    case NoiseScheduleKind::Sigmoid:
+      return sigmoid;
+    case NoiseScheduleKind::Linear:
+      return linear;
+    case NoiseScheduleKind::Cosine:
+      break;
   }
   return cosine;
 }
@@ -123,9 +132,12 @@ const torch::Tensor& log_table_for(NoiseScheduleKind kind) {
   static const torch::Tensor sigmoid = make_log_table(NoiseScheduleKind::Sigmoid);
   static const torch::Tensor linear = make_log_table(NoiseScheduleKind::Linear);
   switch (kind) {
-    case NoiseScheduleKind::Sigmoid: return sigmoid;
-    case NoiseScheduleKind::Linear: return linear;
-    case NoiseScheduleKind::Cosine: break;
+    case NoiseScheduleKind::Sigmoid:
+      return sigmoid;
+    case NoiseScheduleKind::Linear:
+      return linear;
+    case NoiseScheduleKind::Cosine:
+      break;
   }
   return cosine;
 }
@@ -161,7 +173,8 @@ torch::Tensor NoiseSchedule::alpha_bar(const torch::Tensor& levels) const {
   const auto lo = position.floor().clamp(0, kK - 1);
   const auto frac = position - lo;
   const auto lo_index = lo.to(torch::kLong);
-  const auto log_abar = (1.0 - frac) * log_table.index({lo_index}) + frac * log_table.index({lo_index + 1});
+  const auto log_abar =
+      (1.0 - frac) * log_table.index({lo_index}) + frac * log_table.index({lo_index + 1});
   auto dtype = levels.is_floating_point() ? levels.scalar_type() : torch::kFloat32;
   return log_abar.exp().to(dtype);
 }
@@ -181,9 +194,12 @@ torch::Tensor NoiseSchedule::to_x0(Objective objective, const torch::Tensor& pre
   const auto a = abar.sqrt();
   const auto s = (1.0 - abar).clamp_min(0).sqrt();
   switch (objective) {
-    case Objective::X0: return prediction;
-    case Objective::Eps: return (x_n - s * prediction) / a;
-    case Objective::V: break;
+    case Objective::X0:
+      return prediction;
+    case Objective::Eps:
+      return (x_n - s * prediction) / a;
+    case Objective::V:
+      break;
   }
   return a * x_n - s * prediction;
 }
@@ -194,9 +210,12 @@ torch::Tensor NoiseSchedule::to_eps(Objective objective, const torch::Tensor& pr
   const auto a = abar.sqrt();
   const auto s = (1.0 - abar).clamp_min(0).sqrt();
   switch (objective) {
-    case Objective::Eps: return prediction;
-    case Objective::X0: return (x_n - a * prediction) / (1.0 - abar).clamp_min(kTinyVariance).sqrt();
-    case Objective::V: break;
+    case Objective::Eps:
+      return prediction;
+    case Objective::X0:
+      return (x_n - a * prediction) / (1.0 - abar).clamp_min(kTinyVariance).sqrt();
+    case Objective::V:
+      break;
   }
   return s * x_n + a * prediction;
 }
@@ -204,9 +223,12 @@ torch::Tensor NoiseSchedule::to_eps(Objective objective, const torch::Tensor& pr
 torch::Tensor NoiseSchedule::target(Objective objective, const torch::Tensor& x0,
                                     const torch::Tensor& eps, const torch::Tensor& levels) const {
   switch (objective) {
-    case Objective::X0: return x0;
-    case Objective::Eps: return eps;
-    case Objective::V: break;
+    case Objective::X0:
+      return x0;
+    case Objective::Eps:
+      return eps;
+    case Objective::V:
+      break;
   }
   const auto abar = expand_like(alpha_bar(levels).to(x0.scalar_type()), x0);
   return abar.sqrt() * eps - (1.0 - abar).clamp_min(0).sqrt() * x0;

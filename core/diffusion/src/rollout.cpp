@@ -19,25 +19,39 @@ namespace {
 
 // uint8 RGB [0, 255] <-> float [-1, 1]: x = p / 127.5 - 1.
 torch::Tensor frame_to_tensor(const Frame& frame) {
-  auto bytes = torch::from_blob(const_cast<std::uint8_t*>(frame.rgb.data()), {frame.height, frame.width, 3}, torch::kUInt8);
+  auto bytes = torch::from_blob(const_cast<std::uint8_t*>(frame.rgb.data()),
+                                {frame.height, frame.width, 3}, torch::kUInt8);
   return bytes.permute({2, 0, 1}).to(torch::kFloat32).div(127.5).sub(1.0).contiguous();
 }
 
 Frame tensor_to_frame(const torch::Tensor& value) {
-  const auto bytes = value.detach().to(torch::kCPU, torch::kFloat32).add(1.0).mul(127.5).round().clamp(0, 255)
-                         .to(torch::kUInt8).permute({1, 2, 0}).contiguous();
+  const auto bytes = value.detach()
+                         .to(torch::kCPU, torch::kFloat32)
+                         .add(1.0)
+                         .mul(127.5)
+                         .round()
+                         .clamp(0, 255)
+                         .to(torch::kUInt8)
+                         .permute({1, 2, 0})
+                         .contiguous();
   Frame frame(static_cast<int>(value.size(2)), static_cast<int>(value.size(1)));
   std::memcpy(frame.rgb.data(), bytes.data_ptr(), frame.byte_size());
   return frame;
 }
 
-void validate(const ModelInfo& model, const std::vector<TimelineFrame>& timeline, const RolloutSettings& settings) {
-  if (settings.horizon < 1) throw Error("the horizon must be at least 1 frame, got " + std::to_string(settings.horizon));
-  if (settings.context < 0) throw Error("the context must be >= 0 frames, got " + std::to_string(settings.context));
+void validate(const ModelInfo& model, const std::vector<TimelineFrame>& timeline,
+              const RolloutSettings& settings) {
+  if (settings.horizon < 1)
+    throw Error("the horizon must be at least 1 frame, got " + std::to_string(settings.horizon));
+  if (settings.context < 0)
+    throw Error("the context must be >= 0 frames, got " + std::to_string(settings.context));
   if (settings.context + settings.horizon > model.max_frames)
-    throw Error("context " + std::to_string(settings.context) + " + horizon " + std::to_string(settings.horizon) +
-                " exceeds the model's " + std::to_string(model.max_frames) + " frames");
-  if (model.channels != 3) throw Error("rollouts need an RGB model (3 channels), this one has " + std::to_string(model.channels));
+    throw Error("context " + std::to_string(settings.context) + " + horizon " +
+                std::to_string(settings.horizon) + " exceeds the model's " +
+                std::to_string(model.max_frames) + " frames");
+  if (model.channels != 3)
+    throw Error("rollouts need an RGB model (3 channels), this one has " +
+                std::to_string(model.channels));
   validate_sampler_settings(settings.sampler);
   for (size_t i = 0; i < timeline.size(); ++i) {
     const auto& f = timeline[i];
@@ -46,19 +60,22 @@ void validate(const ModelInfo& model, const std::vector<TimelineFrame>& timeline
       throw Error(where + ": start level must be in [0, 1], got " + std::to_string(f.start_level));
     const bool needs_content = f.pinned || f.start_level < 1.0;
     if (needs_content && f.content.empty())
-      throw Error(where + (f.pinned ? " is pinned" : " is partially re-noised") + " but has no content");
+      throw Error(where + (f.pinned ? " is pinned" : " is partially re-noised") +
+                  " but has no content");
     if (!f.content.empty() && (f.content.width != model.width || f.content.height != model.height))
-      throw Error(where + " is " + std::to_string(f.content.width) + "x" + std::to_string(f.content.height) +
-                  " but the model takes " + std::to_string(model.width) + "x" + std::to_string(model.height));
+      throw Error(where + " is " + std::to_string(f.content.width) + "x" +
+                  std::to_string(f.content.height) + " but the model takes " +
+                  std::to_string(model.width) + "x" + std::to_string(model.height));
     if (!f.content.empty() && f.content.rgb.size() != f.content.byte_size())
-      throw Error(where + " has " + std::to_string(f.content.rgb.size()) + " bytes of pixels, expected " +
-                  std::to_string(f.content.byte_size()));
+      throw Error(where + " has " + std::to_string(f.content.rgb.size()) +
+                  " bytes of pixels, expected " + std::to_string(f.content.byte_size()));
   }
 }
 
 }  // namespace
 
-std::vector<WindowPlan> plan_rollout(const ModelInfo& model, const std::vector<TimelineFrame>& timeline,
+std::vector<WindowPlan> plan_rollout(const ModelInfo& model,
+                                     const std::vector<TimelineFrame>& timeline,
                                      const RolloutSettings& settings) {
   validate(model, timeline, settings);
   const int n = static_cast<int>(timeline.size());
@@ -77,7 +94,8 @@ std::vector<WindowPlan> plan_rollout(const ModelInfo& model, const std::vector<T
     // Horizon: the next `horizon` unpinned frames; pins in between condition in place.
     int generated = 0;
     int i = next;
-    while (i < n && generated < settings.horizon && static_cast<int>(plan.frames.size()) < model.max_frames) {
+    while (i < n && generated < settings.horizon &&
+           static_cast<int>(plan.frames.size()) < model.max_frames) {
       plan.frames.push_back(i);
       plan.known.push_back(timeline[i].pinned);
       if (!timeline[i].pinned) ++generated;
@@ -87,7 +105,8 @@ std::vector<WindowPlan> plan_rollout(const ModelInfo& model, const std::vector<T
     // reach (time positions < max_frames from the window start), so an end frame shapes the
     // frames leading to it. A causal model could not use them.
     if (!model.causal) {
-      for (int j = i; j < n && static_cast<int>(plan.frames.size()) < model.max_frames && j - plan.first < model.max_frames;
+      for (int j = i; j < n && static_cast<int>(plan.frames.size()) < model.max_frames &&
+                      j - plan.first < model.max_frames;
            ++j) {
         if (!timeline[j].pinned) continue;
         plan.frames.push_back(j);
@@ -104,8 +123,8 @@ std::vector<WindowPlan> plan_rollout(const ModelInfo& model, const std::vector<T
   return plans;
 }
 
-RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeline, const RolloutSettings& settings,
-                          const RolloutCallbacks& callbacks) {
+RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeline,
+                          const RolloutSettings& settings, const RolloutCallbacks& callbacks) {
   const auto started = std::chrono::steady_clock::now();
   Model::Impl& impl = *model.impl();
   const auto plans = plan_rollout(impl.info, timeline, settings);
@@ -158,7 +177,8 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
         input.content[k].copy_(frame_to_tensor(generated.at(index)));
       } else {
         input.roles.push_back(FrameRole::Generate);
-        if (!f.content.empty() && f.start_level < 1.0) input.content[k].copy_(frame_to_tensor(f.content));
+        if (!f.content.empty() && f.start_level < 1.0)
+          input.content[k].copy_(frame_to_tensor(f.content));
       }
     }
     input.positions = torch::tensor(positions);
@@ -178,14 +198,15 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
       progress.preview.clear();
       if (callbacks.want_preview) {
         for (int k = 0; k < frames; ++k)
-          if (input.roles[k] == FrameRole::Generate) progress.preview.emplace_back(plan.frames[k], tensor_to_frame(x0[k]));
+          if (input.roles[k] == FrameRole::Generate)
+            progress.preview.emplace_back(plan.frames[k], tensor_to_frame(x0[k]));
       }
       if (callbacks.on_progress) callbacks.on_progress(progress);
     };
 
     denoiser.reset();
-    const auto window = sample_window(denoise, impl.schedule, impl.config.objective, input, settings.sampler,
-                                      generator, window_callbacks);
+    const auto window = sample_window(denoise, impl.schedule, impl.config.objective, input,
+                                      settings.sampler, generator, window_callbacks);
     result.cancelled = window.cancelled;
     if (!window.cancelled) {
       // Frames that started clean (start level 0, unpinned) are final without any step.
@@ -197,13 +218,16 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
     // Forget generated frames no later window needs as context.
     const int keep_from = w + 1 < plans.size() ? plans[w + 1].first : n;
     for (auto it = generated.begin(); it != generated.end();) {
-      if (it->first < keep_from && it->first < next_emit) it = generated.erase(it);
-      else ++it;
+      if (it->first < keep_from && it->first < next_emit)
+        it = generated.erase(it);
+      else
+        ++it;
     }
   }
   result.frames_final = next_emit;
   result.model_forwards = denoiser.forwards();
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  result.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return result;
 }
 

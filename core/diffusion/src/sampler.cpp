@@ -11,9 +11,11 @@
 namespace dfs::diffusion {
 
 void validate_sampler_settings(const SamplerSettings& s) {
-  if (!(s.eta >= 0.0 && s.eta <= 1.0)) throw Error("eta must be in [0, 1] (0 = DDIM, 1 = DDPM), got " + std::to_string(s.eta));
+  if (!(s.eta >= 0.0 && s.eta <= 1.0))
+    throw Error("eta must be in [0, 1] (0 = DDIM, 1 = DDPM), got " + std::to_string(s.eta));
   if (!(s.stabilization_user >= 0.0 && s.stabilization_user < 1.0))
-    throw Error("the stabilisation level of pinned frames must be in [0, 1), got " + std::to_string(s.stabilization_user));
+    throw Error("the stabilisation level of pinned frames must be in [0, 1), got " +
+                std::to_string(s.stabilization_user));
   if (!(s.stabilization_generated >= 0.0 && s.stabilization_generated < 1.0))
     throw Error("the stabilisation level of generated frames must be in [0, 1), got " +
                 std::to_string(s.stabilization_generated));
@@ -21,8 +23,10 @@ void validate_sampler_settings(const SamplerSettings& s) {
   if (g.mode != GuidanceMode::None) {
     if (!(g.scale >= 0.0 && g.scale <= 100.0))
       throw Error("history guidance scale must be in [0, 100], got " + std::to_string(g.scale));
-    if (g.mode == GuidanceMode::Fractional && !(g.fractional_level > 0.0 && g.fractional_level < 1.0))
-      throw Error("fractional history guidance needs a level in (0, 1), got " + std::to_string(g.fractional_level));
+    if (g.mode == GuidanceMode::Fractional &&
+        !(g.fractional_level > 0.0 && g.fractional_level < 1.0))
+      throw Error("fractional history guidance needs a level in (0, 1), got " +
+                  std::to_string(g.fractional_level));
   }
 }
 
@@ -34,8 +38,9 @@ torch::Tensor per_frame(const std::vector<double>& values) {
 
 }  // namespace
 
-WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedule, Objective objective,
-                           const WindowInput& input, const SamplerSettings& settings, at::Generator& generator,
+WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedule,
+                           Objective objective, const WindowInput& input,
+                           const SamplerSettings& settings, at::Generator& generator,
                            const WindowCallbacks& callbacks) {
   validate_sampler_settings(settings);
   const SchedulingMatrix& matrix = input.matrix;
@@ -45,8 +50,8 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
     throw Error("window content must be [T, C, H, W] with one frame per role");
   if (matrix.frames != frames || matrix.rows < 1 || matrix.steps < 1 ||
       matrix.cells.size() != static_cast<size_t>(matrix.rows) * frames)
-    throw Error("the scheduling matrix does not match the window (" + std::to_string(matrix.frames) + " frames vs " +
-                std::to_string(frames) + ")");
+    throw Error("the scheduling matrix does not match the window (" +
+                std::to_string(matrix.frames) + " frames vs " + std::to_string(frames) + ")");
   const double steps = matrix.steps;
 
   std::vector<bool> known(frames);
@@ -57,7 +62,8 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
     any_known = any_known || known[t];
     if (known[t] && known_prefix == t) ++known_prefix;
     for (int m = 0; m < matrix.rows; ++m)
-      if (known[t] && matrix.at(m, t) != 0) throw Error("known frame " + std::to_string(t) + " has a non-zero schedule column");
+      if (known[t] && matrix.at(m, t) != 0)
+        throw Error("known frame " + std::to_string(t) + " has a non-zero schedule column");
   }
   const auto content = input.content.to(torch::kCPU, torch::kFloat32).contiguous();
   const auto positions = input.positions.defined() ? input.positions.to(torch::kFloat32)
@@ -75,7 +81,9 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
   // Generated frames start at their row-0 level: pure noise, or content re-noised (SDEdit).
   std::vector<double> start(frames, 0.0);
   for (int t = 0; t < frames; ++t) start[t] = known[t] ? 0.0 : matrix.at(0, t) / steps;
-  auto x = schedule.add_noise(content.unsqueeze(0), noise.unsqueeze(0), per_frame(start).unsqueeze(0)).squeeze(0);
+  auto x =
+      schedule.add_noise(content.unsqueeze(0), noise.unsqueeze(0), per_frame(start).unsqueeze(0))
+          .squeeze(0);
   for (int t = 0; t < frames; ++t)
     if (known[t]) x[t].copy_(content[t]);
 
@@ -87,14 +95,18 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
   const auto& g = settings.guidance;
   const bool guided = any_known && g.mode != GuidanceMode::None && g.scale != 1.0;
   std::vector<torch::Tensor> history_levels{stab_levels};
-  if (guided && g.mode == GuidanceMode::Fractional) history_levels.push_back(torch::full({frames}, g.fractional_level));
+  if (guided && g.mode == GuidanceMode::Fractional)
+    history_levels.push_back(torch::full({frames}, g.fractional_level));
   if (guided) history_levels.push_back(torch::ones({frames}));
   std::vector<torch::Tensor> history_inputs;
   for (const auto& levels : history_levels)
-    history_inputs.push_back(schedule.add_noise(content.unsqueeze(0), noise.unsqueeze(0), levels.unsqueeze(0)).squeeze(0));
+    history_inputs.push_back(
+        schedule.add_noise(content.unsqueeze(0), noise.unsqueeze(0), levels.unsqueeze(0))
+            .squeeze(0));
   const int batch = static_cast<int>(history_levels.size());
 
-  const auto known_mask = torch::tensor(std::vector<int>(known.begin(), known.end()), torch::kInt32).to(torch::kBool);
+  const auto known_mask =
+      torch::tensor(std::vector<int>(known.begin(), known.end()), torch::kInt32).to(torch::kBool);
   const auto known_mask_x = known_mask.view({frames, 1, 1, 1});
 
   WindowResult result;
@@ -110,14 +122,18 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
       to[t] = matrix.at(m + 1, t) / steps;
       // Generated frames already final in this window are fed like earlier generated ones.
       finished_fed[t] = !known[t] && final[t];
-      fed[t] = known[t] ? stabilization[t] : finished_fed[t] ? settings.stabilization_generated : from[t];
+      fed[t] = known[t]          ? stabilization[t]
+               : finished_fed[t] ? settings.stabilization_generated
+                                 : from[t];
     }
     const auto fed_levels = per_frame(fed);
     auto x_fed = x.clone();
     bool any_finished = false;
     for (int t = 0; t < frames; ++t) any_finished = any_finished || finished_fed[t];
     if (any_finished) {
-      const auto renoised = schedule.add_noise(x.unsqueeze(0), noise.unsqueeze(0), fed_levels.unsqueeze(0)).squeeze(0);
+      const auto renoised =
+          schedule.add_noise(x.unsqueeze(0), noise.unsqueeze(0), fed_levels.unsqueeze(0))
+              .squeeze(0);
       for (int t = 0; t < frames; ++t)
         if (finished_fed[t]) x_fed[t].copy_(renoised[t]);
     }
@@ -130,19 +146,25 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
     DenoiseCall call{torch::stack(xs), torch::stack(levels), positions, known_prefix};
     auto prediction = denoise(call).to(torch::kCPU, torch::kFloat32);
     ++result.forwards;
-    if (prediction.sizes() != call.x.sizes()) throw Error("the denoiser returned a prediction of the wrong shape");
+    if (prediction.sizes() != call.x.sizes())
+      throw Error("the denoiser returned a prediction of the wrong shape");
 
     // Guidance combines predictions with weights summing to 1; x0 and eps are affine in the
     // prediction at a fixed x_n, so combining here equals combining eps or x0.
     torch::Tensor combined = prediction[0];
     if (guided && g.mode == GuidanceMode::Vanilla) {
-      combined = prediction[1] + g.scale * (prediction[0] - prediction[1]);       // eps(empty) + w (eps(h) - eps(empty))
+      combined = prediction[1] +
+                 g.scale * (prediction[0] - prediction[1]);  // eps(empty) + w (eps(h) - eps(empty))
     } else if (guided && g.mode == GuidanceMode::Fractional) {
-      combined = prediction[0] + (g.scale - 1.0) * (prediction[1] - prediction[2]);  // eps(h) + (w-1)(eps(h_f) - eps(empty))
+      combined = prediction[0] +
+                 (g.scale - 1.0) *
+                     (prediction[1] - prediction[2]);  // eps(h) + (w-1)(eps(h_f) - eps(empty))
     }
-    auto x0 = schedule.to_x0(objective, combined.unsqueeze(0), x_fed.unsqueeze(0), fed_levels.unsqueeze(0))
-                  .squeeze(0)
-                  .clamp(-1.0, 1.0);
+    auto x0 =
+        schedule
+            .to_x0(objective, combined.unsqueeze(0), x_fed.unsqueeze(0), fed_levels.unsqueeze(0))
+            .squeeze(0)
+            .clamp(-1.0, 1.0);
 
     // DDIM, Song et al. 2021 Eq. 12, per frame from level `from` to `to`:
     //   x_to = sqrt(abar_to) x0 + sqrt(1 - abar_to - sigma^2) eps + sigma z,
@@ -155,8 +177,8 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
       if (known[t] || final[t] || !(to[t] < from[t])) continue;
       const double a_from = schedule.alpha_bar(from[t]);
       const double a_to = schedule.alpha_bar(to[t]);
-      const double sigma =
-          settings.eta * std::sqrt((1.0 - a_to) / (1.0 - a_from)) * std::sqrt(std::max(0.0, 1.0 - a_from / a_to));
+      const double sigma = settings.eta * std::sqrt((1.0 - a_to) / (1.0 - a_from)) *
+                           std::sqrt(std::max(0.0, 1.0 - a_from / a_to));
       const double c_eps = std::sqrt(std::max(0.0, 1.0 - a_to - sigma * sigma));
       // eps = (x - sqrt(a_from) x0) / sqrt(1 - a_from)  =>  x_to = c_x x + c_x0 x0 + sigma z
       c_x[t] = c_eps / std::sqrt(1.0 - a_from);
@@ -167,7 +189,9 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
     }
     const auto shape = std::vector<int64_t>{frames, 1, 1, 1};
     auto x_next = per_frame(c_x).view(shape) * x + per_frame(c_x0).view(shape) * x0;
-    if (any_noise) x_next = x_next + per_frame(c_z).view(shape) * torch::randn(x.sizes(), generator, torch::kFloat32);
+    if (any_noise)
+      x_next =
+          x_next + per_frame(c_z).view(shape) * torch::randn(x.sizes(), generator, torch::kFloat32);
     for (int t : newly_final) x_next[t].copy_(x0[t]);  // exactly x0 at level 0
     x = torch::where(known_mask_x, x, x_next);
 
@@ -178,7 +202,8 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
     if (callbacks.on_step) {
       std::vector<int> keep;
       for (int t = 0; t < frames; ++t) keep.push_back(final[t] ? 1 : 0);
-      const auto keep_mask = torch::tensor(keep, torch::kInt32).to(torch::kBool).view({frames, 1, 1, 1});
+      const auto keep_mask =
+          torch::tensor(keep, torch::kInt32).to(torch::kBool).view({frames, 1, 1, 1});
       callbacks.on_step(m + 1, matrix.rows - 1, torch::where(keep_mask, x, x0));
     }
   }

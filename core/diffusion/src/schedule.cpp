@@ -13,19 +13,24 @@ namespace dfs::diffusion {
 
 const char* to_string(ScheduleShape shape) {
   switch (shape) {
-    case ScheduleShape::FullSequence: return "full_sequence";
-    case ScheduleShape::Autoregressive: return "autoregressive";
-    case ScheduleShape::Pyramid: return "pyramid";
-    case ScheduleShape::Trapezoid: return "trapezoid";
-    case ScheduleShape::AsyncBlocks: return "async_blocks";
+    case ScheduleShape::FullSequence:
+      return "full_sequence";
+    case ScheduleShape::Autoregressive:
+      return "autoregressive";
+    case ScheduleShape::Pyramid:
+      return "pyramid";
+    case ScheduleShape::Trapezoid:
+      return "trapezoid";
+    case ScheduleShape::AsyncBlocks:
+      return "async_blocks";
   }
   return "unknown";
 }
 
 ScheduleShape schedule_shape_from_string(const std::string& name) {
-  for (ScheduleShape shape : {ScheduleShape::FullSequence, ScheduleShape::Autoregressive,
-                              ScheduleShape::Pyramid, ScheduleShape::Trapezoid,
-                              ScheduleShape::AsyncBlocks}) {
+  for (ScheduleShape shape :
+       {ScheduleShape::FullSequence, ScheduleShape::Autoregressive, ScheduleShape::Pyramid,
+        ScheduleShape::Trapezoid, ScheduleShape::AsyncBlocks}) {
     if (name == to_string(shape)) return shape;
   }
   throw Error("unknown schedule shape '" + name +
@@ -34,9 +39,12 @@ ScheduleShape schedule_shape_from_string(const std::string& name) {
 
 const char* to_string(GuidanceMode mode) {
   switch (mode) {
-    case GuidanceMode::None: return "none";
-    case GuidanceMode::Vanilla: return "vanilla";
-    case GuidanceMode::Fractional: return "fractional";
+    case GuidanceMode::None:
+      return "none";
+    case GuidanceMode::Vanilla:
+      return "vanilla";
+    case GuidanceMode::Fractional:
+      return "fractional";
   }
   return "unknown";
 }
@@ -54,27 +62,35 @@ namespace {
 // `count` of them) lags the first one before it starts descending from S.
 int shape_lag(const ScheduleSettings& s, int rank, int count) {
   switch (s.shape) {
-    case ScheduleShape::FullSequence: return 0;
-    case ScheduleShape::Autoregressive: return rank * s.steps;
-    case ScheduleShape::Pyramid: return static_cast<int>(std::floor(rank * s.uncertainty));
+    case ScheduleShape::FullSequence:
+      return 0;
+    case ScheduleShape::Autoregressive:
+      return rank * s.steps;
+    case ScheduleShape::Pyramid:
+      return static_cast<int>(std::floor(rank * s.uncertainty));
     case ScheduleShape::Trapezoid: {
       // Distance to the nearer end of the window: the ends lag 0 and finish first.
       const int distance = std::min(rank, count - 1 - rank);
       return static_cast<int>(std::floor(distance * s.uncertainty));
     }
-    case ScheduleShape::AsyncBlocks: return (rank / s.block) * s.ar_step;
+    case ScheduleShape::AsyncBlocks:
+      return (rank / s.block) * s.ar_step;
   }
   return 0;
 }
 
 void validate(const ScheduleSettings& s, const std::vector<double>& start_levels) {
   if (s.steps < 1) throw Error("sampling steps must be at least 1, got " + std::to_string(s.steps));
-  if (s.steps > 100000) throw Error("sampling steps must be at most 100000, got " + std::to_string(s.steps));
+  if (s.steps > 100000)
+    throw Error("sampling steps must be at most 100000, got " + std::to_string(s.steps));
   if (!(s.uncertainty >= 0) || !std::isfinite(s.uncertainty))
-    throw Error("schedule uncertainty must be a finite number >= 0, got " + std::to_string(s.uncertainty));
+    throw Error("schedule uncertainty must be a finite number >= 0, got " +
+                std::to_string(s.uncertainty));
   if (s.uncertainty > 1000) throw Error("schedule uncertainty must be at most 1000 steps");
-  if (s.block < 1) throw Error("async_blocks block size must be at least 1 frame, got " + std::to_string(s.block));
-  if (s.ar_step < 0) throw Error("async_blocks ar_step must be >= 0, got " + std::to_string(s.ar_step));
+  if (s.block < 1)
+    throw Error("async_blocks block size must be at least 1 frame, got " + std::to_string(s.block));
+  if (s.ar_step < 0)
+    throw Error("async_blocks ar_step must be >= 0, got " + std::to_string(s.ar_step));
   if (s.ar_step > 100000) throw Error("async_blocks ar_step must be at most 100000");
   if (start_levels.empty()) throw Error("a schedule needs at least one frame");
   if (start_levels.size() > 100000) throw Error("a schedule window takes at most 100000 frames");
@@ -143,7 +159,8 @@ std::string to_text(const SchedulingMatrix& matrix) {
     for (int t = 0; t < matrix.frames; ++t) {
       const std::string cell = std::to_string(matrix.at(m, t));
       if (t > 0) out << ' ';
-      out << std::string(static_cast<size_t>(width) - std::min(cell.size(), size_t(width)), ' ') << cell;
+      out << std::string(static_cast<size_t>(width) - std::min(cell.size(), size_t(width)), ' ')
+          << cell;
     }
     out << '\n';
   }

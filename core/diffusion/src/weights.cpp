@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -19,7 +20,6 @@
 #include <fstream>
 #include <limits>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "dfs/diffusion/api.h"
@@ -29,8 +29,9 @@ namespace dfs::diffusion {
 
 namespace {
 
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-              "the safetensors reader copies raw little-endian bytes; add byte swapping for this host");
+static_assert(
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+    "the safetensors reader copies raw little-endian bytes; add byte swapping for this host");
 
 constexpr std::uint64_t kMaxHeaderBytes = 100ull << 20;  // the reference implementation's limit
 constexpr int kMaxJsonDepth = 16;                        // our headers nest 3 levels deep
@@ -44,9 +45,9 @@ struct DtypeInfo {
 };
 
 constexpr DtypeInfo kDtypes[] = {
-    {"F64", torch::kFloat64, 8}, {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2},
-    {"BF16", torch::kBFloat16, 2}, {"I64", torch::kInt64, 8}, {"I32", torch::kInt32, 4},
-    {"I16", torch::kInt16, 2},   {"I8", torch::kInt8, 1},       {"U8", torch::kUInt8, 1},
+    {"F64", torch::kFloat64, 8},   {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2},
+    {"BF16", torch::kBFloat16, 2}, {"I64", torch::kInt64, 8},   {"I32", torch::kInt32, 4},
+    {"I16", torch::kInt16, 2},     {"I8", torch::kInt8, 1},     {"U8", torch::kUInt8, 1},
     {"BOOL", torch::kBool, 1},
 };
 
@@ -62,7 +63,9 @@ const DtypeInfo* dtype_by_type(torch::ScalarType type) {
   return nullptr;
 }
 
-[[noreturn]] void fail(const std::string& what) { throw Error("invalid safetensors file: " + what); }
+[[noreturn]] void fail(const std::string& what) {
+  throw Error("invalid safetensors file: " + what);
+}
 
 // Rejects JSON nested deeper than kMaxJsonDepth before the parser sees it (a hostile header
 // of a million '[' must not exhaust the stack anywhere).
@@ -72,13 +75,17 @@ void check_nesting(const char* text, size_t size) {
   for (size_t i = 0; i < size; ++i) {
     const char c = text[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
+    if (c == '"')
+      in_string = true;
     else if (c == '{' || c == '[') {
-      if (++depth > kMaxJsonDepth) fail("the JSON header nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+      if (++depth > kMaxJsonDepth)
+        fail("the JSON header nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
     } else if (c == '}' || c == ']') {
       --depth;
     }
@@ -112,7 +119,8 @@ struct Entry {
 TensorFile parse_safetensors(const std::uint8_t* data, size_t size) {
   if (data == nullptr && size > 0) fail("no data");
   if (size < 8)
-    fail("the file is " + std::to_string(size) + " bytes; it must start with an 8-byte header length");
+    fail("the file is " + std::to_string(size) +
+         " bytes; it must start with an 8-byte header length");
   const std::uint64_t header_size = read_u64_le(data);
   if (header_size > kMaxHeaderBytes)
     fail("the header claims " + std::to_string(header_size) + " bytes (limit " +
@@ -125,7 +133,8 @@ TensorFile parse_safetensors(const std::uint8_t* data, size_t size) {
   if (header[0] != '{') fail("the header does not start with '{'");
   check_nesting(header, header_size);
 
-  const auto j = nlohmann::json::parse(header, header + header_size, nullptr, /*allow_exceptions=*/false);
+  const auto j =
+      nlohmann::json::parse(header, header + header_size, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) fail("the header is not valid JSON");
   if (!j.is_object()) fail("the header is not a JSON object");
 
@@ -157,9 +166,11 @@ TensorFile parse_safetensors(const std::uint8_t* data, size_t size) {
     Entry entry;
     entry.name = name;
     entry.dtype = dtype_by_name(dtype_it->get<std::string>());
-    if (entry.dtype == nullptr) fail(where + " has unsupported dtype '" + dtype_it->get<std::string>() + "'");
+    if (entry.dtype == nullptr)
+      fail(where + " has unsupported dtype '" + dtype_it->get<std::string>() + "'");
     if (shape_it->size() > static_cast<size_t>(kMaxRank))
-      fail(where + " has rank " + std::to_string(shape_it->size()) + " (limit " + std::to_string(kMaxRank) + ")");
+      fail(where + " has rank " + std::to_string(shape_it->size()) + " (limit " +
+           std::to_string(kMaxRank) + ")");
 
     entry.begin = as_u64((*offsets_it)[0], where + " data_offsets[0]");
     entry.end = as_u64((*offsets_it)[1], where + " data_offsets[1]");
@@ -174,13 +185,14 @@ TensorFile parse_safetensors(const std::uint8_t* data, size_t size) {
     for (size_t d = 0; d < shape_it->size(); ++d) {
       const std::uint64_t dim = as_u64((*shape_it)[d], where + " shape[" + std::to_string(d) + "]");
       if (dim > kMaxBytes) fail(where + " dimension " + std::to_string(dim) + " exceeds any file");
-      if (dim != 0 && bytes > kMaxBytes / dim) fail(where + " shape needs more bytes than any file holds");
+      if (dim != 0 && bytes > kMaxBytes / dim)
+        fail(where + " shape needs more bytes than any file holds");
       bytes *= dim;
       entry.shape.push_back(static_cast<int64_t>(dim));
     }
     if (entry.end - entry.begin != bytes)
-      fail(where + " has " + std::to_string(entry.end - entry.begin) + " bytes of data but its shape and dtype need " +
-           std::to_string(bytes));
+      fail(where + " has " + std::to_string(entry.end - entry.begin) +
+           " bytes of data but its shape and dtype need " + std::to_string(bytes));
     entries.push_back(std::move(entry));
   }
 
@@ -208,7 +220,8 @@ TensorFile parse_safetensors(const std::uint8_t* data, size_t size) {
 TensorFile load_safetensors(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw Error("model file '" + path + "' does not exist");
-  if (std::filesystem::is_directory(path, ec)) throw Error("'" + path + "' is a directory, not a model file");
+  if (std::filesystem::is_directory(path, ec))
+    throw Error("'" + path + "' is a directory, not a model file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cannot open '" + path + "': " + std::strerror(errno));
   in.seekg(0, std::ios::end);
@@ -235,14 +248,18 @@ void save_safetensors(const std::string& path, const TensorFile& file) {
   std::vector<torch::Tensor> blobs;
   std::uint64_t offset = 0;
   for (const auto& [name, tensor] : file.tensors) {
-    if (name.empty() || name == "__metadata__") throw Error("cannot save a tensor named '" + name + "'");
+    if (name.empty() || name == "__metadata__")
+      throw Error("cannot save a tensor named '" + name + "'");
     const DtypeInfo* dtype = dtype_by_type(tensor.scalar_type());
     if (dtype == nullptr)
-      throw Error("cannot save tensor '" + name + "': dtype " + std::string(c10::toString(tensor.scalar_type())) +
+      throw Error("cannot save tensor '" + name + "': dtype " +
+                  std::string(c10::toString(tensor.scalar_type())) +
                   " is not supported by safetensors");
     auto blob = tensor.detach().to(torch::kCPU).contiguous();
     const std::uint64_t bytes = static_cast<std::uint64_t>(blob.numel()) * dtype->size;
-    header[name] = {{"dtype", dtype->name}, {"shape", blob.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
+    header[name] = {{"dtype", dtype->name},
+                    {"shape", blob.sizes().vec()},
+                    {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
     blobs.push_back(std::move(blob));
   }

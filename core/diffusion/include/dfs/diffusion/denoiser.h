@@ -33,7 +33,11 @@ struct KVCache {
   torch::Tensor positions;            // [frames] float: the cached frames' time positions
 
   int64_t frames() const { return positions.defined() ? positions.size(0) : 0; }
-  void clear() { keys.clear(); values.clear(); positions = torch::Tensor(); }
+  void clear() {
+    keys.clear();
+    values.clear();
+    positions = torch::Tensor();
+  }
 };
 
 // Process CPU time spent in each stage of the forward pass, summed over calls (seconds; CPU
@@ -44,7 +48,7 @@ struct ForwardProfile {
   double spatial = 0;     // spatial attention (incl. its norm/modulate)
   double temporal = 0;    // temporal attention (incl. permutes)
   double mlp = 0;
-  double head = 0;        // final norm, linear, pixel shuffle
+  double head = 0;  // final norm, linear, pixel shuffle
 };
 
 // Multi-head self-attention over the middle axis of [N, S, dim]. With rotary tables it rotates
@@ -55,8 +59,9 @@ class AttentionImpl : public torch::nn::Module {
   // x [N, S, dim]; rope_cos/sin [S, head_dim] or undefined; mask [S, past + S] additive or
   // undefined; past_k/v [N, heads, past, head_dim] or undefined. new_k/new_v (if non-null)
   // receive this call's keys/values.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& rope_cos, const torch::Tensor& rope_sin,
-                        const torch::Tensor& mask, const torch::Tensor& past_k, const torch::Tensor& past_v,
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& rope_cos,
+                        const torch::Tensor& rope_sin, const torch::Tensor& mask,
+                        const torch::Tensor& past_k, const torch::Tensor& past_v,
                         torch::Tensor* new_k = nullptr, torch::Tensor* new_v = nullptr);
 
   torch::nn::Linear qkv{nullptr};
@@ -71,8 +76,9 @@ class SpaceTimeBlockImpl : public torch::nn::Module {
  public:
   SpaceTimeBlockImpl(int dim, int heads, int mlp_ratio);
   // h [B, T, L, dim]; cond [B, T, dim] (SiLU of the level embedding).
-  torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& cond, const torch::Tensor& rope_cos,
-                        const torch::Tensor& rope_sin, const torch::Tensor& mask, const torch::Tensor& past_k,
+  torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& cond,
+                        const torch::Tensor& rope_cos, const torch::Tensor& rope_sin,
+                        const torch::Tensor& mask, const torch::Tensor& past_k,
                         const torch::Tensor& past_v, torch::Tensor* new_k, torch::Tensor* new_v);
 
   Attention spatial{nullptr};
@@ -97,8 +103,8 @@ class DenoiserImpl : public torch::nn::Module {
   // too, and returns their prediction. append = true adds these frames' keys/values to the
   // cache (prefill); false leaves it unchanged (a sampling step over the same history).
   // positions undefined: continue after the cache. Equals forward() on the concatenation.
-  torch::Tensor forward_cached(const torch::Tensor& x, const torch::Tensor& levels, const torch::Tensor& positions,
-                               KVCache& cache, bool append);
+  torch::Tensor forward_cached(const torch::Tensor& x, const torch::Tensor& levels,
+                               const torch::Tensor& positions, KVCache& cache, bool append);
 
   // Deterministic re-initialisation from `seed` (no global RNG): xavier-uniform weights,
   // zero biases, N(0, 0.02) position embedding and modulation weights. The modulation is not
@@ -115,11 +121,11 @@ class DenoiserImpl : public torch::nn::Module {
   torch::Tensor spatial_pos;  // [1, L, dim]
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::Linear final_modulation{nullptr};  // cond -> shift, scale of the output norm
-  torch::nn::Linear head{nullptr};               // dim -> C * patch * patch (pixel shuffle)
+  torch::nn::Linear head{nullptr};              // dim -> C * patch * patch (pixel shuffle)
 
  private:
-  torch::Tensor run(const torch::Tensor& x, const torch::Tensor& levels, const torch::Tensor& positions,
-                    KVCache* cache, bool append);
+  torch::Tensor run(const torch::Tensor& x, const torch::Tensor& levels,
+                    const torch::Tensor& positions, KVCache* cache, bool append);
   ModelConfig config_;
   ForwardProfile* profile_ = nullptr;
 };
@@ -162,8 +168,8 @@ LoadedDenoiser load_denoiser(const std::string& path);
 class ModelDenoiser {
  public:
   ModelDenoiser(Model::Impl& model, bool kv_cache);
-  DenoiseFn fn();        // valid while this object lives
-  void reset();          // forget the cached history (new window)
+  DenoiseFn fn();  // valid while this object lives
+  void reset();    // forget the cached history (new window)
   int forwards() const { return forwards_; }
 
  private:

@@ -57,15 +57,16 @@ struct WindowResult {
   torch::Tensor frames;     // [T, C, H, W]; known frames are the input content, untouched
   std::vector<bool> final;  // per frame: final (known frames always)
   bool cancelled = false;
-  int forwards = 0;         // batched model calls made
+  int forwards = 0;  // batched model calls made
 };
 
 // Runs one window: per-frame DDIM (eta = 0, Song et al. 2021 "DDIM", Eq. 12) or DDPM-like
 // (eta > 0) updates, each frame from its level at row m to its level at row m + 1, with
 // history guidance (DFoT, Song et al. 2025, Sec. 4) batched into one call per step.
 // Throws Error on inconsistent input.
-WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedule, Objective objective,
-                           const WindowInput& input, const SamplerSettings& settings, at::Generator& generator,
+WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedule,
+                           Objective objective, const WindowInput& input,
+                           const SamplerSettings& settings, at::Generator& generator,
                            const WindowCallbacks& callbacks = {});
 
 // Validates sampler settings (eta, stabilisation levels, guidance) with messages; throws Error.
