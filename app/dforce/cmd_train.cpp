@@ -227,6 +227,7 @@ struct TrainJob {
   std::string device = "auto";
   double minutes = 0;
   int64_t steps = 0;
+  int64_t schedule_steps = 0;   // cosine horizon; 0 = --steps (or the checkpoint's on resume)
   double checkpoint_minutes = 5;
   bool resume = false;
   // Overrides of the recipe (< 0 / 0 = keep).
@@ -235,6 +236,8 @@ struct TrainJob {
   int64_t seed = -1;
   int clip_frames = 0;
   int warmup = -1;
+  std::vector<std::string> model_overrides;  // key=value on the model config JSON
+  std::vector<std::string> train_overrides;  // key=value on the training settings JSON
   std::string command;          // for the provenance
 };
 
@@ -245,6 +248,24 @@ struct JobOutcome {
   double seconds_total = 0;
   std::string checkpoint;
 };
+
+// Applies "key=value" pairs to a JSON object; value is parsed as JSON (numbers, true/false),
+// else taken as a string. Unknown keys are refused so a typo does not pass silently.
+nlohmann::json apply_overrides(nlohmann::json j, const std::vector<std::string>& pairs, const char* what) {
+  for (const auto& kv : pairs) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) throw Error(std::string(what) + " override must be key=value, got '" + kv + "'");
+    const auto key = kv.substr(0, eq), text = kv.substr(eq + 1);
+    if (!j.contains(key)) throw Error(std::string("unknown ") + what + " key '" + key + "' (known: " + [&] {
+      std::string keys;
+      for (auto it = j.begin(); it != j.end(); ++it) keys += (keys.empty() ? "" : ", ") + it.key();
+      return keys;
+    }() + ")");
+    auto value = nlohmann::json::parse(text, nullptr, false);
+    j[key] = value.is_discarded() ? nlohmann::json(text) : value;
+  }
+  return j;
+}
 
 JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data) {
   if (job.minutes <= 0 && job.steps <= 0) throw Error("give --minutes or --steps (how long to train)");
@@ -262,7 +283,12 @@ JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data) {
   if (job.seed >= 0) s.seed = static_cast<uint64_t>(job.seed);
   if (job.clip_frames > 0) s.clip_frames = job.clip_frames;
   if (job.warmup >= 0) s.warmup_steps = job.warmup;
-  if (job.steps > 0) s.schedule_steps = job.steps;
+  if (job.schedule_steps > 0) s.schedule_steps = job.schedule_steps;
+  else if (job.steps > 0) s.schedule_steps = job.steps;
+  if (!job.model_overrides.empty())
+    recipe.model = dfs::diffusion::ModelConfig::from_json(apply_overrides(recipe.model.to_json(), job.model_overrides, "model"));
+  if (!job.train_overrides.empty())
+    s = train::TrainSettings::from_json(apply_overrides(s.to_json(), job.train_overrides, "training"));
 
   auto make = [&] {
     auto t = std::make_unique<train::Trainer>(recipe.model, s, data, job.device);
@@ -276,14 +302,16 @@ JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data) {
     if (info.model.name != recipe.model.name)
       throw Error("refusing to resume: '" + ckpt + "' was trained with --config " + info.model.name + ", not --config " +
                   recipe.model.name);
-    if (job.steps <= 0) s.schedule_steps = info.train.schedule_steps;
+    // The learning-rate horizon belongs to the run: it comes from the checkpoint unless
+    // --schedule-steps says otherwise (then a different value is refused as a mismatch).
+    if (job.schedule_steps <= 0) s.schedule_steps = info.train.schedule_steps;
     trainer = make();
     trainer->load_checkpoint(ckpt);
     std::printf("resumed from %s at step %lld (%s trained so far)\n", ckpt.c_str(),
                 static_cast<long long>(trainer->step_count()), format_duration(trainer->seconds()).c_str());
   } else {
     trainer = make();
-    if (job.steps <= 0) {
+    if (job.steps <= 0 && job.schedule_steps <= 0) {
       // Time-limited run: fix the cosine horizon once from a measured step time; it is stored
       // in the checkpoint, so a resumed run keeps the same schedule.
       const double sec = trainer->measure_step_seconds(2);
@@ -544,7 +572,9 @@ void register_dataset(CLI::App& app) {
 
 void add_train_options(CLI::App* cmd, const std::shared_ptr<TrainJob>& job) {
   cmd->add_option("--minutes", job->minutes, "Train for this many minutes (wall clock)");
-  cmd->add_option("--steps", job->steps, "Train for this many steps (also the learning-rate horizon)");
+  cmd->add_option("--steps", job->steps, "Stop at this step (also the learning-rate horizon unless --schedule-steps)");
+  cmd->add_option("--schedule-steps", job->schedule_steps,
+                  "Learning-rate horizon in steps (default: --steps; with only --minutes, estimated)");
   cmd->add_option("--device", job->device, "auto, cpu or cuda")->capture_default_str();
   cmd->add_option("--checkpoint", job->checkpoint, "Checkpoint file (default: <output>.ckpt.safetensors)");
   cmd->add_option("--checkpoint-minutes", job->checkpoint_minutes, "Minutes between checkpoints")->capture_default_str();
@@ -553,6 +583,9 @@ void add_train_options(CLI::App* cmd, const std::shared_ptr<TrainJob>& job) {
   cmd->add_option("--seed", job->seed, "Random seed (default: the recipe's, 0)");
   cmd->add_option("--clip-frames", job->clip_frames, "Frames per training clip (default: the model's max_frames)");
   cmd->add_option("--warmup", job->warmup, "Warm-up steps (default: the recipe's)");
+  cmd->add_option("--model", job->model_overrides, "Override a model config field, key=value (repeatable), e.g. dim=64");
+  cmd->add_option("--set", job->train_overrides,
+                  "Override a training setting, key=value (repeatable), e.g. loss_weight_floor=0");
 }
 
 std::string describe_job(const std::string& verb, const TrainJob& j, const std::vector<std::string>& extra) {
@@ -560,11 +593,14 @@ std::string describe_job(const std::string& verb, const TrainJob& j, const std::
   c.insert(c.end(), extra.begin(), extra.end());
   if (j.minutes > 0) c.insert(c.end(), {"--minutes", std::to_string(j.minutes)});
   if (j.steps > 0) c.insert(c.end(), {"--steps", std::to_string(j.steps)});
+  if (j.schedule_steps > 0) c.insert(c.end(), {"--schedule-steps", std::to_string(j.schedule_steps)});
   if (j.batch > 0) c.insert(c.end(), {"--batch", std::to_string(j.batch)});
   if (j.lr > 0) c.insert(c.end(), {"--lr", std::to_string(j.lr)});
   if (j.seed >= 0) c.insert(c.end(), {"--seed", std::to_string(j.seed)});
   if (!j.from.empty()) c.insert(c.end(), {"--from", fs::path(j.from).filename().string()});
   if (j.device != "auto") c.insert(c.end(), {"--device", j.device});
+  for (const auto& m : j.model_overrides) c.insert(c.end(), {"--model", m});
+  for (const auto& m : j.train_overrides) c.insert(c.end(), {"--set", m});
   return join_command(c);
 }
 
@@ -572,7 +608,7 @@ void register_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Train a diffusion-forcing model on a packed dataset");
   auto job = std::make_shared<TrainJob>();
   cmd->add_option("--data", job->data_path, "Dataset file from `dforce dataset pack|synth`")->required();
-  cmd->add_option("--config", job->recipe, "Recipe: demo, demo-gpu or tiny")->capture_default_str();
+  cmd->add_option("--config", job->recipe, "Recipe: demo, demo-cpu, demo-gpu or tiny")->capture_default_str();
   cmd->add_option("-o,--output", job->output, "Model file to write (EMA weights)")->required();
   cmd->add_option("--from", job->from, "Start from this model's weights (fine-tuning)");
   cmd->add_flag("--resume", job->resume, "Continue from the checkpoint (same config and data)");
@@ -663,6 +699,10 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--json", *json_path, "Also write the report as JSON");
   cmd->add_option("--sheet", *sheet_path, "Write the contact sheet PNG");
   cmd->add_option("--clips", *clips, "Only these clips (names)")->delimiter(',');
+  cmd->add_option("--context", s->context, "Known frames before the prediction (b) and in each rollout window (c)")
+      ->capture_default_str();
+  cmd->add_option("--horizon", s->horizon, "Frames predicted (b) and generated per rollout window (c)")
+      ->capture_default_str();
   cmd->add_option("--samples", s->samples, "Sampled continuations per segment (b)")->capture_default_str();
   cmd->add_option("--segments", s->segments_per_clip, "Held-out segments per clip (b)")->capture_default_str();
   cmd->add_option("--rollout-frames", s->rollout_frames, "Length of the long rollouts (c); 0 skips them")->capture_default_str();
@@ -674,6 +714,8 @@ void register_eval(CLI::App& app) {
   cmd->callback([=] {
     auto settings = *s;
     settings.clips = *clips;
+    settings.rollout_context = settings.context;
+    settings.rollout_horizon = settings.horizon;
     settings.sampler.schedule.steps = *steps;
     settings.sampler.schedule.shape = dfs::diffusion::schedule_shape_from_string(*shape);
     settings.log = [](const std::string& l) {

@@ -181,13 +181,13 @@ TEST_CASE("a tiny model trained for about a minute lowers the loss and beats cop
   ss.frames = 40;
   ss.width = 32;
   ss.height = 24;
-  ss.min_speed = 1.0;
-  ss.max_speed = 2.0;
+  ss.min_speed = 2.0;  // pixels per frame: objects move clear of where they were
+  ss.max_speed = 3.0;
   ss.seed = 11;
   const auto data = make_synthetic_dataset(ss);
   auto r = train_recipe("tiny");
   r.train.batch_size = 8;
-  r.train.schedule_steps = 600;
+  r.train.schedule_steps = 400;
   Trainer trainer(r.model, r.train, data);
 
   // Held-out loss at a middle level, measured by the EMA model before and after.
@@ -207,14 +207,15 @@ TEST_CASE("a tiny model trained for about a minute lowers the loss and beats cop
   const double before = held_out_loss();
   TrainLoopOptions opt;
   opt.max_steps = r.train.schedule_steps;
-  opt.max_seconds = 70;
+  opt.max_seconds = 100;  // ~40-60 s on an idle 2-core CPU; the cap keeps a loaded machine bounded
   const auto result = run_training(trainer, opt);
   const double after = held_out_loss();
   INFO("steps " << result.steps_run << ", held-out loss " << before << " -> " << after);
   REQUIRE(result.steps_run > 50);
   REQUIRE(after < 0.7 * before);
 
-  // Next-frame prediction on held-out frames: 4 context frames -> the next one, by sampling.
+  // Next-frame prediction on held-out frames: 4 context frames -> the next one, by sampling;
+  // the prediction is the mean of 4 sampled continuations (the model's expected next frame).
   const auto model_path = temp_path("tiny_trained.safetensors").string();
   trainer.export_model(model_path, {{"test", true}});
   Model model = Model::load(model_path, "cpu");
@@ -229,20 +230,25 @@ TEST_CASE("a tiny model trained for about a minute lowers the loss and beats cop
       std::memcpy(timeline[static_cast<size_t>(i)].content.rgb.data(), f.data_ptr<uint8_t>(), 32 * 24 * 3);
       timeline[static_cast<size_t>(i)].pinned = true;
     }
-    RolloutSettings rs;
-    rs.context = ctx;
-    rs.horizon = 1;
-    rs.sampler.schedule.steps = 10;
-    rs.seed = static_cast<uint64_t>(n);
-    torch::Tensor predicted;
-    RolloutCallbacks cb;
-    cb.want_preview = false;
-    cb.on_frame = [&](int index, const dfs::Frame& f) {
-      if (index == ctx)
-        predicted = torch::from_blob(const_cast<uint8_t*>(f.rgb.data()), {24, 32, 3}, torch::kUInt8).clone();
-    };
-    run_rollout(model, timeline, rs, cb);
-    REQUIRE(predicted.defined());
+    torch::Tensor sum = torch::zeros({24, 32, 3}, torch::kFloat64);
+    for (int k = 0; k < 4; ++k) {
+      RolloutSettings rs;
+      rs.context = ctx;
+      rs.horizon = 1;
+      rs.sampler.schedule.steps = 10;
+      rs.seed = static_cast<uint64_t>(10 * n + k);
+      torch::Tensor sample;
+      RolloutCallbacks cb;
+      cb.want_preview = false;
+      cb.on_frame = [&](int index, const dfs::Frame& f) {
+        if (index == ctx)
+          sample = torch::from_blob(const_cast<uint8_t*>(f.rgb.data()), {24, 32, 3}, torch::kUInt8).clone();
+      };
+      run_rollout(model, timeline, rs, cb);
+      REQUIRE(sample.defined());
+      sum += sample.to(torch::kFloat64);
+    }
+    const auto predicted = (sum / 4).round().to(torch::kUInt8);
     const auto truth = data.frames[c.held_out_first() + ctx];
     psnr_model += psnr_u8(predicted, truth);
     psnr_copy += psnr_u8(data.frames[c.held_out_first() + ctx - 1], truth);

@@ -119,14 +119,31 @@ TrainRecipe train_recipe(const std::string& name) {
     r.train.batch_size = 64;
     r.train.learning_rate = 2e-3;
     r.train.warmup_steps = 200;
+  } else if (name == "demo-cpu") {
+    // The engine's demo architecture made ~3x cheaper per clip for a shared 2-core CPU:
+    // width 64 instead of 96 and MLP ratio 2 instead of 4 (same resolution, patch, depth
+    // and 16-frame window). Smaller batches give more updates per minute, which matters more
+    // than gradient noise this early in training.
+    r.model = ModelConfig::preset("demo");
+    r.model.dim = 64;
+    r.model.mlp_ratio = 2;
+    // x0 objective: measured on the tiny model, after a few hundred steps an x0-model's
+    // estimates improve monotonically as the level drops, whereas a v-model's mid-level
+    // estimates are still worse than its level-1 estimate, so its DDIM trajectories end in
+    // noise. With minutes of CPU, blurry-but-right beats sharp-but-noisy (models/README.md).
+    r.model.objective = Objective::X0;
+    r.train.batch_size = 4;
+    r.train.learning_rate = 8e-4;
+    r.train.warmup_steps = 100;
   } else if (name == "tiny") {
     r.model = ModelConfig::preset("tiny");
+    r.model.objective = Objective::X0;  // see demo-cpu
     r.train.batch_size = 8;
     r.train.learning_rate = 2e-3;
     r.train.warmup_steps = 20;
     r.train.p_crop = 0;  // tiny synthetic frames: cropping only blurs the shapes
   } else {
-    throw Error("unknown training recipe '" + name + "' (known: demo, demo-gpu, tiny)");
+    throw Error("unknown training recipe '" + name + "' (known: demo, demo-cpu, demo-gpu, tiny)");
   }
   r.model.name = name;
   return r;

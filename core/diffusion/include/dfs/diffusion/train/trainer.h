@@ -75,7 +75,8 @@ struct TrainRecipe {
   ModelConfig model;
   TrainSettings train;
 };
-// "demo" (the shipped model), "tiny" (tests, seconds on a CPU), "demo-gpu" (larger batch).
+// "demo" (the engine's demo architecture), "demo-cpu" (a cheaper variant for CPU training),
+// "demo-gpu" (demo with a larger batch), "tiny" (tests, seconds on a CPU).
 // Throws Error for an unknown name.
 TrainRecipe train_recipe(const std::string& name);
 
