@@ -439,3 +439,37 @@ TEST_CASE("plan_rollout: a causal model gets no look-ahead pins; windows stay co
     }
   }
 }
+
+TEST_CASE("causal ModelDenoiser (KV cache + skipped future frames) equals full forwards in a pyramid window",
+          "[rollout]") {
+  auto model = Model::random("tiny-causal", 6);
+  auto& impl = *model.impl();
+  const auto& c = impl.config;
+  WindowInput input;
+  input.content = torch::rand({7, 3, c.height, c.width}) * 2 - 1;
+  input.roles = {FrameRole::KnownUser, FrameRole::KnownGenerated, FrameRole::Generate,
+                 FrameRole::Generate,  FrameRole::Generate,       FrameRole::Generate,
+                 FrameRole::Generate};
+  ScheduleSettings schedule;
+  schedule.shape = ScheduleShape::Pyramid;
+  schedule.steps = 4;
+  schedule.uncertainty = 2;
+  input.matrix = build_schedule(schedule, {0, 0, 1, 1, 1, 1, 1});
+  DenoiseFn full = [&](const DenoiseCall& call) {
+    torch::InferenceMode guard;
+    return impl.net->forward(call.x, call.levels, call.positions);
+  };
+  for (auto guidance : {GuidanceMode::None, GuidanceMode::Vanilla}) {
+    SamplerSettings settings;
+    settings.eta = 0.5;
+    settings.guidance.mode = guidance;
+    settings.guidance.scale = 1.5;
+    auto g1 = at::detail::createCPUGenerator(3);
+    auto g2 = at::detail::createCPUGenerator(3);
+    ModelDenoiser fast(impl, /*kv_cache=*/true);
+    const auto a = sample_window(fast.fn(), impl.schedule, c.objective, input, settings, g1);
+    const auto b = sample_window(full, impl.schedule, c.objective, input, settings, g2);
+    CHECK(a.forwards == b.forwards);
+    CHECK((a.frames - b.frames).abs().max().item<float>() < 1e-4);
+  }
+}

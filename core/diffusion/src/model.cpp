@@ -662,29 +662,38 @@ torch::Tensor ModelDenoiser::call(const DenoiseCall& c) {
   torch::InferenceMode inference;
   auto& net = model_.net;
   const int64_t frames = c.x.size(1);
-  const int prefix = c.known_prefix;
-  if (!kv_cache_ || prefix <= 0 || prefix >= frames) {
-    ++forwards_;
-    return net->forward(c.x, c.levels, c.positions).to(torch::kCPU);
-  }
+  ++forwards_;
+  // A causal model's outputs for frames < n do not depend on frames >= n: skip the frames
+  // after the last one whose prediction is used (pyramid rows leave many waiting at noise).
+  int64_t used = frames;
+  if (model_.config.causal && c.needed_frames > 0 && c.needed_frames < frames)
+    used = c.needed_frames;
   const auto positions =
       c.positions.defined() ? c.positions : torch::arange(frames, torch::kFloat32);
-  if (cached_prefix_ != prefix || cached_batch_ != c.x.size(0)) {
-    // First call of this window: compute the known history once (its prediction is unused).
-    cache_.clear();
-    net->forward_cached(c.x.slice(1, 0, prefix), c.levels.slice(1, 0, prefix),
-                        positions.slice(0, 0, prefix), cache_,
-                        /*append=*/true);
-    cached_prefix_ = prefix;
-    cached_batch_ = c.x.size(0);
+  const auto x = c.x.slice(1, 0, used);
+  const auto levels = c.levels.slice(1, 0, used);
+  const int prefix = c.known_prefix;
+  torch::Tensor head;  // predictions for frames [first, used)
+  int64_t first = 0;
+  if (!kv_cache_ || prefix <= 0 || prefix >= used) {
+    head = net->forward(x, levels, positions.slice(0, 0, used));
+  } else {
+    if (cached_prefix_ != prefix || cached_batch_ != c.x.size(0)) {
+      // First call of this window: compute the known history once (its prediction is unused).
+      cache_.clear();
+      net->forward_cached(x.slice(1, 0, prefix), levels.slice(1, 0, prefix),
+                          positions.slice(0, 0, prefix), cache_, /*append=*/true);
+      cached_prefix_ = prefix;
+      cached_batch_ = c.x.size(0);
+    }
+    head = net->forward_cached(x.slice(1, prefix), levels.slice(1, prefix),
+                               positions.slice(0, prefix, used), cache_, /*append=*/false);
+    first = prefix;
   }
-  ++forwards_;
-  const auto tail = net->forward_cached(c.x.slice(1, prefix), c.levels.slice(1, prefix),
-                                        positions.slice(0, prefix), cache_, /*append=*/false)
-                        .to(torch::kCPU);
-  // The known frames' predictions are never used by the sampler: zeros keep the shape.
-  auto out = torch::zeros(c.x.sizes(), tail.options());
-  out.slice(1, prefix).copy_(tail);
+  if (first == 0 && used == frames) return head.to(torch::kCPU);
+  // Predictions nobody uses (cached history, skipped future) are zeros: the shape stays.
+  auto out = torch::zeros(c.x.sizes(), torch::kFloat32);
+  out.slice(1, first, used).copy_(head.to(torch::kCPU));
   return out;
 }
 

@@ -143,7 +143,12 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
       xs.push_back(torch::where(known_mask_x, history_inputs[b], x_fed));
       levels.push_back(torch::where(known_mask, history_levels[b].to(torch::kFloat32), fed_levels));
     }
-    DenoiseCall call{torch::stack(xs), torch::stack(levels), positions, known_prefix};
+    // Only the frames that move in this row need a prediction (and previews show the rest
+    // as they were): a causal model can stop after the last of them.
+    int needed = 0;
+    for (int t = 0; t < frames; ++t)
+      if (!known[t] && !final[t] && to[t] < from[t]) needed = t + 1;
+    DenoiseCall call{torch::stack(xs), torch::stack(levels), positions, known_prefix, needed};
     auto prediction = denoise(call).to(torch::kCPU, torch::kFloat32);
     ++result.forwards;
     if (prediction.sizes() != call.x.sizes())

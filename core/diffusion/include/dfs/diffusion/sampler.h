@@ -26,6 +26,8 @@ struct DenoiseCall {
   torch::Tensor positions;  // [T] float time positions within the window
   int known_prefix = 0;     // leading frames whose inputs are identical in every call of this
                             // window (a causal model may cache them)
+  int needed_frames = 0;    // predictions are used only for frames < needed_frames (0 = all);
+                            // a causal model may skip the frames after them
 };
 // Returns the prediction for the model's objective, same shape as call.x.
 using DenoiseFn = std::function<torch::Tensor(const DenoiseCall& call)>;
