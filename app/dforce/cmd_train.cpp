@@ -56,7 +56,8 @@ std::pair<int, int> parse_size(const std::string& text) {
   int w = 0, h = 0;
   char x = 0;
   std::istringstream in(text);
-  if (!(in >> w >> x >> h) || (x != 'x' && x != 'X') || w < 8 || h < 8 || w > 4096 || h > 4096 || !in.eof())
+  if (!(in >> w >> x >> h) || (x != 'x' && x != 'X') || w < 8 || h < 8 || w > 4096 || h > 4096 ||
+      !in.eof())
     throw Error("--size must look like 64x48 (each side 8..4096), got '" + text + "'");
   return {w, h};
 }
@@ -152,7 +153,8 @@ class SigintGuard {
     z.push_back(static_cast<uint8_t>(n >> 8));
     z.push_back(static_cast<uint8_t>(~n & 0xff));
     z.push_back(static_cast<uint8_t>((~n >> 8) & 0xff));
-    z.insert(z.end(), raw.begin() + static_cast<std::ptrdiff_t>(pos), raw.begin() + static_cast<std::ptrdiff_t>(pos + n));
+    z.insert(z.end(), raw.begin() + static_cast<std::ptrdiff_t>(pos),
+             raw.begin() + static_cast<std::ptrdiff_t>(pos + n));
     if (raw.empty()) break;
   }
   be32(z, (b << 16) | a);
@@ -193,14 +195,18 @@ class ProgressPrinter {
   explicit ProgressPrinter(int64_t total) : total_(total), tty_(isatty(fileno(stdout)) != 0) {}
   void operator()(const train::TrainProgress& p) {
     const auto now = std::chrono::steady_clock::now();
-    if (!tty_ && !p.checkpointed && std::chrono::duration<double>(now - last_).count() < 10 && p.step > 1) return;
+    if (!tty_ && !p.checkpointed && std::chrono::duration<double>(now - last_).count() < 10 &&
+        p.step > 1)
+      return;
     last_ = now;
     char line[256];
-    std::snprintf(line, sizeof line, "step %lld%s  loss %.4f (avg %.4f)  lr %.2e  %.2f samples/s  elapsed %s  ETA %s%s",
-                  static_cast<long long>(p.step), total_ > 0 ? ("/" + std::to_string(total_)).c_str() : "",
-                  p.loss, p.loss_average, p.learning_rate, p.samples_per_second,
-                  format_duration(p.elapsed_seconds).c_str(), format_duration(p.eta_seconds).c_str(),
-                  p.checkpointed ? "  [checkpoint]" : "");
+    std::snprintf(
+        line, sizeof line,
+        "step %lld%s  loss %.4f (avg %.4f)  lr %.2e  %.2f samples/s  elapsed %s  ETA %s%s",
+        static_cast<long long>(p.step), total_ > 0 ? ("/" + std::to_string(total_)).c_str() : "",
+        p.loss, p.loss_average, p.learning_rate, p.samples_per_second,
+        format_duration(p.elapsed_seconds).c_str(), format_duration(p.eta_seconds).c_str(),
+        p.checkpointed ? "  [checkpoint]" : "");
     if (tty_)
       std::printf("\r%-120s", line);
     else
@@ -222,12 +228,12 @@ struct TrainJob {
   std::string data_path;
   std::string recipe = "demo";
   std::string output;
-  std::string checkpoint;       // empty = default next to the output
-  std::string from;             // initial weights (fine-tuning)
+  std::string checkpoint;  // empty = default next to the output
+  std::string from;        // initial weights (fine-tuning)
   std::string device = "auto";
   double minutes = 0;
   int64_t steps = 0;
-  int64_t schedule_steps = 0;   // cosine horizon; 0 = --steps (or the checkpoint's on resume)
+  int64_t schedule_steps = 0;  // cosine horizon; 0 = --steps (or the checkpoint's on resume)
   double checkpoint_minutes = 5;
   bool resume = false;
   // Overrides of the recipe (< 0 / 0 = keep).
@@ -238,7 +244,7 @@ struct TrainJob {
   int warmup = -1;
   std::vector<std::string> model_overrides;  // key=value on the model config JSON
   std::vector<std::string> train_overrides;  // key=value on the training settings JSON
-  std::string command;          // for the provenance
+  std::string command;                       // for the provenance
 };
 
 struct JobOutcome {
@@ -251,16 +257,20 @@ struct JobOutcome {
 
 // Applies "key=value" pairs to a JSON object; value is parsed as JSON (numbers, true/false),
 // else taken as a string. Unknown keys are refused so a typo does not pass silently.
-nlohmann::json apply_overrides(nlohmann::json j, const std::vector<std::string>& pairs, const char* what) {
+nlohmann::json apply_overrides(nlohmann::json j, const std::vector<std::string>& pairs,
+                               const char* what) {
   for (const auto& kv : pairs) {
     const auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) throw Error(std::string(what) + " override must be key=value, got '" + kv + "'");
+    if (eq == std::string::npos || eq == 0)
+      throw Error(std::string(what) + " override must be key=value, got '" + kv + "'");
     const auto key = kv.substr(0, eq), text = kv.substr(eq + 1);
-    if (!j.contains(key)) throw Error(std::string("unknown ") + what + " key '" + key + "' (known: " + [&] {
-      std::string keys;
-      for (auto it = j.begin(); it != j.end(); ++it) keys += (keys.empty() ? "" : ", ") + it.key();
-      return keys;
-    }() + ")");
+    if (!j.contains(key))
+      throw Error(std::string("unknown ") + what + " key '" + key + "' (known: " + [&] {
+        std::string keys;
+        for (auto it = j.begin(); it != j.end(); ++it)
+          keys += (keys.empty() ? "" : ", ") + it.key();
+        return keys;
+      }() + ")");
     auto value = nlohmann::json::parse(text, nullptr, false);
     j[key] = value.is_discarded() ? nlohmann::json(text) : value;
   }
@@ -268,9 +278,11 @@ nlohmann::json apply_overrides(nlohmann::json j, const std::vector<std::string>&
 }
 
 JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data) {
-  if (job.minutes <= 0 && job.steps <= 0) throw Error("give --minutes or --steps (how long to train)");
+  if (job.minutes <= 0 && job.steps <= 0)
+    throw Error("give --minutes or --steps (how long to train)");
   auto recipe = train::train_recipe(job.recipe);
-  const std::string ckpt = job.checkpoint.empty() ? default_checkpoint_path(job.output) : job.checkpoint;
+  const std::string ckpt =
+      job.checkpoint.empty() ? default_checkpoint_path(job.output) : job.checkpoint;
   if (!job.from.empty()) {
     const auto from = dfs::diffusion::load_denoiser(job.from);
     const auto name = recipe.model.name;
@@ -283,12 +295,16 @@ JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data) {
   if (job.seed >= 0) s.seed = static_cast<uint64_t>(job.seed);
   if (job.clip_frames > 0) s.clip_frames = job.clip_frames;
   if (job.warmup >= 0) s.warmup_steps = job.warmup;
-  if (job.schedule_steps > 0) s.schedule_steps = job.schedule_steps;
-  else if (job.steps > 0) s.schedule_steps = job.steps;
+  if (job.schedule_steps > 0)
+    s.schedule_steps = job.schedule_steps;
+  else if (job.steps > 0)
+    s.schedule_steps = job.steps;
   if (!job.model_overrides.empty())
-    recipe.model = dfs::diffusion::ModelConfig::from_json(apply_overrides(recipe.model.to_json(), job.model_overrides, "model"));
+    recipe.model = dfs::diffusion::ModelConfig::from_json(
+        apply_overrides(recipe.model.to_json(), job.model_overrides, "model"));
   if (!job.train_overrides.empty())
-    s = train::TrainSettings::from_json(apply_overrides(s.to_json(), job.train_overrides, "training"));
+    s = train::TrainSettings::from_json(
+        apply_overrides(s.to_json(), job.train_overrides, "training"));
 
   auto make = [&] {
     auto t = std::make_unique<train::Trainer>(recipe.model, s, data, job.device);
@@ -300,33 +316,38 @@ JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data) {
     if (!fs::exists(ckpt)) throw Error("--resume: no checkpoint at '" + ckpt + "'");
     const auto info = train::read_checkpoint_info(ckpt);
     if (info.model.name != recipe.model.name)
-      throw Error("refusing to resume: '" + ckpt + "' was trained with --config " + info.model.name + ", not --config " +
-                  recipe.model.name);
+      throw Error("refusing to resume: '" + ckpt + "' was trained with --config " +
+                  info.model.name + ", not --config " + recipe.model.name);
     // The learning-rate horizon belongs to the run: it comes from the checkpoint unless
     // --schedule-steps says otherwise (then a different value is refused as a mismatch).
     if (job.schedule_steps <= 0) s.schedule_steps = info.train.schedule_steps;
     trainer = make();
     trainer->load_checkpoint(ckpt);
     std::printf("resumed from %s at step %lld (%s trained so far)\n", ckpt.c_str(),
-                static_cast<long long>(trainer->step_count()), format_duration(trainer->seconds()).c_str());
+                static_cast<long long>(trainer->step_count()),
+                format_duration(trainer->seconds()).c_str());
   } else {
     trainer = make();
     if (job.steps <= 0 && job.schedule_steps <= 0) {
       // Time-limited run: fix the cosine horizon once from a measured step time; it is stored
       // in the checkpoint, so a resumed run keeps the same schedule.
       const double sec = trainer->measure_step_seconds(2);
-      s.schedule_steps = std::max<int64_t>(s.warmup_steps + 10, static_cast<int64_t>(job.minutes * 60 / sec));
+      s.schedule_steps =
+          std::max<int64_t>(s.warmup_steps + 10, static_cast<int64_t>(job.minutes * 60 / sec));
       trainer = make();
     }
   }
-  if (!job.from.empty() && !job.resume) std::printf("starting from the weights of %s\n", job.from.c_str());
-  std::printf("model %s: %lld parameters, %dx%d, %d frames per clip, batch %d, device %s, %d threads\n",
-              recipe.model.name.c_str(), static_cast<long long>(trainer->parameter_count()), recipe.model.width,
-              recipe.model.height, trainer->clip_frames(), s.batch_size, trainer->device().c_str(),
-              dfs::diffusion::runtime_info().threads);
-  std::printf("data %s: %lld training frames in %zu clips; lr schedule over %lld steps; checkpoint %s\n",
-              job.data_path.c_str(), static_cast<long long>(data.train_frame_count()), data.clips.size(),
-              static_cast<long long>(s.schedule_steps), ckpt.c_str());
+  if (!job.from.empty() && !job.resume)
+    std::printf("starting from the weights of %s\n", job.from.c_str());
+  std::printf(
+      "model %s: %lld parameters, %dx%d, %d frames per clip, batch %d, device %s, %d threads\n",
+      recipe.model.name.c_str(), static_cast<long long>(trainer->parameter_count()),
+      recipe.model.width, recipe.model.height, trainer->clip_frames(), s.batch_size,
+      trainer->device().c_str(), dfs::diffusion::runtime_info().threads);
+  std::printf(
+      "data %s: %lld training frames in %zu clips; lr schedule over %lld steps; checkpoint %s\n",
+      job.data_path.c_str(), static_cast<long long>(data.train_frame_count()), data.clips.size(),
+      static_cast<long long>(s.schedule_steps), ckpt.c_str());
   std::fflush(stdout);
 
   train::TrainLoopOptions opt;
@@ -348,46 +369,52 @@ JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data) {
   out.parameters = trainer->parameter_count();
   out.seconds_total = trainer->seconds();
   out.checkpoint = ckpt;
-  if (out.loop.stopped) std::printf("interrupted: checkpoint saved at step %lld\n", static_cast<long long>(out.steps));
+  if (out.loop.stopped)
+    std::printf("interrupted: checkpoint saved at step %lld\n", static_cast<long long>(out.steps));
 
   const auto rt = dfs::diffusion::runtime_info();
   nlohmann::json clips = nlohmann::json::array();
   for (const auto& c : data.clips)
-    clips.push_back({{"name", c.name}, {"source", c.source}, {"train_frames", c.train_length},
+    clips.push_back({{"name", c.name},
+                     {"source", c.source},
+                     {"train_frames", c.train_length},
                      {"held_out_frames", c.held_out_length()}});
-  const nlohmann::json provenance = {
-      {"trained_by", "dforce " + rt.version},
-      {"command", job.command},
-      {"recipe", job.recipe},
-      {"from", job.from},
-      {"data", {{"file", fs::path(job.data_path).filename().string()},
-                {"fingerprint", data.fingerprint()},
-                {"clips", clips},
-                {"provenance", data.provenance}}},
-      {"train_settings", s.to_json()},
-      {"steps", out.steps},
-      {"clips_seen", out.steps * s.batch_size},
-      {"seconds", out.seconds_total},
-      {"final_loss_average", out.loop.final_loss_average},
-      {"samples_per_second", out.loop.samples_per_second},
-      {"device", trainer->device()},
-      {"threads", rt.threads},
-      {"torch", rt.torch_version},
-      {"blas", rt.blas},
-      {"date", now_utc()}};
+  const nlohmann::json provenance = {{"trained_by", "dforce " + rt.version},
+                                     {"command", job.command},
+                                     {"recipe", job.recipe},
+                                     {"from", job.from},
+                                     {"data",
+                                      {{"file", fs::path(job.data_path).filename().string()},
+                                       {"fingerprint", data.fingerprint()},
+                                       {"clips", clips},
+                                       {"provenance", data.provenance}}},
+                                     {"train_settings", s.to_json()},
+                                     {"steps", out.steps},
+                                     {"clips_seen", out.steps * s.batch_size},
+                                     {"seconds", out.seconds_total},
+                                     {"final_loss_average", out.loop.final_loss_average},
+                                     {"samples_per_second", out.loop.samples_per_second},
+                                     {"device", trainer->device()},
+                                     {"threads", rt.threads},
+                                     {"torch", rt.torch_version},
+                                     {"blas", rt.blas},
+                                     {"date", now_utc()}};
   trainer->export_model(job.output, provenance);
-  std::printf("wrote %s (EMA weights, step %lld, %s of training, %.2f samples/s this run)\n", job.output.c_str(),
-              static_cast<long long>(out.steps), format_duration(out.seconds_total).c_str(), out.loop.samples_per_second);
+  std::printf("wrote %s (EMA weights, step %lld, %s of training, %.2f samples/s this run)\n",
+              job.output.c_str(), static_cast<long long>(out.steps),
+              format_duration(out.seconds_total).c_str(), out.loop.samples_per_second);
   return out;
 }
 
 void print_dataset(const train::VideoDataset& ds, const std::string& path) {
-  std::printf("%s: %dx%d, %lld frames (%lld training, %lld held out), %zu clips\n", path.c_str(), ds.width(),
-              ds.height(), static_cast<long long>(ds.frame_count()), static_cast<long long>(ds.train_frame_count()),
+  std::printf("%s: %dx%d, %lld frames (%lld training, %lld held out), %zu clips\n", path.c_str(),
+              ds.width(), ds.height(), static_cast<long long>(ds.frame_count()),
+              static_cast<long long>(ds.train_frame_count()),
               static_cast<long long>(ds.held_out_frame_count()), ds.clips.size());
   for (const auto& c : ds.clips)
-    std::printf("  %-16s %5lld frames  train %5lld  held out %4lld  %s\n", c.name.c_str(), static_cast<long long>(c.length),
-                static_cast<long long>(c.train_length), static_cast<long long>(c.held_out_length()), c.source.c_str());
+    std::printf("  %-16s %5lld frames  train %5lld  held out %4lld  %s\n", c.name.c_str(),
+                static_cast<long long>(c.length), static_cast<long long>(c.train_length),
+                static_cast<long long>(c.held_out_length()), c.source.c_str());
 }
 
 // [SECTION] dataset pack / synth / info ----------------------------------------------------
@@ -395,13 +422,14 @@ void print_dataset(const train::VideoDataset& ds, const std::string& path) {
 #ifdef DFS_WITH_MEDIA
 bool is_image(const fs::path& p) {
   auto e = p.extension().string();
-  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(e.begin(), e.end(), e.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp";
 }
 
 // Decodes one clip (a video file, or a folder of images in name order) at width x height.
-torch::Tensor decode_clip(const fs::path& input, int width, int height, dfs::media::FitMode fit, int64_t max_frames,
-                          std::string& note) {
+torch::Tensor decode_clip(const fs::path& input, int width, int height, dfs::media::FitMode fit,
+                          int64_t max_frames, std::string& note) {
   std::vector<dfs::Frame> frames;
   try {
     if (fs::is_directory(input)) {
@@ -409,10 +437,12 @@ torch::Tensor decode_clip(const fs::path& input, int width, int height, dfs::med
       for (const auto& e : fs::directory_iterator(input))
         if (e.is_regular_file() && is_image(e.path())) images.push_back(e.path());
       std::sort(images.begin(), images.end());
-      if (images.empty()) throw Error("folder '" + input.string() + "' holds no images (png, jpg, bmp)");
+      if (images.empty())
+        throw Error("folder '" + input.string() + "' holds no images (png, jpg, bmp)");
       for (const auto& p : images) {
         if (max_frames > 0 && static_cast<int64_t>(frames.size()) >= max_frames) break;
-        frames.push_back(dfs::media::resize(dfs::media::read_image(p.string()), width, height, fit));
+        frames.push_back(
+            dfs::media::resize(dfs::media::read_image(p.string()), width, height, fit));
       }
     } else {
       dfs::media::DecoderOptions options;
@@ -435,7 +465,8 @@ torch::Tensor decode_clip(const fs::path& input, int width, int height, dfs::med
   if (frames.size() < 2) throw Error("'" + input.string() + "' gave fewer than 2 frames");
   auto t = torch::empty({static_cast<int64_t>(frames.size()), height, width, 3}, torch::kUInt8);
   for (size_t i = 0; i < frames.size(); ++i)
-    std::memcpy(t[static_cast<int64_t>(i)].data_ptr<uint8_t>(), frames[i].rgb.data(), frames[i].byte_size());
+    std::memcpy(t[static_cast<int64_t>(i)].data_ptr<uint8_t>(), frames[i].rgb.data(),
+                frames[i].byte_size());
   return t;
 }
 
@@ -449,8 +480,10 @@ std::vector<fs::path> expand_inputs(const std::vector<std::string>& inputs) {
       std::vector<fs::path> videos;
       for (const auto& e : fs::directory_iterator(p)) {
         if (!e.is_regular_file()) continue;
-        if (is_image(e.path())) images = true;
-        else videos.push_back(e.path());
+        if (is_image(e.path()))
+          images = true;
+        else
+          videos.push_back(e.path());
       }
       if (images) {
         out.push_back(p);  // a folder of frames is one clip
@@ -466,8 +499,9 @@ std::vector<fs::path> expand_inputs(const std::vector<std::string>& inputs) {
   return out;
 }
 
-train::VideoDataset pack_clips(const std::vector<std::string>& inputs, int width, int height, const std::string& fit_name,
-                               double held_out, int64_t max_frames, const std::string& command, bool skip_bad) {
+train::VideoDataset pack_clips(const std::vector<std::string>& inputs, int width, int height,
+                               const std::string& fit_name, double held_out, int64_t max_frames,
+                               const std::string& command, bool skip_bad) {
   dfs::media::FitMode fit;
   try {
     fit = dfs::media::parse_fit_mode(fit_name.c_str());
@@ -487,17 +521,27 @@ train::VideoDataset pack_clips(const std::vector<std::string>& inputs, int width
       continue;
     }
     std::string name = path.stem().string();
-    for (int k = 2; std::any_of(ds.clips.begin(), ds.clips.end(), [&](const auto& c) { return c.name == name; }); ++k)
+    for (int k = 2; std::any_of(ds.clips.begin(), ds.clips.end(),
+                                [&](const auto& c) { return c.name == name; });
+         ++k)
       name = path.stem().string() + "_" + std::to_string(k);
     train::append_clip(ds, name, path.filename().string(), frames, held_out);
     std::printf("  %-16s %5lld frames%s%s\n", name.c_str(), static_cast<long long>(frames.size(0)),
                 note.empty() ? "" : "  ", note.c_str());
-    sources.push_back({{"name", name}, {"file", path.filename().string()}, {"frames", frames.size(0)}, {"note", note}});
+    sources.push_back({{"name", name},
+                       {"file", path.filename().string()},
+                       {"frames", frames.size(0)},
+                       {"note", note}});
   }
   if (ds.clips.empty()) throw Error("no clip could be decoded");
-  ds.provenance = {{"made_by", "dforce dataset pack"}, {"command", command}, {"size", {width, height}},
-                   {"fit", fit_name}, {"held_out_fraction", held_out}, {"split", "by time: last part of each clip"},
-                   {"sources", sources}, {"date", now_utc()}};
+  ds.provenance = {{"made_by", "dforce dataset pack"},
+                   {"command", command},
+                   {"size", {width, height}},
+                   {"fit", fit_name},
+                   {"held_out_fraction", held_out},
+                   {"split", "by time: last part of each clip"},
+                   {"sources", sources},
+                   {"date", now_utc()}};
   return ds;
 }
 #endif
@@ -507,7 +551,8 @@ void register_dataset(CLI::App& app) {
   ds->require_subcommand(1);
 
   {
-    auto* pack = ds->add_subcommand("pack", "Decode clips (files or folders) into one dataset file");
+    auto* pack =
+        ds->add_subcommand("pack", "Decode clips (files or folders) into one dataset file");
     auto inputs = std::make_shared<std::vector<std::string>>();
     auto size = std::make_shared<std::string>("64x48");
     auto fit = std::make_shared<std::string>("letterbox");
@@ -515,11 +560,14 @@ void register_dataset(CLI::App& app) {
     auto held = std::make_shared<double>(train::kDefaultHeldOutFraction);
     auto max_frames = std::make_shared<int64_t>(0);
     auto skip = std::make_shared<bool>(false);
-    pack->add_option("inputs", *inputs, "Video files, or folders (of videos, or of frames as one clip)")->required();
+    pack->add_option("inputs", *inputs,
+                     "Video files, or folders (of videos, or of frames as one clip)")
+        ->required();
     pack->add_option("--size", *size, "Model resolution WxH")->capture_default_str();
     pack->add_option("--fit", *fit, "letterbox (pad) or crop")->capture_default_str();
     pack->add_option("-o,--output", *out, "Dataset file (.safetensors)")->required();
-    pack->add_option("--held-out", *held, "Held-out fraction at the end of each clip")->capture_default_str();
+    pack->add_option("--held-out", *held, "Held-out fraction at the end of each clip")
+        ->capture_default_str();
     pack->add_option("--max-frames", *max_frames, "At most this many frames per clip (0 = all)");
     pack->add_flag("--skip-bad", *skip, "Skip clips that cannot be decoded instead of failing");
     pack->callback([=] {
@@ -527,14 +575,18 @@ void register_dataset(CLI::App& app) {
       const auto [w, h] = parse_size(*size);
       std::vector<std::string> cmd = {"dforce", "dataset", "pack"};
       for (const auto& i : *inputs) cmd.push_back(fs::path(i).filename().string());
-      cmd.insert(cmd.end(), {"--size", *size, "--fit", *fit, "-o", fs::path(*out).filename().string()});
-      const auto dataset = pack_clips(*inputs, w, h, *fit, *held, *max_frames, join_command(cmd), *skip);
+      cmd.insert(cmd.end(),
+                 {"--size", *size, "--fit", *fit, "-o", fs::path(*out).filename().string()});
+      const auto dataset =
+          pack_clips(*inputs, w, h, *fit, *held, *max_frames, join_command(cmd), *skip);
       train::save_dataset(*out, dataset);
       print_dataset(dataset, *out);
 #else
       (void)size;
-      throw Error("`dforce dataset pack` needs the full build (FFmpeg); this dforce is core-only. Pack on a full "
-                  "machine and copy the .safetensors file here.");
+      throw Error(
+          "`dforce dataset pack` needs the full build (FFmpeg); this dforce is core-only. Pack on "
+          "a full "
+          "machine and copy the .safetensors file here.");
 #endif
     });
   }
@@ -572,28 +624,36 @@ void register_dataset(CLI::App& app) {
 
 void add_train_options(CLI::App* cmd, const std::shared_ptr<TrainJob>& job) {
   cmd->add_option("--minutes", job->minutes, "Train for this many minutes (wall clock)");
-  cmd->add_option("--steps", job->steps, "Stop at this step (also the learning-rate horizon unless --schedule-steps)");
-  cmd->add_option("--schedule-steps", job->schedule_steps,
-                  "Learning-rate horizon in steps (default: --steps; with only --minutes, estimated)");
+  cmd->add_option("--steps", job->steps,
+                  "Stop at this step (also the learning-rate horizon unless --schedule-steps)");
+  cmd->add_option(
+      "--schedule-steps", job->schedule_steps,
+      "Learning-rate horizon in steps (default: --steps; with only --minutes, estimated)");
   cmd->add_option("--device", job->device, "auto, cpu or cuda")->capture_default_str();
-  cmd->add_option("--checkpoint", job->checkpoint, "Checkpoint file (default: <output>.ckpt.safetensors)");
-  cmd->add_option("--checkpoint-minutes", job->checkpoint_minutes, "Minutes between checkpoints")->capture_default_str();
+  cmd->add_option("--checkpoint", job->checkpoint,
+                  "Checkpoint file (default: <output>.ckpt.safetensors)");
+  cmd->add_option("--checkpoint-minutes", job->checkpoint_minutes, "Minutes between checkpoints")
+      ->capture_default_str();
   cmd->add_option("--batch", job->batch, "Clips per step (default: the recipe's)");
   cmd->add_option("--lr", job->lr, "Peak learning rate (default: the recipe's)");
   cmd->add_option("--seed", job->seed, "Random seed (default: the recipe's, 0)");
-  cmd->add_option("--clip-frames", job->clip_frames, "Frames per training clip (default: the model's max_frames)");
+  cmd->add_option("--clip-frames", job->clip_frames,
+                  "Frames per training clip (default: the model's max_frames)");
   cmd->add_option("--warmup", job->warmup, "Warm-up steps (default: the recipe's)");
-  cmd->add_option("--model", job->model_overrides, "Override a model config field, key=value (repeatable), e.g. dim=64");
+  cmd->add_option("--model", job->model_overrides,
+                  "Override a model config field, key=value (repeatable), e.g. dim=64");
   cmd->add_option("--set", job->train_overrides,
                   "Override a training setting, key=value (repeatable), e.g. loss_weight_floor=0");
 }
 
-std::string describe_job(const std::string& verb, const TrainJob& j, const std::vector<std::string>& extra) {
+std::string describe_job(const std::string& verb, const TrainJob& j,
+                         const std::vector<std::string>& extra) {
   std::vector<std::string> c = {"dforce", verb};
   c.insert(c.end(), extra.begin(), extra.end());
   if (j.minutes > 0) c.insert(c.end(), {"--minutes", std::to_string(j.minutes)});
   if (j.steps > 0) c.insert(c.end(), {"--steps", std::to_string(j.steps)});
-  if (j.schedule_steps > 0) c.insert(c.end(), {"--schedule-steps", std::to_string(j.schedule_steps)});
+  if (j.schedule_steps > 0)
+    c.insert(c.end(), {"--schedule-steps", std::to_string(j.schedule_steps)});
   if (j.batch > 0) c.insert(c.end(), {"--batch", std::to_string(j.batch)});
   if (j.lr > 0) c.insert(c.end(), {"--lr", std::to_string(j.lr)});
   if (j.seed >= 0) c.insert(c.end(), {"--seed", std::to_string(j.seed)});
@@ -607,8 +667,10 @@ std::string describe_job(const std::string& verb, const TrainJob& j, const std::
 void register_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Train a diffusion-forcing model on a packed dataset");
   auto job = std::make_shared<TrainJob>();
-  cmd->add_option("--data", job->data_path, "Dataset file from `dforce dataset pack|synth`")->required();
-  cmd->add_option("--config", job->recipe, "Recipe: demo, demo-cpu, demo-gpu or tiny")->capture_default_str();
+  cmd->add_option("--data", job->data_path, "Dataset file from `dforce dataset pack|synth`")
+      ->required();
+  cmd->add_option("--config", job->recipe, "Recipe: demo, demo-cpu, demo-gpu or tiny")
+      ->capture_default_str();
   cmd->add_option("-o,--output", job->output, "Model file to write (EMA weights)")->required();
   cmd->add_option("--from", job->from, "Start from this model's weights (fine-tuning)");
   cmd->add_flag("--resume", job->resume, "Continue from the checkpoint (same config and data)");
@@ -616,8 +678,8 @@ void register_train(CLI::App& app) {
   cmd->callback([job] {
     const auto data = train::load_dataset(job->data_path);
     job->command = describe_job("train", *job,
-                                {"--data", fs::path(job->data_path).filename().string(), "--config", job->recipe, "-o",
-                                 fs::path(job->output).filename().string()});
+                                {"--data", fs::path(job->data_path).filename().string(), "--config",
+                                 job->recipe, "-o", fs::path(job->output).filename().string()});
     run_job(*job, data);
   });
 }
@@ -625,7 +687,8 @@ void register_train(CLI::App& app) {
 // [SECTION] learn --------------------------------------------------------------------------
 
 void register_learn(CLI::App& app) {
-  auto* cmd = app.add_subcommand("learn", "Teach a model one clip: pack it, then fine-tune (or train from scratch)");
+  auto* cmd = app.add_subcommand(
+      "learn", "Teach a model one clip: pack it, then fine-tune (or train from scratch)");
   auto job = std::make_shared<TrainJob>();
   auto clip = std::make_shared<std::string>();
   auto fit = std::make_shared<std::string>("letterbox");
@@ -633,8 +696,10 @@ void register_learn(CLI::App& app) {
   job->minutes = 10;
   job->recipe = "demo";
   cmd->add_option("clip", *clip, "Video file (or folder of frames)")->required();
-  cmd->add_option("--from", job->from, "Start from this model (e.g. models/demo.safetensors); default: from scratch");
-  cmd->add_option("-o,--output", job->output, "Model file to write (default: <clip>.model.safetensors)");
+  cmd->add_option("--from", job->from,
+                  "Start from this model (e.g. models/demo.safetensors); default: from scratch");
+  cmd->add_option("-o,--output", job->output,
+                  "Model file to write (default: <clip>.model.safetensors)");
   cmd->add_option("--fit", *fit, "letterbox or crop")->capture_default_str();
   cmd->add_flag("--eval", *eval, "Evaluate on the clip's held-out part before and after (slow)");
   add_train_options(cmd, job);
@@ -642,7 +707,9 @@ void register_learn(CLI::App& app) {
 #ifdef DFS_WITH_MEDIA
     auto j = *job;
     const fs::path clip_path(*clip);
-    if (j.output.empty()) j.output = (clip_path.parent_path() / (clip_path.stem().string() + ".model.safetensors")).string();
+    if (j.output.empty())
+      j.output =
+          (clip_path.parent_path() / (clip_path.stem().string() + ".model.safetensors")).string();
     fs::path base(j.output);
     if (base.extension() == ".safetensors") base.replace_extension("");
     j.data_path = base.string() + ".data.safetensors";
@@ -650,7 +717,7 @@ void register_learn(CLI::App& app) {
     if (!j.from.empty()) {
       const auto cfg = dfs::diffusion::load_denoiser(j.from).config;
       w = cfg.width, h = cfg.height;
-      if (j.lr <= 0) j.lr = 3e-4;         // fine-tuning: a gentler peak rate
+      if (j.lr <= 0) j.lr = 3e-4;  // fine-tuning: a gentler peak rate
       if (j.warmup < 0) j.warmup = 20;
     } else {
       const auto cfg = train::train_recipe(j.recipe).model;
@@ -681,7 +748,9 @@ void register_learn(CLI::App& app) {
 #else
     (void)fit;
     (void)eval;
-    throw Error("`dforce learn` needs the full build (FFmpeg) to decode the clip; this dforce is core-only");
+    throw Error(
+        "`dforce learn` needs the full build (FFmpeg) to decode the clip; this dforce is "
+        "core-only");
 #endif
   });
 }
@@ -703,14 +772,21 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--json", *json_path, "Also write the report as JSON");
   cmd->add_option("--sheet", *sheet_path, "Write the contact sheet PNG");
   cmd->add_option("--clips", *clips, "Only these clips (names)")->delimiter(',');
-  cmd->add_option("--context", s->context, "Known frames before the prediction (b) and in each rollout window (c)")
+  cmd->add_option("--context", s->context,
+                  "Known frames before the prediction (b) and in each rollout window (c)")
       ->capture_default_str();
-  cmd->add_option("--horizon", s->horizon, "Frames predicted (b) and generated per rollout window (c)")
+  cmd->add_option("--horizon", s->horizon,
+                  "Frames predicted (b) and generated per rollout window (c)")
       ->capture_default_str();
-  cmd->add_option("--samples", s->samples, "Sampled continuations per segment (b)")->capture_default_str();
-  cmd->add_option("--segments", s->segments_per_clip, "Held-out segments per clip (b)")->capture_default_str();
-  cmd->add_option("--rollout-frames", s->rollout_frames, "Length of the long rollouts (c); 0 skips them")->capture_default_str();
-  cmd->add_option("--stabilization", s->stabilization, "Stabilisation level of the 'with' rollout")->capture_default_str();
+  cmd->add_option("--samples", s->samples, "Sampled continuations per segment (b)")
+      ->capture_default_str();
+  cmd->add_option("--segments", s->segments_per_clip, "Held-out segments per clip (b)")
+      ->capture_default_str();
+  cmd->add_option("--rollout-frames", s->rollout_frames,
+                  "Length of the long rollouts (c); 0 skips them")
+      ->capture_default_str();
+  cmd->add_option("--stabilization", s->stabilization, "Stabilisation level of the 'with' rollout")
+      ->capture_default_str();
   cmd->add_option("--steps", *steps, "Sampling steps")->capture_default_str();
   cmd->add_option("--schedule", *shape, "Schedule shape")->capture_default_str();
   cmd->add_option("--seed", s->seed, "Sampling seed")->capture_default_str();
@@ -733,18 +809,23 @@ void register_eval(CLI::App& app) {
     if (!json_path->empty()) {
       auto j = report.to_json();
       j["data"] = fs::path(*data_path).filename().string();
-      j["settings"] = {{"samples", settings.samples}, {"segments", settings.segments_per_clip},
-                       {"context", settings.context}, {"horizon", settings.horizon},
-                       {"rollout_frames", settings.rollout_frames}, {"stabilization", settings.stabilization},
-                       {"steps", settings.sampler.schedule.steps}, {"schedule", *shape}, {"seed", settings.seed}};
+      j["settings"] = {{"samples", settings.samples},
+                       {"segments", settings.segments_per_clip},
+                       {"context", settings.context},
+                       {"horizon", settings.horizon},
+                       {"rollout_frames", settings.rollout_frames},
+                       {"stabilization", settings.stabilization},
+                       {"steps", settings.sampler.schedule.steps},
+                       {"schedule", *shape},
+                       {"seed", settings.seed}};
       std::ofstream f(*json_path);
       f << j.dump(2) << "\n";
       if (!f) throw Error("cannot write '" + *json_path + "'");
     }
     if (!sheet_path->empty()) {
       write_sheet(*sheet_path, report.contact_sheet);
-      std::printf("wrote contact sheet %s (%dx%d)\n", sheet_path->c_str(), report.contact_sheet.width,
-                  report.contact_sheet.height);
+      std::printf("wrote contact sheet %s (%dx%d)\n", sheet_path->c_str(),
+                  report.contact_sheet.width, report.contact_sheet.height);
     }
   });
 }
@@ -752,7 +833,8 @@ void register_eval(CLI::App& app) {
 // [SECTION] train-bench --------------------------------------------------------------------
 
 void register_train_bench(CLI::App& app) {
-  auto* cmd = app.add_subcommand("train-bench", "Training speed and peak memory of a recipe (synthetic data)");
+  auto* cmd = app.add_subcommand("train-bench",
+                                 "Training speed and peak memory of a recipe (synthetic data)");
   auto recipe = std::make_shared<std::string>("demo");
   auto steps = std::make_shared<int>(5);
   auto device = std::make_shared<std::string>("auto");
@@ -780,22 +862,31 @@ void register_train_bench(CLI::App& app) {
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double per_s = std::max(1, *steps) * r.train.batch_size / sec;
     const auto rt = dfs::diffusion::runtime_info();
-    nlohmann::json j = {{"recipe", *recipe}, {"parameters", trainer.parameter_count()},
-                        {"batch_size", r.train.batch_size}, {"clip_frames", trainer.clip_frames()},
-                        {"resolution", {r.model.width, r.model.height}}, {"steps_timed", std::max(1, *steps)},
-                        {"seconds_per_step", sec / std::max(1, *steps)}, {"samples_per_second", per_s},
-                        {"frames_per_second", per_s * trainer.clip_frames()}, {"peak_rss_mib", peak_rss_mib()},
-                        {"rss_before_mib", rss_before}, {"device", trainer.device()}, {"threads", rt.threads},
-                        {"blas", rt.blas}, {"torch", rt.torch_version}};
+    nlohmann::json j = {{"recipe", *recipe},
+                        {"parameters", trainer.parameter_count()},
+                        {"batch_size", r.train.batch_size},
+                        {"clip_frames", trainer.clip_frames()},
+                        {"resolution", {r.model.width, r.model.height}},
+                        {"steps_timed", std::max(1, *steps)},
+                        {"seconds_per_step", sec / std::max(1, *steps)},
+                        {"samples_per_second", per_s},
+                        {"frames_per_second", per_s * trainer.clip_frames()},
+                        {"peak_rss_mib", peak_rss_mib()},
+                        {"rss_before_mib", rss_before},
+                        {"device", trainer.device()},
+                        {"threads", rt.threads},
+                        {"blas", rt.blas},
+                        {"torch", rt.torch_version}};
     if (*json) {
       std::printf("%s\n", j.dump(2).c_str());
     } else {
-      std::printf("train-bench %s: %lld parameters, batch %d x %d frames at %dx%d on %s (%d threads, %s)\n",
-                  recipe->c_str(), static_cast<long long>(trainer.parameter_count()), r.train.batch_size,
-                  trainer.clip_frames(), r.model.width, r.model.height, trainer.device().c_str(), rt.threads,
-                  rt.blas.c_str());
-      std::printf("  %.3f s/step  %.2f samples/s (%.1f frames/s)  peak RSS %.0f MiB\n", sec / std::max(1, *steps),
-                  per_s, per_s * trainer.clip_frames(), peak_rss_mib());
+      std::printf(
+          "train-bench %s: %lld parameters, batch %d x %d frames at %dx%d on %s (%d threads, %s)\n",
+          recipe->c_str(), static_cast<long long>(trainer.parameter_count()), r.train.batch_size,
+          trainer.clip_frames(), r.model.width, r.model.height, trainer.device().c_str(),
+          rt.threads, rt.blas.c_str());
+      std::printf("  %.3f s/step  %.2f samples/s (%.1f frames/s)  peak RSS %.0f MiB\n",
+                  sec / std::max(1, *steps), per_s, per_s * trainer.clip_frames(), peak_rss_mib());
     }
   });
 }

@@ -1,6 +1,6 @@
 // The packed dataset file: round trip, split, validation of damaged files; the synthetic set.
-#include <catch2/catch.hpp>
 #include <torch/torch.h>
+#include <catch2/catch.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -72,7 +72,9 @@ TEST_CASE("the held-out split is the last 20 percent of each clip", "[train][dat
   // Held-out frames are the clip's own last frames.
   REQUIRE(ds.frames[ds.clips[1].held_out_first()].max().item<int>() == 1);
   // A clip of another size is refused with a message.
-  REQUIRE_THAT(error_of([&] { append_clip(ds, "c", "test", torch::zeros({4, 9, 8, 3}, torch::kUInt8)); }),
+  REQUIRE_THAT(error_of([&] {
+                 append_clip(ds, "c", "test", torch::zeros({4, 9, 8, 3}, torch::kUInt8));
+               }),
                Catch::Contains("8x9"));
 }
 
@@ -124,7 +126,8 @@ TEST_CASE("a damaged dataset file gives a clear error", "[train][dataset]") {
   }
 }
 
-TEST_CASE("synthetic moving objects are deterministic, move, and differ by seed", "[train][dataset]") {
+TEST_CASE("synthetic moving objects are deterministic, move, and differ by seed",
+          "[train][dataset]") {
   const auto a = small_synthetic(5), b = small_synthetic(5), c = small_synthetic(6);
   REQUIRE(torch::equal(a.frames, b.frames));
   REQUIRE_FALSE(torch::equal(a.frames, c.frames));

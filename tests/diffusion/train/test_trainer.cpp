@@ -1,6 +1,6 @@
 // The diffusion-forcing trainer: it learns, it resumes bit-for-bit, it refuses bad input.
-#include <catch2/catch.hpp>
 #include <torch/torch.h>
+#include <catch2/catch.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -152,8 +152,10 @@ TEST_CASE("a damaged checkpoint gives a clear error", "[train]") {
     f.write(bytes.data(), static_cast<std::streamsize>(bytes.size() - 100));
   }
   Trainer t(r.model, r.train, data);
-  REQUIRE_THAT(error_of([&] { t.load_checkpoint(path); }), Catch::Contains("cannot read checkpoint"));
-  REQUIRE_FALSE(error_of([&] { read_checkpoint_info(temp_path("missing.ckpt").string()); }).empty());
+  REQUIRE_THAT(error_of([&] { t.load_checkpoint(path); }),
+               Catch::Contains("cannot read checkpoint"));
+  REQUIRE_FALSE(
+      error_of([&] { read_checkpoint_info(temp_path("missing.ckpt").string()); }).empty());
 }
 
 TEST_CASE("bad training input is refused with a message", "[train]") {
@@ -161,7 +163,8 @@ TEST_CASE("bad training input is refused with a message", "[train]") {
   auto r = small_recipe();
   SECTION("clips longer than the model's window") {
     r.train.clip_frames = r.model.max_frames + 1;
-    REQUIRE_THAT(error_of([&] { Trainer t(r.model, r.train, data); }), Catch::Contains("max_frames"));
+    REQUIRE_THAT(error_of([&] { Trainer t(r.model, r.train, data); }),
+                 Catch::Contains("max_frames"));
   }
   SECTION("data at another resolution") {
     r.model.width = 64;
@@ -173,7 +176,8 @@ TEST_CASE("bad training input is refused with a message", "[train]") {
   }
 }
 
-TEST_CASE("a tiny model trained for about a minute lowers the loss and beats copy-last-frame", "[train][slow]") {
+TEST_CASE("a tiny model trained for about a minute lowers the loss and beats copy-last-frame",
+          "[train][slow]") {
   // Moving objects with constant velocity: copy-last-frame is wrong by the motion of every
   // object, a model that learned the motion is not.
   SyntheticSettings ss;
@@ -227,7 +231,8 @@ TEST_CASE("a tiny model trained for about a minute lowers the loss and beats cop
     for (int i = 0; i < ctx; ++i) {
       const auto f = data.frames[c.held_out_first() + i].contiguous();
       timeline[static_cast<size_t>(i)].content = dfs::Frame(32, 24);
-      std::memcpy(timeline[static_cast<size_t>(i)].content.rgb.data(), f.data_ptr<uint8_t>(), 32 * 24 * 3);
+      std::memcpy(timeline[static_cast<size_t>(i)].content.rgb.data(), f.data_ptr<uint8_t>(),
+                  32 * 24 * 3);
       timeline[static_cast<size_t>(i)].pinned = true;
     }
     torch::Tensor sum = torch::zeros({24, 32, 3}, torch::kFloat64);
@@ -242,7 +247,8 @@ TEST_CASE("a tiny model trained for about a minute lowers the loss and beats cop
       cb.want_preview = false;
       cb.on_frame = [&](int index, const dfs::Frame& f) {
         if (index == ctx)
-          sample = torch::from_blob(const_cast<uint8_t*>(f.rgb.data()), {24, 32, 3}, torch::kUInt8).clone();
+          sample = torch::from_blob(const_cast<uint8_t*>(f.rgb.data()), {24, 32, 3}, torch::kUInt8)
+                       .clone();
       };
       run_rollout(model, timeline, rs, cb);
       REQUIRE(sample.defined());

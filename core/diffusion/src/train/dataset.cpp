@@ -83,7 +83,8 @@ void append_clip(VideoDataset& dataset, const std::string& name, const std::stri
   info.source = source;
   info.first = dataset.frame_count();
   info.length = frames.size(0);
-  int64_t held = static_cast<int64_t>(std::llround(held_out_fraction * static_cast<double>(info.length)));
+  int64_t held =
+      static_cast<int64_t>(std::llround(held_out_fraction * static_cast<double>(info.length)));
   if (held_out_fraction > 0 && held < 1 && info.length >= 2) held = 1;
   info.train_length = info.length - held;
   const auto f = frames.to(torch::kCPU).contiguous();
@@ -125,15 +126,20 @@ VideoDataset load_dataset(const std::string& path) {
   }
   auto meta = [&](const char* key) -> const std::string& {
     auto it = file.metadata.find(key);
-    if (it == file.metadata.end()) throw dataset_error(path, std::string("missing metadata '") + key + "' — is this a dataset made by `dforce dataset`?");
+    if (it == file.metadata.end())
+      throw dataset_error(path, std::string("missing metadata '") + key +
+                                    "' — is this a dataset made by `dforce dataset`?");
     return it->second;
   };
   if (meta("format") != kDatasetFormat)
-    throw dataset_error(path, "metadata format is '" + meta("format") + "', expected '" + kDatasetFormat + "'");
-  if (meta("version") != "1") throw dataset_error(path, "unsupported version '" + meta("version") + "'");
+    throw dataset_error(
+        path, "metadata format is '" + meta("format") + "', expected '" + kDatasetFormat + "'");
+  if (meta("version") != "1")
+    throw dataset_error(path, "unsupported version '" + meta("version") + "'");
   auto tensor = [&](const char* key) -> torch::Tensor {
     auto it = file.tensors.find(key);
-    if (it == file.tensors.end()) throw dataset_error(path, std::string("missing tensor '") + key + "'");
+    if (it == file.tensors.end())
+      throw dataset_error(path, std::string("missing tensor '") + key + "'");
     return it->second;
   };
   VideoDataset ds;

@@ -53,12 +53,15 @@ double ssim_u8(const torch::Tensor& a, const torch::Tensor& b) {
   auto x = a.to(torch::kFloat64).permute({2, 0, 1}).unsqueeze(0);  // [1, 3, H, W]
   auto y = b.to(torch::kFloat64).permute({2, 0, 1}).unsqueeze(0);
   namespace F = torch::nn::functional;
-  auto blur = [&](const torch::Tensor& t) { return F::conv2d(t, w, F::Conv2dFuncOptions().groups(3)); };
+  auto blur = [&](const torch::Tensor& t) {
+    return F::conv2d(t, w, F::Conv2dFuncOptions().groups(3));
+  };
   const auto mx = blur(x), my = blur(y);
   const auto sxx = blur(x * x) - mx * mx;
   const auto syy = blur(y * y) - my * my;
   const auto sxy = blur(x * y) - mx * my;
-  const auto map = ((2 * mx * my + kC1) * (2 * sxy + kC2)) / ((mx * mx + my * my + kC1) * (sxx + syy + kC2));
+  const auto map =
+      ((2 * mx * my + kC1) * (2 * sxy + kC2)) / ((mx * mx + my * my + kC1) * (sxx + syy + kC2));
   return map.mean().item<double>();
 }
 
@@ -67,7 +70,8 @@ torch::Tensor frame_statistics(const torch::Tensor& frames_u8) {
   const auto n = f.size(0);
   const auto mean = f.reshape({n, -1}).mean(1);
   // BT.601 luma, as dfs_media's grayscale.
-  const auto luma = f.select(3, 0) * 0.299 + f.select(3, 1) * 0.587 + f.select(3, 2) * 0.114;  // [N, H, W]
+  const auto luma =
+      f.select(3, 0) * 0.299 + f.select(3, 1) * 0.587 + f.select(3, 2) * 0.114;  // [N, H, W]
   const auto contrast = luma.reshape({n, -1}).std(1, /*unbiased=*/false);
   // Sharpness: mean absolute 4-neighbour Laplacian over the interior.
   const auto c = luma.narrow(1, 1, luma.size(1) - 2).narrow(2, 1, luma.size(2) - 2);
@@ -91,7 +95,8 @@ Frame to_frame(const torch::Tensor& hwc_u8) {
 }
 
 torch::Tensor to_tensor(const Frame& f) {
-  return torch::from_blob(const_cast<uint8_t*>(f.rgb.data()), {f.height, f.width, 3}, torch::kUInt8).clone();
+  return torch::from_blob(const_cast<uint8_t*>(f.rgb.data()), {f.height, f.width, 3}, torch::kUInt8)
+      .clone();
 }
 
 // `count` starts spread evenly over [first, last] (inclusive).
@@ -119,7 +124,8 @@ std::vector<const ClipInfo*> selected_clips(const VideoDataset& data, const Eval
 }
 
 // Runs one rollout on `timeline` and returns every generated (unpinned) frame, in order.
-std::vector<torch::Tensor> generate(Model& model, const std::vector<TimelineFrame>& timeline, const RolloutSettings& rs) {
+std::vector<torch::Tensor> generate(Model& model, const std::vector<TimelineFrame>& timeline,
+                                    const RolloutSettings& rs) {
   std::vector<torch::Tensor> out;
   RolloutCallbacks cb;
   cb.want_preview = false;
@@ -137,13 +143,15 @@ std::vector<torch::Tensor> generate(Model& model, const std::vector<TimelineFram
 namespace {
 
 std::vector<LevelLoss> loss_by_level(const std::string& model_path, const VideoDataset& data,
-                                     const std::vector<const ClipInfo*>& clips, const EvalSettings& s) {
+                                     const std::vector<const ClipInfo*>& clips,
+                                     const EvalSettings& s) {
   auto loaded = load_denoiser(model_path);
   auto& net = loaded.net;
   net->to(parse_device(s.device));
   net->eval();
   const NoiseSchedule schedule(loaded.config.noise_schedule);
-  const torch::Device device = net->parameters().empty() ? torch::Device(torch::kCPU) : net->parameters().front().device();
+  const torch::Device device =
+      net->parameters().empty() ? torch::Device(torch::kCPU) : net->parameters().front().device();
   std::vector<LevelLoss> out;
   torch::NoGradGuard no_grad;
   auto gen = at::detail::createCPUGenerator(s.seed + 17);
@@ -153,7 +161,9 @@ std::vector<LevelLoss> loss_by_level(const std::string& model_path, const VideoD
     for (const auto* clip : clips) {
       const int64_t t = std::min<int64_t>(loaded.config.max_frames, clip->held_out_length());
       if (t < 1) continue;
-      for (int64_t start : spread(clip->held_out_first(), clip->held_out_first() + clip->held_out_length() - t, s.loss_windows)) {
+      for (int64_t start :
+           spread(clip->held_out_first(), clip->held_out_first() + clip->held_out_length() - t,
+                  s.loss_windows)) {
         const auto x0 = frames_to_float(data, start, t).unsqueeze(0).to(device);
         const auto noise = torch::randn(x0.sizes(), gen).to(device);
         const auto levels = torch::full({1, t}, level, torch::kFloat32).to(device);
@@ -179,13 +189,13 @@ struct PredictionSheetRows {
   std::vector<torch::Tensor> context, truth, mean, sample;  // first segment, for the sheet
 };
 
-PredictionScores predict_clip(Model& model, const VideoDataset& data, const ClipInfo& clip, const EvalSettings& s,
-                              PredictionSheetRows& sheet) {
+PredictionScores predict_clip(Model& model, const VideoDataset& data, const ClipInfo& clip,
+                              const EvalSettings& s, PredictionSheetRows& sheet) {
   PredictionScores r;
   r.clip = clip.name;
   const int c = s.context, h = s.horizon;
-  for (auto* v : {&r.psnr_sample, &r.ssim_sample, &r.psnr_mean, &r.ssim_mean, &r.psnr_copy, &r.ssim_copy,
-                  &r.psnr_linear, &r.ssim_linear})
+  for (auto* v : {&r.psnr_sample, &r.ssim_sample, &r.psnr_mean, &r.ssim_mean, &r.psnr_copy,
+                  &r.ssim_copy, &r.psnr_linear, &r.ssim_linear})
     v->assign(static_cast<size_t>(h), 0.0);
   const auto first = clip.held_out_first();
   const auto starts = spread(first, first + clip.held_out_length() - (c + h), s.segments_per_clip);
@@ -205,7 +215,9 @@ PredictionScores predict_clip(Model& model, const VideoDataset& data, const Clip
     for (int k = 0; k < s.samples; ++k) {
       rs.seed = s.seed + 1000 * seg + static_cast<uint64_t>(k);
       auto gen = generate(model, timeline, rs);
-      if (static_cast<int>(gen.size()) != h) throw Error("the rollout returned " + std::to_string(gen.size()) + " frames, expected " + std::to_string(h));
+      if (static_cast<int>(gen.size()) != h)
+        throw Error("the rollout returned " + std::to_string(gen.size()) + " frames, expected " +
+                    std::to_string(h));
       auto stacked = torch::stack(gen).to(torch::kFloat64);
       sum = sum.defined() ? sum + stacked : stacked;
       if (k == 0) first_sample = gen;
@@ -237,8 +249,8 @@ PredictionScores predict_clip(Model& model, const VideoDataset& data, const Clip
     ++r.segments;
   }
   if (r.segments > 0)
-    for (auto* v : {&r.psnr_sample, &r.ssim_sample, &r.psnr_mean, &r.ssim_mean, &r.psnr_copy, &r.ssim_copy,
-                    &r.psnr_linear, &r.ssim_linear})
+    for (auto* v : {&r.psnr_sample, &r.ssim_sample, &r.psnr_mean, &r.ssim_mean, &r.psnr_copy,
+                    &r.ssim_copy, &r.psnr_linear, &r.ssim_linear})
       for (auto& x : *v) x /= r.segments;
   return r;
 }
@@ -264,7 +276,8 @@ TrainingIndex build_index(const VideoDataset& data) {
     parts.push_back(data.frames.narrow(0, clip.first, clip.train_length));
     idx.clip.insert(idx.clip.end(), static_cast<size_t>(clip.train_length), c);
   }
-  idx.flat = torch::cat(parts).reshape({static_cast<int64_t>(idx.clip.size()), -1}).to(torch::kFloat32);
+  idx.flat =
+      torch::cat(parts).reshape({static_cast<int64_t>(idx.clip.size()), -1}).to(torch::kFloat32);
   idx.sq_norm = idx.flat.pow(2).sum(1);
   return idx;
 }
@@ -272,9 +285,12 @@ TrainingIndex build_index(const VideoDataset& data) {
 FrameStatRanges training_ranges(const VideoDataset& data) {
   std::vector<torch::Tensor> parts;
   for (const auto& clip : data.clips)
-    if (clip.train_length > 0) parts.push_back(data.frames.narrow(0, clip.first, clip.train_length));
+    if (clip.train_length > 0)
+      parts.push_back(data.frames.narrow(0, clip.first, clip.train_length));
   const auto stats = frame_statistics(torch::cat(parts)).to(torch::kFloat64);
-  auto q = [&](int col, double p) { return torch::quantile(stats.select(1, col), p).item<double>(); };
+  auto q = [&](int col, double p) {
+    return torch::quantile(stats.select(1, col), p).item<double>();
+  };
   FrameStatRanges r;
   r.mean_lo = q(0, 0.01), r.mean_hi = q(0, 0.99);
   r.contrast_lo = q(1, 0.01), r.contrast_hi = q(1, 0.99);
@@ -282,9 +298,9 @@ FrameStatRanges training_ranges(const VideoDataset& data) {
   return r;
 }
 
-RolloutScores score_rollout(const std::string& clip_name, size_t clip_index, const VideoDataset& data,
-                            const std::vector<torch::Tensor>& frames, const TrainingIndex& idx,
-                            const FrameStatRanges& ranges) {
+RolloutScores score_rollout(const std::string& clip_name, size_t clip_index,
+                            const VideoDataset& data, const std::vector<torch::Tensor>& frames,
+                            const TrainingIndex& idx, const FrameStatRanges& ranges) {
   RolloutScores r;
   r.clip = clip_name;
   r.frames = static_cast<int>(frames.size());
@@ -323,8 +339,9 @@ RolloutScores score_rollout(const std::string& clip_name, size_t clip_index, con
   return r;
 }
 
-std::vector<torch::Tensor> long_rollout(Model& model, const VideoDataset& data, const ClipInfo& clip,
-                                        const EvalSettings& s, double stabilization, double& seconds) {
+std::vector<torch::Tensor> long_rollout(Model& model, const VideoDataset& data,
+                                        const ClipInfo& clip, const EvalSettings& s,
+                                        double stabilization, double& seconds) {
   const int c = std::min<int>(s.rollout_context, static_cast<int>(clip.held_out_length()));
   std::vector<TimelineFrame> timeline(static_cast<size_t>(c + s.rollout_frames));
   for (int i = 0; i < c; ++i) {
@@ -355,7 +372,9 @@ constexpr int kSheetGap = 2;  // pixels between tiles
 
 void paste(torch::Tensor& sheet, const torch::Tensor& tile, int row, int col) {
   const int64_t h = tile.size(0), w = tile.size(1);
-  sheet.narrow(0, kSheetGap + row * (h + kSheetGap), h).narrow(1, kSheetGap + col * (w + kSheetGap), w).copy_(tile);
+  sheet.narrow(0, kSheetGap + row * (h + kSheetGap), h)
+      .narrow(1, kSheetGap + col * (w + kSheetGap), w)
+      .copy_(tile);
 }
 
 std::string fmt(double v, int decimals = 2) {
@@ -368,18 +387,21 @@ std::string fmt(double v, int decimals = 2) {
 
 }  // namespace
 
-EvalReport evaluate_model(const std::string& model_path, const VideoDataset& data, const EvalSettings& s) {
+EvalReport evaluate_model(const std::string& model_path, const VideoDataset& data,
+                          const EvalSettings& s) {
   const auto t0 = std::chrono::steady_clock::now();
   EvalReport report;
   report.model_path = model_path;
-  if (s.context < 2) throw Error("evaluation needs at least 2 context frames (linear extrapolation uses two)");
+  if (s.context < 2)
+    throw Error("evaluation needs at least 2 context frames (linear extrapolation uses two)");
   if (s.horizon < 1 || s.samples < 1) throw Error("evaluation needs horizon >= 1 and samples >= 1");
   if (s.rollout_frames < 0) throw Error("rollout length must be >= 0");
   Model model = Model::load(model_path, s.device);
   const auto& info = model.info();
   if (info.width != data.width() || info.height != data.height())
-    throw Error("the model takes " + std::to_string(info.width) + "x" + std::to_string(info.height) +
-                " frames but the dataset is " + std::to_string(data.width()) + "x" + std::to_string(data.height()));
+    throw Error("the model takes " + std::to_string(info.width) + "x" +
+                std::to_string(info.height) + " frames but the dataset is " +
+                std::to_string(data.width()) + "x" + std::to_string(data.height()));
   const auto clips = selected_clips(data, s);
 
   say(s, "(a) held-out loss by noise level");
@@ -389,19 +411,24 @@ EvalReport evaluate_model(const std::string& model_path, const VideoDataset& dat
   report.training_ranges = training_ranges(data);
   const int64_t tile_h = data.height(), tile_w = data.width();
   const int rows_per_clip = 4;
-  auto sheet = torch::full({kSheetGap + static_cast<int64_t>(clips.size()) * rows_per_clip * (tile_h + kSheetGap),
-                            kSheetGap + kSheetColumns * (tile_w + kSheetGap), 3},
-                           255, torch::kUInt8);
+  auto sheet = torch::full(
+      {kSheetGap + static_cast<int64_t>(clips.size()) * rows_per_clip * (tile_h + kSheetGap),
+       kSheetGap + kSheetColumns * (tile_w + kSheetGap), 3},
+      255, torch::kUInt8);
   for (size_t ci = 0; ci < clips.size(); ++ci) {
     const auto& clip = *clips[ci];
     const size_t clip_index = data.clip_index(clip.name);
     const int row0 = static_cast<int>(ci) * rows_per_clip;
     if (clip.held_out_length() >= s.context + s.horizon) {
-      say(s, "(b) " + clip.name + ": " + std::to_string(s.context) + " context -> " + std::to_string(s.horizon) +
-                 " predicted, " + std::to_string(s.samples) + " samples");
+      say(s, "(b) " + clip.name + ": " + std::to_string(s.context) + " context -> " +
+                 std::to_string(s.horizon) + " predicted, " + std::to_string(s.samples) +
+                 " samples");
       PredictionSheetRows rows;
       report.prediction.push_back(predict_clip(model, data, clip, s, rows));
-      for (size_t i = 0; i < rows.context.size() && i < 8; ++i) paste(sheet, rows.context[rows.context.size() - std::min<size_t>(8, rows.context.size()) + i], row0, static_cast<int>(i));
+      for (size_t i = 0; i < rows.context.size() && i < 8; ++i)
+        paste(sheet,
+              rows.context[rows.context.size() - std::min<size_t>(8, rows.context.size()) + i],
+              row0, static_cast<int>(i));
       for (size_t i = 0; i < rows.truth.size() && i < 8; ++i) {
         paste(sheet, rows.truth[i], row0, 8 + static_cast<int>(i));
         paste(sheet, rows.mean[i], row0 + 1, static_cast<int>(i));
@@ -413,7 +440,8 @@ EvalReport evaluate_model(const std::string& model_path, const VideoDataset& dat
     if (s.rollout_frames > 0 && clip.held_out_length() >= 1) {
       for (int with = 1; with >= 0; --with) {
         const double level = with ? s.stabilization : 0.0;
-        say(s, "(c) " + clip.name + ": " + std::to_string(s.rollout_frames) + "-frame rollout, stabilisation " + fmt(level, 3));
+        say(s, "(c) " + clip.name + ": " + std::to_string(s.rollout_frames) +
+                   "-frame rollout, stabilisation " + fmt(level, 3));
         double secs = 0;
         const auto frames = long_rollout(model, data, clip, s, level, secs);
         auto r = score_rollout(clip.name, clip_index, data, frames, idx, report.training_ranges);
@@ -436,13 +464,16 @@ nlohmann::json EvalReport::to_json() const {
   nlohmann::json j;
   j["model"] = model_path;
   j["seconds"] = seconds;
-  auto num = [](double v) -> nlohmann::json { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
+  auto num = [](double v) -> nlohmann::json {
+    return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+  };
   auto vec = [&](const std::vector<double>& v) {
     nlohmann::json a = nlohmann::json::array();
     for (double x : v) a.push_back(num(x));
     return a;
   };
-  for (const auto& l : loss_by_level) j["loss_by_level"].push_back({{"level", l.level}, {"loss", num(l.loss)}});
+  for (const auto& l : loss_by_level)
+    j["loss_by_level"].push_back({{"level", l.level}, {"loss", num(l.loss)}});
   for (const auto& p : prediction)
     j["prediction"].push_back({{"clip", p.clip},
                                {"segments", p.segments},
@@ -484,7 +515,8 @@ std::string EvalReport::to_text() const {
   for (const auto& l : loss_by_level) o << "  " << fmt(l.loss, 4);
   o << "\n";
   for (const auto& p : prediction) {
-    o << "(b) " << p.clip << " (" << p.segments << " segments), PSNR dB / SSIM per predicted frame\n";
+    o << "(b) " << p.clip << " (" << p.segments
+      << " segments), PSNR dB / SSIM per predicted frame\n";
     auto row = [&](const char* name, const std::vector<double>& ps, const std::vector<double>& ss) {
       char head[32];
       std::snprintf(head, sizeof head, "    %-12s", name);
@@ -499,17 +531,23 @@ std::string EvalReport::to_text() const {
   }
   if (!rollouts.empty()) {
     const auto& t = training_ranges;
-    o << "(c) long rollouts; training 1-99% ranges: mean " << fmt(t.mean_lo, 1) << ".." << fmt(t.mean_hi, 1)
-      << ", contrast " << fmt(t.contrast_lo, 1) << ".." << fmt(t.contrast_hi, 1) << ", sharpness "
-      << fmt(t.sharpness_lo, 1) << ".." << fmt(t.sharpness_hi, 1) << "\n";
-    o << "    clip        stab   frames  in-range(mean/contrast/sharp/all)  same-scene  first-exit  nearest\n";
+    o << "(c) long rollouts; training 1-99% ranges: mean " << fmt(t.mean_lo, 1) << ".."
+      << fmt(t.mean_hi, 1) << ", contrast " << fmt(t.contrast_lo, 1) << ".."
+      << fmt(t.contrast_hi, 1) << ", sharpness " << fmt(t.sharpness_lo, 1) << ".."
+      << fmt(t.sharpness_hi, 1) << "\n";
+    o << "    clip        stab   frames  in-range(mean/contrast/sharp/all)  same-scene  first-exit "
+         " nearest\n";
     for (const auto& r : rollouts) {
       char line[256];
       std::string nearest;
-      for (const auto& [name, k] : r.nearest_clip_counts) nearest += name + ":" + std::to_string(k) + " ";
-      std::snprintf(line, sizeof line, "    %-10s  %5.3f  %6d  %5.1f%% %5.1f%% %5.1f%% %5.1f%%        %5.1f%%      %6d  ",
-                    r.clip.c_str(), r.stabilization, r.frames, 100 * r.in_range_mean, 100 * r.in_range_contrast,
-                    100 * r.in_range_sharpness, 100 * r.in_range_all, 100 * r.same_scene, r.first_scene_exit);
+      for (const auto& [name, k] : r.nearest_clip_counts)
+        nearest += name + ":" + std::to_string(k) + " ";
+      std::snprintf(
+          line, sizeof line,
+          "    %-10s  %5.3f  %6d  %5.1f%% %5.1f%% %5.1f%% %5.1f%%        %5.1f%%      %6d  ",
+          r.clip.c_str(), r.stabilization, r.frames, 100 * r.in_range_mean,
+          100 * r.in_range_contrast, 100 * r.in_range_sharpness, 100 * r.in_range_all,
+          100 * r.same_scene, r.first_scene_exit);
       o << line << nearest << "\n";
     }
   }

@@ -15,9 +15,9 @@ enum class Shape { Disc, Square, Ring, Diamond };
 
 struct MovingObject {
   Shape shape;
-  double x, y;       // centre, pixels
-  double vx, vy;     // pixels per frame
-  double radius;     // pixels
+  double x, y;    // centre, pixels
+  double vx, vy;  // pixels per frame
+  double radius;  // pixels
   uint8_t rgb[3];
 };
 
@@ -25,13 +25,16 @@ struct MovingObject {
 bool covers(const MovingObject& o, double px, double py) {
   const double dx = px - o.x, dy = py - o.y;
   switch (o.shape) {
-    case Shape::Disc: return dx * dx + dy * dy <= o.radius * o.radius;
-    case Shape::Square: return std::abs(dx) <= o.radius * 0.85 && std::abs(dy) <= o.radius * 0.85;
+    case Shape::Disc:
+      return dx * dx + dy * dy <= o.radius * o.radius;
+    case Shape::Square:
+      return std::abs(dx) <= o.radius * 0.85 && std::abs(dy) <= o.radius * 0.85;
     case Shape::Ring: {
       const double d2 = dx * dx + dy * dy;
       return d2 <= o.radius * o.radius && d2 >= 0.3 * o.radius * o.radius;
     }
-    case Shape::Diamond: return std::abs(dx) + std::abs(dy) <= o.radius * 1.1;
+    case Shape::Diamond:
+      return std::abs(dx) + std::abs(dy) <= o.radius * 1.1;
   }
   return false;
 }
@@ -58,7 +61,9 @@ VideoDataset make_synthetic_dataset(const SyntheticSettings& s) {
       top[c] = uniform(10, 90);
       bottom[c] = uniform(10, 90);
     }
-    const int n = s.min_objects + static_cast<int>(rng() % static_cast<uint64_t>(s.max_objects - s.min_objects + 1));
+    const int n =
+        s.min_objects +
+        static_cast<int>(rng() % static_cast<uint64_t>(s.max_objects - s.min_objects + 1));
     std::vector<MovingObject> objects;
     for (int i = 0; i < n; ++i) {
       MovingObject o{};
@@ -80,7 +85,8 @@ VideoDataset make_synthetic_dataset(const SyntheticSettings& s) {
         const double a = static_cast<double>(y) / (h - 1);
         for (int x = 0; x < w; ++x) {
           uint8_t* px = p + ((static_cast<int64_t>(t) * h + y) * w + x) * 3;
-          for (int c = 0; c < 3; ++c) px[c] = static_cast<uint8_t>(top[c] * (1 - a) + bottom[c] * a);
+          for (int c = 0; c < 3; ++c)
+            px[c] = static_cast<uint8_t>(top[c] * (1 - a) + bottom[c] * a);
           for (const auto& o : objects)  // later objects are drawn on top
             if (covers(o, x + 0.5, y + 0.5)) std::copy(o.rgb, o.rgb + 3, px);
         }
@@ -88,10 +94,22 @@ VideoDataset make_synthetic_dataset(const SyntheticSettings& s) {
       for (auto& o : objects) {  // constant velocity, elastic bounce off the borders
         o.x += o.vx;
         o.y += o.vy;
-        if (o.x < o.radius) { o.x = 2 * o.radius - o.x; o.vx = -o.vx; }
-        if (o.x > w - o.radius) { o.x = 2 * (w - o.radius) - o.x; o.vx = -o.vx; }
-        if (o.y < o.radius) { o.y = 2 * o.radius - o.y; o.vy = -o.vy; }
-        if (o.y > h - o.radius) { o.y = 2 * (h - o.radius) - o.y; o.vy = -o.vy; }
+        if (o.x < o.radius) {
+          o.x = 2 * o.radius - o.x;
+          o.vx = -o.vx;
+        }
+        if (o.x > w - o.radius) {
+          o.x = 2 * (w - o.radius) - o.x;
+          o.vx = -o.vx;
+        }
+        if (o.y < o.radius) {
+          o.y = 2 * o.radius - o.y;
+          o.vy = -o.vy;
+        }
+        if (o.y > h - o.radius) {
+          o.y = 2 * (h - o.radius) - o.y;
+          o.vy = -o.vy;
+        }
       }
     }
     append_clip(ds, "synth" + std::to_string(clip), "synthetic:seed=" + std::to_string(s.seed),

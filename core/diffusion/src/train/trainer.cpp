@@ -56,7 +56,8 @@ TrainSettings TrainSettings::from_json(const nlohmann::json& j) {
     s.batch_size = j.value("batch_size", s.batch_size);
     s.clip_frames = j.value("clip_frames", s.clip_frames);
     s.learning_rate = j.value("learning_rate", s.learning_rate);
-    s.min_learning_rate_fraction = j.value("min_learning_rate_fraction", s.min_learning_rate_fraction);
+    s.min_learning_rate_fraction =
+        j.value("min_learning_rate_fraction", s.min_learning_rate_fraction);
     s.warmup_steps = j.value("warmup_steps", s.warmup_steps);
     s.schedule_steps = j.value("schedule_steps", s.schedule_steps);
     s.weight_decay = j.value("weight_decay", s.weight_decay);
@@ -88,14 +89,16 @@ void TrainSettings::validate() const {
     require(p >= 0 && p <= 1, std::string(name) + " must be a probability in [0, 1]");
   };
   require(batch_size >= 1 && batch_size <= 4096, "batch_size must be in 1..4096");
-  require(clip_frames >= 0 && clip_frames <= 1024, "clip_frames must be in 0..1024 (0 = model max_frames)");
+  require(clip_frames >= 0 && clip_frames <= 1024,
+          "clip_frames must be in 0..1024 (0 = model max_frames)");
   require(learning_rate > 0 && learning_rate < 1, "learning_rate must be in (0, 1)");
   require(min_learning_rate_fraction >= 0 && min_learning_rate_fraction <= 1,
           "min_learning_rate_fraction must be in [0, 1]");
   require(warmup_steps >= 0, "warmup_steps must be >= 0");
   require(schedule_steps >= 1, "schedule_steps must be >= 1");
   require(weight_decay >= 0 && weight_decay < 1, "weight_decay must be in [0, 1)");
-  require(adam_beta1 >= 0 && adam_beta1 < 1 && adam_beta2 >= 0 && adam_beta2 < 1, "Adam betas must be in [0, 1)");
+  require(adam_beta1 >= 0 && adam_beta1 < 1 && adam_beta2 >= 0 && adam_beta2 < 1,
+          "Adam betas must be in [0, 1)");
   require(adam_eps > 0, "adam_eps must be > 0");
   require(ema_decay >= 0 && ema_decay < 1, "ema_decay must be in [0, 1)");
   require(min_snr_gamma > 0, "min_snr_gamma must be > 0");
@@ -206,7 +209,8 @@ struct Batch {
   torch::Tensor mask;    // [B, T] 1 = frame counts in the loss
 };
 
-std::string json_diff(const nlohmann::json& expected, const nlohmann::json& found, const std::string& prefix) {
+std::string json_diff(const nlohmann::json& expected, const nlohmann::json& found,
+                      const std::string& prefix) {
   std::string out;
   std::set<std::string> keys;
   for (auto it = expected.begin(); it != expected.end(); ++it) keys.insert(it.key());
@@ -214,7 +218,8 @@ std::string json_diff(const nlohmann::json& expected, const nlohmann::json& foun
   for (const auto& k : keys) {
     const auto a = expected.contains(k) ? expected[k].dump() : std::string("(absent)");
     const auto b = found.contains(k) ? found[k].dump() : std::string("(absent)");
-    if (a != b) out += (out.empty() ? "" : "; ") + prefix + k + ": checkpoint " + b + ", requested " + a;
+    if (a != b)
+      out += (out.empty() ? "" : "; ") + prefix + k + ": checkpoint " + b + ", requested " + a;
   }
   return out;
 }
@@ -232,14 +237,14 @@ struct Trainer::State {
   NoiseSchedule schedule;
   Denoiser model{nullptr};
   Denoiser ema{nullptr};
-  std::vector<std::string> names;        // parameter names, in a fixed order
-  std::vector<torch::Tensor> params;     // model parameters, same order
-  std::vector<torch::Tensor> ema_params; // EMA parameters, same order
+  std::vector<std::string> names;         // parameter names, in a fixed order
+  std::vector<torch::Tensor> params;      // model parameters, same order
+  std::vector<torch::Tensor> ema_params;  // EMA parameters, same order
   std::vector<torch::Tensor> adam_m, adam_v;
-  std::vector<bool> decays;              // AdamW weight decay applies (matrices only)
+  std::vector<bool> decays;  // AdamW weight decay applies (matrices only)
   int64_t step = 0;
   double seconds = 0;
-  int frames = 0;                        // T, frames per training clip
+  int frames = 0;  // T, frames per training clip
   // Valid window starts: clip c contributes starts [0, starts[c]).
   std::vector<int64_t> starts;
   int64_t total_starts = 0;
@@ -272,12 +277,11 @@ Batch Trainer::State::make_batch(int64_t step_index) const {
       const int64_t cw = std::max<int64_t>(2, std::llround(scale * W));
       const int64_t y0 = static_cast<int64_t>(rng() % static_cast<uint64_t>(H - ch + 1));
       const int64_t x0 = static_cast<int64_t>(rng() % static_cast<uint64_t>(W - cw + 1));
-      x = torch::nn::functional::interpolate(
-          x.narrow(2, y0, ch).narrow(3, x0, cw),
-          torch::nn::functional::InterpolateFuncOptions()
-              .size(std::vector<int64_t>{H, W})
-              .mode(torch::kBilinear)
-              .align_corners(false));
+      x = torch::nn::functional::interpolate(x.narrow(2, y0, ch).narrow(3, x0, cw),
+                                             torch::nn::functional::InterpolateFuncOptions()
+                                                 .size(std::vector<int64_t>{H, W})
+                                                 .mode(torch::kBilinear)
+                                                 .align_corners(false));
     }
     clips.push_back(x);
   }
@@ -288,7 +292,7 @@ Batch Trainer::State::make_batch(int64_t step_index) const {
   auto mask = torch::ones({B, T});
   for (int b = 0; b < B; ++b) {
     if (u01(rng) < s.p_shared_level) k[b].fill_(k[b][0].item<int64_t>());  // full-sequence case
-    if (T > 1 && u01(rng) < s.p_clean_prefix) {                           // conditioning case
+    if (T > 1 && u01(rng) < s.p_clean_prefix) {                            // conditioning case
       const int64_t j = 1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(T - 1));
       k[b].narrow(0, 0, j).fill_(0);
       mask[b].narrow(0, 0, j).fill_(0);
@@ -307,22 +311,29 @@ torch::Tensor Trainer::State::loss_weights(const torch::Tensor& levels) const {
   const auto clipped = torch::clamp_max(snr, g);
   torch::Tensor w;
   switch (config.objective) {
-    case Objective::V: w = clipped / (snr + 1); break;
-    case Objective::Eps: w = clipped / snr; break;
-    case Objective::X0: w = clipped / g; break;  // normalised so the maximum weight is 1
+    case Objective::V:
+      w = clipped / (snr + 1);
+      break;
+    case Objective::Eps:
+      w = clipped / snr;
+      break;
+    case Objective::X0:
+      w = clipped / g;
+      break;  // normalised so the maximum weight is 1
   }
   w = torch::nan_to_num(w, 0.0, 0.0, 0.0);
   if (settings.loss_weight_floor > 0) w = torch::clamp_min(w, settings.loss_weight_floor);
   return w;
 }
 
-torch::Tensor Trainer::State::predict(Denoiser& net, const torch::Tensor& x_n, const torch::Tensor& levels) const {
+torch::Tensor Trainer::State::predict(Denoiser& net, const torch::Tensor& x_n,
+                                      const torch::Tensor& levels) const {
   CudaAutocast autocast(device.is_cuda());
   return net->forward(x_n, levels).to(torch::kFloat32);
 }
 
-Trainer::Trainer(const ModelConfig& model, const TrainSettings& settings, const VideoDataset& dataset,
-                 const std::string& device)
+Trainer::Trainer(const ModelConfig& model, const TrainSettings& settings,
+                 const VideoDataset& dataset, const std::string& device)
     : state_(std::make_unique<State>()) {
   auto& st = *state_;
   settings.validate();
@@ -333,20 +344,22 @@ Trainer::Trainer(const ModelConfig& model, const TrainSettings& settings, const 
   st.schedule = NoiseSchedule(model.noise_schedule);
   st.frames = settings.clip_frames > 0 ? settings.clip_frames : model.max_frames;
   if (st.frames > model.max_frames)
-    throw Error("training clips of " + std::to_string(st.frames) + " frames exceed the model's max_frames (" +
-                std::to_string(model.max_frames) + ")");
+    throw Error("training clips of " + std::to_string(st.frames) +
+                " frames exceed the model's max_frames (" + std::to_string(model.max_frames) + ")");
   if (!dataset.frames.defined() || dataset.clips.empty()) throw Error("the dataset is empty");
   if (dataset.width() != model.width || dataset.height() != model.height)
-    throw Error("the dataset is " + std::to_string(dataset.width()) + "x" + std::to_string(dataset.height()) +
-                " but the model '" + model.name + "' takes " + std::to_string(model.width) + "x" +
-                std::to_string(model.height) + " (pack the data with --size " + std::to_string(model.width) + "x" +
+    throw Error("the dataset is " + std::to_string(dataset.width()) + "x" +
+                std::to_string(dataset.height()) + " but the model '" + model.name + "' takes " +
+                std::to_string(model.width) + "x" + std::to_string(model.height) +
+                " (pack the data with --size " + std::to_string(model.width) + "x" +
                 std::to_string(model.height) + ")");
   for (const auto& c : dataset.clips) {
     st.starts.push_back(std::max<int64_t>(0, c.train_length - st.frames + 1));
     st.total_starts += st.starts.back();
   }
   if (st.total_starts == 0)
-    throw Error("no clip has " + std::to_string(st.frames) + " training frames; the training clips are too short");
+    throw Error("no clip has " + std::to_string(st.frames) +
+                " training frames; the training clips are too short");
   st.fingerprint = dataset.fingerprint();
 
   // Same seed => same initial weights (reset_parameters draws from its own generator).
@@ -376,13 +389,27 @@ Trainer::Trainer(const ModelConfig& model, const TrainSettings& settings, const 
 
 Trainer::~Trainer() = default;
 
-int64_t Trainer::step_count() const { return state_->step; }
-const ModelConfig& Trainer::model_config() const { return state_->config; }
-const TrainSettings& Trainer::settings() const { return state_->settings; }
-std::string Trainer::device() const { return state_->device.str(); }
-int Trainer::clip_frames() const { return state_->frames; }
-double Trainer::seconds() const { return state_->seconds; }
-void Trainer::add_seconds(double s) { state_->seconds += s; }
+int64_t Trainer::step_count() const {
+  return state_->step;
+}
+const ModelConfig& Trainer::model_config() const {
+  return state_->config;
+}
+const TrainSettings& Trainer::settings() const {
+  return state_->settings;
+}
+std::string Trainer::device() const {
+  return state_->device.str();
+}
+int Trainer::clip_frames() const {
+  return state_->frames;
+}
+double Trainer::seconds() const {
+  return state_->seconds;
+}
+void Trainer::add_seconds(double s) {
+  state_->seconds += s;
+}
 
 int64_t Trainer::parameter_count() const {
   int64_t n = 0;
@@ -426,8 +453,9 @@ TrainStepStats Trainer::step() {
   TrainStepStats stats;
   stats.loss = loss.item<double>();
   if (!std::isfinite(stats.loss))
-    throw Error("training diverged at step " + std::to_string(st.step) +
-                " (loss is not finite); lower the learning rate or resume from the last checkpoint");
+    throw Error(
+        "training diverged at step " + std::to_string(st.step) +
+        " (loss is not finite); lower the learning rate or resume from the last checkpoint");
   const double lr = learning_rate_at(s, st.step);
   stats.learning_rate = lr;
   {
@@ -457,7 +485,8 @@ TrainStepStats Trainer::step() {
     }
     // EMA with the usual warm-up so early weights do not dominate.
     const double d = std::min(s.ema_decay, (1.0 + t) / (10.0 + t));
-    for (size_t i = 0; i < st.params.size(); ++i) st.ema_params[i].mul_(d).add_(st.params[i], 1 - d);
+    for (size_t i = 0; i < st.params.size(); ++i)
+      st.ema_params[i].mul_(d).add_(st.params[i], 1 - d);
   }
   for (auto& p : st.params) p.mutable_grad() = torch::Tensor();
   ++st.step;
@@ -480,7 +509,8 @@ double Trainer::measure_step_seconds(int repeats) {
     (prediction - target).pow(2).mean().backward();
     for (auto& p : st.params) p.mutable_grad() = torch::Tensor();
     if (st.device.is_cuda()) torch::cuda::synchronize();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    best = std::min(best,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   return best;
 }
@@ -512,7 +542,8 @@ CheckpointInfo read_checkpoint_info(const std::string& path) {
   auto meta = [&](const char* key) -> const std::string& {
     auto it = file.metadata.find(key);
     if (it == file.metadata.end())
-      throw Error("checkpoint '" + path + "' has no '" + key + "' metadata — is it a training checkpoint?");
+      throw Error("checkpoint '" + path + "' has no '" + key +
+                  "' metadata — is it a training checkpoint?");
     return it->second;
   };
   if (meta("format") != kCheckpointFormat)
@@ -543,7 +574,8 @@ void Trainer::save_checkpoint(const std::string& path, const nlohmann::json& ext
     file.tensors["adam_m." + st.names[i]] = st.adam_m[i].cpu().contiguous();
     file.tensors["adam_v." + st.names[i]] = st.adam_v[i].cpu().contiguous();
   }
-  for (const auto& b : st.model->named_buffers()) file.tensors["buffer." + b.key()] = b.value().cpu().contiguous();
+  for (const auto& b : st.model->named_buffers())
+    file.tensors["buffer." + b.key()] = b.value().cpu().contiguous();
   file.metadata["format"] = kCheckpointFormat;
   file.metadata["model_config"] = st.config.to_json().dump();
   file.metadata["train_settings"] = st.settings.to_json().dump();
@@ -561,15 +593,17 @@ void Trainer::load_checkpoint(const std::string& path) {
   const auto diff_train = json_diff(st.settings.to_json(), info.train.to_json(), "train.");
   if (!diff_train.empty()) diff += (diff.empty() ? "" : "; ") + diff_train;
   if (!diff.empty())
-    throw Error("refusing to resume from '" + path + "': its configuration differs (" + diff +
-                "). Resume with the same --config and options, or start a new run without --resume.");
+    throw Error(
+        "refusing to resume from '" + path + "': its configuration differs (" + diff +
+        "). Resume with the same --config and options, or start a new run without --resume.");
   if (info.dataset_fingerprint != st.fingerprint)
     throw Error("refusing to resume from '" + path + "': it was trained on different data (" +
                 info.dataset_fingerprint + ", this dataset is " + st.fingerprint + ")");
   const TensorFile file = load_safetensors(path);
   auto fetch = [&](const std::string& name, const torch::Tensor& like) {
     auto it = file.tensors.find(name);
-    if (it == file.tensors.end()) throw Error("checkpoint '" + path + "' is missing tensor '" + name + "'");
+    if (it == file.tensors.end())
+      throw Error("checkpoint '" + path + "' is missing tensor '" + name + "'");
     if (it->second.sizes() != like.sizes() || it->second.scalar_type() != like.scalar_type())
       throw Error("checkpoint '" + path + "': tensor '" + name + "' has the wrong shape or type");
     return it->second;
@@ -599,7 +633,8 @@ void Trainer::load_weights(const std::string& model_path) {
     a.erase("name");
     b.erase("name");
     if (a != b)
-      throw Error("cannot start from '" + model_path + "': its architecture differs (" + json_diff(b, a, "model.") + ")");
+      throw Error("cannot start from '" + model_path + "': its architecture differs (" +
+                  json_diff(b, a, "model.") + ")");
   }
   torch::NoGradGuard no_grad;
   const auto src = loaded.net->named_parameters();
@@ -645,7 +680,10 @@ TrainLoopResult run_training(Trainer& trainer, const TrainLoopOptions& options) 
     const double dt = std::chrono::duration<double>(now - last_step_end).count();
     last_step_end = now;
     // Exponential averages; the first steps seed them directly.
-    const double a = result.steps_run <= 1 ? 1.0 : (result.steps_run < 20 ? 1.0 / static_cast<double>(result.steps_run) : 0.05);
+    const double a =
+        result.steps_run <= 1
+            ? 1.0
+            : (result.steps_run < 20 ? 1.0 / static_cast<double>(result.steps_run) : 0.05);
     loss_avg = (1 - a) * loss_avg + a * stats.loss;
     rate_avg = (1 - a) * rate_avg + a * (batch / std::max(dt, 1e-9));
 
@@ -666,7 +704,8 @@ TrainLoopResult run_training(Trainer& trainer, const TrainLoopOptions& options) 
     }
     p.eta_seconds = eta;
     if (!options.checkpoint_path.empty() &&
-        std::chrono::duration<double>(now - last_checkpoint).count() >= options.checkpoint_every_seconds) {
+        std::chrono::duration<double>(now - last_checkpoint).count() >=
+            options.checkpoint_every_seconds) {
       checkpoint();
       p.checkpointed = true;
     }
@@ -679,7 +718,8 @@ TrainLoopResult run_training(Trainer& trainer, const TrainLoopOptions& options) 
   }
   result.seconds = std::chrono::duration<double>(clock::now() - start).count();
   result.final_loss_average = loss_avg;
-  result.samples_per_second = result.seconds > 0 ? static_cast<double>(result.steps_run) * batch / result.seconds : 0;
+  result.samples_per_second =
+      result.seconds > 0 ? static_cast<double>(result.steps_run) * batch / result.seconds : 0;
   return result;
 }
 

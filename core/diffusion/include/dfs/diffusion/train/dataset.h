@@ -43,8 +43,8 @@ struct ClipInfo {
 };
 
 struct VideoDataset {
-  torch::Tensor frames;          // uint8 [N, H, W, 3], CPU, contiguous
-  std::vector<ClipInfo> clips;   // in file order, covering `frames` back to back
+  torch::Tensor frames;         // uint8 [N, H, W, 3], CPU, contiguous
+  std::vector<ClipInfo> clips;  // in file order, covering `frames` back to back
   nlohmann::json provenance = nlohmann::json::object();
 
   int width() const { return frames.defined() ? static_cast<int>(frames.size(2)) : 0; }
@@ -79,13 +79,13 @@ torch::Tensor float_to_uint8(const torch::Tensor& frames_chw);
 // [SECTION] Synthetic moving objects -------------------------------------------------------
 
 struct SyntheticSettings {
-  int clips = 8;            // number of clips
-  int frames = 48;          // frames per clip
-  int width = 32;           // pixels
+  int clips = 8;    // number of clips
+  int frames = 48;  // frames per clip
+  int width = 32;   // pixels
   int height = 24;
-  int min_objects = 1;      // objects per clip
+  int min_objects = 1;  // objects per clip
   int max_objects = 3;
-  double min_speed = 0.5;   // pixels per frame
+  double min_speed = 0.5;  // pixels per frame
   double max_speed = 2.0;
   uint64_t seed = 0;
   double held_out_fraction = kDefaultHeldOutFraction;

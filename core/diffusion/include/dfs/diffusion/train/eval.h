@@ -33,22 +33,22 @@
 namespace dfs::diffusion::train {
 
 struct EvalSettings {
-  std::vector<std::string> clips;    // clips to evaluate; empty = all
+  std::vector<std::string> clips;  // clips to evaluate; empty = all
   // (a)
   std::vector<double> loss_levels = {0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0};
-  int loss_windows = 8;              // held-out windows per clip
+  int loss_windows = 8;  // held-out windows per clip
   // (b)
-  int context = 8;                   // known frames
-  int horizon = 8;                   // predicted frames
-  int samples = 8;                   // continuations averaged for the mean prediction
-  int segments_per_clip = 3;         // held-out segments per clip (evenly spaced)
+  int context = 8;            // known frames
+  int horizon = 8;            // predicted frames
+  int samples = 8;            // continuations averaged for the mean prediction
+  int segments_per_clip = 3;  // held-out segments per clip (evenly spaced)
   // (c)
-  int rollout_frames = 500;          // generated frames per long rollout; 0 = skip (c)
-  int rollout_context = 8;           // window of the long rollout
+  int rollout_frames = 500;  // generated frames per long rollout; 0 = skip (c)
+  int rollout_context = 8;   // window of the long rollout
   int rollout_horizon = 8;
-  double stabilization = 0.02;       // "with stabilisation" level ("without" uses 0)
+  double stabilization = 0.02;  // "with stabilisation" level ("without" uses 0)
   // sampling, for (b) and (c)
-  SamplerSettings sampler;           // schedule shape and steps (the product's defaults)
+  SamplerSettings sampler;  // schedule shape and steps (the product's defaults)
   uint64_t seed = 0;
   std::string device = "cpu";
   std::function<void(const std::string&)> log;  // progress lines; may be empty
@@ -56,7 +56,7 @@ struct EvalSettings {
 
 struct LevelLoss {
   double level = 0;
-  double loss = 0;   // mean over held-out windows and clips
+  double loss = 0;  // mean over held-out windows and clips
 };
 
 // Per predicted frame k = 1..horizon (index k - 1), averaged over segments.
@@ -71,23 +71,24 @@ struct PredictionScores {
 
 struct RolloutScores {
   std::string clip;
-  double stabilization = 0;   // level used for generated and user context
-  int frames = 0;             // generated frames
-  double in_range_mean = 0;   // share of frames inside the training 1st-99th range, by statistic
+  double stabilization = 0;  // level used for generated and user context
+  int frames = 0;            // generated frames
+  double in_range_mean = 0;  // share of frames inside the training 1st-99th range, by statistic
   double in_range_contrast = 0;
   double in_range_sharpness = 0;
-  double in_range_all = 0;    // inside on all three
-  double same_scene = 0;      // share whose nearest training frame is from `clip`
-  int first_scene_exit = -1;  // first generated frame (1-based) whose nearest clip differs; -1 never
+  double in_range_all = 0;  // inside on all three
+  double same_scene = 0;    // share whose nearest training frame is from `clip`
+  int first_scene_exit =
+      -1;  // first generated frame (1-based) whose nearest clip differs; -1 never
   std::vector<std::pair<std::string, int>> nearest_clip_counts;  // clip -> frames
   double seconds = 0;
 };
 
 // Statistic ranges of the training frames (1st and 99th percentiles).
 struct FrameStatRanges {
-  double mean_lo = 0, mean_hi = 0;          // mean pixel value, 0..255
-  double contrast_lo = 0, contrast_hi = 0;  // std of luma, 0..255
-  double sharpness_lo = 0, sharpness_hi = 0;// mean |Laplacian of luma|
+  double mean_lo = 0, mean_hi = 0;            // mean pixel value, 0..255
+  double contrast_lo = 0, contrast_hi = 0;    // std of luma, 0..255
+  double sharpness_lo = 0, sharpness_hi = 0;  // mean |Laplacian of luma|
 };
 
 struct EvalReport {
@@ -110,7 +111,8 @@ struct EvalReport {
 
 // Runs (a)-(d) for `model_path` on `data`'s held-out frames. Throws Error when the model and
 // the data do not match (resolution) or no clip has enough held-out frames.
-EvalReport evaluate_model(const std::string& model_path, const VideoDataset& data, const EvalSettings& settings);
+EvalReport evaluate_model(const std::string& model_path, const VideoDataset& data,
+                          const EvalSettings& settings);
 
 // [SECTION] Metrics (exposed for tests) --------------------------------------------------
 

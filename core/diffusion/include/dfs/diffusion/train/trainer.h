@@ -44,25 +44,25 @@ namespace dfs::diffusion::train {
 inline constexpr const char* kCheckpointFormat = "dfs-train-checkpoint";
 
 struct TrainSettings {
-  int batch_size = 8;                  // clips per step
-  int clip_frames = 0;                 // frames per training clip; 0 = the model's max_frames
-  double learning_rate = 1e-3;         // peak learning rate
+  int batch_size = 8;                        // clips per step
+  int clip_frames = 0;                       // frames per training clip; 0 = the model's max_frames
+  double learning_rate = 1e-3;               // peak learning rate
   double min_learning_rate_fraction = 0.05;  // cosine decays to this fraction of the peak
-  int warmup_steps = 100;              // linear warm-up from 0
-  int64_t schedule_steps = 10000;      // cosine horizon (steps); after it the rate stays at min
-  double weight_decay = 0.01;          // AdamW, matrices only
+  int warmup_steps = 100;                    // linear warm-up from 0
+  int64_t schedule_steps = 10000;  // cosine horizon (steps); after it the rate stays at min
+  double weight_decay = 0.01;      // AdamW, matrices only
   double adam_beta1 = 0.9;
   double adam_beta2 = 0.99;
   double adam_eps = 1e-8;
-  double grad_clip = 1.0;              // global L2 norm; <= 0 disables
-  double ema_decay = 0.999;            // with warm-up min(decay, (1+s)/(10+s))
-  double min_snr_gamma = 5.0;          // min-SNR-gamma weighting
-  double loss_weight_floor = 0.1;      // lower bound on the per-frame weight (0 = pure min-SNR)
-  double p_shared_level = 0.1;         // probability: all frames share one level
-  double p_clean_prefix = 0.1;         // probability: a clean (level 0) conditioning prefix
-  double p_flip = 0.5;                 // horizontal flip probability
-  double p_crop = 0.25;                // crop-and-rescale probability
-  double min_crop_scale = 0.85;        // crop side as a fraction of the frame, in [scale, 1]
+  double grad_clip = 1.0;          // global L2 norm; <= 0 disables
+  double ema_decay = 0.999;        // with warm-up min(decay, (1+s)/(10+s))
+  double min_snr_gamma = 5.0;      // min-SNR-gamma weighting
+  double loss_weight_floor = 0.1;  // lower bound on the per-frame weight (0 = pure min-SNR)
+  double p_shared_level = 0.1;     // probability: all frames share one level
+  double p_clean_prefix = 0.1;     // probability: a clean (level 0) conditioning prefix
+  double p_flip = 0.5;             // horizontal flip probability
+  double p_crop = 0.25;            // crop-and-rescale probability
+  double min_crop_scale = 0.85;    // crop side as a fraction of the frame, in [scale, 1]
   uint64_t seed = 0;
 
   nlohmann::json to_json() const;
@@ -93,8 +93,8 @@ struct CheckpointInfo {
   TrainSettings train;
   int64_t step = 0;
   std::string dataset_fingerprint;
-  double seconds = 0;        // training wall time so far
-  nlohmann::json extra;      // free-form (command line, ...)
+  double seconds = 0;    // training wall time so far
+  nlohmann::json extra;  // free-form (command line, ...)
 };
 CheckpointInfo read_checkpoint_info(const std::string& path);  // throws Error
 
@@ -119,7 +119,7 @@ class Trainer {
   const TrainSettings& settings() const;
   std::string device() const;
   int clip_frames() const;
-  double seconds() const;                // training wall time accumulated (includes resumes)
+  double seconds() const;  // training wall time accumulated (includes resumes)
   void add_seconds(double s);
 
   // Initialises the weights (and the EMA) from a model file made by export_model or the
@@ -152,29 +152,29 @@ class Trainer {
 
 struct TrainProgress {
   int64_t step = 0;
-  int64_t target_steps = 0;     // 0 when only time-limited
-  double loss = 0;              // this step
-  double loss_average = 0;      // exponential average over recent steps
+  int64_t target_steps = 0;  // 0 when only time-limited
+  double loss = 0;           // this step
+  double loss_average = 0;   // exponential average over recent steps
   double learning_rate = 0;
   double samples_per_second = 0;  // clips per second, recent average
-  double elapsed_seconds = 0;   // this run
-  double eta_seconds = -1;      // < 0 when unknown
-  bool checkpointed = false;    // a checkpoint was written after this step
+  double elapsed_seconds = 0;     // this run
+  double eta_seconds = -1;        // < 0 when unknown
+  bool checkpointed = false;      // a checkpoint was written after this step
 };
 
 struct TrainLoopOptions {
-  int64_t max_steps = 0;              // stop when step_count() reaches this (0 = no limit)
-  double max_seconds = 0;             // stop after this many seconds of this run (0 = none)
-  std::string checkpoint_path;        // empty = never checkpoint
+  int64_t max_steps = 0;        // stop when step_count() reaches this (0 = no limit)
+  double max_seconds = 0;       // stop after this many seconds of this run (0 = none)
+  std::string checkpoint_path;  // empty = never checkpoint
   double checkpoint_every_seconds = 300;
-  nlohmann::json checkpoint_extra;    // stored in each checkpoint
-  const std::atomic<bool>* stop = nullptr;   // set (e.g. by SIGINT) to stop after this step
+  nlohmann::json checkpoint_extra;          // stored in each checkpoint
+  const std::atomic<bool>* stop = nullptr;  // set (e.g. by SIGINT) to stop after this step
   std::function<void(const TrainProgress&)> on_progress;  // after every step
 };
 
 struct TrainLoopResult {
   int64_t steps_run = 0;
-  bool stopped = false;        // by the stop flag
+  bool stopped = false;  // by the stop flag
   double seconds = 0;
   double final_loss_average = 0;
   double samples_per_second = 0;
