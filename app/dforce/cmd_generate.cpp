@@ -246,16 +246,7 @@ std::string resolve_near(const std::string& path, const fs::path& base) {
 
 // [SECTION] Progress line ----------------------------------------------------------------------
 
-std::string clock_text(double seconds) {
-  if (seconds < 0) return "--:--";
-  const long s = static_cast<long>(seconds + 0.5);
-  char buf[32];
-  if (s >= 3600)
-    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
-  return buf;
-}
+std::string clock_text(double seconds) { return dforce::format_clock(seconds, "--:--"); }
 
 class ProgressLine {
  public:

@@ -69,16 +69,7 @@ std::string now_utc() {
   return buf;
 }
 
-std::string format_duration(double seconds) {
-  if (seconds < 0) return "?";
-  const long s = static_cast<long>(seconds + 0.5);
-  char buf[32];
-  if (s >= 3600)
-    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
-  return buf;
-}
+std::string format_duration(double seconds) { return dforce::format_clock(seconds); }
 
 double peak_rss_mib() {
   rusage usage{};

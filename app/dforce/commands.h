@@ -6,6 +6,8 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
 
 namespace dforce {
 
@@ -16,5 +18,17 @@ void register_generate_commands(CLI::App& app);  // extend, generate
 
 // Prints the version block (--version and the runtime part of `dforce info`).
 void print_version();
+
+// "m:ss" or "h:mm:ss" for progress lines; `unknown` when seconds < 0 (no estimate yet).
+inline std::string format_clock(double seconds, const char* unknown = "?") {
+  if (seconds < 0) return unknown;
+  const long s = static_cast<long>(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
+  return buf;
+}
 
 }  // namespace dforce
