@@ -1,14 +1,13 @@
 // The Dear ImGui panels render for real (Xvfb + Mesa): the heat map's framebuffer changes when
 // the schedule changes, and the noise curve's when the levels change.
 #include <QImage>
-#include <QOpenGLContext>
-#include <QOpenGLWidget>
 #include <QTest>
 #include <algorithm>
 #include <catch2/catch.hpp>
 
 #include "dfs/diffusion/api.h"
 #include "dfs/project/document.h"
+#include "dfs/ui/imgui_widget.h"
 #include "dfs/ui/main_window.h"
 #include "studio_test_support.h"
 
@@ -58,12 +57,12 @@ std::unique_ptr<MainWindow> studio_with_clip() {
 
 TEST_CASE("Heat map renders under Xvfb and its pixels change with the schedule shape", "[gui]") {
   auto w = studio_with_clip();
-  QOpenGLWidget* heat = w->heat_map_widget();
+  dfs::ui::ImGuiWidget* heat = w->heat_map_widget();
   REQUIRE(heat != nullptr);
   REQUIRE(heat->isVisible());
-  REQUIRE(
-      wait_until([&] { return heat->context() != nullptr && heat->context()->isValid(); }, 5000));
-  const QImage pyramid = heat->grabFramebuffer();
+  const QImage pyramid = heat->grab_framebuffer();
+  INFO("OpenGL: " << heat->gl_error().toStdString());
+  REQUIRE(heat->gl_ready());
   REQUIRE_FALSE(pyramid.isNull());
   CHECK(distinct_colours(pyramid) > 8);  // a real picture, not a cleared buffer
 
@@ -71,7 +70,7 @@ TEST_CASE("Heat map renders under Xvfb and its pixels change with the schedule s
     p.generation.rollout.sampler.schedule.shape = dfs::diffusion::ScheduleShape::FullSequence;
   }));
   QTest::qWait(50);
-  const QImage full = heat->grabFramebuffer();
+  const QImage full = heat->grab_framebuffer();
   const int changed = differing_pixels(pyramid, full);
   INFO("pixels changed: " << changed << " of " << full.width() * full.height());
   CHECK(changed > full.width() * full.height() / 50);
@@ -81,20 +80,20 @@ TEST_CASE("Heat map renders under Xvfb and its pixels change with the schedule s
     p.generation.rollout.sampler.schedule.shape = dfs::diffusion::ScheduleShape::Pyramid;
   }));
   QTest::qWait(50);
-  CHECK(differing_pixels(pyramid, heat->grabFramebuffer()) < full.width() * full.height() / 500);
+  CHECK(differing_pixels(pyramid, heat->grab_framebuffer()) < full.width() * full.height() / 500);
 }
 
 TEST_CASE("Noise curve renders and its pixels change when levels change", "[gui]") {
   auto w = studio_with_clip();
-  QOpenGLWidget* curve = w->noise_curve_widget();
+  dfs::ui::ImGuiWidget* curve = w->noise_curve_widget();
   REQUIRE(curve != nullptr);
-  const QImage before = curve->grabFramebuffer();
+  const QImage before = curve->grab_framebuffer();
   REQUIRE_FALSE(before.isNull());
   REQUIRE(w->edit_project("Keep structure", [](dfs::project::Project& p) {
     dfs::project::set_noise_range(p.timeline, 16, 23, 0.5);
   }));
   QTest::qWait(50);
-  const QImage after = curve->grabFramebuffer();
+  const QImage after = curve->grab_framebuffer();
   CHECK(differing_pixels(before, after) > 50);
 }
 
@@ -105,7 +104,7 @@ TEST_CASE("Heat map: dragging in a generated column paints its start level, one 
   REQUIRE(w->edit_project("Regenerate 8-15", [](dfs::project::Project& p) {
     p.timeline = dfs::project::regenerate_layout(16, 8, 15, 1.0);
   }));
-  QOpenGLWidget* heat = w->heat_map_widget();
+  dfs::ui::ImGuiWidget* heat = w->heat_map_widget();
   QTest::qWait(100);
   // The window's 8 columns share the grid's width; the right half holds frames 8-11.
   const QPoint target(heat->width() * 7 / 8, heat->height() * 3 / 4);
@@ -134,7 +133,7 @@ TEST_CASE("Heat map: dragging in a generated column paints its start level, one 
 TEST_CASE("Noise curve: a drag paints levels of unpinned frames and commits one undo step",
           "[gui]") {
   auto w = studio_with_clip();  // 16 pinned clip frames + 8 new frames at level 1
-  QOpenGLWidget* curve = w->noise_curve_widget();
+  dfs::ui::ImGuiWidget* curve = w->noise_curve_widget();
   const int y = curve->height() * 3 / 5;  // below the middle of the plot: a level under 0.5
   const QPoint from(curve->width() * 72 / 100, y);
   const QPoint to(curve->width() * 92 / 100, y);

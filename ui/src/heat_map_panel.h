@@ -1,4 +1,4 @@
-// heat_map_panel.h — the scheduling-matrix heat map (Dear ImGui inside a QOpenGLWidget).
+// heat_map_panel.h — the scheduling-matrix heat map (a Dear ImGui panel, see imgui_widget.h).
 //
 // Shows the matrix M[m, t] of one rollout window: rows = sampling steps m (top = row 0, the
 // start levels), columns = the window's frames, colour = level M[m,t] / S (viridis: dark =
@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "dfs/diffusion/api.h"
-#include "imgui_widget.h"
+#include "dfs/ui/imgui_widget.h"
 
 namespace dfs::ui {
 

@@ -1,10 +1,14 @@
-// imgui_widget.cpp — Qt → Dear ImGui 1.86 platform glue (see imgui_widget.h).
-#include "imgui_widget.h"
+// imgui_widget.cpp — Qt → Dear ImGui 1.86 platform glue, offscreen OpenGL (see imgui_widget.h).
+#include "dfs/ui/imgui_widget.h"
 
 #include <QKeyEvent>
 #include <QMouseEvent>
+#include <QOffscreenSurface>
 #include <QOpenGLContext>
+#include <QOpenGLFramebufferObject>
 #include <QOpenGLFunctions>
+#include <QPainter>
+#include <QSurfaceFormat>
 #include <QTimer>
 #include <QWheelEvent>
 
@@ -43,7 +47,8 @@ ImGuiMouseButton to_imgui_button(Qt::MouseButton button) {
 
 }  // namespace
 
-ImGuiWidget::ImGuiWidget(QWidget* parent) : QOpenGLWidget(parent) {
+ImGuiWidget::ImGuiWidget(QWidget* parent) : QWidget(parent) {
+  setAttribute(Qt::WA_OpaquePaintEvent);  // the image covers every pixel
   setFocusPolicy(Qt::StrongFocus);
   setMouseTracking(true);
   setMinimumSize(200, 120);
@@ -90,48 +95,83 @@ ImGuiWidget::ImGuiWidget(QWidget* parent) : QOpenGLWidget(parent) {
 }
 
 ImGuiWidget::~ImGuiWidget() {
-  makeCurrent();
   release_gl();
-  doneCurrent();
   if (ImGui::GetCurrentContext() == context_) ImGui::SetCurrentContext(nullptr);
   ImGui::DestroyContext(context_);
 }
 
-void ImGuiWidget::release_gl() {
-  if (!backend_ready_) return;
+bool ImGuiWidget::ensure_gl() {
+  if (gl_tried_) return backend_ready_;
+  gl_tried_ = true;
+  // GLSL 1.30 = OpenGL 3.0, which Mesa's llvmpipe (Xvfb, CI) and every desktop driver give.
+  QSurfaceFormat format;
+  format.setRenderableType(QSurfaceFormat::OpenGL);
+  format.setDepthBufferSize(0);
+  format.setStencilBufferSize(0);
+  gl_ = std::make_unique<QOpenGLContext>();
+  gl_->setFormat(format);
+  if (!gl_->create()) {
+    gl_error_ = tr("OpenGL is not available on this display, so this panel cannot be drawn. "
+                   "Everything else works; the same settings are in the Controls panel.");
+    qWarning("dfs_ui: %s", qPrintable(gl_error_));
+    gl_.reset();
+    return false;
+  }
+  surface_ = std::make_unique<QOffscreenSurface>();
+  surface_->setFormat(gl_->format());
+  surface_->create();
+  if (!surface_->isValid() || !gl_->makeCurrent(surface_.get())) {
+    gl_error_ = tr("Could not make an OpenGL context current for this panel.");
+    qWarning("dfs_ui: %s", qPrintable(gl_error_));
+    surface_.reset();
+    gl_.reset();
+    return false;
+  }
   ImGuiContext* previous = ImGui::GetCurrentContext();
   ImGui::SetCurrentContext(context_);
-  ImGui_ImplOpenGL3_Shutdown();
-  backend_ready_ = false;
-  ImGui::SetCurrentContext(previous == context_ ? nullptr : previous);
-}
-
-void ImGuiWidget::initializeGL() {
-  // Qt recreates the GL context when the widget moves to another top-level window (a dock
-  // made floating); the renderer's buffers and font texture belong to the old context.
-  if (watched_context_ != context()) {
-    watched_context_ = context();
-    connect(context(), &QOpenGLContext::aboutToBeDestroyed, this, [this] {
-      makeCurrent();
-      release_gl();
-      doneCurrent();
-    });
-  }
-  ImGui::SetCurrentContext(context_);
-  // GLSL 1.30 = OpenGL 3.0, which Mesa's llvmpipe (Xvfb, CI) and every desktop driver give.
   backend_ready_ = ImGui_ImplOpenGL3_Init("#version 130");
-  if (!backend_ready_) qWarning("dfs_ui: ImGui OpenGL3 renderer failed to initialise");
+  ImGui::SetCurrentContext(previous);
+  if (!backend_ready_) {
+    gl_error_ = tr("This display's OpenGL is older than 3.0; the panel needs OpenGL 3.");
+    qWarning("dfs_ui: ImGui OpenGL3 renderer failed to initialise");
+  }
+  gl_->doneCurrent();
+  return backend_ready_;
 }
 
-void ImGuiWidget::paintGL() {
-  auto* gl = context()->functions();
+void ImGuiWidget::release_gl() {
+  if (!gl_) return;
+  gl_->makeCurrent(surface_.get());
+  fbo_.reset();
+  if (backend_ready_) {
+    ImGuiContext* previous = ImGui::GetCurrentContext();
+    ImGui::SetCurrentContext(context_);
+    ImGui_ImplOpenGL3_Shutdown();
+    ImGui::SetCurrentContext(previous == context_ ? nullptr : previous);
+    backend_ready_ = false;
+  }
+  gl_->doneCurrent();
+  gl_.reset();
+  surface_.reset();
+}
+
+void ImGuiWidget::render_frame() {
+  if (!ensure_gl()) return;
+  QElapsedTimer timer;
+  timer.start();
+  const qreal ratio = devicePixelRatioF();
+  const QSize pixels(std::max(1, qRound(width() * ratio)), std::max(1, qRound(height() * ratio)));
+  if (!gl_->makeCurrent(surface_.get())) return;
+  if (!fbo_ || fbo_->size() != pixels)
+    fbo_ = std::make_unique<QOpenGLFramebufferObject>(pixels);
+  fbo_->bind();
+  auto* gl = gl_->functions();
+  gl->glViewport(0, 0, pixels.width(), pixels.height());
   gl->glClearColor(0.09f, 0.09f, 0.10f, 1.0f);
   gl->glClear(GL_COLOR_BUFFER_BIT);
-  if (!backend_ready_) return;
 
   ImGui::SetCurrentContext(context_);
   ImGuiIO& io = ImGui::GetIO();
-  const qreal ratio = devicePixelRatioF();
   io.DisplaySize = ImVec2(static_cast<float>(width()), static_cast<float>(height()));
   io.DisplayFramebufferScale = ImVec2(static_cast<float>(ratio), static_cast<float>(ratio));
   const qint64 ns = clock_.nsecsElapsed();
@@ -150,7 +190,14 @@ void ImGuiWidget::paintGL() {
   ImGui::End();
   ImGui::Render();
   ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
+  // toImage() reads the pixels back (glReadPixels) and flips them to top-down rows.
+  image_ = fbo_->toImage().convertToFormat(QImage::Format_RGB32);
+  image_.setDevicePixelRatio(ratio);
+  fbo_->release();
+  gl_->doneCurrent();
+  dirty_ = false;
   ++frames_rendered_;
+  last_render_ms_ = static_cast<double>(timer.nsecsElapsed()) * 1e-6;
 
   // Keep painting while a button is held (drags) or a few frames after input.
   bool mouse_held = false;
@@ -158,12 +205,34 @@ void ImGuiWidget::paintGL() {
   if (mouse_held) settle_frames_ = std::max(settle_frames_, 1);
   if (settle_frames_ > 0) {
     --settle_frames_;
-    QTimer::singleShot(kSettleIntervalMs, this, [this] { update(); });
+    QTimer::singleShot(kSettleIntervalMs, this, [this] {
+      dirty_ = true;
+      update();
+    });
   }
+}
+
+QImage ImGuiWidget::grab_framebuffer() {
+  render_frame();
+  return backend_ready_ ? image_ : QImage();
+}
+
+void ImGuiWidget::paintEvent(QPaintEvent* /*event*/) {
+  if (dirty_ && isVisible()) render_frame();
+  QPainter painter(this);
+  if (!backend_ready_) {
+    painter.fillRect(rect(), QColor(23, 23, 26));
+    painter.setPen(QColor(220, 220, 220));
+    painter.drawText(rect().adjusted(12, 12, -12, -12), Qt::AlignCenter | Qt::TextWordWrap,
+                     gl_error_.isEmpty() ? tr("Starting OpenGL…") : gl_error_);
+    return;
+  }
+  painter.drawImage(QPoint(0, 0), image_);
 }
 
 void ImGuiWidget::request_redraw() {
   settle_frames_ = std::max(settle_frames_, kSettleFrames);
+  dirty_ = true;
   update();
 }
 
@@ -245,7 +314,7 @@ void ImGuiWidget::leaveEvent(QEvent* event) {
   ImGui::SetCurrentContext(context_);
   ImGui::GetIO().MousePos = ImVec2(-FLT_MAX, -FLT_MAX);
   request_redraw();
-  QOpenGLWidget::leaveEvent(event);
+  QWidget::leaveEvent(event);
 }
 
 void ImGuiWidget::focusOutEvent(QFocusEvent* event) {
@@ -254,7 +323,7 @@ void ImGuiWidget::focusOutEvent(QFocusEvent* event) {
   for (bool& down : io.KeysDown) down = false;
   for (bool& down : io.MouseDown) down = false;
   request_redraw();
-  QOpenGLWidget::focusOutEvent(event);
+  QWidget::focusOutEvent(event);
 }
 
 bool ImGuiWidget::event(QEvent* event) {
@@ -269,7 +338,7 @@ bool ImGuiWidget::event(QEvent* event) {
       }
     }
   }
-  return QOpenGLWidget::event(event);
+  return QWidget::event(event);
 }
 
 }  // namespace dfs::ui

@@ -1297,10 +1297,10 @@ const project::Document& MainWindow::document() const {
 QString MainWindow::last_error() const {
   return s_->last_error;
 }
-QOpenGLWidget* MainWindow::heat_map_widget() const {
+ImGuiWidget* MainWindow::heat_map_widget() const {
   return s_->heat;
 }
-QOpenGLWidget* MainWindow::noise_curve_widget() const {
+ImGuiWidget* MainWindow::noise_curve_widget() const {
   return s_->noise;
 }
 

@@ -16,7 +16,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "imgui_widget.h"
+#include "dfs/ui/imgui_widget.h"
 
 namespace dfs::ui {
 

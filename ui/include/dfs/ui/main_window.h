@@ -24,9 +24,9 @@
 #include "dfs/frame.h"
 #include "dfs/project/document.h"
 
-class QOpenGLWidget;
-
 namespace dfs::ui {
+
+class ImGuiWidget;
 
 struct StudioOptions {
   QString model_path;         // "" = the shipped demo model (random + a visible note if absent)
@@ -84,8 +84,8 @@ class MainWindow : public QMainWindow {
 
   const project::Document& document() const;
   QString last_error() const;
-  QOpenGLWidget* heat_map_widget() const;
-  QOpenGLWidget* noise_curve_widget() const;
+  ImGuiWidget* heat_map_widget() const;
+  ImGuiWidget* noise_curve_widget() const;
 
  signals:
   void model_changed(bool ok);
