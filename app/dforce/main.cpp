@@ -14,6 +14,7 @@ void print_version() {
   std::printf("  libtorch : %s\n", info.torch_version.c_str());
   std::printf("  blas     : %s\n", info.blas.c_str());
   std::printf("  threads  : %d\n", info.threads);
+  if (info.blas_threads > 0) std::printf("  blas thr : %d\n", info.blas_threads);
   std::printf("  cuda     : %s", info.cuda_available ? "available" : "not available");
   if (info.cuda_available) std::printf(" (%d device%s)", info.cuda_devices, info.cuda_devices == 1 ? "" : "s");
   std::printf("\n");

@@ -229,6 +229,65 @@ TEST_CASE("model config JSON round-trips and rejects out-of-range fields", "[mod
   CHECK_THROWS_AS(ModelConfig::from_json(j), Error);
 }
 
+TEST_CASE("overlapping patches: same shapes, saved and loaded, and outputs blend across borders",
+          "[model][weights]") {
+  torch::InferenceMode guard;
+  auto config = ModelConfig::preset("tiny");
+  config.overlap = true;
+  Denoiser net(config);
+  net->reset_parameters(5);
+  net->eval();
+  CHECK(net->head_overlap);
+  CHECK_FALSE(net->head);
+  const auto x = random_frames(config, 1, 3, 1);
+  const auto levels = random_levels(1, 3, 2);
+  const auto y = net->forward(x, levels);
+  CHECK(y.sizes() == x.sizes());
+  CHECK(torch::isfinite(y).all().item<bool>());
+
+  // The head alone: one token's features paint a 2p x 2p tile centred on its patch, so they
+  // reach the neighbouring patches' border pixels but not pixels two patches away.
+  const int p = config.patch;
+  const int64_t gh = config.height / p, gw = config.width / p;
+  auto features = torch::zeros({1, config.dim, gh, gw});
+  features[0].select(1, 1).select(1, 1).fill_(1.0);  // token (row 1, col 1)
+  const auto tile = net->head_overlap(features) - net->head_overlap(torch::zeros_like(features));
+  const auto touched = tile.abs().sum(1)[0] > 0;  // [H, W]
+  // Patch (1,1) covers pixels [p, 2p); its tile reaches p/2 into each neighbour.
+  CHECK(touched[p + p / 2][p - 1].item<bool>());      // left neighbour's border column
+  CHECK(touched[p + p / 2][2 * p].item<bool>());      // right neighbour's border column
+  CHECK_FALSE(touched[p + p / 2][p / 2 - 1].item<bool>());  // beyond the overlap
+  CHECK_FALSE(touched[p + p / 2][2 * p + p / 2].item<bool>());
+
+  const auto path = temp_path("overlap.safetensors");
+  save_model(path, net, config);
+  auto loaded = load_denoiser(path);
+  CHECK(loaded.config.overlap);
+  CHECK(loaded.config.to_json() == config.to_json());
+  loaded.net->eval();
+  CHECK(torch::equal(y, loaded.net->forward(x, levels)));
+  // A file saved without overlapping patches does not load into an overlapping config.
+  auto plain = make_net("tiny");
+  save_model(path, plain, plain->config());
+  auto file = load_safetensors(path);
+  auto j = plain->config().to_json();
+  CHECK_FALSE(j.contains("overlap"));  // older files keep their exact config
+  j["overlap"] = true;
+  file.metadata["config"] = j.dump();
+  save_safetensors(path, file);
+  CHECK_THROWS_WITH(Model::load(path, "cpu"), Catch::Contains("mis-shaped tensors"));
+  std::filesystem::remove(path);
+
+  j = ModelConfig::preset("tiny").to_json();
+  j["overlap"] = "yes";
+  CHECK_THROWS_AS(ModelConfig::from_json(j), Error);
+  j["overlap"] = true;
+  j["patch"] = 3;
+  j["width"] = 33;
+  j["height"] = 24;
+  CHECK_THROWS_WITH(ModelConfig::from_json(j), Catch::Contains("even patch"));
+}
+
 TEST_CASE("Model::random is deterministic in its seed", "[model]") {
   torch::InferenceMode guard;
   auto a = Model::random("tiny", 5);

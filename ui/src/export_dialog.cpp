@@ -13,6 +13,7 @@
 #include <QPushButton>
 #include <QSlider>
 #include <QSpinBox>
+#include <utility>
 
 namespace dfs::ui {
 namespace {
@@ -103,8 +104,17 @@ ExportDialog::ExportDialog(const project::ExportSettings& initial, int length, i
   note_->setWordWrap(true);
   form->addRow(note_);
 
+  // Names for scripted use (tests, accessibility tools).
+  const std::pair<QWidget*, const char*> names[] = {
+      {format_, "export_format"}, {path_, "export_path"},     {range_, "export_range"},
+      {in_, "export_in"},         {out_, "export_out"},       {scale_, "export_scale"},
+      {filter_, "export_filter"}, {fps_, "export_fps"},       {quality_, "export_quality"},
+      {note_, "export_note"}};
+  for (const auto& [widget, name] : names) widget->setObjectName(name);
+
   auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
   buttons->button(QDialogButtonBox::Ok)->setText(tr("Export"));
+  buttons->button(QDialogButtonBox::Ok)->setObjectName("export_ok");
   form->addRow(buttons);
   connect(buttons, &QDialogButtonBox::accepted, this, [this] {
     if (path_->text().trimmed().isEmpty()) browse();

@@ -70,8 +70,8 @@ ModelConfig ModelConfig::preset(const std::string& name) {
 }
 
 nlohmann::json ModelConfig::to_json() const {
-  return {{"name", name},
-          {"architecture", "dfs-spacetime-dit-1"},
+  nlohmann::json j = {{"name", name},
+                       {"architecture", "dfs-spacetime-dit-1"},
           {"width", width},
           {"height", height},
           {"channels", channels},
@@ -84,6 +84,9 @@ nlohmann::json ModelConfig::to_json() const {
           {"causal", causal},
           {"objective", dfs::diffusion::to_string(objective)},
           {"noise_schedule", dfs::diffusion::to_string(noise_schedule)}};
+  // Written only when set, so files made before the field existed keep their exact config.
+  if (overlap) j["overlap"] = true;
+  return j;
 }
 
 namespace {
@@ -129,6 +132,10 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
     if (!it->is_boolean()) throw Error("model config 'causal' must be true or false");
     c.causal = it->get<bool>();
   }
+  if (const auto it = j.find("overlap"); it != j.end()) {
+    if (!it->is_boolean()) throw Error("model config 'overlap' must be true or false");
+    c.overlap = it->get<bool>();
+  }
   if (const auto it = j.find("objective"); it != j.end()) {
     if (!it->is_string()) throw Error("model config 'objective' must be a string");
     c.objective = objective_from_string(it->get<std::string>());
@@ -137,6 +144,8 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
     if (!it->is_string()) throw Error("model config 'noise_schedule' must be a string");
     c.noise_schedule = noise_schedule_from_string(it->get<std::string>());
   }
+  if (c.overlap && c.patch % 2 != 0)
+    throw Error("overlapping patches need an even patch size, got " + std::to_string(c.patch));
   if (c.width % c.patch != 0 || c.height % c.patch != 0)
     throw Error("model resolution " + std::to_string(c.width) + "x" + std::to_string(c.height) +
                 " is not a multiple of the patch size " + std::to_string(c.patch));
@@ -305,16 +314,27 @@ DenoiserImpl::DenoiserImpl(const ModelConfig& config) : config_(config) {
       static_cast<int64_t>(config.width / config.patch) * (config.height / config.patch);
   level_in = register_module("level_in", torch::nn::Linear(kLevelFrequencies, d));
   level_out = register_module("level_out", torch::nn::Linear(d, d));
-  stem = register_module(
-      "stem", torch::nn::Conv2d(
-                  torch::nn::Conv2dOptions(config.channels, d, config.patch).stride(config.patch)));
+  const int p = config.patch;
+  // Overlapping patches: a 2p-wide kernel at stride p, padded by p/2, keeps the p-fold grid.
+  const int kernel = config.overlap ? 2 * p : p;
+  const int pad = config.overlap ? p / 2 : 0;
+  stem = register_module("stem", torch::nn::Conv2d(torch::nn::Conv2dOptions(config.channels, d,
+                                                                            kernel)
+                                                       .stride(p)
+                                                       .padding(pad)));
   spatial_pos = register_parameter("spatial_pos", torch::zeros({1, tokens, d}));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int i = 0; i < config.depth; ++i)
     blocks->push_back(SpaceTimeBlock(d, config.heads, config.mlp_ratio));
   final_modulation = register_module("final_modulation", torch::nn::Linear(d, 2 * d));
-  head =
-      register_module("head", torch::nn::Linear(d, config.channels * config.patch * config.patch));
+  if (config.overlap)
+    head_overlap = register_module(
+        "head", torch::nn::ConvTranspose2d(
+                    torch::nn::ConvTranspose2dOptions(d, config.channels, kernel).stride(p).padding(
+                        pad)));
+  else
+    head = register_module("head",
+                           torch::nn::Linear(d, config.channels * config.patch * config.patch));
   reset_parameters(0);
 }
 
@@ -443,9 +463,15 @@ torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& 
 
   clock.restart();  // the blocks timed themselves
   const auto fm = final_modulation(cond).unsqueeze(2).chunk(2, -1);
-  h = head(modulate(h, fm[0], fm[1]));  // [B, T, L, C p p]
-  h = h.reshape({b * t, gh, gw, c.channels * p * p}).permute({0, 3, 1, 2});
-  h = torch::pixel_shuffle(h, p);  // [BT, C, H, W]
+  h = modulate(h, fm[0], fm[1]);  // [B, T, L, d]
+  if (c.overlap) {
+    // Each token paints a 2p x 2p tile; neighbouring tiles overlap by half and add up.
+    h = head_overlap(h.reshape({b * t, gh, gw, c.dim}).permute({0, 3, 1, 2}));  // [BT, C, H, W]
+  } else {
+    h = head(h);  // [B, T, L, C p p]
+    h = h.reshape({b * t, gh, gw, c.channels * p * p}).permute({0, 3, 1, 2});
+    h = torch::pixel_shuffle(h, p);  // [BT, C, H, W]
+  }
   auto out = h.reshape({b, t, c.channels, c.height, c.width}).to(torch::kFloat32);
   clock.lap(&ForwardProfile::head);
   return out;

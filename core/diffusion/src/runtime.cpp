@@ -26,15 +26,25 @@ int configure_threads(int threads) {
   if (threads <= 0) threads = static_cast<int>(std::thread::hardware_concurrency());
   if (threads <= 0) threads = 1;
   at::set_num_threads(threads);
-  // OpenBLAS keeps its own thread pool beside LibTorch's. $DFS_BLAS_THREADS sets it (found at
-  // run time, so nothing links against OpenBLAS directly); measured with `dforce bench`.
+  // OpenBLAS keeps its own thread pool beside LibTorch's (found at run time, so nothing links
+  // against OpenBLAS directly). Both pools spin while they wait; with both at the core count
+  // they fight over the cores: on the 2-core CI machine 2 LibTorch threads + 2 OpenBLAS
+  // threads trained at 10.2 clips/s and sampled pyramid windows at 7.7 frames/s, against 28.9
+  // clips/s and 31.0 frames/s with OpenBLAS at 1 thread (models/README.md). So LibTorch's pool
+  // does the parallel work and OpenBLAS runs each product on the calling thread, unless
+  // $DFS_BLAS_THREADS says otherwise.
+  int blas_threads = 1;
   if (const char* env = std::getenv("DFS_BLAS_THREADS")) {
-    using SetThreads = void (*)(int);
-    if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
-      const int blas_threads = std::atoi(env);
-      if (blas_threads > 0) set(blas_threads);
+    try {
+      blas_threads = std::stoi(env);
+    } catch (const std::exception&) {
+      throw Error(std::string("DFS_BLAS_THREADS must be a whole number, got '") + env + "'");
     }
+    if (blas_threads <= 0) throw Error("DFS_BLAS_THREADS must be 1 or more");
   }
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+    set(blas_threads);
   return at::get_num_threads();
 }
 
@@ -75,6 +85,9 @@ RuntimeInfo runtime_info() {
 #endif
   info.blas = loaded_blas();
   info.threads = at::get_num_threads();
+  using GetThreads = int (*)();
+  if (auto get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads")))
+    info.blas_threads = get();
   info.cuda_available = torch::cuda::is_available();
   info.cuda_devices = info.cuda_available ? static_cast<int>(torch::cuda::device_count()) : 0;
   return info;

@@ -212,7 +212,9 @@ std::vector<WindowPlan> plan_rollout(const ModelInfo& model,
 // [SECTION] Runtime ---------------------------------------------------------------------
 
 // Sets LibTorch's intra-op threads: `threads` if > 0, else $DFS_THREADS if set, else the
-// machine's core count. Returns the count in force. Call once at start-up.
+// machine's core count. Returns the count in force. Call once at start-up. Also sets
+// OpenBLAS's own pool to 1 thread (or $DFS_BLAS_THREADS): two spinning pools on the same
+// cores were 2.8-4x slower than one (measured, runtime.cpp).
 int configure_threads(int threads = 0);
 
 struct RuntimeInfo {
@@ -220,6 +222,7 @@ struct RuntimeInfo {
   std::string torch_version;  // LibTorch version
   std::string blas;           // the BLAS library actually loaded (e.g. "OpenBLAS (pthread)")
   int threads = 0;            // intra-op threads
+  int blas_threads = 0;       // OpenBLAS's own pool (0 = not OpenBLAS / unknown)
   bool cuda_available = false;
   int cuda_devices = 0;
 };

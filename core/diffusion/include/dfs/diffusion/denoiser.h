@@ -7,6 +7,8 @@
 //   -> MLP,
 // every sub-layer modulated per frame by its own noise level (adaLN, Peebles & Xie 2023
 // "DiT", Sec. 3.2: shift/scale/gate from the level embedding); a linear + pixel-shuffle head.
+// With config.overlap the stem reads 2p x 2p patches at stride p and the head is a transposed
+// conv painting 2p x 2p tiles at stride p, so outputs blend across patch borders.
 //
 // Tensor names: registered module names equal the checkpoint keys, e.g.
 // "blocks.0.temporal.qkv.weight". Thread-safety: a module is used by one thread at a time.
@@ -122,6 +124,7 @@ class DenoiserImpl : public torch::nn::Module {
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::Linear final_modulation{nullptr};  // cond -> shift, scale of the output norm
   torch::nn::Linear head{nullptr};              // dim -> C * patch * patch (pixel shuffle)
+  torch::nn::ConvTranspose2d head_overlap{nullptr};  // config.overlap: dim -> C, 2p tiles
 
  private:
   torch::Tensor run(const torch::Tensor& x, const torch::Tensor& levels,

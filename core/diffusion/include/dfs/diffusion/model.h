@@ -25,6 +25,8 @@ struct ModelConfig {
   int depth = 4;                  // space-time blocks
   int heads = 4;
   int mlp_ratio = 4;              // MLP hidden width = mlp_ratio * dim
+  bool overlap = false;           // overlapping patches: stem and head kernels 2*patch wide
+                                  // (stride patch), so neighbouring patches blend at borders
   bool causal = false;            // temporal attention causal (KV cache) or bidirectional
   Objective objective = Objective::V;
   NoiseScheduleKind noise_schedule = NoiseScheduleKind::Cosine;
