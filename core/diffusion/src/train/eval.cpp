@@ -282,11 +282,15 @@ TrainingIndex build_index(const VideoDataset& data) {
   return idx;
 }
 
-FrameStatRanges training_ranges(const VideoDataset& data) {
+// 1st-99th percentile ranges of the training frames of clip `only` (all clips when < 0).
+FrameStatRanges training_ranges(const VideoDataset& data, int64_t only = -1) {
   std::vector<torch::Tensor> parts;
-  for (const auto& clip : data.clips)
-    if (clip.train_length > 0)
+  for (size_t i = 0; i < data.clips.size(); ++i) {
+    const auto& clip = data.clips[i];
+    if (clip.train_length > 0 && (only < 0 || static_cast<int64_t>(i) == only))
       parts.push_back(data.frames.narrow(0, clip.first, clip.train_length));
+  }
+  if (parts.empty()) return {};
   const auto stats = frame_statistics(torch::cat(parts)).to(torch::kFloat64);
   auto q = [&](int col, double p) {
     return torch::quantile(stats.select(1, col), p).item<double>();
@@ -298,27 +302,46 @@ FrameStatRanges training_ranges(const VideoDataset& data) {
   return r;
 }
 
-RolloutScores score_rollout(const std::string& clip_name, size_t clip_index,
-                            const VideoDataset& data, const std::vector<torch::Tensor>& frames,
-                            const TrainingIndex& idx, const FrameStatRanges& ranges) {
-  RolloutScores r;
-  r.clip = clip_name;
-  r.frames = static_cast<int>(frames.size());
-  if (frames.empty()) return r;
-  const auto all = torch::stack(frames);  // [N, H, W, 3]
-  const auto stats = frame_statistics(all).to(torch::kFloat64);
+// Per frame: inside `ranges` on mean, contrast, sharpness -> [N, 3] bool.
+torch::Tensor inside(const torch::Tensor& frames_u8, const FrameStatRanges& ranges) {
+  const auto stats = frame_statistics(frames_u8).to(torch::kFloat64);
   const auto in = [&](int col, double lo, double hi) {
     const auto v = stats.select(1, col);
     return (v >= lo).logical_and(v <= hi);
   };
-  const auto m = in(0, ranges.mean_lo, ranges.mean_hi);
-  const auto c = in(1, ranges.contrast_lo, ranges.contrast_hi);
-  const auto s = in(2, ranges.sharpness_lo, ranges.sharpness_hi);
+  return torch::stack({in(0, ranges.mean_lo, ranges.mean_hi),
+                       in(1, ranges.contrast_lo, ranges.contrast_hi),
+                       in(2, ranges.sharpness_lo, ranges.sharpness_hi)},
+                      1);
+}
+
+double share_all(const torch::Tensor& in) {
+  return in.all(1).to(torch::kFloat64).mean().item<double>();
+}
+
+RolloutScores score_rollout(const std::string& clip_name, size_t clip_index,
+                            const VideoDataset& data, const std::vector<torch::Tensor>& frames,
+                            const TrainingIndex& idx, const FrameStatRanges& pooled) {
+  RolloutScores r;
+  r.clip = clip_name;
+  r.frames = static_cast<int>(frames.size());
+  r.ranges = training_ranges(data, static_cast<int64_t>(clip_index));
+  const auto& clip = data.clips[clip_index];
+  if (clip.held_out_length() > 0) {
+    const auto truth = data.frames.narrow(0, clip.held_out_first(), clip.held_out_length());
+    r.truth_in_range_all = share_all(inside(truth, pooled));
+    r.truth_in_range_all_own = share_all(inside(truth, r.ranges));
+  }
+  if (frames.empty()) return r;
+  const auto all = torch::stack(frames);  // [N, H, W, 3]
+  const auto in = inside(all, pooled);
+  const auto in_f = in.to(torch::kFloat64);
+  r.in_range_mean = in_f.select(1, 0).mean().item<double>();
+  r.in_range_contrast = in_f.select(1, 1).mean().item<double>();
+  r.in_range_sharpness = in_f.select(1, 2).mean().item<double>();
+  r.in_range_all = share_all(in);
+  r.in_range_all_own = share_all(inside(all, r.ranges));
   const double n = static_cast<double>(r.frames);
-  r.in_range_mean = m.sum().item<double>() / n;
-  r.in_range_contrast = c.sum().item<double>() / n;
-  r.in_range_sharpness = s.sum().item<double>() / n;
-  r.in_range_all = m.logical_and(c).logical_and(s).sum().item<double>() / n;
   // Nearest training frame by L2: |a|^2 - 2 a.b + |b|^2, argmin over training rows.
   const auto q = all.reshape({all.size(0), -1}).to(torch::kFloat32);
   const auto d = idx.sq_norm.unsqueeze(0) - 2 * torch::matmul(q, idx.flat.t());
@@ -495,6 +518,13 @@ nlohmann::json EvalReport::to_json() const {
                              {"in_range_contrast", r.in_range_contrast},
                              {"in_range_sharpness", r.in_range_sharpness},
                              {"in_range_all", r.in_range_all},
+                             {"truth_in_range_all", r.truth_in_range_all},
+                             {"in_range_all_own_clip", r.in_range_all_own},
+                             {"truth_in_range_all_own_clip", r.truth_in_range_all_own},
+                             {"own_clip_ranges",
+                              {{"mean", {r.ranges.mean_lo, r.ranges.mean_hi}},
+                               {"contrast", {r.ranges.contrast_lo, r.ranges.contrast_hi}},
+                               {"sharpness", {r.ranges.sharpness_lo, r.ranges.sharpness_hi}}}},
                              {"same_scene", r.same_scene},
                              {"first_scene_exit", r.first_scene_exit},
                              {"nearest_clip_counts", counts},
@@ -531,23 +561,36 @@ std::string EvalReport::to_text() const {
   }
   if (!rollouts.empty()) {
     const auto& t = training_ranges;
-    o << "(c) long rollouts; training 1-99% ranges: mean " << fmt(t.mean_lo, 1) << ".."
-      << fmt(t.mean_hi, 1) << ", contrast " << fmt(t.contrast_lo, 1) << ".."
-      << fmt(t.contrast_hi, 1) << ", sharpness " << fmt(t.sharpness_lo, 1) << ".."
-      << fmt(t.sharpness_hi, 1) << "\n";
-    o << "    clip        stab   frames  in-range(mean/contrast/sharp/all)  same-scene  first-exit "
-         " nearest\n";
+    o << "(c) long rollouts; in-range = inside the 1-99% range of all training frames: mean "
+      << fmt(t.mean_lo, 1) << ".." << fmt(t.mean_hi, 1) << ", contrast " << fmt(t.contrast_lo, 1)
+      << ".." << fmt(t.contrast_hi, 1) << ", sharpness " << fmt(t.sharpness_lo, 1) << ".."
+      << fmt(t.sharpness_hi, 1) << "\n"
+      << "    own = all three inside the ranges of the context's own clip's training frames;\n"
+      << "    truth = the clip's held-out true frames inside (the yardstick's own score)\n";
+    std::string last_clip;
+    for (const auto& r : rollouts) {
+      if (r.clip == last_clip) continue;
+      last_clip = r.clip;
+      const auto& c = r.ranges;
+      o << "    " << r.clip << " own ranges: mean " << fmt(c.mean_lo, 1) << ".."
+        << fmt(c.mean_hi, 1) << ", contrast " << fmt(c.contrast_lo, 1) << ".."
+        << fmt(c.contrast_hi, 1) << ", sharpness " << fmt(c.sharpness_lo, 1) << ".."
+        << fmt(c.sharpness_hi, 1) << "\n";
+    }
+    o << "    clip        stab   frames  in-range(mean/contrast/sharp/all) truth   own  truth  "
+         "same-scene  first-exit  nearest\n";
     for (const auto& r : rollouts) {
       char line[256];
       std::string nearest;
       for (const auto& [name, k] : r.nearest_clip_counts)
         nearest += name + ":" + std::to_string(k) + " ";
-      std::snprintf(
-          line, sizeof line,
-          "    %-10s  %5.3f  %6d  %5.1f%% %5.1f%% %5.1f%% %5.1f%%        %5.1f%%      %6d  ",
-          r.clip.c_str(), r.stabilization, r.frames, 100 * r.in_range_mean,
-          100 * r.in_range_contrast, 100 * r.in_range_sharpness, 100 * r.in_range_all,
-          100 * r.same_scene, r.first_scene_exit);
+      std::snprintf(line, sizeof line,
+                    "    %-10s  %5.3f  %6d  %5.1f%% %5.1f%% %5.1f%% %5.1f%% %5.1f%% %5.1f%% "
+                    "%5.1f%%     %5.1f%%      %6d  ",
+                    r.clip.c_str(), r.stabilization, r.frames, 100 * r.in_range_mean,
+                    100 * r.in_range_contrast, 100 * r.in_range_sharpness, 100 * r.in_range_all,
+                    100 * r.truth_in_range_all, 100 * r.in_range_all_own,
+                    100 * r.truth_in_range_all_own, 100 * r.same_scene, r.first_scene_exit);
       o << line << nearest << "\n";
     }
   }

@@ -69,21 +69,6 @@ struct PredictionScores {
   std::vector<double> psnr_linear, ssim_linear;  // linear extrapolation baseline
 };
 
-struct RolloutScores {
-  std::string clip;
-  double stabilization = 0;  // level used for generated and user context
-  int frames = 0;            // generated frames
-  double in_range_mean = 0;  // share of frames inside the training 1st-99th range, by statistic
-  double in_range_contrast = 0;
-  double in_range_sharpness = 0;
-  double in_range_all = 0;  // inside on all three
-  double same_scene = 0;    // share whose nearest training frame is from `clip`
-  int first_scene_exit =
-      -1;  // first generated frame (1-based) whose nearest clip differs; -1 never
-  std::vector<std::pair<std::string, int>> nearest_clip_counts;  // clip -> frames
-  double seconds = 0;
-};
-
 // Statistic ranges of the training frames (1st and 99th percentiles).
 struct FrameStatRanges {
   double mean_lo = 0, mean_hi = 0;            // mean pixel value, 0..255
@@ -91,12 +76,36 @@ struct FrameStatRanges {
   double sharpness_lo = 0, sharpness_hi = 0;  // mean |Laplacian of luma|
 };
 
+struct RolloutScores {
+  std::string clip;
+  double stabilization = 0;  // level used for generated and user context
+  int frames = 0;            // generated frames
+  // Share of frames inside the 1st-99th percentile range of all clips' training frames, by
+  // statistic and on all three (the yardstick: no blow-up, no fade to grey, no freeze).
+  double in_range_mean = 0;
+  double in_range_contrast = 0;
+  double in_range_sharpness = 0;
+  double in_range_all = 0;
+  // The same on all three against the training frames of the context's own clip only.
+  FrameStatRanges ranges;  // that clip's training ranges
+  double in_range_all_own = 0;
+  // Calibration of both yardsticks: share of the clip's held-out *true* frames inside them
+  // (what a perfect model would score, short of the rollout's length).
+  double truth_in_range_all = 0;
+  double truth_in_range_all_own = 0;
+  double same_scene = 0;    // share whose nearest training frame is from `clip`
+  int first_scene_exit =
+      -1;  // first generated frame (1-based) whose nearest clip differs; -1 never
+  std::vector<std::pair<std::string, int>> nearest_clip_counts;  // clip -> frames
+  double seconds = 0;
+};
+
 struct EvalReport {
   std::string model_path;
   std::vector<LevelLoss> loss_by_level;
   std::vector<PredictionScores> prediction;
   std::vector<RolloutScores> rollouts;
-  FrameStatRanges training_ranges;
+  FrameStatRanges training_ranges;  // all clips' training frames pooled
   // Contact sheet, 16 tiles wide, four rows per clip:
   //   1. the 8 context frames, then the 8 ground-truth frames that follow;
   //   2. the mean of the sampled continuations, then one sampled continuation;
