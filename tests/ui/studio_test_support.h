@@ -5,8 +5,12 @@
 #include <QApplication>
 #include <QElapsedTimer>
 #include <QString>
+#include <cstdint>
 #include <functional>
 #include <memory>
+
+#include "dfs/diffusion/api.h"
+#include "dfs/ui/main_window.h"
 
 namespace dfs::ui::test {
 
@@ -35,6 +39,28 @@ inline bool wait_until(const std::function<bool()>& done, int timeout_ms) {
 // Real footage from Debian's opencv-doc package (768x576, 795 frames, 10 fps).
 inline QString vtest_path() {
   return QStringLiteral("/usr/share/doc/opencv-doc/examples/data/vtest.avi");
+}
+
+// Options for test windows: no model loaded from disk (tests hand one over), errors recorded
+// instead of shown in dialogs, no autosave.
+inline StudioOptions test_options() {
+  StudioOptions options;
+  options.load_model = false;
+  options.quiet_errors = true;
+  options.autosave = false;
+  return options;
+}
+
+// A shown window with a random "tiny" model (32x24, 8 frames per window) ready and vtest.avi
+// open. Null when the model or the clip did not come up (the caller REQUIREs it).
+inline std::unique_ptr<MainWindow> studio_with_vtest(std::uint64_t model_seed) {
+  app();
+  auto w = std::make_unique<MainWindow>(test_options());
+  w->show();
+  w->use_model(diffusion::Model::random("tiny", model_seed), "test model");
+  if (!wait_until([&] { return w->model_ready(); }, 60000)) return nullptr;
+  if (!w->open_clip(vtest_path())) return nullptr;
+  return w;
 }
 
 }  // namespace dfs::ui::test

@@ -47,16 +47,8 @@ void choose(QComboBox* box, const QString& text) {
 
 // Generates 8 frames after 16 pinned clip frames with the tiny model.
 std::unique_ptr<MainWindow> studio_with_generation() {
-  app();
-  dfs::ui::StudioOptions options;
-  options.load_model = false;
-  options.quiet_errors = true;
-  options.autosave = false;
-  auto w = std::make_unique<MainWindow>(options);
-  w->show();
-  w->use_model(dfs::diffusion::Model::random("tiny", 3), "test model");
-  REQUIRE(wait_until([&] { return w->model_ready(); }, 60000));
-  REQUIRE(w->open_clip(dfs::ui::test::vtest_path()));
+  auto w = dfs::ui::test::studio_with_vtest(3);
+  REQUIRE(w);
   REQUIRE(w->edit_project("Extend", [](dfs::project::Project& p) {
     p.timeline = dfs::project::extend_layout(16, 8);
     p.generation.rollout.sampler.schedule.steps = 3;

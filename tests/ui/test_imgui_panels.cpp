@@ -33,16 +33,8 @@ int distinct_colours(const QImage& image) {
 }
 
 std::unique_ptr<MainWindow> studio_with_clip() {
-  app();
-  dfs::ui::StudioOptions options;
-  options.load_model = false;
-  options.quiet_errors = true;
-  options.autosave = false;
-  auto w = std::make_unique<MainWindow>(options);
-  w->show();
-  w->use_model(dfs::diffusion::Model::random("tiny", 1), "test model");
-  REQUIRE(wait_until([&] { return w->model_ready(); }, 60000));
-  REQUIRE(w->open_clip(dfs::ui::test::vtest_path()));
+  auto w = dfs::ui::test::studio_with_vtest(1);
+  REQUIRE(w);
   REQUIRE(w->edit_project("Window", [](dfs::project::Project& p) {
     p.timeline = dfs::project::extend_layout(16, 8);
     p.generation.rollout.sampler.schedule.shape = dfs::diffusion::ScheduleShape::Pyramid;

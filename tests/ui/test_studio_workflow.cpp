@@ -24,26 +24,15 @@
 using dfs::ui::MainWindow;
 using dfs::ui::StudioOptions;
 using dfs::ui::test::app;
+using dfs::ui::test::test_options;
 using dfs::ui::test::wait_until;
 
 namespace {
 
-StudioOptions test_options() {
-  StudioOptions options;
-  options.load_model = false;  // the tests hand over a small random model
-  options.quiet_errors = true;
-  options.autosave = false;
-  return options;
-}
-
 // A window with the tiny random model (32x24, 8 frames per window) and vtest.avi open.
 std::unique_ptr<MainWindow> open_studio() {
-  app();
-  auto window = std::make_unique<MainWindow>(test_options());
-  window->show();
-  window->use_model(dfs::diffusion::Model::random("tiny", 7), "test model");
-  REQUIRE(wait_until([&] { return window->model_ready(); }, 60000));
-  REQUIRE(window->open_clip(dfs::ui::test::vtest_path()));
+  auto window = dfs::ui::test::studio_with_vtest(7);
+  REQUIRE(window);
   return window;
 }
 
