@@ -290,12 +290,18 @@ JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data) {
     s.schedule_steps = job.schedule_steps;
   else if (job.steps > 0)
     s.schedule_steps = job.steps;
-  if (!job.model_overrides.empty())
+  // Fields written only when they differ from their default are still overridable.
+  if (!job.model_overrides.empty()) {
+    auto base = recipe.model.to_json();
+    base["overlap"] = recipe.model.overlap;
     recipe.model = dfs::diffusion::ModelConfig::from_json(
-        apply_overrides(recipe.model.to_json(), job.model_overrides, "model"));
-  if (!job.train_overrides.empty())
-    s = train::TrainSettings::from_json(
-        apply_overrides(s.to_json(), job.train_overrides, "training"));
+        apply_overrides(base, job.model_overrides, "model"));
+  }
+  if (!job.train_overrides.empty()) {
+    auto base = s.to_json();
+    base["clip_balance"] = s.clip_balance;
+    s = train::TrainSettings::from_json(apply_overrides(base, job.train_overrides, "training"));
+  }
 
   auto make = [&] {
     auto t = std::make_unique<train::Trainer>(recipe.model, s, data, job.device);

@@ -265,3 +265,41 @@ TEST_CASE("a tiny model trained for about a minute lowers the loss and beats cop
   INFO("next-frame PSNR: model " << psnr_model << " dB, copy-last " << psnr_copy << " dB");
   REQUIRE(psnr_model > psnr_copy);
 }
+
+TEST_CASE("clip_balance: 1 draws every window alike, 0 every clip alike", "[train]") {
+  // A long clip (325 training windows of 4 frames) and a short one (5 windows).
+  VideoDataset data;
+  append_clip(data, "long", "test", torch::zeros({410, 24, 32, 3}, torch::kUInt8));
+  append_clip(data, "short", "test", torch::zeros({10, 24, 32, 3}, torch::kUInt8));
+  auto r = small_recipe();
+  r.train.batch_size = 16;
+  auto share_of_short = [&](double balance) {
+    r.train.clip_balance = balance;
+    Trainer t(r.model, r.train, data);
+    int shorts = 0, total = 0;
+    for (int64_t step = 0; step < 100; ++step)
+      for (size_t c : t.batch_clips(step)) {
+        shorts += c == 1;
+        ++total;
+      }
+    return static_cast<double>(shorts) / total;
+  };
+  const int64_t long_windows = data.clips[0].train_length - 3;
+  const int64_t short_windows = data.clips[1].train_length - 3;
+  const double by_window =
+      static_cast<double>(short_windows) / static_cast<double>(long_windows + short_windows);
+  INFO("windows: long " << long_windows << ", short " << short_windows);
+  CHECK(share_of_short(1.0) == Approx(by_window).margin(0.01));  // ~1.5 %
+  CHECK(share_of_short(0.0) == Approx(0.5).margin(0.04));        // 1600 draws
+  const double sqrt_share =
+      std::sqrt(short_windows) / (std::sqrt(long_windows) + std::sqrt(short_windows));
+  CHECK(share_of_short(0.5) == Approx(sqrt_share).margin(0.03));
+
+  // Stored with the settings (so --resume checks it), and range-checked.
+  r.train.clip_balance = 0.5;
+  CHECK(TrainSettings::from_json(r.train.to_json()).clip_balance == 0.5);
+  r.train.clip_balance = 1.0;
+  CHECK_FALSE(r.train.to_json().contains("clip_balance"));  // older checkpoints still resume
+  r.train.clip_balance = 1.5;
+  CHECK_THROWS_WITH(r.train.validate(), Catch::Contains("clip_balance"));
+}

@@ -28,7 +28,7 @@ namespace dfs::diffusion::train {
 // [SECTION] Settings and recipes ---------------------------------------------------------
 
 nlohmann::json TrainSettings::to_json() const {
-  return {{"batch_size", batch_size},
+  nlohmann::json j = {{"batch_size", batch_size},
           {"clip_frames", clip_frames},
           {"learning_rate", learning_rate},
           {"min_learning_rate_fraction", min_learning_rate_fraction},
@@ -48,6 +48,9 @@ nlohmann::json TrainSettings::to_json() const {
           {"p_crop", p_crop},
           {"min_crop_scale", min_crop_scale},
           {"seed", seed}};
+  // Written only when set, so checkpoints made before the field existed still resume.
+  if (clip_balance != 1.0) j["clip_balance"] = clip_balance;
+  return j;
 }
 
 TrainSettings TrainSettings::from_json(const nlohmann::json& j) {
@@ -74,6 +77,7 @@ TrainSettings TrainSettings::from_json(const nlohmann::json& j) {
     s.p_crop = j.value("p_crop", s.p_crop);
     s.min_crop_scale = j.value("min_crop_scale", s.min_crop_scale);
     s.seed = j.value("seed", s.seed);
+    s.clip_balance = j.value("clip_balance", s.clip_balance);
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("training settings: ") + e.what());
   }
@@ -108,6 +112,7 @@ void TrainSettings::validate() const {
   prob(p_flip, "p_flip");
   prob(p_crop, "p_crop");
   require(min_crop_scale > 0.3 && min_crop_scale <= 1, "min_crop_scale must be in (0.3, 1]");
+  require(clip_balance >= 0 && clip_balance <= 1, "clip_balance must be in [0, 1]");
 }
 
 TrainRecipe train_recipe(const std::string& name) {
@@ -211,6 +216,7 @@ struct Batch {
   torch::Tensor levels;  // [B, T] in [0, 1]
   torch::Tensor noise;   // [B, T, 3, H, W]
   torch::Tensor mask;    // [B, T] 1 = frame counts in the loss
+  std::vector<size_t> clip_of;  // dataset clip of each batch item
 };
 
 std::string json_diff(const nlohmann::json& expected, const nlohmann::json& found,
@@ -252,6 +258,7 @@ struct Trainer::State {
   // Valid window starts: clip c contributes starts [0, starts[c]).
   std::vector<int64_t> starts;
   int64_t total_starts = 0;
+  std::vector<double> clip_cdf;  // clip_balance != 1: cumulative clip probabilities
 
   Batch make_batch(int64_t step_index) const;
   torch::Tensor loss_weights(const torch::Tensor& levels) const;
@@ -266,11 +273,20 @@ Batch Trainer::State::make_batch(int64_t step_index) const {
   auto gen = at::detail::createCPUGenerator(step_seed(s.seed, step_index, kStreamNoise));
 
   std::vector<torch::Tensor> clips;
+  std::vector<size_t> clip_of;
   clips.reserve(static_cast<size_t>(B));
   for (int b = 0; b < B; ++b) {
-    int64_t r = static_cast<int64_t>(rng() % static_cast<uint64_t>(total_starts));
     size_t c = 0;
-    while (r >= starts[c]) r -= starts[c++];
+    int64_t r = 0;
+    if (clip_cdf.empty()) {  // every window equally likely
+      r = static_cast<int64_t>(rng() % static_cast<uint64_t>(total_starts));
+      while (r >= starts[c]) r -= starts[c++];
+    } else {  // a clip by its balanced weight, then a window inside it
+      const double u = u01(rng);
+      while (c + 1 < clip_cdf.size() && u >= clip_cdf[c]) ++c;
+      r = static_cast<int64_t>(rng() % static_cast<uint64_t>(starts[c]));
+    }
+    clip_of.push_back(c);
     const auto& clip = dataset->clips[c];
     auto x = frames_to_float(*dataset, clip.first + r, T);  // [T, 3, H, W]
     if (u01(rng) < s.p_flip) x = x.flip({3});
@@ -291,6 +307,7 @@ Batch Trainer::State::make_batch(int64_t step_index) const {
   }
   Batch batch;
   batch.x0 = torch::stack(clips);
+  batch.clip_of = std::move(clip_of);
   // Diffusion forcing: an independent uniform timestep k in 1..K for every frame.
   auto k = torch::randint(1, kTrainTimesteps + 1, {B, T}, gen, torch::kInt64);
   auto mask = torch::ones({B, T});
@@ -364,6 +381,24 @@ Trainer::Trainer(const ModelConfig& model, const TrainSettings& settings,
   if (st.total_starts == 0)
     throw Error("no clip has " + std::to_string(st.frames) +
                 " training frames; the training clips are too short");
+  if (settings.clip_balance != 1.0) {
+    std::vector<double> weight;
+    double total = 0;
+    for (int64_t n : st.starts) {
+      weight.push_back(n > 0 ? std::pow(static_cast<double>(n), settings.clip_balance) : 0.0);
+      total += weight.back();
+    }
+    double running = 0;
+    size_t last = 0;  // the last clip with a window
+    for (size_t c = 0; c < weight.size(); ++c) {
+      running += weight[c] / total;
+      st.clip_cdf.push_back(running);
+      if (weight[c] > 0) last = c;
+    }
+    // Rounding must never let u fall past the last clip that has windows (a clip without
+    // windows has zero width in the CDF and is never picked).
+    for (size_t c = last; c < st.clip_cdf.size(); ++c) st.clip_cdf[c] = 2.0;
+  }
   st.fingerprint = dataset.fingerprint();
 
   // Same seed => same initial weights (reset_parameters draws from its own generator).
@@ -392,6 +427,10 @@ Trainer::Trainer(const ModelConfig& model, const TrainSettings& settings,
 }
 
 Trainer::~Trainer() = default;
+
+std::vector<size_t> Trainer::batch_clips(int64_t step) const {
+  return state_->make_batch(step).clip_of;
+}
 
 int64_t Trainer::step_count() const {
   return state_->step;

@@ -63,6 +63,9 @@ struct TrainSettings {
   double p_flip = 0.5;             // horizontal flip probability
   double p_crop = 0.25;            // crop-and-rescale probability
   double min_crop_scale = 0.85;    // crop side as a fraction of the frame, in [scale, 1]
+  // How often each clip is drawn: in proportion to (its training windows)^clip_balance.
+  // 1 = every window equally likely (long clips dominate), 0 = every clip equally likely.
+  double clip_balance = 1.0;
   uint64_t seed = 0;
 
   nlohmann::json to_json() const;
@@ -112,6 +115,10 @@ class Trainer {
   TrainStepStats step();
   // Seconds one step takes, measured on a throwaway batch without changing any state.
   double measure_step_seconds(int repeats = 1);
+
+  // Which dataset clip each item of step `step`'s batch is drawn from (the batch is a pure
+  // function of the seed and the step number).
+  std::vector<size_t> batch_clips(int64_t step) const;
 
   int64_t step_count() const;
   int64_t parameter_count() const;
