@@ -188,6 +188,9 @@ struct BenchArgs {
   int horizon = 12;
   int frames = 0;          // generated frames per case; 0 = automatic
   std::string model_path;  // bench this file's architecture instead of the preset
+  bool train = false;       // training speed instead (run_train_bench)
+  std::string recipe = "demo-cpu";
+  int train_steps = 10;
 };
 
 dfs::Frame bench_frame(int w, int h, int seed) {
@@ -454,7 +457,18 @@ void register_engine_commands(CLI::App& app) {
   bench->add_option("--frames", bench_args->frames, "Generated frames per case (0 = automatic)");
   bench->add_option("--model", bench_args->model_path,
                     "Bench this model file's architecture instead of --config");
-  bench->callback([bench_args] { run_bench(*bench_args); });
+  bench->add_flag("--train", bench_args->train,
+                  "Measure training instead: samples/s and peak memory of --recipe");
+  bench->add_option("--recipe", bench_args->recipe, "Training recipe for --train")
+      ->capture_default_str();
+  bench->add_option("--train-steps", bench_args->train_steps, "Timed training steps for --train")
+      ->capture_default_str();
+  bench->callback([bench_args] {
+    if (bench_args->train)
+      run_train_bench(bench_args->recipe, bench_args->train_steps, "auto", 0, bench_args->json);
+    else
+      run_bench(*bench_args);
+  });
 }
 
 }  // namespace dforce

@@ -842,53 +842,56 @@ void register_train_bench(CLI::App& app) {
   cmd->add_option("--device", *device, "auto, cpu or cuda")->capture_default_str();
   cmd->add_option("--batch", *batch, "Clips per step (default: the recipe's)");
   cmd->add_flag("--json", *json, "Print JSON");
-  cmd->callback([=] {
-    auto r = train::train_recipe(*recipe);
-    if (*batch > 0) r.train.batch_size = *batch;
-    train::SyntheticSettings ss;
-    ss.width = r.model.width;
-    ss.height = r.model.height;
-    ss.frames = r.model.max_frames * 2 + 2;
-    ss.clips = 2;
-    const auto data = train::make_synthetic_dataset(ss);
-    const double rss_before = peak_rss_mib();
-    train::Trainer trainer(r.model, r.train, data, *device);
-    trainer.step();  // warm-up: allocations, lazy initialisation
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < std::max(1, *steps); ++i) trainer.step();
-    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double per_s = std::max(1, *steps) * r.train.batch_size / sec;
-    const auto rt = dfs::diffusion::runtime_info();
-    nlohmann::json j = {{"recipe", *recipe},
-                        {"parameters", trainer.parameter_count()},
-                        {"batch_size", r.train.batch_size},
-                        {"clip_frames", trainer.clip_frames()},
-                        {"resolution", {r.model.width, r.model.height}},
-                        {"steps_timed", std::max(1, *steps)},
-                        {"seconds_per_step", sec / std::max(1, *steps)},
-                        {"samples_per_second", per_s},
-                        {"frames_per_second", per_s * trainer.clip_frames()},
-                        {"peak_rss_mib", peak_rss_mib()},
-                        {"rss_before_mib", rss_before},
-                        {"device", trainer.device()},
-                        {"threads", rt.threads},
-                        {"blas", rt.blas},
-                        {"torch", rt.torch_version}};
-    if (*json) {
-      std::printf("%s\n", j.dump(2).c_str());
-    } else {
-      std::printf(
-          "train-bench %s: %lld parameters, batch %d x %d frames at %dx%d on %s (%d threads, %s)\n",
-          recipe->c_str(), static_cast<long long>(trainer.parameter_count()), r.train.batch_size,
-          trainer.clip_frames(), r.model.width, r.model.height, trainer.device().c_str(),
-          rt.threads, rt.blas.c_str());
-      std::printf("  %.3f s/step  %.2f samples/s (%.1f frames/s)  peak RSS %.0f MiB\n",
-                  sec / std::max(1, *steps), per_s, per_s * trainer.clip_frames(), peak_rss_mib());
-    }
-  });
+  cmd->callback([=] { run_train_bench(*recipe, *steps, *device, *batch, *json); });
 }
 
 }  // namespace
+
+void run_train_bench(const std::string& recipe, int steps, const std::string& device, int batch,
+                     bool json) {
+  auto r = train::train_recipe(recipe);
+  if (batch > 0) r.train.batch_size = batch;
+  train::SyntheticSettings ss;
+  ss.width = r.model.width;
+  ss.height = r.model.height;
+  ss.frames = r.model.max_frames * 2 + 2;
+  ss.clips = 2;
+  const auto data = train::make_synthetic_dataset(ss);
+  const double rss_before = peak_rss_mib();
+  train::Trainer trainer(r.model, r.train, data, device);
+  trainer.step();  // warm-up: allocations, lazy initialisation
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < std::max(1, steps); ++i) trainer.step();
+  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double per_s = std::max(1, steps) * r.train.batch_size / sec;
+  const auto rt = dfs::diffusion::runtime_info();
+  nlohmann::json j = {{"recipe", recipe},
+                      {"parameters", trainer.parameter_count()},
+                      {"batch_size", r.train.batch_size},
+                      {"clip_frames", trainer.clip_frames()},
+                      {"resolution", {r.model.width, r.model.height}},
+                      {"steps_timed", std::max(1, steps)},
+                      {"seconds_per_step", sec / std::max(1, steps)},
+                      {"samples_per_second", per_s},
+                      {"frames_per_second", per_s * trainer.clip_frames()},
+                      {"peak_rss_mib", peak_rss_mib()},
+                      {"rss_before_mib", rss_before},
+                      {"device", trainer.device()},
+                      {"threads", rt.threads},
+                      {"blas", rt.blas},
+                      {"torch", rt.torch_version}};
+  if (json) {
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf(
+        "train-bench %s: %lld parameters, batch %d x %d frames at %dx%d on %s (%d threads, %s)\n",
+        recipe.c_str(), static_cast<long long>(trainer.parameter_count()), r.train.batch_size,
+        trainer.clip_frames(), r.model.width, r.model.height, trainer.device().c_str(),
+        rt.threads, rt.blas.c_str());
+    std::printf("  %.3f s/step  %.2f samples/s (%.1f frames/s)  peak RSS %.0f MiB\n",
+                sec / std::max(1, steps), per_s, per_s * trainer.clip_frames(), peak_rss_mib());
+  }
+}
 
 void register_train_commands(CLI::App& app) {
   register_dataset(app);

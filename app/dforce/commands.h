@@ -13,6 +13,11 @@ namespace dforce {
 
 void register_engine_commands(CLI::App& app);    // schedule, model init, info, bench
 void register_train_commands(CLI::App& app);     // dataset, train, eval, learn
+
+// Training speed and peak memory of a recipe on synthetic clips (`train-bench`,
+// `bench --train`). device: auto, cpu or cuda; batch 0 = the recipe's.
+void run_train_bench(const std::string& recipe, int steps, const std::string& device, int batch,
+                     bool json);
 void register_media_commands(CLI::App& app);     // probe, frames, export
 void register_generate_commands(CLI::App& app);  // extend, generate
 

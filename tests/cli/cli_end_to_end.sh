@@ -20,6 +20,15 @@ check "model init writes a file" test -s "$tmp/tiny.safetensors"
 "$dforce" info "$tmp/tiny.safetensors" > "$tmp/info.log" 2>&1
 check "info reads the resolution back" grep -q "32x24" "$tmp/info.log"
 
+"$dforce" --version > "$tmp/version.log" 2>&1
+if grep -q "OpenBLAS" "$tmp/version.log"; then  # its own pool is held at 1 thread by default
+  check "--version shows OpenBLAS at 1 thread" grep -q "blas thr : 1" "$tmp/version.log"
+fi
+"$dforce" bench --train --recipe tiny --train-steps 2 --json > "$tmp/train_bench.json" 2>&1
+check "bench --train reports samples/s" grep -Eq '"samples_per_second": [0-9]*[1-9]' \
+  "$tmp/train_bench.json"
+check "bench --train reports peak memory" grep -q '"peak_rss_mib"' "$tmp/train_bench.json"
+
 src_frames=$("$dforce" probe "$clip" | awk '/frames/ {print $3; exit}')
 check "probe counts the sample clip's frames" test "${src_frames:-0}" -gt 0
 
