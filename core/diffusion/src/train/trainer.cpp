@@ -119,11 +119,13 @@ TrainRecipe train_recipe(const std::string& name) {
   TrainRecipe r;
   if (name == "demo") {
     r.model = ModelConfig::preset("demo");
+    r.model.overlap = true;  // see demo-cpu
     r.train.batch_size = 8;
     r.train.learning_rate = 1e-3;
     r.train.warmup_steps = 100;
   } else if (name == "demo-gpu") {
     r.model = ModelConfig::preset("demo");
+    r.model.overlap = true;  // see demo-cpu
     r.train.batch_size = 64;
     r.train.learning_rate = 2e-3;
     r.train.warmup_steps = 200;
