@@ -188,7 +188,7 @@ struct BenchArgs {
   int horizon = 12;
   int frames = 0;          // generated frames per case; 0 = automatic
   std::string model_path;  // bench this file's architecture instead of the preset
-  bool train = false;       // training speed instead (run_train_bench)
+  bool train = false;      // training speed instead (run_train_bench)
   std::string recipe = "demo-cpu";
   int train_steps = 10;
 };

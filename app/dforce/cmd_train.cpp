@@ -69,7 +69,9 @@ std::string now_utc() {
   return buf;
 }
 
-std::string format_duration(double seconds) { return dforce::format_clock(seconds); }
+std::string format_duration(double seconds) {
+  return dforce::format_clock(seconds);
+}
 
 double peak_rss_mib() {
   rusage usage{};
@@ -294,8 +296,8 @@ JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data) {
   if (!job.model_overrides.empty()) {
     auto base = recipe.model.to_json();
     base["overlap"] = recipe.model.overlap;
-    recipe.model = dfs::diffusion::ModelConfig::from_json(
-        apply_overrides(base, job.model_overrides, "model"));
+    recipe.model =
+        dfs::diffusion::ModelConfig::from_json(apply_overrides(base, job.model_overrides, "model"));
   }
   if (!job.train_overrides.empty()) {
     auto base = s.to_json();
@@ -886,8 +888,8 @@ void run_train_bench(const std::string& recipe, int steps, const std::string& de
     std::printf(
         "train-bench %s: %lld parameters, batch %d x %d frames at %dx%d on %s (%d threads, %s)\n",
         recipe.c_str(), static_cast<long long>(trainer.parameter_count()), r.train.batch_size,
-        trainer.clip_frames(), r.model.width, r.model.height, trainer.device().c_str(),
-        rt.threads, rt.blas.c_str());
+        trainer.clip_frames(), r.model.width, r.model.height, trainer.device().c_str(), rt.threads,
+        rt.blas.c_str());
     std::printf("  %.3f s/step  %.2f samples/s (%.1f frames/s)  peak RSS %.0f MiB\n",
                 sec / std::max(1, steps), per_s, per_s * trainer.clip_frames(), peak_rss_mib());
   }

@@ -254,8 +254,8 @@ TEST_CASE("overlapping patches: same shapes, saved and loaded, and outputs blend
   const auto tile = net->head_overlap(features) - net->head_overlap(torch::zeros_like(features));
   const auto touched = tile.abs().sum(1)[0] > 0;  // [H, W]
   // Patch (1,1) covers pixels [p, 2p); its tile reaches p/2 into each neighbour.
-  CHECK(touched[p + p / 2][p - 1].item<bool>());      // left neighbour's border column
-  CHECK(touched[p + p / 2][2 * p].item<bool>());      // right neighbour's border column
+  CHECK(touched[p + p / 2][p - 1].item<bool>());            // left neighbour's border column
+  CHECK(touched[p + p / 2][2 * p].item<bool>());            // right neighbour's border column
   CHECK_FALSE(touched[p + p / 2][p / 2 - 1].item<bool>());  // beyond the overlap
   CHECK_FALSE(touched[p + p / 2][2 * p + p / 2].item<bool>());
 
@@ -499,8 +499,10 @@ TEST_CASE("plan_rollout: a causal model gets no look-ahead pins; windows stay co
   }
 }
 
-TEST_CASE("causal ModelDenoiser (KV cache + skipped future frames) equals full forwards in a pyramid window",
-          "[rollout]") {
+TEST_CASE(
+    "causal ModelDenoiser (KV cache + skipped future frames) equals full forwards in a pyramid "
+    "window",
+    "[rollout]") {
   auto model = Model::random("tiny-causal", 6);
   auto& impl = *model.impl();
   const auto& c = impl.config;

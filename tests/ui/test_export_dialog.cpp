@@ -4,10 +4,10 @@
 #include <QAction>
 #include <QComboBox>
 #include <QDialog>
-#include <QFileInfo>
-#include <QImage>
 #include <QDir>
 #include <QDoubleSpinBox>
+#include <QFileInfo>
+#include <QImage>
 #include <QLabel>
 #include <QLineEdit>
 #include <QMenuBar>
@@ -78,8 +78,7 @@ void export_with_dialog(MainWindow& w, const std::function<void(QDialog&)>& fill
 
 }  // namespace
 
-TEST_CASE("Export dialog: GIF of the generated frames only, x2, at a chosen frame rate",
-          "[gui]") {
+TEST_CASE("Export dialog: GIF of the generated frames only, x2, at a chosen frame rate", "[gui]") {
   auto w = studio_with_generation();
   QTemporaryDir dir;
   REQUIRE(dir.isValid());
@@ -116,8 +115,7 @@ TEST_CASE("Export dialog: GIF of the generated frames only, x2, at a chosen fram
   CHECK_FALSE(saved.smooth);
 }
 
-TEST_CASE("Export dialog: PNG of the current frame, and a path that cannot be written",
-          "[gui]") {
+TEST_CASE("Export dialog: PNG of the current frame, and a path that cannot be written", "[gui]") {
   auto w = studio_with_generation();
   QTemporaryDir dir;
   REQUIRE(dir.isValid());

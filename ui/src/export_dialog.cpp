@@ -106,9 +106,9 @@ ExportDialog::ExportDialog(const project::ExportSettings& initial, int length, i
 
   // Names for scripted use (tests, accessibility tools).
   const std::pair<QWidget*, const char*> names[] = {
-      {format_, "export_format"}, {path_, "export_path"},     {range_, "export_range"},
-      {in_, "export_in"},         {out_, "export_out"},       {scale_, "export_scale"},
-      {filter_, "export_filter"}, {fps_, "export_fps"},       {quality_, "export_quality"},
+      {format_, "export_format"}, {path_, "export_path"}, {range_, "export_range"},
+      {in_, "export_in"},         {out_, "export_out"},   {scale_, "export_scale"},
+      {filter_, "export_filter"}, {fps_, "export_fps"},   {quality_, "export_quality"},
       {note_, "export_note"}};
   for (const auto& [widget, name] : names) widget->setObjectName(name);
 

@@ -111,8 +111,9 @@ bool ImGuiWidget::ensure_gl() {
   gl_ = std::make_unique<QOpenGLContext>();
   gl_->setFormat(format);
   if (!gl_->create()) {
-    gl_error_ = tr("OpenGL is not available on this display, so this panel cannot be drawn. "
-                   "Everything else works; the same settings are in the Controls panel.");
+    gl_error_ =
+        tr("OpenGL is not available on this display, so this panel cannot be drawn. "
+           "Everything else works; the same settings are in the Controls panel.");
     qWarning("dfs_ui: %s", qPrintable(gl_error_));
     gl_.reset();
     return false;
@@ -162,8 +163,7 @@ void ImGuiWidget::render_frame() {
   const qreal ratio = devicePixelRatioF();
   const QSize pixels(std::max(1, qRound(width() * ratio)), std::max(1, qRound(height() * ratio)));
   if (!gl_->makeCurrent(surface_.get())) return;
-  if (!fbo_ || fbo_->size() != pixels)
-    fbo_ = std::make_unique<QOpenGLFramebufferObject>(pixels);
+  if (!fbo_ || fbo_->size() != pixels) fbo_ = std::make_unique<QOpenGLFramebufferObject>(pixels);
   fbo_->bind();
   auto* gl = gl_->functions();
   gl->glViewport(0, 0, pixels.width(), pixels.height());

@@ -71,19 +71,19 @@ ModelConfig ModelConfig::preset(const std::string& name) {
 
 nlohmann::json ModelConfig::to_json() const {
   nlohmann::json j = {{"name", name},
-                       {"architecture", "dfs-spacetime-dit-1"},
-          {"width", width},
-          {"height", height},
-          {"channels", channels},
-          {"max_frames", max_frames},
-          {"patch", patch},
-          {"dim", dim},
-          {"depth", depth},
-          {"heads", heads},
-          {"mlp_ratio", mlp_ratio},
-          {"causal", causal},
-          {"objective", dfs::diffusion::to_string(objective)},
-          {"noise_schedule", dfs::diffusion::to_string(noise_schedule)}};
+                      {"architecture", "dfs-spacetime-dit-1"},
+                      {"width", width},
+                      {"height", height},
+                      {"channels", channels},
+                      {"max_frames", max_frames},
+                      {"patch", patch},
+                      {"dim", dim},
+                      {"depth", depth},
+                      {"heads", heads},
+                      {"mlp_ratio", mlp_ratio},
+                      {"causal", causal},
+                      {"objective", dfs::diffusion::to_string(objective)},
+                      {"noise_schedule", dfs::diffusion::to_string(noise_schedule)}};
   // Written only when set, so files made before the field existed keep their exact config.
   if (overlap) j["overlap"] = true;
   return j;
@@ -318,10 +318,9 @@ DenoiserImpl::DenoiserImpl(const ModelConfig& config) : config_(config) {
   // Overlapping patches: a 2p-wide kernel at stride p, padded by p/2, keeps the p-fold grid.
   const int kernel = config.overlap ? 2 * p : p;
   const int pad = config.overlap ? p / 2 : 0;
-  stem = register_module("stem", torch::nn::Conv2d(torch::nn::Conv2dOptions(config.channels, d,
-                                                                            kernel)
-                                                       .stride(p)
-                                                       .padding(pad)));
+  stem = register_module(
+      "stem", torch::nn::Conv2d(
+                  torch::nn::Conv2dOptions(config.channels, d, kernel).stride(p).padding(pad)));
   spatial_pos = register_parameter("spatial_pos", torch::zeros({1, tokens, d}));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int i = 0; i < config.depth; ++i)
@@ -329,9 +328,9 @@ DenoiserImpl::DenoiserImpl(const ModelConfig& config) : config_(config) {
   final_modulation = register_module("final_modulation", torch::nn::Linear(d, 2 * d));
   if (config.overlap)
     head_overlap = register_module(
-        "head", torch::nn::ConvTranspose2d(
-                    torch::nn::ConvTranspose2dOptions(d, config.channels, kernel).stride(p).padding(
-                        pad)));
+        "head",
+        torch::nn::ConvTranspose2d(
+            torch::nn::ConvTranspose2dOptions(d, config.channels, kernel).stride(p).padding(pad)));
   else
     head = register_module("head",
                            torch::nn::Linear(d, config.channels * config.patch * config.patch));

@@ -12,17 +12,23 @@
 #include "dfs/version.h"
 
 namespace dfs::diffusion {
+namespace {
+
+// The whole number in environment variable `name`, or `fallback` when it is not set.
+int env_int(const char* name, int fallback) {
+  const char* env = std::getenv(name);
+  if (env == nullptr) return fallback;
+  try {
+    return std::stoi(env);
+  } catch (const std::exception&) {
+    throw Error(std::string(name) + " must be a whole number, got '" + env + "'");
+  }
+}
+
+}  // namespace
 
 int configure_threads(int threads) {
-  if (threads <= 0) {
-    if (const char* env = std::getenv("DFS_THREADS")) {
-      try {
-        threads = std::stoi(env);
-      } catch (const std::exception&) {
-        throw Error(std::string("DFS_THREADS must be a whole number, got '") + env + "'");
-      }
-    }
-  }
+  if (threads <= 0) threads = env_int("DFS_THREADS", 0);
   if (threads <= 0) threads = static_cast<int>(std::thread::hardware_concurrency());
   if (threads <= 0) threads = 1;
   at::set_num_threads(threads);
@@ -33,15 +39,8 @@ int configure_threads(int threads) {
   // clips/s and 31.0 frames/s with OpenBLAS at 1 thread (models/README.md). So LibTorch's pool
   // does the parallel work and OpenBLAS runs each product on the calling thread, unless
   // $DFS_BLAS_THREADS says otherwise.
-  int blas_threads = 1;
-  if (const char* env = std::getenv("DFS_BLAS_THREADS")) {
-    try {
-      blas_threads = std::stoi(env);
-    } catch (const std::exception&) {
-      throw Error(std::string("DFS_BLAS_THREADS must be a whole number, got '") + env + "'");
-    }
-    if (blas_threads <= 0) throw Error("DFS_BLAS_THREADS must be 1 or more");
-  }
+  const int blas_threads = env_int("DFS_BLAS_THREADS", 1);
+  if (blas_threads <= 0) throw Error("DFS_BLAS_THREADS must be 1 or more");
   using SetThreads = void (*)(int);
   if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
     set(blas_threads);

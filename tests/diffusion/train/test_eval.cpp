@@ -85,8 +85,8 @@ TEST_CASE("eval report: loss by level, predictions, rollouts and contact sheet a
   for (const auto& r : report.rollouts) {
     INFO(r.clip << " stabilisation " << r.stabilization);
     CHECK(r.frames == 12);
-    for (double share : {r.in_range_mean, r.in_range_contrast, r.in_range_sharpness,
-                         r.in_range_all, r.in_range_all_own, r.same_scene}) {
+    for (double share : {r.in_range_mean, r.in_range_contrast, r.in_range_sharpness, r.in_range_all,
+                         r.in_range_all_own, r.same_scene}) {
       CHECK(share >= 0.0);
       CHECK(share <= 1.0);
     }

@@ -309,10 +309,10 @@ torch::Tensor inside(const torch::Tensor& frames_u8, const FrameStatRanges& rang
     const auto v = stats.select(1, col);
     return (v >= lo).logical_and(v <= hi);
   };
-  return torch::stack({in(0, ranges.mean_lo, ranges.mean_hi),
-                       in(1, ranges.contrast_lo, ranges.contrast_hi),
-                       in(2, ranges.sharpness_lo, ranges.sharpness_hi)},
-                      1);
+  return torch::stack(
+      {in(0, ranges.mean_lo, ranges.mean_hi), in(1, ranges.contrast_lo, ranges.contrast_hi),
+       in(2, ranges.sharpness_lo, ranges.sharpness_hi)},
+      1);
 }
 
 double share_all(const torch::Tensor& in) {

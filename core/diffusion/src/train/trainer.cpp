@@ -29,25 +29,25 @@ namespace dfs::diffusion::train {
 
 nlohmann::json TrainSettings::to_json() const {
   nlohmann::json j = {{"batch_size", batch_size},
-          {"clip_frames", clip_frames},
-          {"learning_rate", learning_rate},
-          {"min_learning_rate_fraction", min_learning_rate_fraction},
-          {"warmup_steps", warmup_steps},
-          {"schedule_steps", schedule_steps},
-          {"weight_decay", weight_decay},
-          {"adam_beta1", adam_beta1},
-          {"adam_beta2", adam_beta2},
-          {"adam_eps", adam_eps},
-          {"grad_clip", grad_clip},
-          {"ema_decay", ema_decay},
-          {"min_snr_gamma", min_snr_gamma},
-          {"loss_weight_floor", loss_weight_floor},
-          {"p_shared_level", p_shared_level},
-          {"p_clean_prefix", p_clean_prefix},
-          {"p_flip", p_flip},
-          {"p_crop", p_crop},
-          {"min_crop_scale", min_crop_scale},
-          {"seed", seed}};
+                      {"clip_frames", clip_frames},
+                      {"learning_rate", learning_rate},
+                      {"min_learning_rate_fraction", min_learning_rate_fraction},
+                      {"warmup_steps", warmup_steps},
+                      {"schedule_steps", schedule_steps},
+                      {"weight_decay", weight_decay},
+                      {"adam_beta1", adam_beta1},
+                      {"adam_beta2", adam_beta2},
+                      {"adam_eps", adam_eps},
+                      {"grad_clip", grad_clip},
+                      {"ema_decay", ema_decay},
+                      {"min_snr_gamma", min_snr_gamma},
+                      {"loss_weight_floor", loss_weight_floor},
+                      {"p_shared_level", p_shared_level},
+                      {"p_clean_prefix", p_clean_prefix},
+                      {"p_flip", p_flip},
+                      {"p_crop", p_crop},
+                      {"min_crop_scale", min_crop_scale},
+                      {"seed", seed}};
   // Written only when set, so checkpoints made before the field existed still resume.
   if (clip_balance != 1.0) j["clip_balance"] = clip_balance;
   return j;
@@ -214,10 +214,10 @@ class CudaAutocast {
 };
 
 struct Batch {
-  torch::Tensor x0;      // [B, T, 3, H, W] in [-1, 1]
-  torch::Tensor levels;  // [B, T] in [0, 1]
-  torch::Tensor noise;   // [B, T, 3, H, W]
-  torch::Tensor mask;    // [B, T] 1 = frame counts in the loss
+  torch::Tensor x0;             // [B, T, 3, H, W] in [-1, 1]
+  torch::Tensor levels;         // [B, T] in [0, 1]
+  torch::Tensor noise;          // [B, T, 3, H, W]
+  torch::Tensor mask;           // [B, T] 1 = frame counts in the loss
   std::vector<size_t> clip_of;  // dataset clip of each batch item
 };
 

@@ -74,9 +74,9 @@ class ImGuiWidget : public QWidget {
   bool event(QEvent* event) override;
 
  private:
-  bool ensure_gl();       // creates the GL context, surface and renderer once
-  void render_frame();    // one ImGui frame into the FBO, read back into image_
-  void release_gl();      // shuts the renderer backend down and frees GL objects
+  bool ensure_gl();     // creates the GL context, surface and renderer once
+  void render_frame();  // one ImGui frame into the FBO, read back into image_
+  void release_gl();    // shuts the renderer backend down and frees GL objects
   void feed_key(QKeyEvent* event, bool down);
   void feed_modifiers(Qt::KeyboardModifiers modifiers);
 
@@ -84,13 +84,13 @@ class ImGuiWidget : public QWidget {
   std::unique_ptr<QOpenGLContext> gl_;
   std::unique_ptr<QOffscreenSurface> surface_;
   std::unique_ptr<QOpenGLFramebufferObject> fbo_;
-  bool gl_tried_ = false;        // context creation attempted (it is not retried)
-  bool backend_ready_ = false;   // ImGui_ImplOpenGL3_Init done for gl_
+  bool gl_tried_ = false;       // context creation attempted (it is not retried)
+  bool backend_ready_ = false;  // ImGui_ImplOpenGL3_Init done for gl_
   QString gl_error_;
-  QImage image_;                 // the last rendered frame, device pixels
-  bool dirty_ = true;            // image_ is out of date
-  QElapsedTimer clock_;          // delta time between ImGui frames
-  int settle_frames_ = 0;        // extra frames to paint after input
+  QImage image_;           // the last rendered frame, device pixels
+  bool dirty_ = true;      // image_ is out of date
+  QElapsedTimer clock_;    // delta time between ImGui frames
+  int settle_frames_ = 0;  // extra frames to paint after input
   int frames_rendered_ = 0;
   double last_render_ms_ = 0;
 };

@@ -122,8 +122,8 @@ class DenoiserImpl : public torch::nn::Module {
   torch::nn::Conv2d stem{nullptr};
   torch::Tensor spatial_pos;  // [1, L, dim]
   torch::nn::ModuleList blocks{nullptr};
-  torch::nn::Linear final_modulation{nullptr};  // cond -> shift, scale of the output norm
-  torch::nn::Linear head{nullptr};              // dim -> C * patch * patch (pixel shuffle)
+  torch::nn::Linear final_modulation{nullptr};       // cond -> shift, scale of the output norm
+  torch::nn::Linear head{nullptr};                   // dim -> C * patch * patch (pixel shuffle)
   torch::nn::ConvTranspose2d head_overlap{nullptr};  // config.overlap: dim -> C, 2p tiles
 
  private:

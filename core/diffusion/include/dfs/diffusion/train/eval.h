@@ -93,7 +93,7 @@ struct RolloutScores {
   // (what a perfect model would score, short of the rollout's length).
   double truth_in_range_all = 0;
   double truth_in_range_all_own = 0;
-  double same_scene = 0;    // share whose nearest training frame is from `clip`
+  double same_scene = 0;  // share whose nearest training frame is from `clip`
   int first_scene_exit =
       -1;  // first generated frame (1-based) whose nearest clip differs; -1 never
   std::vector<std::pair<std::string, int>> nearest_clip_counts;  // clip -> frames
