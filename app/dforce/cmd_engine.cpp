@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <functional>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -183,7 +184,7 @@ struct BenchCase {
 struct BenchArgs {
   bool json = false;
   bool quick = false;
-  std::string preset = "demo";
+  std::string preset = "latent";
   int context = 4;
   int horizon = 12;
   int frames = 0;          // generated frames per case; 0 = automatic
@@ -291,9 +292,11 @@ void run_bench(const BenchArgs& a) {
       {"load_average", load_average()},
       {"cases", nlohmann::json::array()}};
   if (!a.json) {
-    std::printf("dforce bench: model %s (%dx%d, %lld parameters, random weights), device %s\n",
+    std::printf("dforce bench: model %s (%dx%d, %lld parameters, %s), device %s\n",
                 info.name.c_str(), info.width, info.height,
-                static_cast<long long>(info.parameter_count), info.device.c_str());
+                static_cast<long long>(info.parameter_count),
+                a.model_path.empty() ? "random weights" : "weights from the file",
+                info.device.c_str());
     std::printf("  libtorch %s, BLAS %s, %d threads; context %d + horizon %d frames per window\n",
                 runtime.torch_version.c_str(), runtime.blas.c_str(), runtime.threads, a.context,
                 a.horizon);
@@ -359,6 +362,48 @@ void run_bench(const BenchArgs& a) {
 
   const auto profile = profile_forward(model, a.context + a.horizon, a.quick ? 3 : 10);
   report["profile"] = profile;
+  if (model.impl()->ae) {
+    // A latent model's three parts, timed apart: the encoder (context frames, once per pinned
+    // frame), the decoder (once per final frame, a window's new frames at a time) and the
+    // preview map (every step, for live previews).
+    auto& ae = model.impl()->ae;
+    torch::InferenceMode guard;
+    const auto& ci = model.impl()->config;
+    const auto pixels = torch::rand({a.horizon, 3, info.height, info.width}) * 2 - 1;
+    const auto latents = torch::randn({a.horizon, ci.channels, ci.height, ci.width});
+    const int reps = a.quick ? 3 : 10;
+    auto time_ms = [&](const std::function<void()>& fn) {
+      fn();  // warm-up
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < reps; ++i) fn();
+      return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                 .count() /
+             (reps * a.horizon);
+    };
+    const double enc = time_ms([&] { ae->encode(pixels); });
+    const double dec = time_ms([&] { ae->decode(latents); });
+    const double pre = time_ms([&] { ae->preview(latents); });
+    const double tf = profile["ms_forward"].get<double>();
+    const auto& first = report["cases"][0];
+    const double forwards_per_frame =
+        first["forwards"].get<double>() / std::max(1.0, first["frames"].get<double>());
+    report["autoencoder"] = {{"encoder_ms_per_frame", enc},
+                             {"decoder_ms_per_frame", dec},
+                             {"preview_ms_per_frame", pre},
+                             {"encoder_parameters", ae->encoder_parameter_count()},
+                             {"decoder_parameters", ae->decoder_parameter_count()},
+                             {"transformer_ms_per_forward", tf},
+                             {"transformer_ms_per_frame_full_sequence_s10", tf * forwards_per_frame}};
+    if (!a.json)
+      std::printf(
+          "  latent model, %dx%dx%d latents: encoder %.1f ms/frame (%lld parameters), decoder "
+          "%.1f ms/frame (%lld parameters), preview map %.2f ms/frame; transformer %.1f ms per "
+          "%d-frame forward = %.1f ms per generated frame in the first case\n",
+          ci.width, ci.height, ci.channels, enc,
+          static_cast<long long>(ae->encoder_parameter_count()), dec,
+          static_cast<long long>(ae->decoder_parameter_count()), pre, tf, a.context + a.horizon,
+          tf * forwards_per_frame);
+  }
   if (a.json) {
     std::cout << report.dump(2) << "\n";
     return;
@@ -443,12 +488,13 @@ void register_engine_commands(CLI::App& app) {
   auto* bench =
       app.add_subcommand("bench",
                          "Measure generation speed (frames/s, ms per forward, peak RSS) on the "
-                         "demo-size model with random weights");
+                         "shipped architecture with random weights (latent models: transformer, "
+                         "encoder and decoder apart)");
   bench->add_flag("--json", bench_args->json, "Print JSON");
   bench->add_flag("--quick", bench_args->quick, "Only the 10-step cases, fewer frames");
   bench
       ->add_option("--config", bench_args->preset,
-                   "Model preset (demo or tiny; its -causal variant is used too)")
+                   "Model preset (latent, demo or tiny; its -causal variant is used too)")
       ->capture_default_str();
   bench->add_option("--context", bench_args->context, "Known frames per window")
       ->capture_default_str();

@@ -29,8 +29,10 @@
 #include <vector>
 
 #include "commands.h"
+#include "train_cli.h"
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/denoiser.h"
+#include "dfs/diffusion/train/ae_trainer.h"
 #include "dfs/diffusion/train/dataset.h"
 #include "dfs/diffusion/train/eval.h"
 #include "dfs/diffusion/train/trainer.h"
@@ -51,54 +53,6 @@ namespace fs = std::filesystem;
 // [SECTION] Helpers (sizes, signals, progress line, PNG, peak memory) ---------------------
 
 namespace {
-
-std::pair<int, int> parse_size(const std::string& text) {
-  int w = 0, h = 0;
-  char x = 0;
-  std::istringstream in(text);
-  if (!(in >> w >> x >> h) || (x != 'x' && x != 'X') || w < 8 || h < 8 || w > 4096 || h > 4096 ||
-      !in.eof())
-    throw Error("--size must look like 64x48 (each side 8..4096), got '" + text + "'");
-  return {w, h};
-}
-
-std::string now_utc() {
-  const std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
-std::string format_duration(double seconds) {
-  return dforce::format_clock(seconds);
-}
-
-double peak_rss_mib() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is KiB on Linux
-}
-
-// Ctrl-C: the first one asks the training loop to checkpoint and stop; a second one kills.
-std::atomic<bool> g_stop{false};
-extern "C" void on_sigint(int) {
-  g_stop.store(true);
-  std::signal(SIGINT, SIG_DFL);
-}
-
-class SigintGuard {
- public:
-  SigintGuard() {
-    g_stop.store(false);
-    previous_ = std::signal(SIGINT, on_sigint);
-  }
-  ~SigintGuard() { std::signal(SIGINT, previous_); }
-  SigintGuard(const SigintGuard&) = delete;
-  SigintGuard& operator=(const SigintGuard&) = delete;
-
- private:
-  void (*previous_)(int) = SIG_DFL;
-};
 
 // A PNG without compression (stored deflate blocks): enough for the contact sheet in the
 // core-only build, which has no image encoder. PNG spec (ISO/IEC 15948) Sec. 5 and 10, zlib
@@ -170,52 +124,6 @@ void write_sheet(const std::string& path, const dfs::Frame& sheet) {
 #endif
 }
 
-std::string default_checkpoint_path(const std::string& output) {
-  fs::path p(output);
-  if (p.extension() == ".safetensors") p.replace_extension("");
-  return p.string() + ".ckpt.safetensors";
-}
-
-std::string join_command(const std::vector<std::string>& parts) {
-  std::string s;
-  for (const auto& p : parts) s += (s.empty() ? "" : " ") + p;
-  return s;
-}
-
-// One progress line: on a terminal it rewrites itself, in a log it appears every 10 s.
-class ProgressPrinter {
- public:
-  explicit ProgressPrinter(int64_t total) : total_(total), tty_(isatty(fileno(stdout)) != 0) {}
-  void operator()(const train::TrainProgress& p) {
-    const auto now = std::chrono::steady_clock::now();
-    if (!tty_ && !p.checkpointed && std::chrono::duration<double>(now - last_).count() < 10 &&
-        p.step > 1)
-      return;
-    last_ = now;
-    char line[256];
-    std::snprintf(
-        line, sizeof line,
-        "step %lld%s  loss %.4f (avg %.4f)  lr %.2e  %.2f samples/s  elapsed %s  ETA %s%s",
-        static_cast<long long>(p.step), total_ > 0 ? ("/" + std::to_string(total_)).c_str() : "",
-        p.loss, p.loss_average, p.learning_rate, p.samples_per_second,
-        format_duration(p.elapsed_seconds).c_str(), format_duration(p.eta_seconds).c_str(),
-        p.checkpointed ? "  [checkpoint]" : "");
-    if (tty_)
-      std::printf("\r%-120s", line);
-    else
-      std::printf("%s\n", line);
-    std::fflush(stdout);
-  }
-  void finish() {
-    if (tty_) std::printf("\n");
-  }
-
- private:
-  int64_t total_;
-  bool tty_;
-  std::chrono::steady_clock::time_point last_{};
-};
-
 // Everything `train` and `learn` share: build the trainer, run the loop, export.
 struct TrainJob {
   std::string data_path;
@@ -223,6 +131,7 @@ struct TrainJob {
   std::string output;
   std::string checkpoint;  // empty = default next to the output
   std::string from;        // initial weights (fine-tuning)
+  std::string autoencoder; // latent recipes: the autoencoder file (`dforce ae train`)
   std::string device = "auto";
   double minutes = 0;
   int64_t steps = 0;
@@ -270,17 +179,49 @@ nlohmann::json apply_overrides(nlohmann::json j, const std::vector<std::string>&
   return j;
 }
 
-JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data) {
+JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data_in) {
   if (job.minutes <= 0 && job.steps <= 0)
     throw Error("give --minutes or --steps (how long to train)");
   auto recipe = train::train_recipe(job.recipe);
   const std::string ckpt =
       job.checkpoint.empty() ? default_checkpoint_path(job.output) : job.checkpoint;
+  dfs::diffusion::Autoencoder ae{nullptr};
   if (!job.from.empty()) {
     const auto from = dfs::diffusion::load_denoiser(job.from);
     const auto name = recipe.model.name;
     recipe.model = from.config;  // fine-tuning keeps the architecture of the starting model
     recipe.model.name = name;
+    ae = from.ae;  // and a latent model keeps its autoencoder
+  }
+  if (!job.autoencoder.empty()) {
+    if (ae) throw Error("--from names a latent model, which brings its own autoencoder: drop --autoencoder");
+    ae = dfs::diffusion::load_autoencoder(job.autoencoder);
+  }
+  // A latent model trains on the dataset's frames encoded by its autoencoder (the dataset
+  // struct shares its tensors, so this copy is cheap).
+  train::VideoDataset data = data_in;
+  if (recipe.model.channels != 3 || ae) {
+    if (!ae)
+      throw Error("recipe '" + job.recipe + "' runs on latents: give --autoencoder FILE (from `dforce ae train`)");
+    if (!ae->config().normalised())
+      throw Error("the autoencoder has no latent statistics: use the file `dforce ae train` wrote");
+    if (ae->config().latent_channels != recipe.model.channels)
+      throw Error("the autoencoder makes " + std::to_string(ae->config().latent_channels) +
+                  " latent channels but the model takes " + std::to_string(recipe.model.channels));
+    if (data.width() != recipe.model.width * dfs::diffusion::kLatentFactor ||
+        data.height() != recipe.model.height * dfs::diffusion::kLatentFactor)
+      throw Error("the dataset is " + std::to_string(data.width()) + "x" + std::to_string(data.height()) +
+                  " but this latent model generates " +
+                  std::to_string(recipe.model.width * dfs::diffusion::kLatentFactor) + "x" +
+                  std::to_string(recipe.model.height * dfs::diffusion::kLatentFactor) +
+                  " frames (pack or build the data at that size)");
+    fs::path cache(job.output);
+    cache.replace_extension("");
+    train::encode_dataset(data, ae, cache.string() + ".latents.safetensors",
+                          [](const std::string& line) {
+                            std::printf("%s\n", line.c_str());
+                            std::fflush(stdout);
+                          });
   }
   auto& s = recipe.train;
   if (job.batch > 0) s.batch_size = job.batch;
@@ -308,6 +249,7 @@ JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data) {
   auto make = [&] {
     auto t = std::make_unique<train::Trainer>(recipe.model, s, data, job.device);
     if (!job.from.empty() && !job.resume) t->load_weights(job.from);
+    if (ae) t->set_autoencoder(ae);
     return t;
   };
   std::unique_ptr<train::Trainer> trainer;
@@ -423,7 +365,8 @@ bool is_image(const fs::path& p) {
   auto e = p.extension().string();
   std::transform(e.begin(), e.end(), e.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp";
+  return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp" || e == ".pgm" ||
+         e == ".ppm" || e == ".webp";
 }
 
 // Decodes one clip (a video file, or a folder of images in name order) at width x height.
@@ -437,7 +380,8 @@ torch::Tensor decode_clip(const fs::path& input, int width, int height, dfs::med
         if (e.is_regular_file() && is_image(e.path())) images.push_back(e.path());
       std::sort(images.begin(), images.end());
       if (images.empty())
-        throw Error("folder '" + input.string() + "' holds no images (png, jpg, bmp)");
+        throw Error("folder '" + input.string() +
+                    "' holds no images (png, jpg, bmp, pgm, ppm, webp)");
       for (const auto& p : images) {
         if (max_frames > 0 && static_cast<int64_t>(frames.size()) >= max_frames) break;
         frames.push_back(
@@ -543,6 +487,142 @@ train::VideoDataset pack_clips(const std::vector<std::string>& inputs, int width
                    {"date", now_utc()}};
   return ds;
 }
+
+// [SECTION] dataset build: the broad training set from Debian's packages -----------------------
+
+// The real footage and still photographs Debian ships (DESIGN.md "Data"), at fixed paths so that
+// the same packages give the same dataset. `unseen` clips are held out whole.
+struct BuildSource {
+  std::string name;
+  std::string path;  // video file, or folder of frames
+  bool unseen = false;
+};
+
+struct BuildOptions {
+  std::string opencv_data = "/usr/share/doc/opencv-doc/examples/data";
+  std::string visp_data = "/usr/share/visp-images-data/ViSP-images";
+  std::vector<std::string> still_dirs = {"/usr/share/wallpapers", "/usr/share/backgrounds"};
+  std::vector<std::string> unseen = {"tree", "visp_mbt_cube"};
+  int width = 256, height = 192;
+  train::MotionSettings motion;
+};
+
+std::vector<BuildSource> build_sources(const BuildOptions& o) {
+  const fs::path cv(o.opencv_data), vp(o.visp_data);
+  std::vector<BuildSource> s = {
+      {"vtest", (cv / "vtest.avi").string()},
+      {"Megamind", (cv / "Megamind.avi").string()},
+      {"tree", (cv / "tree.avi").string()},
+      {"visp_mire2", (vp / "mire-2").string()},
+      {"visp_cube", (vp / "cube").string()},
+      {"visp_mbt_cube", (vp / "mbt" / "cube").string()},
+      {"visp_castle", (vp / "mbt-depth" / "Castle-simu" / "Images").string()},
+      {"visp_ellipse", (vp / "ellipse-1").string()},
+      {"visp_line", (vp / "line").string()},
+  };
+  for (auto& src : s)
+    src.unseen = std::find(o.unseen.begin(), o.unseen.end(), src.name) != o.unseen.end();
+  return s;
+}
+
+// Still photographs: opencv-doc's sample pictures, ViSP's photographs, and every landscape
+// picture under the wallpaper folders, in path order. Small pictures (< 200 px a side) skipped.
+std::vector<fs::path> still_paths(const BuildOptions& o) {
+  std::vector<fs::path> out;
+  auto add_dir = [&](const fs::path& dir, bool recursive) {
+    if (!fs::is_directory(dir)) return;
+    std::vector<fs::path> found;
+    if (recursive) {
+      for (const auto& e : fs::recursive_directory_iterator(dir))
+        if (e.is_regular_file() && is_image(e.path())) found.push_back(e.path());
+    } else {
+      for (const auto& e : fs::directory_iterator(dir))
+        if (e.is_regular_file() && is_image(e.path())) found.push_back(e.path());
+    }
+    std::sort(found.begin(), found.end());
+    for (auto& f : found)
+      if (f.string().find("screenshot") == std::string::npos) out.push_back(f);
+  };
+  add_dir(o.opencv_data, false);
+  const fs::path vp(o.visp_data);
+  for (const auto* f : {"Klimt/Klimt.ppm", "mbt-depth/castel/chateau.ppm",
+                        "Solvay/Solvay_conference_1927_Version2_640x440.jpg"})
+    if (fs::exists(vp / f)) out.push_back(vp / f);
+  for (const auto& d : o.still_dirs) add_dir(d, true);
+  return out;
+}
+
+torch::Tensor frame_to_hwc(const dfs::Frame& f) {
+  auto t = torch::empty({f.height, f.width, 3}, torch::kUInt8);
+  std::memcpy(t.data_ptr<uint8_t>(), f.rgb.data(), f.byte_size());
+  return t;
+}
+
+train::VideoDataset build_dataset(const BuildOptions& o, const std::string& command) {
+  train::VideoDataset ds;
+  nlohmann::json sources = nlohmann::json::array();
+  std::printf("real footage at %dx%d (crop to fill):\n", o.width, o.height);
+  for (const auto& src : build_sources(o)) {
+    if (!fs::exists(src.path))
+      throw Error("'" + src.path + "' is missing: install the data packages with "
+                  "packaging/install-deps.sh --data (opencv-doc, visp-images-data)");
+    std::string note;
+    const auto frames = decode_clip(src.path, o.width, o.height, dfs::media::FitMode::kCrop, 0, note);
+    train::append_clip(ds, src.name, fs::path(src.path).filename().string(), frames,
+                       src.unseen ? 1.0 : train::kDefaultHeldOutFraction);
+    const auto& c = ds.clips.back();
+    std::printf("  %-16s %5lld frames  train %4lld  held out %4lld%s%s\n", src.name.c_str(),
+                static_cast<long long>(c.length), static_cast<long long>(c.train_length),
+                static_cast<long long>(c.held_out_length()), src.unseen ? "  (unseen: whole clip)" : "",
+                note.empty() ? "" : ("  " + note).c_str());
+    sources.push_back({{"name", src.name}, {"path", src.path}, {"frames", c.length},
+                       {"unseen", src.unseen}, {"note", note}});
+  }
+  std::vector<torch::Tensor> stills;
+  nlohmann::json still_names = nlohmann::json::array();
+  const int max_side = 4 * std::max(o.width, o.height);
+  for (const auto& p : still_paths(o)) {
+    dfs::Frame f;
+    try {
+      f = dfs::media::read_image(p.string());
+    } catch (const dfs::media::Error& e) {
+      std::printf("  skipping still %s: %s\n", p.string().c_str(), e.what());
+      continue;
+    }
+    if (f.width < 200 || f.height < 200 || f.height > f.width * 1.1) continue;
+    const double r = std::min(1.0, static_cast<double>(max_side) / std::max(f.width, f.height));
+    if (r < 1.0)
+      f = dfs::media::resize(f, std::max(1, static_cast<int>(std::lround(f.width * r))),
+                             std::max(1, static_cast<int>(std::lround(f.height * r))),
+                             dfs::media::FitMode::kStretch);
+    stills.push_back(frame_to_hwc(f));
+    still_names.push_back(p.string());
+  }
+  if (stills.empty())
+    throw Error("no still photographs found: install them with packaging/install-deps.sh --data");
+  auto m = o.motion;
+  m.width = o.width;
+  m.height = o.height;
+  std::printf("synthetic motion: %d clips of %d frames over %zu still photographs\n", m.clips,
+              m.frames, stills.size());
+  train::append_motion_clips(ds, stills, m);
+  ds.provenance = {{"made_by", "dforce dataset build"},
+                   {"command", command},
+                   {"size", {o.width, o.height}},
+                   {"fit", "crop"},
+                   {"held_out_fraction", train::kDefaultHeldOutFraction},
+                   {"split", "by time: last part of each real clip; unseen clips held out whole; "
+                             "synthetic clips train only"},
+                   {"unseen", o.unseen},
+                   {"sources", sources},
+                   {"stills", still_names},
+                   {"motion", {{"clips", m.clips}, {"frames", m.frames}, {"seed", m.seed},
+                               {"max_pan", m.max_pan}, {"max_zoom", m.max_zoom},
+                               {"max_rotation", m.max_rotation}, {"p_static", m.p_static},
+                               {"p_layers", m.p_layers}, {"max_layer_speed", m.max_layer_speed},
+                               {"p_lighting", m.p_lighting}}}};
+  return ds;
+}
 #endif
 
 void register_dataset(CLI::App& app) {
@@ -586,6 +666,55 @@ void register_dataset(CLI::App& app) {
           "`dforce dataset pack` needs the full build (FFmpeg); this dforce is core-only. Pack on "
           "a full "
           "machine and copy the .safetensors file here.");
+#endif
+    });
+  }
+  {
+    auto* build = ds->add_subcommand(
+        "build",
+        "Build the broad training set: Debian's real footage (opencv-doc, visp-images-data) plus "
+        "synthetic camera motion over still photographs (wallpapers, sample pictures)");
+    auto o = std::make_shared<BuildOptions>();
+    auto size = std::make_shared<std::string>("256x192");
+    auto out = std::make_shared<std::string>();
+    build->add_option("-o,--output", *out, "Dataset file (.safetensors)")->required();
+    build->add_option("--size", *size, "WxH")->capture_default_str();
+    build->add_option("--motion-clips", o->motion.clips, "Synthetic clips")->capture_default_str();
+    build->add_option("--motion-frames", o->motion.frames, "Frames per synthetic clip")
+        ->capture_default_str();
+    build->add_option("--seed", o->motion.seed, "Seed of the synthetic clips")->capture_default_str();
+    build->add_option("--unseen", o->unseen, "Real clips held out whole (names)")
+        ->delimiter(',')
+        ->capture_default_str();
+    build->add_option("--opencv-data", o->opencv_data, "opencv-doc's examples/data folder")
+        ->capture_default_str();
+    build->add_option("--visp-data", o->visp_data, "visp-images-data's ViSP-images folder")
+        ->capture_default_str();
+    build->add_option("--stills", o->still_dirs, "Folders searched for still photographs")
+        ->capture_default_str();
+    build->callback([=] {
+#ifdef DFS_WITH_MEDIA
+      auto opts = *o;
+      std::tie(opts.width, opts.height) = parse_size(*size);
+      if (opts.width % 8 != 0 || opts.height % 8 != 0)
+        throw Error("--size must be a multiple of 8 on each side (the latent autoencoder's factor)");
+      const std::string command =
+          "dforce dataset build --size " + *size + " --motion-clips " +
+          std::to_string(opts.motion.clips) + " --motion-frames " +
+          std::to_string(opts.motion.frames) + " --seed " + std::to_string(opts.motion.seed) +
+          " -o " + fs::path(*out).filename().string();
+      const auto dataset = build_dataset(opts, command);
+      train::save_dataset(*out, dataset);
+      std::printf("%s: %dx%d, %lld frames (%lld training, %lld held out), %zu clips, %s\n",
+                  out->c_str(), dataset.width(), dataset.height(),
+                  static_cast<long long>(dataset.frame_count()),
+                  static_cast<long long>(dataset.train_frame_count()),
+                  static_cast<long long>(dataset.held_out_frame_count()), dataset.clips.size(),
+                  dataset.fingerprint().c_str());
+#else
+      (void)size;
+      (void)out;
+      throw Error("`dforce dataset build` needs the full build (FFmpeg) to decode the sources");
 #endif
     });
   }
@@ -668,10 +797,15 @@ void register_train(CLI::App& app) {
   auto job = std::make_shared<TrainJob>();
   cmd->add_option("--data", job->data_path, "Dataset file from `dforce dataset pack|synth`")
       ->required();
-  cmd->add_option("--config", job->recipe, "Recipe: demo, demo-cpu, demo-gpu or tiny")
+  cmd->add_option("--config", job->recipe,
+                  "Recipe: latent-cpu, latent-gpu, latent-tiny (latent models), demo, demo-cpu, "
+                  "demo-gpu or tiny (64x48 pixel models)")
       ->capture_default_str();
   cmd->add_option("-o,--output", job->output, "Model file to write (EMA weights)")->required();
   cmd->add_option("--from", job->from, "Start from this model's weights (fine-tuning)");
+  cmd->add_option("--autoencoder", job->autoencoder,
+                  "Latent recipes: the autoencoder (`dforce ae train`) whose latents the model "
+                  "learns; it is written into the model file");
   cmd->add_flag("--resume", job->resume, "Continue from the checkpoint (same config and data)");
   add_train_options(cmd, job);
   cmd->callback([job] {
@@ -714,8 +848,10 @@ void register_learn(CLI::App& app) {
     j.data_path = base.string() + ".data.safetensors";
     int w = 0, h = 0;
     if (!j.from.empty()) {
-      const auto cfg = dfs::diffusion::load_denoiser(j.from).config;
-      w = cfg.width, h = cfg.height;
+      const auto from = dfs::diffusion::load_denoiser(j.from);
+      // A latent model's frames are 8x its latent grid.
+      const int scale = from.ae ? dfs::diffusion::kLatentFactor : 1;
+      w = from.config.width * scale, h = from.config.height * scale;
       if (j.lr <= 0) j.lr = 3e-4;  // fine-tuning: a gentler peak rate
       if (j.warmup < 0) j.warmup = 20;
     } else {
@@ -854,11 +990,18 @@ void run_train_bench(const std::string& recipe, int steps, const std::string& de
   auto r = train::train_recipe(recipe);
   if (batch > 0) r.train.batch_size = batch;
   train::SyntheticSettings ss;
-  ss.width = r.model.width;
-  ss.height = r.model.height;
+  const bool latent = r.model.channels != 3;
+  const int scale = latent ? dfs::diffusion::kLatentFactor : 1;
+  ss.width = r.model.width * scale;
+  ss.height = r.model.height * scale;
   ss.frames = r.model.max_frames * 2 + 2;
   ss.clips = 2;
-  const auto data = train::make_synthetic_dataset(ss);
+  auto data = train::make_synthetic_dataset(ss);
+  if (latent) {
+    // Latent recipes train on precomputed latents; random ones cost the same per step.
+    data.latents = torch::randn({data.frame_count(), r.model.channels, r.model.height, r.model.width});
+    data.latents_flipped = torch::randn_like(data.latents);
+  }
   const double rss_before = peak_rss_mib();
   train::Trainer trainer(r.model, r.train, data, device);
   trainer.step();  // warm-up: allocations, lazy initialisation

@@ -13,6 +13,7 @@ namespace dforce {
 
 void register_engine_commands(CLI::App& app);  // schedule, model init, info, bench
 void register_train_commands(CLI::App& app);   // dataset, train, eval, learn
+void register_ae_commands(CLI::App& app);      // ae train, ae eval
 
 // Training speed and peak memory of a recipe on synthetic clips (`train-bench`,
 // `bench --train`). device: auto, cpu or cuda; batch 0 = the recipe's.

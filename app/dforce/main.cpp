@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
 #ifdef DFS_CMD_TRAIN
   dforce::register_train_commands(app);
 #endif
+#ifdef DFS_CMD_AE
+  dforce::register_ae_commands(app);
+#endif
 #ifdef DFS_CMD_MEDIA
   dforce::register_media_commands(app);
 #endif

@@ -39,7 +39,8 @@ Objective objective_from_string(const std::string& name) {
   if (name == "v") return Objective::V;
   if (name == "x0") return Objective::X0;
   if (name == "eps") return Objective::Eps;
-  throw Error("unknown objective '" + name + "' (expected v, x0 or eps)");
+  if (name == "edm") return Objective::Edm;
+  throw Error("unknown objective '" + name + "' (expected v, x0, eps or edm)");
 }
 
 std::string to_string(Objective objective) {
@@ -50,6 +51,8 @@ std::string to_string(Objective objective) {
       return "x0";
     case Objective::Eps:
       return "eps";
+    case Objective::Edm:
+      return "edm";
   }
   return "unknown";
 }
@@ -153,7 +156,35 @@ constexpr double kTinyVariance = 1e-12;  // guards 1 / sqrt(1 - abar) at level 0
 
 }  // namespace
 
-NoiseSchedule::NoiseSchedule(NoiseScheduleKind kind) : kind_(kind) {}
+NoiseSchedule::NoiseSchedule(NoiseScheduleKind kind, double sigma_data)
+    : kind_(kind), sigma_data_(sigma_data) {
+  if (!(sigma_data > 0 && sigma_data <= 100))
+    throw Error("sigma_data must be in (0, 100], got " + std::to_string(sigma_data));
+}
+
+namespace {
+
+// EDM preconditioning written on x_n (Karras et al. 2022, Table 1, with x~ = x_n / sqrt(abar)
+// and sigma^2 = (1 - abar) / abar, so sigma^2 + sd^2 = (1 - abar + abar sd^2) / abar = q / abar):
+//   c_skip / sqrt(abar) = sqrt(abar) sd^2 / q   (the coefficient of x_n in x0)
+//   c_out               = sd sqrt(1 - abar) / sqrt(q)
+struct EdmCoefficients {
+  torch::Tensor skip_xn;  // coefficient of x_n
+  torch::Tensor out;      // coefficient of F
+};
+
+EdmCoefficients edm_coefficients(const torch::Tensor& abar, double sd) {
+  const auto q = (1.0 - abar) + abar * (sd * sd);
+  return {abar.sqrt() * (sd * sd) / q, sd * (1.0 - abar).clamp_min(0).sqrt() / q.sqrt()};
+}
+
+}  // namespace
+
+torch::Tensor NoiseSchedule::edm_input_scale(const torch::Tensor& levels,
+                                             const torch::Tensor& like) const {
+  const auto abar = expand_like(alpha_bar(levels).to(like.scalar_type()), like);
+  return ((1.0 - abar) + abar * (sigma_data_ * sigma_data_)).rsqrt();
+}
 
 double NoiseSchedule::alpha_bar(double level) const {
   const Table& table = table_for(kind_);
@@ -198,6 +229,10 @@ torch::Tensor NoiseSchedule::to_x0(Objective objective, const torch::Tensor& pre
       return prediction;
     case Objective::Eps:
       return (x_n - s * prediction) / a;
+    case Objective::Edm: {
+      const auto c = edm_coefficients(abar, sigma_data_);
+      return c.skip_xn * x_n + c.out * prediction;
+    }
     case Objective::V:
       break;
   }
@@ -214,6 +249,9 @@ torch::Tensor NoiseSchedule::to_eps(Objective objective, const torch::Tensor& pr
       return prediction;
     case Objective::X0:
       return (x_n - a * prediction) / (1.0 - abar).clamp_min(kTinyVariance).sqrt();
+    case Objective::Edm:
+      return (x_n - a * to_x0(objective, prediction, x_n, levels)) /
+             (1.0 - abar).clamp_min(kTinyVariance).sqrt();
     case Objective::V:
       break;
   }
@@ -227,6 +265,14 @@ torch::Tensor NoiseSchedule::target(Objective objective, const torch::Tensor& x0
       return x0;
     case Objective::Eps:
       return eps;
+    case Objective::Edm: {
+      // F = (x0 - c_skip x~) / c_out; at level 0 (c_out = 0) the target is 0 by convention
+      // (the frame is its own answer; such frames carry no loss weight in training).
+      const auto abar = expand_like(alpha_bar(levels).to(x0.scalar_type()), x0);
+      const auto x_n = abar.sqrt() * x0 + (1.0 - abar).clamp_min(0).sqrt() * eps;
+      const auto c = edm_coefficients(abar, sigma_data_);
+      return (x0 - c.skip_xn * x_n) / c.out.clamp_min(1e-6);
+    }
     case Objective::V:
       break;
   }

@@ -39,6 +39,48 @@ Frame tensor_to_frame(const torch::Tensor& value) {
   return frame;
 }
 
+// How timeline frames enter the sampler and leave it. Pixel models: frames are the tensors
+// (uint8 <-> [-1, 1]). Latent models: frames are encoded to normalised latents, generated
+// latents are decoded once, when final; previews go through the autoencoder's cheap linear map.
+class FrameCodec {
+ public:
+  explicit FrameCodec(Model::Impl& model) : ae_(model.ae), device_(model.device) {}
+  bool latent() const { return static_cast<bool>(ae_); }
+
+  // Frames (model resolution) -> [N, C, h, w] on the CPU.
+  torch::Tensor encode(const std::vector<const Frame*>& frames) {
+    std::vector<torch::Tensor> pixels;
+    for (const Frame* f : frames) pixels.push_back(frame_to_tensor(*f));
+    if (pixels.empty()) return {};
+    const auto x = torch::stack(pixels);
+    if (!latent()) return x;
+    torch::InferenceMode guard;
+    return ae_->encode(x.to(device_)).to(torch::kCPU, torch::kFloat32);
+  }
+  // [N, C, h, w] -> frames.
+  std::vector<Frame> decode(const torch::Tensor& values) {
+    std::vector<Frame> out;
+    if (!values.defined() || values.size(0) == 0) return out;
+    torch::Tensor pixels = values;
+    if (latent()) {
+      torch::InferenceMode guard;
+      pixels = ae_->decode(values.to(device_)).clamp(-1, 1).to(torch::kCPU, torch::kFloat32);
+    }
+    for (int64_t i = 0; i < pixels.size(0); ++i) out.push_back(tensor_to_frame(pixels[i]));
+    return out;
+  }
+  // A cheap look at a current estimate [C, h, w] (the preview map for latents).
+  Frame preview(const torch::Tensor& value) {
+    if (!latent()) return tensor_to_frame(value);
+    torch::InferenceMode guard;
+    return tensor_to_frame(ae_->preview(value.unsqueeze(0).to(device_))[0].clamp(-1, 1));
+  }
+
+ private:
+  Autoencoder ae_;
+  torch::Device device_;
+};
+
 void validate(const ModelInfo& model, const std::vector<TimelineFrame>& timeline,
               const RolloutSettings& settings) {
   if (settings.horizon < 1)
@@ -135,8 +177,13 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
   progress.windows = static_cast<int>(plans.size());
   for (const auto& plan : plans) progress.total_steps += plan.matrix.rows - 1;
 
-  // Generated frames, kept only while they can still be context or wait to be emitted.
+  // Generated frames, kept only while they can still be context or wait to be emitted. A latent
+  // model also keeps each generated frame's latent: later windows condition on it directly
+  // (decoding and re-encoding would compound the autoencoder's error).
   std::map<int, Frame> generated;
+  std::map<int, torch::Tensor> generated_latent;
+  std::map<int, torch::Tensor> encoded;  // latent models: encodings of timeline content
+  FrameCodec codec(impl);
   int next_emit = 0;
   const auto emit_ready = [&] {
     while (next_emit < n) {
@@ -157,13 +204,32 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
   auto generator = at::detail::createCPUGenerator(settings.seed);
   ModelDenoiser denoiser(impl, settings.kv_cache);
   const DenoiseFn denoise = denoiser.fn();
+  const int channels = impl.config.channels;
 
   for (size_t w = 0; w < plans.size() && !result.cancelled; ++w) {
     const WindowPlan& plan = plans[w];
     const int frames = static_cast<int>(plan.frames.size());
     WindowInput input;
     input.matrix = plan.matrix;
-    input.content = torch::zeros({frames, 3, impl.config.height, impl.config.width});
+    input.x0_clamp = impl.x0_clamp;
+    input.content = torch::zeros({frames, channels, impl.config.height, impl.config.width});
+    // Timeline content this window needs (pins, partial re-noising), encoded in one batch.
+    std::vector<int> to_encode;
+    std::vector<const Frame*> to_encode_frames;
+    for (int k = 0; k < frames; ++k) {
+      const int index = plan.frames[k];
+      const auto& f = timeline[index];
+      const bool needs = f.pinned || (!plan.known[k] && !f.content.empty() && f.start_level < 1.0);
+      if (needs && !encoded.count(index)) {
+        to_encode.push_back(index);
+        to_encode_frames.push_back(&f.content);
+      }
+    }
+    if (!to_encode.empty()) {
+      const auto values = codec.encode(to_encode_frames);
+      for (size_t i = 0; i < to_encode.size(); ++i)
+        encoded[to_encode[i]] = values[static_cast<int64_t>(i)];
+    }
     std::vector<float> positions;
     for (int k = 0; k < frames; ++k) {
       const int index = plan.frames[k];
@@ -171,35 +237,51 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
       positions.push_back(static_cast<float>(index - plan.first));
       if (f.pinned) {
         input.roles.push_back(FrameRole::KnownUser);
-        input.content[k].copy_(frame_to_tensor(f.content));
+        input.content[k].copy_(encoded.at(index));
       } else if (plan.known[k]) {
         input.roles.push_back(FrameRole::KnownGenerated);
-        input.content[k].copy_(frame_to_tensor(generated.at(index)));
+        // Pixel models condition on the frame as emitted (uint8), as they always have.
+        input.content[k].copy_(codec.latent() ? generated_latent.at(index)
+                                              : frame_to_tensor(generated.at(index)));
       } else {
         input.roles.push_back(FrameRole::Generate);
-        if (!f.content.empty() && f.start_level < 1.0)
-          input.content[k].copy_(frame_to_tensor(f.content));
+        if (!f.content.empty() && f.start_level < 1.0) input.content[k].copy_(encoded.at(index));
       }
     }
     input.positions = torch::tensor(positions);
 
     progress.window = static_cast<int>(w);
     progress.window_first = plan.first;
+    // Frames that became final this row, decoded together (one batched decoder call).
+    std::vector<std::pair<int, torch::Tensor>> pending;
+    const auto flush = [&] {
+      if (pending.empty()) return;
+      std::vector<torch::Tensor> values;
+      for (const auto& [k, v] : pending) values.push_back(v);
+      const auto decoded = codec.decode(torch::stack(values));
+      for (size_t i = 0; i < pending.size(); ++i) {
+        const int index = plan.frames[pending[i].first];
+        if (codec.latent()) generated_latent[index] = pending[i].second;
+        generated[index] = decoded[i];
+      }
+      pending.clear();
+      emit_ready();
+    };
     WindowCallbacks window_callbacks;
     window_callbacks.cancel = callbacks.cancel;
     window_callbacks.on_final = [&](int k, const torch::Tensor& value) {
       if (input.roles[k] != FrameRole::Generate) return;
-      generated[plan.frames[k]] = tensor_to_frame(value);
-      emit_ready();
+      pending.emplace_back(k, value.clone());
     };
     window_callbacks.on_step = [&](int row, int, const torch::Tensor& x0) {
+      flush();
       ++progress.step;
       progress.matrix_row = row;
       progress.preview.clear();
       if (callbacks.want_preview) {
         for (int k = 0; k < frames; ++k)
           if (input.roles[k] == FrameRole::Generate)
-            progress.preview.emplace_back(plan.frames[k], tensor_to_frame(x0[k]));
+            progress.preview.emplace_back(plan.frames[k], codec.preview(x0[k]));
       }
       if (callbacks.on_progress) callbacks.on_progress(progress);
     };
@@ -207,22 +289,27 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
     denoiser.reset();
     const auto window = sample_window(denoise, impl.schedule, impl.config.objective, input,
                                       settings.sampler, generator, window_callbacks);
+    flush();
     result.cancelled = window.cancelled;
     if (!window.cancelled) {
       // Frames that started clean (start level 0, unpinned) are final without any step.
       for (int k = 0; k < frames; ++k)
         if (input.roles[k] == FrameRole::Generate && !generated.count(plan.frames[k]))
-          generated[plan.frames[k]] = tensor_to_frame(window.frames[k]);
-      emit_ready();
+          pending.emplace_back(k, window.frames[k].clone());
+      flush();
     }
-    // Forget generated frames no later window needs as context.
+    // Forget generated frames (and encodings) no later window needs.
     const int keep_from = w + 1 < plans.size() ? plans[w + 1].first : n;
     for (auto it = generated.begin(); it != generated.end();) {
-      if (it->first < keep_from && it->first < next_emit)
+      if (it->first < keep_from && it->first < next_emit) {
+        generated_latent.erase(it->first);
         it = generated.erase(it);
-      else
+      } else {
         ++it;
+      }
     }
+    for (auto it = encoded.begin(); it != encoded.end();)
+      it = it->first < keep_from ? encoded.erase(it) : std::next(it);
   }
   result.frames_final = next_emit;
   result.model_forwards = denoiser.forwards();

@@ -169,7 +169,7 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
         schedule
             .to_x0(objective, combined.unsqueeze(0), x_fed.unsqueeze(0), fed_levels.unsqueeze(0))
             .squeeze(0)
-            .clamp(-1.0, 1.0);
+            .clamp(-input.x0_clamp, input.x0_clamp);
 
     // DDIM, Song et al. 2021 Eq. 12, per frame from level `from` to `to`:
     //   x_to = sqrt(abar_to) x0 + sqrt(1 - abar_to - sigma^2) eps + sigma z,

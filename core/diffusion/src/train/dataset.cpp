@@ -68,8 +68,8 @@ void append_clip(VideoDataset& dataset, const std::string& name, const std::stri
       frames.scalar_type() != torch::kUInt8)
     throw Error("clip '" + name + "': frames must be uint8 [T, H, W, 3]");
   if (frames.size(0) < 1) throw Error("clip '" + name + "' has no frames");
-  if (held_out_fraction < 0 || held_out_fraction >= 1)
-    throw Error("held-out fraction must be in [0, 1), got " + std::to_string(held_out_fraction));
+  if (held_out_fraction < 0 || held_out_fraction > 1)
+    throw Error("held-out fraction must be in [0, 1], got " + std::to_string(held_out_fraction));
   if (dataset.frames.defined() &&
       (frames.size(1) != dataset.height() || frames.size(2) != dataset.width()))
     throw Error("clip '" + name + "' is " + std::to_string(frames.size(2)) + "x" +

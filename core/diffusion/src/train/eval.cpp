@@ -16,6 +16,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <memory>
 #include <sstream>
 
 #include "dfs/diffusion/denoiser.h"
@@ -99,6 +100,22 @@ torch::Tensor to_tensor(const Frame& f) {
       .clone();
 }
 
+// uint8 [N, H, W, 3] -> uint8 [N, h, w, 3]: area when shrinking, bicubic when enlarging.
+torch::Tensor resize_u8(const torch::Tensor& frames, int width, int height) {
+  namespace F = torch::nn::functional;
+  if (frames.size(1) == height && frames.size(2) == width) return frames;
+  const auto x = frames.permute({0, 3, 1, 2}).to(torch::kFloat32);
+  const bool shrink = width <= frames.size(2) && height <= frames.size(1);
+  auto opts = F::InterpolateFuncOptions().size(std::vector<int64_t>{height, width});
+  const auto y = shrink ? F::interpolate(x, opts.mode(torch::kArea))
+                        : F::interpolate(x, opts.mode(torch::kBicubic).align_corners(false));
+  return y.round().clamp(0, 255).to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
+}
+
+torch::Tensor at_64x48(const torch::Tensor& frame_u8) {  // [H, W, 3] -> [48, 64, 3]
+  return resize_u8(frame_u8.unsqueeze(0), 64, 48)[0];
+}
+
 // `count` starts spread evenly over [first, last] (inclusive).
 std::vector<int64_t> spread(int64_t first, int64_t last, int count) {
   std::vector<int64_t> out;
@@ -149,7 +166,8 @@ std::vector<LevelLoss> loss_by_level(const std::string& model_path, const VideoD
   auto& net = loaded.net;
   net->to(parse_device(s.device));
   net->eval();
-  const NoiseSchedule schedule(loaded.config.noise_schedule);
+  const NoiseSchedule schedule(loaded.config.noise_schedule, loaded.config.sigma_data);
+  if (loaded.ae) loaded.ae->to(parse_device(s.device));
   const torch::Device device =
       net->parameters().empty() ? torch::Device(torch::kCPU) : net->parameters().front().device();
   std::vector<LevelLoss> out;
@@ -164,7 +182,9 @@ std::vector<LevelLoss> loss_by_level(const std::string& model_path, const VideoD
       for (int64_t start :
            spread(clip->held_out_first(), clip->held_out_first() + clip->held_out_length() - t,
                   s.loss_windows)) {
-        const auto x0 = frames_to_float(data, start, t).unsqueeze(0).to(device);
+        auto x0 = frames_to_float(data, start, t).to(device);
+        if (loaded.ae) x0 = loaded.ae->encode(x0);  // latent models: the loss is on latents
+        x0 = x0.unsqueeze(0);
         const auto noise = torch::randn(x0.sizes(), gen).to(device);
         const auto levels = torch::full({1, t}, level, torch::kFloat32).to(device);
         const auto x_n = schedule.add_noise(x0, noise, levels);
@@ -189,68 +209,108 @@ struct PredictionSheetRows {
   std::vector<torch::Tensor> context, truth, mean, sample;  // first segment, for the sheet
 };
 
-PredictionScores predict_clip(Model& model, const VideoDataset& data, const ClipInfo& clip,
-                              const EvalSettings& s, PredictionSheetRows& sheet) {
+// The mean of `samples` sampled continuations and the first one, as uint8 [h, H, W, 3].
+std::pair<torch::Tensor, torch::Tensor> sample_continuations(Model& model,
+                                                             const torch::Tensor& context_u8,
+                                                             int horizon, const EvalSettings& s,
+                                                             uint64_t seed) {
+  const int c = static_cast<int>(context_u8.size(0));
+  std::vector<TimelineFrame> timeline(static_cast<size_t>(c + horizon));
+  for (int i = 0; i < c; ++i) {
+    timeline[static_cast<size_t>(i)].content = to_frame(context_u8[i]);
+    timeline[static_cast<size_t>(i)].pinned = true;
+  }
+  RolloutSettings rs;
+  rs.sampler = s.sampler;
+  rs.context = c;
+  rs.horizon = horizon;
+  torch::Tensor sum, first;
+  for (int k = 0; k < s.samples; ++k) {
+    rs.seed = seed + static_cast<uint64_t>(k);
+    auto gen = generate(model, timeline, rs);
+    if (static_cast<int>(gen.size()) != horizon)
+      throw Error("the rollout returned " + std::to_string(gen.size()) + " frames, expected " +
+                  std::to_string(horizon));
+    auto stacked = torch::stack(gen);
+    sum = sum.defined() ? sum + stacked.to(torch::kFloat64) : stacked.to(torch::kFloat64);
+    if (k == 0) first = stacked;
+  }
+  return {(sum / s.samples).round().clamp(0, 255).to(torch::kUInt8), first};
+}
+
+PredictionScores predict_clip(Model& model, Model* baseline, const VideoDataset& data,
+                              const ClipInfo& clip, const EvalSettings& s,
+                              PredictionSheetRows& sheet) {
   PredictionScores r;
   r.clip = clip.name;
   const int c = s.context, h = s.horizon;
-  for (auto* v : {&r.psnr_sample, &r.ssim_sample, &r.psnr_mean, &r.ssim_mean, &r.psnr_copy,
-                  &r.ssim_copy, &r.psnr_linear, &r.ssim_linear})
-    v->assign(static_cast<size_t>(h), 0.0);
+  std::vector<std::vector<double>*> all = {
+      &r.psnr_sample,    &r.ssim_sample,     &r.psnr_mean,      &r.ssim_mean,
+      &r.psnr_copy,      &r.ssim_copy,       &r.psnr_linear,    &r.ssim_linear,
+      &r.psnr_sample_64, &r.psnr_mean_64,    &r.psnr_copy_64,   &r.psnr_linear_64,
+      &r.sharpness_ratio_sample};
+  if (baseline != nullptr) {
+    r.baseline = baseline->info().name;
+    all.insert(all.end(), {&r.psnr_baseline_sample, &r.ssim_baseline_sample,
+                           &r.psnr_baseline_mean, &r.ssim_baseline_mean, &r.psnr_baseline_mean_64});
+  }
+  for (auto* v : all) v->assign(static_cast<size_t>(h), 0.0);
   const auto first = clip.held_out_first();
   const auto starts = spread(first, first + clip.held_out_length() - (c + h), s.segments_per_clip);
   for (size_t seg = 0; seg < starts.size(); ++seg) {
     const auto frames = data.frames.narrow(0, starts[seg], c + h);  // uint8 [c+h, H, W, 3]
-    std::vector<TimelineFrame> timeline(static_cast<size_t>(c + h));
-    for (int i = 0; i < c; ++i) {
-      timeline[static_cast<size_t>(i)].content = to_frame(frames[i]);
-      timeline[static_cast<size_t>(i)].pinned = true;
+    const uint64_t seed = s.seed + 1000 * seg;
+    const auto [mean, sample] = sample_continuations(model, frames.narrow(0, 0, c), h, s, seed);
+    torch::Tensor base_mean, base_sample;
+    if (baseline != nullptr) {
+      const auto small = resize_u8(frames.narrow(0, 0, c), baseline->info().width,
+                                   baseline->info().height);
+      auto [bm, bs] = sample_continuations(*baseline, small, h, s, seed);
+      base_mean = resize_u8(bm, data.width(), data.height());
+      base_sample = resize_u8(bs, data.width(), data.height());
     }
-    RolloutSettings rs;
-    rs.sampler = s.sampler;
-    rs.context = c;
-    rs.horizon = h;
-    torch::Tensor sum;
-    std::vector<torch::Tensor> first_sample;
-    for (int k = 0; k < s.samples; ++k) {
-      rs.seed = s.seed + 1000 * seg + static_cast<uint64_t>(k);
-      auto gen = generate(model, timeline, rs);
-      if (static_cast<int>(gen.size()) != h)
-        throw Error("the rollout returned " + std::to_string(gen.size()) + " frames, expected " +
-                    std::to_string(h));
-      auto stacked = torch::stack(gen).to(torch::kFloat64);
-      sum = sum.defined() ? sum + stacked : stacked;
-      if (k == 0) first_sample = gen;
-    }
-    const auto mean = (sum / s.samples).round().clamp(0, 255).to(torch::kUInt8);
     const auto last = frames[c - 1].to(torch::kFloat64), prev = frames[c - 2].to(torch::kFloat64);
     for (int k = 0; k < h; ++k) {
       const auto truth = frames[c + k];
       const auto linear = (last + (k + 1) * (last - prev)).round().clamp(0, 255).to(torch::kUInt8);
       const auto copy = frames[c - 1];
       const auto uk = static_cast<size_t>(k);
-      r.psnr_sample[uk] += psnr_u8(first_sample[uk], truth);
-      r.ssim_sample[uk] += ssim_u8(first_sample[uk], truth);
+      const auto truth64 = at_64x48(truth);
+      r.psnr_sample[uk] += psnr_u8(sample[k], truth);
+      r.ssim_sample[uk] += ssim_u8(sample[k], truth);
       r.psnr_mean[uk] += psnr_u8(mean[k], truth);
       r.ssim_mean[uk] += ssim_u8(mean[k], truth);
       r.psnr_copy[uk] += psnr_u8(copy, truth);
       r.ssim_copy[uk] += ssim_u8(copy, truth);
       r.psnr_linear[uk] += psnr_u8(linear, truth);
       r.ssim_linear[uk] += ssim_u8(linear, truth);
+      r.psnr_sample_64[uk] += psnr_u8(at_64x48(sample[k]), truth64);
+      r.psnr_mean_64[uk] += psnr_u8(at_64x48(mean[k]), truth64);
+      r.psnr_copy_64[uk] += psnr_u8(at_64x48(copy), truth64);
+      r.psnr_linear_64[uk] += psnr_u8(at_64x48(linear), truth64);
+      const auto st = frame_statistics(torch::stack({sample[k], truth}));
+      const double true_sharp = st[1][2].item<double>();
+      r.sharpness_ratio_sample[uk] += true_sharp > 0 ? st[0][2].item<double>() / true_sharp : 0;
+      if (baseline != nullptr) {
+        r.psnr_baseline_sample[uk] += psnr_u8(base_sample[k], truth);
+        r.ssim_baseline_sample[uk] += ssim_u8(base_sample[k], truth);
+        r.psnr_baseline_mean[uk] += psnr_u8(base_mean[k], truth);
+        r.ssim_baseline_mean[uk] += ssim_u8(base_mean[k], truth);
+        r.psnr_baseline_mean_64[uk] += psnr_u8(at_64x48(base_mean[k]), truth64);
+      }
     }
     if (seg == 0) {
       for (int i = 0; i < c; ++i) sheet.context.push_back(frames[i]);
       for (int k = 0; k < h; ++k) {
         sheet.truth.push_back(frames[c + k]);
         sheet.mean.push_back(mean[k]);
-        sheet.sample.push_back(first_sample[static_cast<size_t>(k)]);
+        sheet.sample.push_back(sample[k]);
       }
     }
     ++r.segments;
   }
   if (r.segments > 0)
-    for (auto* v : {&r.psnr_sample, &r.ssim_sample, &r.psnr_mean, &r.ssim_mean, &r.psnr_copy,
-                    &r.ssim_copy, &r.psnr_linear, &r.ssim_linear})
+    for (auto* v : all)
       for (auto& x : *v) x /= r.segments;
   return r;
 }
@@ -268,13 +328,17 @@ struct TrainingIndex {
 };
 
 TrainingIndex build_index(const VideoDataset& data) {
+  // Training frames of every clip, and all frames of wholly held-out clips, at 64x48.
   TrainingIndex idx;
   std::vector<torch::Tensor> parts;
   for (size_t c = 0; c < data.clips.size(); ++c) {
     const auto& clip = data.clips[c];
-    if (clip.train_length < 1) continue;
-    parts.push_back(data.frames.narrow(0, clip.first, clip.train_length));
-    idx.clip.insert(idx.clip.end(), static_cast<size_t>(clip.train_length), c);
+    const int64_t n = clip.train_length > 0 ? clip.train_length : clip.length;
+    for (int64_t i = 0; i < n; i += 256) {
+      const int64_t k = std::min<int64_t>(256, n - i);
+      parts.push_back(resize_u8(data.frames.narrow(0, clip.first + i, k), 64, 48));
+    }
+    idx.clip.insert(idx.clip.end(), static_cast<size_t>(n), c);
   }
   idx.flat =
       torch::cat(parts).reshape({static_cast<int64_t>(idx.clip.size()), -1}).to(torch::kFloat32);
@@ -342,8 +406,8 @@ RolloutScores score_rollout(const std::string& clip_name, size_t clip_index,
   r.in_range_all = share_all(in);
   r.in_range_all_own = share_all(inside(all, r.ranges));
   const double n = static_cast<double>(r.frames);
-  // Nearest training frame by L2: |a|^2 - 2 a.b + |b|^2, argmin over training rows.
-  const auto q = all.reshape({all.size(0), -1}).to(torch::kFloat32);
+  // Nearest indexed frame by L2 at 64x48: |a|^2 - 2 a.b + |b|^2, argmin over the index rows.
+  const auto q = resize_u8(all, 64, 48).reshape({all.size(0), -1}).to(torch::kFloat32);
   const auto d = idx.sq_norm.unsqueeze(0) - 2 * torch::matmul(q, idx.flat.t());
   const auto nearest = d.argmin(1);
   std::map<size_t, int> counts;
@@ -426,6 +490,12 @@ EvalReport evaluate_model(const std::string& model_path, const VideoDataset& dat
                 std::to_string(info.height) + " frames but the dataset is " +
                 std::to_string(data.width()) + "x" + std::to_string(data.height()));
   const auto clips = selected_clips(data, s);
+  std::unique_ptr<Model> baseline;
+  if (!s.baseline_model.empty()) {
+    baseline = std::make_unique<Model>(Model::load(s.baseline_model, s.device));
+    if (baseline->info().max_frames < s.context + s.horizon)
+      throw Error("the baseline model's window is too short for context + horizon");
+  }
 
   say(s, "(a) held-out loss by noise level");
   report.loss_by_level = loss_by_level(model_path, data, clips, s);
@@ -447,7 +517,7 @@ EvalReport evaluate_model(const std::string& model_path, const VideoDataset& dat
                  std::to_string(s.horizon) + " predicted, " + std::to_string(s.samples) +
                  " samples");
       PredictionSheetRows rows;
-      report.prediction.push_back(predict_clip(model, data, clip, s, rows));
+      report.prediction.push_back(predict_clip(model, baseline.get(), data, clip, s, rows));
       for (size_t i = 0; i < rows.context.size() && i < 8; ++i)
         paste(sheet,
               rows.context[rows.context.size() - std::min<size_t>(8, rows.context.size()) + i],
@@ -507,7 +577,18 @@ nlohmann::json EvalReport::to_json() const {
                                {"psnr_copy_last", vec(p.psnr_copy)},
                                {"ssim_copy_last", vec(p.ssim_copy)},
                                {"psnr_linear", vec(p.psnr_linear)},
-                               {"ssim_linear", vec(p.ssim_linear)}});
+                               {"ssim_linear", vec(p.ssim_linear)},
+                               {"psnr_sample_64x48", vec(p.psnr_sample_64)},
+                               {"psnr_mean_64x48", vec(p.psnr_mean_64)},
+                               {"psnr_copy_last_64x48", vec(p.psnr_copy_64)},
+                               {"psnr_linear_64x48", vec(p.psnr_linear_64)},
+                               {"sharpness_ratio_sample", vec(p.sharpness_ratio_sample)},
+                               {"baseline", p.baseline},
+                               {"psnr_baseline_sample_upscaled", vec(p.psnr_baseline_sample)},
+                               {"ssim_baseline_sample_upscaled", vec(p.ssim_baseline_sample)},
+                               {"psnr_baseline_mean_upscaled", vec(p.psnr_baseline_mean)},
+                               {"ssim_baseline_mean_upscaled", vec(p.ssim_baseline_mean)},
+                               {"psnr_baseline_mean_64x48", vec(p.psnr_baseline_mean_64)}});
   for (const auto& r : rollouts) {
     nlohmann::json counts = nlohmann::json::object();
     for (const auto& [name, k] : r.nearest_clip_counts) counts[name] = k;
@@ -558,6 +639,28 @@ std::string EvalReport::to_text() const {
     row("mean", p.psnr_mean, p.ssim_mean);
     row("copy-last", p.psnr_copy, p.ssim_copy);
     row("linear", p.psnr_linear, p.ssim_linear);
+    if (!p.baseline.empty()) {
+      row("base sample", p.psnr_baseline_sample, p.ssim_baseline_sample);
+      row("base mean", p.psnr_baseline_mean, p.ssim_baseline_mean);
+    }
+    auto row64 = [&](const char* name, const std::vector<double>& ps) {
+      char head[40];
+      std::snprintf(head, sizeof head, "    %-12s", name);
+      o << head;
+      for (double v : ps) o << " " << fmt(v, 1) << "     ";
+      o << "\n";
+    };
+    if (!p.psnr_mean_64.empty() && (p.psnr_mean_64.size() == p.psnr_mean.size())) {
+      o << "    at 64x48 (PSNR dB):\n";
+      row64("sample", p.psnr_sample_64);
+      row64("mean", p.psnr_mean_64);
+      row64("copy-last", p.psnr_copy_64);
+      row64("linear", p.psnr_linear_64);
+      if (!p.baseline.empty()) row64("base mean", p.psnr_baseline_mean_64);
+      o << "    sharpness of one sample / truth:";
+      for (double v : p.sharpness_ratio_sample) o << " " << fmt(100 * v, 0) << "%";
+      o << "\n";
+    }
   }
   if (!rollouts.empty()) {
     const auto& t = training_ranges;

@@ -22,6 +22,7 @@
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/denoiser.h"
 #include "dfs/diffusion/weights.h"
+#include "train_common.h"
 
 namespace dfs::diffusion::train {
 
@@ -149,6 +150,21 @@ TrainRecipe train_recipe(const std::string& name) {
     r.train.batch_size = 4;
     r.train.learning_rate = 8e-4;
     r.train.warmup_steps = 100;
+  } else if (name == "latent-cpu" || name == "latent-gpu") {
+    // The shipped latent model (ModelConfig::preset("latent")) on ae-demo latents. Latents are
+    // precomputed, so crops are off (a crop would need re-encoding); flips use the flipped
+    // frames' latents. EDM's unit-weight loss keeps the top levels trained.
+    r.model = ModelConfig::preset("latent");
+    r.train.batch_size = name == "latent-cpu" ? 4 : 64;
+    r.train.learning_rate = name == "latent-cpu" ? 8e-4 : 2e-3;
+    r.train.warmup_steps = 200;
+    r.train.p_crop = 0;
+  } else if (name == "latent-tiny") {
+    r.model = ModelConfig::preset("latent-tiny");
+    r.train.batch_size = 8;
+    r.train.learning_rate = 2e-3;
+    r.train.warmup_steps = 20;
+    r.train.p_crop = 0;
   } else if (name == "tiny") {
     r.model = ModelConfig::preset("tiny");
     r.model.objective = Objective::X0;  // see demo-cpu
@@ -157,7 +173,8 @@ TrainRecipe train_recipe(const std::string& name) {
     r.train.warmup_steps = 20;
     r.train.p_crop = 0;  // tiny synthetic frames: cropping only blurs the shapes
   } else {
-    throw Error("unknown training recipe '" + name + "' (known: demo, demo-cpu, demo-gpu, tiny)");
+    throw Error("unknown training recipe '" + name +
+                "' (known: latent-cpu, latent-gpu, latent-tiny, demo, demo-cpu, demo-gpu, tiny)");
   }
   r.model.name = name;
   return r;
@@ -167,21 +184,10 @@ TrainRecipe train_recipe(const std::string& name) {
 
 namespace {
 
-// SplitMix64 (Steele et al. 2014): a good 64-bit mixer to derive independent seeds.
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-// The seed of random stream `stream` at step `step`.
-uint64_t step_seed(uint64_t seed, int64_t step, uint64_t stream) {
-  return splitmix64(splitmix64(seed ^ splitmix64(static_cast<uint64_t>(step))) + stream);
-}
-
-constexpr uint64_t kStreamData = 1;   // clip choice, augmentation, level pattern
-constexpr uint64_t kStreamNoise = 2;  // levels and Gaussian noise (torch generator)
+using detail::kStreamData;
+using detail::kStreamNoise;
+using detail::splitmix64;
+using detail::step_seed;
 constexpr int64_t kMeasureStep = -1;  // step index of the throwaway batch of measure_step_seconds
 
 // bf16 autocast for the forward pass on CUDA. The API changed in LibTorch 2.4.
@@ -221,21 +227,6 @@ struct Batch {
   std::vector<size_t> clip_of;  // dataset clip of each batch item
 };
 
-std::string json_diff(const nlohmann::json& expected, const nlohmann::json& found,
-                      const std::string& prefix) {
-  std::string out;
-  std::set<std::string> keys;
-  for (auto it = expected.begin(); it != expected.end(); ++it) keys.insert(it.key());
-  for (auto it = found.begin(); it != found.end(); ++it) keys.insert(it.key());
-  for (const auto& k : keys) {
-    const auto a = expected.contains(k) ? expected[k].dump() : std::string("(absent)");
-    const auto b = found.contains(k) ? found[k].dump() : std::string("(absent)");
-    if (a != b)
-      out += (out.empty() ? "" : "; ") + prefix + k + ": checkpoint " + b + ", requested " + a;
-  }
-  return out;
-}
-
 }  // namespace
 
 // [SECTION] Trainer state, batches, loss -------------------------------------------------
@@ -249,14 +240,12 @@ struct Trainer::State {
   NoiseSchedule schedule;
   Denoiser model{nullptr};
   Denoiser ema{nullptr};
-  std::vector<std::string> names;         // parameter names, in a fixed order
-  std::vector<torch::Tensor> params;      // model parameters, same order
-  std::vector<torch::Tensor> ema_params;  // EMA parameters, same order
-  std::vector<torch::Tensor> adam_m, adam_v;
-  std::vector<bool> decays;  // AdamW weight decay applies (matrices only)
+  AdamWState opt;  // parameters (fixed order), EMA copies, AdamW moments
   int64_t step = 0;
   double seconds = 0;
   int frames = 0;  // T, frames per training clip
+  bool latent = false;  // the model runs on dataset->latents
+  Autoencoder autoencoder{nullptr};  // latent models: written with the exported model
   // Valid window starts: clip c contributes starts [0, starts[c]).
   std::vector<int64_t> starts;
   int64_t total_starts = 0;
@@ -290,6 +279,12 @@ Batch Trainer::State::make_batch(int64_t step_index) const {
     }
     clip_of.push_back(c);
     const auto& clip = dataset->clips[c];
+    if (latent) {
+      // Latent models: the clip's precomputed latents (flipped: the flipped frames' latents).
+      const bool flip = u01(rng) < s.p_flip;
+      clips.push_back((flip ? dataset->latents_flipped : dataset->latents).narrow(0, clip.first + r, T));
+      continue;
+    }
     auto x = frames_to_float(*dataset, clip.first + r, T);  // [T, 3, H, W]
     if (u01(rng) < s.p_flip) x = x.flip({3});
     if (u01(rng) < s.p_crop) {
@@ -323,7 +318,7 @@ Batch Trainer::State::make_batch(int64_t step_index) const {
   }
   batch.levels = k.to(torch::kFloat32) / static_cast<float>(kTrainTimesteps);
   batch.mask = mask;
-  batch.noise = torch::randn({B, T, 3, H, W}, gen);
+  batch.noise = torch::randn({B, T, config.channels, H, W}, gen);
   return batch;
 }
 
@@ -343,6 +338,10 @@ torch::Tensor Trainer::State::loss_weights(const torch::Tensor& levels) const {
     case Objective::X0:
       w = clipped / g;
       break;  // normalised so the maximum weight is 1
+    case Objective::Edm:
+      // EDM's loss weight lambda = 1 / c_out^2 (Karras et al. 2022, Sec. 5) makes the loss on F
+      // unit-weight at every level: the top levels keep their weight (no min-SNR here).
+      return torch::ones_like(levels);
   }
   w = torch::nan_to_num(w, 0.0, 0.0, 0.0);
   if (settings.loss_weight_floor > 0) w = torch::clamp_min(w, settings.loss_weight_floor);
@@ -364,13 +363,26 @@ Trainer::Trainer(const ModelConfig& model, const TrainSettings& settings,
   st.settings = settings;
   st.dataset = &dataset;
   st.device = parse_device(device);
-  st.schedule = NoiseSchedule(model.noise_schedule);
+  st.schedule = NoiseSchedule(model.noise_schedule, model.sigma_data);
   st.frames = settings.clip_frames > 0 ? settings.clip_frames : model.max_frames;
   if (st.frames > model.max_frames)
     throw Error("training clips of " + std::to_string(st.frames) +
                 " frames exceed the model's max_frames (" + std::to_string(model.max_frames) + ")");
   if (!dataset.frames.defined() || dataset.clips.empty()) throw Error("the dataset is empty");
-  if (dataset.width() != model.width || dataset.height() != model.height)
+  st.latent = dataset.latents.defined();
+  if (st.latent) {
+    const auto& z = dataset.latents;
+    if (z.dim() != 4 || z.size(0) != dataset.frame_count() || z.size(1) != model.channels ||
+        z.size(2) != model.height || z.size(3) != model.width)
+      throw Error("the dataset's latents do not fit the model '" + model.name + "' (" +
+                  std::to_string(model.channels) + " channels at " + std::to_string(model.width) +
+                  "x" + std::to_string(model.height) + ")");
+    if (!dataset.latents_flipped.defined() || dataset.latents_flipped.sizes() != z.sizes())
+      throw Error("the dataset's flipped latents are missing");
+  } else if (model.channels != 3) {
+    throw Error("the model '" + model.name + "' runs on latents: encode the dataset with its "
+                "autoencoder first (dforce train --autoencoder FILE)");
+  } else if (dataset.width() != model.width || dataset.height() != model.height)
     throw Error("the dataset is " + std::to_string(dataset.width()) + "x" +
                 std::to_string(dataset.height()) + " but the model '" + model.name + "' takes " +
                 std::to_string(model.width) + "x" + std::to_string(model.height) +
@@ -413,17 +425,8 @@ Trainer::Trainer(const ModelConfig& model, const TrainSettings& settings,
   st.ema->eval();
   torch::NoGradGuard no_grad;
   const auto ema_named = st.ema->named_parameters();
-  for (const auto& p : st.model->named_parameters()) {
-    st.names.push_back(p.key());
-    st.params.push_back(p.value());
-    auto e = ema_named[p.key()];
-    e.copy_(p.value());
-    e.set_requires_grad(false);
-    st.ema_params.push_back(e);
-    st.adam_m.push_back(torch::zeros_like(p.value()));
-    st.adam_v.push_back(torch::zeros_like(p.value()));
-    st.decays.push_back(p.value().dim() >= 2);
-  }
+  for (const auto& p : st.model->named_parameters())
+    st.opt.add(p.key(), p.value(), ema_named[p.key()]);
   const auto ema_buffers = st.ema->named_buffers();
   for (const auto& b : st.model->named_buffers()) ema_buffers[b.key()].copy_(b.value());
 }
@@ -458,25 +461,26 @@ void Trainer::add_seconds(double s) {
 
 int64_t Trainer::parameter_count() const {
   int64_t n = 0;
-  for (const auto& p : state_->params) n += p.numel();
+  for (const auto& p : state_->opt.params) n += p.numel();
   return n;
 }
 
 // [SECTION] Optimiser step (AdamW + clipping + EMA) --------------------------------------
 
-namespace {
-
-// Warm-up then cosine (SGDR without restarts, Loshchilov & Hutter 2017, Eq. 5).
-double learning_rate_at(const TrainSettings& s, int64_t step) {
-  if (s.warmup_steps > 0 && step < s.warmup_steps)
-    return s.learning_rate * static_cast<double>(step + 1) / static_cast<double>(s.warmup_steps);
-  const double span = static_cast<double>(std::max<int64_t>(1, s.schedule_steps - s.warmup_steps));
-  const double progress = std::min(1.0, static_cast<double>(step - s.warmup_steps) / span);
-  const double lo = s.learning_rate * s.min_learning_rate_fraction;
-  return lo + 0.5 * (s.learning_rate - lo) * (1 + std::cos(M_PI * progress));
+OptimizerSettings optimizer_settings(const TrainSettings& s) {
+  OptimizerSettings o;
+  o.learning_rate = s.learning_rate;
+  o.min_learning_rate_fraction = s.min_learning_rate_fraction;
+  o.warmup_steps = s.warmup_steps;
+  o.schedule_steps = s.schedule_steps;
+  o.weight_decay = s.weight_decay;
+  o.beta1 = s.adam_beta1;
+  o.beta2 = s.adam_beta2;
+  o.eps = s.adam_eps;
+  o.grad_clip = s.grad_clip;
+  o.ema_decay = s.ema_decay;
+  return o;
 }
-
-}  // namespace
 
 TrainStepStats Trainer::step() {
   auto& st = *state_;
@@ -487,7 +491,7 @@ TrainStepStats Trainer::step() {
   const auto noise = batch.noise.to(st.device);
   const auto mask = batch.mask.to(st.device);
 
-  for (auto& p : st.params) p.mutable_grad() = torch::Tensor();
+  for (auto& p : st.opt.params) p.mutable_grad() = torch::Tensor();
   const auto x_n = st.schedule.add_noise(x0, noise, levels);
   const auto prediction = st.predict(st.model, x_n, levels);
   const auto target = st.schedule.target(st.config.objective, x0, noise, levels);
@@ -501,39 +505,10 @@ TrainStepStats Trainer::step() {
     throw Error(
         "training diverged at step " + std::to_string(st.step) +
         " (loss is not finite); lower the learning rate or resume from the last checkpoint");
-  const double lr = learning_rate_at(s, st.step);
+  const auto opt = optimizer_settings(s);
+  const double lr = learning_rate_at(opt, st.step);
   stats.learning_rate = lr;
-  {
-    torch::NoGradGuard no_grad;
-    // Global-norm clipping (Pascanu et al. 2013).
-    std::vector<torch::Tensor> norms;
-    for (auto& p : st.params)
-      if (p.grad().defined()) norms.push_back(p.grad().pow(2).sum());
-    const double norm = norms.empty() ? 0.0 : std::sqrt(torch::stack(norms).sum().item<double>());
-    stats.grad_norm = norm;
-    const double clip = (s.grad_clip > 0 && norm > s.grad_clip) ? s.grad_clip / (norm + 1e-6) : 1.0;
-
-    // AdamW, Loshchilov & Hutter 2019 Alg. 2 (PyTorch's AdamW formulation).
-    const double t = static_cast<double>(st.step + 1);
-    const double bc1 = 1 - std::pow(s.adam_beta1, t);
-    const double bc2 = 1 - std::pow(s.adam_beta2, t);
-    for (size_t i = 0; i < st.params.size(); ++i) {
-      auto& p = st.params[i];
-      if (!p.grad().defined()) continue;
-      auto g = p.grad();
-      if (clip != 1.0) g = g * clip;
-      if (st.decays[i] && s.weight_decay > 0) p.mul_(1 - lr * s.weight_decay);
-      st.adam_m[i].mul_(s.adam_beta1).add_(g, 1 - s.adam_beta1);
-      st.adam_v[i].mul_(s.adam_beta2).addcmul_(g, g, 1 - s.adam_beta2);
-      const auto denom = (st.adam_v[i] / bc2).sqrt_().add_(s.adam_eps);
-      p.addcdiv_(st.adam_m[i], denom, -lr / bc1);
-    }
-    // EMA with the usual warm-up so early weights do not dominate.
-    const double d = std::min(s.ema_decay, (1.0 + t) / (10.0 + t));
-    for (size_t i = 0; i < st.params.size(); ++i)
-      st.ema_params[i].mul_(d).add_(st.params[i], 1 - d);
-  }
-  for (auto& p : st.params) p.mutable_grad() = torch::Tensor();
+  stats.grad_norm = adamw_update(st.opt, opt, st.step, lr);
   ++st.step;
   stats.step = st.step;
   return stats;
@@ -552,7 +527,7 @@ double Trainer::measure_step_seconds(int repeats) {
     const auto prediction = st.predict(st.model, x_n, levels);
     const auto target = st.schedule.target(st.config.objective, x0, noise, levels);
     (prediction - target).pow(2).mean().backward();
-    for (auto& p : st.params) p.mutable_grad() = torch::Tensor();
+    for (auto& p : st.opt.params) p.mutable_grad() = torch::Tensor();
     if (st.device.is_cuda()) torch::cuda::synchronize();
     best = std::min(best,
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -613,12 +588,7 @@ CheckpointInfo read_checkpoint_info(const std::string& path) {
 void Trainer::save_checkpoint(const std::string& path, const nlohmann::json& extra) const {
   const auto& st = *state_;
   TensorFile file;
-  for (size_t i = 0; i < st.params.size(); ++i) {
-    file.tensors["model." + st.names[i]] = st.params[i].detach().cpu().contiguous();
-    file.tensors["ema." + st.names[i]] = st.ema_params[i].detach().cpu().contiguous();
-    file.tensors["adam_m." + st.names[i]] = st.adam_m[i].cpu().contiguous();
-    file.tensors["adam_v." + st.names[i]] = st.adam_v[i].cpu().contiguous();
-  }
+  detail::add_optimizer_tensors(st.opt, file.tensors);
   for (const auto& b : st.model->named_buffers())
     file.tensors["buffer." + b.key()] = b.value().cpu().contiguous();
   file.metadata["format"] = kCheckpointFormat;
@@ -634,8 +604,8 @@ void Trainer::save_checkpoint(const std::string& path, const nlohmann::json& ext
 void Trainer::load_checkpoint(const std::string& path) {
   auto& st = *state_;
   const auto info = read_checkpoint_info(path);
-  std::string diff = json_diff(st.config.to_json(), info.model.to_json(), "model.");
-  const auto diff_train = json_diff(st.settings.to_json(), info.train.to_json(), "train.");
+  std::string diff = detail::json_diff(st.config.to_json(), info.model.to_json(), "model.");
+  const auto diff_train = detail::json_diff(st.settings.to_json(), info.train.to_json(), "train.");
   if (!diff_train.empty()) diff += (diff.empty() ? "" : "; ") + diff_train;
   if (!diff.empty())
     throw Error(
@@ -645,21 +615,11 @@ void Trainer::load_checkpoint(const std::string& path) {
     throw Error("refusing to resume from '" + path + "': it was trained on different data (" +
                 info.dataset_fingerprint + ", this dataset is " + st.fingerprint + ")");
   const TensorFile file = load_safetensors(path);
-  auto fetch = [&](const std::string& name, const torch::Tensor& like) {
-    auto it = file.tensors.find(name);
-    if (it == file.tensors.end())
-      throw Error("checkpoint '" + path + "' is missing tensor '" + name + "'");
-    if (it->second.sizes() != like.sizes() || it->second.scalar_type() != like.scalar_type())
-      throw Error("checkpoint '" + path + "': tensor '" + name + "' has the wrong shape or type");
-    return it->second;
-  };
+  detail::load_optimizer_tensors(st.opt, file.tensors, path);
   torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < st.params.size(); ++i) {
-    st.params[i].copy_(fetch("model." + st.names[i], st.params[i]));
-    st.ema_params[i].copy_(fetch("ema." + st.names[i], st.ema_params[i]));
-    st.adam_m[i].copy_(fetch("adam_m." + st.names[i], st.adam_m[i]));
-    st.adam_v[i].copy_(fetch("adam_v." + st.names[i], st.adam_v[i]));
-  }
+  auto fetch = [&](const std::string& name, const torch::Tensor& like) {
+    return detail::checkpoint_tensor(file.tensors, name, like, path);
+  };
   const auto ema_buffers = st.ema->named_buffers();
   for (const auto& b : st.model->named_buffers()) {
     b.value().copy_(fetch("buffer." + b.key(), b.value()));
@@ -679,93 +639,33 @@ void Trainer::load_weights(const std::string& model_path) {
     b.erase("name");
     if (a != b)
       throw Error("cannot start from '" + model_path + "': its architecture differs (" +
-                  json_diff(b, a, "model.") + ")");
+                  detail::json_diff(b, a, "model.") + ")");
   }
   torch::NoGradGuard no_grad;
   const auto src = loaded.net->named_parameters();
-  for (size_t i = 0; i < st.params.size(); ++i) {
-    st.params[i].copy_(src[st.names[i]]);
-    st.ema_params[i].copy_(src[st.names[i]]);
+  for (size_t i = 0; i < st.opt.params.size(); ++i) {
+    st.opt.params[i].copy_(src[st.opt.names[i]]);
+    st.opt.ema[i].copy_(src[st.opt.names[i]]);
   }
 }
 
 void Trainer::export_model(const std::string& path, const nlohmann::json& provenance) const {
   const auto& st = *state_;
   Denoiser ema = st.ema;  // a holder copy: save_model takes a non-const module
-  save_model(path, ema, st.config, provenance);
+  if (st.latent && !st.autoencoder)
+    throw Error("a latent model needs its autoencoder to be written (set_autoencoder)");
+  Autoencoder ae = st.autoencoder;
+  save_model(path, ema, st.config, provenance, st.latent ? &ae : nullptr);
+}
+
+void Trainer::set_autoencoder(Autoencoder ae) {
+  state_->autoencoder = std::move(ae);
 }
 
 // [SECTION] Training loop ----------------------------------------------------------------
 
 TrainLoopResult run_training(Trainer& trainer, const TrainLoopOptions& options) {
-  using clock = std::chrono::steady_clock;
-  TrainLoopResult result;
-  const auto start = clock::now();
-  auto last_checkpoint = start;
-  auto last_step_end = start;
-  double loss_avg = 0, rate_avg = 0;
-  const double batch = trainer.settings().batch_size;
-  auto checkpoint = [&] {
-    const auto now = clock::now();
-    trainer.add_seconds(std::chrono::duration<double>(now - last_checkpoint).count());
-    trainer.save_checkpoint(options.checkpoint_path, options.checkpoint_extra);
-    last_checkpoint = now;
-  };
-  while (true) {
-    if (options.max_steps > 0 && trainer.step_count() >= options.max_steps) break;
-    const double elapsed = std::chrono::duration<double>(clock::now() - start).count();
-    if (options.max_seconds > 0 && elapsed >= options.max_seconds) break;
-    if (options.stop && options.stop->load()) {
-      result.stopped = true;
-      break;
-    }
-    const auto stats = trainer.step();
-    ++result.steps_run;
-    const auto now = clock::now();
-    const double dt = std::chrono::duration<double>(now - last_step_end).count();
-    last_step_end = now;
-    // Exponential averages; the first steps seed them directly.
-    const double a =
-        result.steps_run <= 1
-            ? 1.0
-            : (result.steps_run < 20 ? 1.0 / static_cast<double>(result.steps_run) : 0.05);
-    loss_avg = (1 - a) * loss_avg + a * stats.loss;
-    rate_avg = (1 - a) * rate_avg + a * (batch / std::max(dt, 1e-9));
-
-    TrainProgress p;
-    p.step = stats.step;
-    p.target_steps = options.max_steps;
-    p.loss = stats.loss;
-    p.loss_average = loss_avg;
-    p.learning_rate = stats.learning_rate;
-    p.samples_per_second = rate_avg;
-    p.elapsed_seconds = std::chrono::duration<double>(now - start).count();
-    double eta = -1;
-    if (options.max_steps > 0 && rate_avg > 0)
-      eta = static_cast<double>(options.max_steps - stats.step) * batch / rate_avg;
-    if (options.max_seconds > 0) {
-      const double left = std::max(0.0, options.max_seconds - p.elapsed_seconds);
-      eta = eta < 0 ? left : std::min(eta, left);
-    }
-    p.eta_seconds = eta;
-    if (!options.checkpoint_path.empty() &&
-        std::chrono::duration<double>(now - last_checkpoint).count() >=
-            options.checkpoint_every_seconds) {
-      checkpoint();
-      p.checkpointed = true;
-    }
-    if (options.on_progress) options.on_progress(p);
-  }
-  if (!options.checkpoint_path.empty() && result.steps_run > 0) {
-    checkpoint();
-  } else {
-    trainer.add_seconds(std::chrono::duration<double>(clock::now() - last_checkpoint).count());
-  }
-  result.seconds = std::chrono::duration<double>(clock::now() - start).count();
-  result.final_loss_average = loss_avg;
-  result.samples_per_second =
-      result.seconds > 0 ? static_cast<double>(result.steps_run) * batch / result.seconds : 0;
-  return result;
+  return detail::run_loop(trainer, options, trainer.settings().batch_size);
 }
 
 }  // namespace dfs::diffusion::train

@@ -105,9 +105,14 @@ struct SamplerSettings {
 
 struct ModelInfo {
   std::string name;           // from the config, e.g. "demo"
-  int width = 0;              // model resolution, pixels
+  int width = 0;              // model resolution, pixels (frames in and out are this size)
   int height = 0;
-  int channels = 3;
+  int channels = 3;           // of the frames (RGB)
+  // Latent models: the diffusion transformer runs on an autoencoder's latents, 8x smaller per
+  // side; 0 for pixel-space models.
+  int latent_channels = 0;
+  int latent_width = 0;
+  int latent_height = 0;
   int max_frames = 0;         // context + horizon must not exceed this
   bool causal = false;        // temporal attention causal (KV cache) or bidirectional
   std::string objective;      // "v", "x0" or "eps"

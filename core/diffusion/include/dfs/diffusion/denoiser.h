@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "dfs/diffusion/api.h"
+#include "dfs/diffusion/autoencoder.h"
 #include "dfs/diffusion/model.h"
 #include "dfs/diffusion/noise.h"
 #include "dfs/diffusion/sampler.h"
@@ -138,9 +139,11 @@ TORCH_MODULE(Denoiser);
 struct Model::Impl {
   ModelConfig config;
   Denoiser net{nullptr};
+  Autoencoder ae{nullptr};  // latent models only: frames <-> latents (float32, on `device`)
   NoiseSchedule schedule;
   torch::Device device{torch::kCPU};
   torch::ScalarType dtype = torch::kFloat32;  // weights' dtype on the device (bf16 on CUDA)
+  double x0_clamp = 1.0;  // the sampler clamps x0 estimates to [-x0_clamp, x0_clamp]
   ModelInfo info;
 };
 
@@ -148,9 +151,11 @@ struct Model::Impl {
 torch::Device parse_device(const std::string& device);
 
 // Writes a model file: every parameter as float32 plus __metadata__ {"config": JSON,
-// "provenance": JSON, "format": "dfs-model-1"}. Atomic. Throws Error.
+// "provenance": JSON, "format": "dfs-model-1"}; a latent model also holds its autoencoder
+// (tensors "ae.*", metadata "autoencoder"). Atomic. Throws Error.
 void save_model(const std::string& path, Denoiser& net, const ModelConfig& config,
-                const nlohmann::json& provenance = nlohmann::json::object());
+                const nlohmann::json& provenance = nlohmann::json::object(),
+                Autoencoder* autoencoder = nullptr);
 
 // The parameter count a config implies (equals Denoiser(config)->parameter_count()), computed
 // without allocating anything.
@@ -160,6 +165,7 @@ struct LoadedDenoiser {
   Denoiser net{nullptr};
   ModelConfig config;
   nlohmann::json provenance = nlohmann::json::object();
+  Autoencoder ae{nullptr};  // set for latent models
 };
 // Reads a model file on the CPU in float32, checking every tensor against the config (names
 // missing, unexpected and mis-shaped ones). Throws Error.

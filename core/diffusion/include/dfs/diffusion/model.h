@@ -1,6 +1,7 @@
 // dfs/diffusion/model.h — the denoiser network and its configuration (torch).
 //
-// Input x [B, T, C, H, W] in [-1, 1] (noised per frame) and levels [B, T] (each frame's own
+// Input x [B, T, C, H, W] (noised per frame; pixels in [-1, 1], or a latent model's normalised
+// latents, where width/height/channels are the latent grid's) and levels [B, T] (each frame's own
 // noise level in [0, 1]); output the prediction for the config's objective, same shape as x.
 // Registered module names equal the checkpoint keys in the .safetensors file.
 #pragma once
@@ -30,6 +31,8 @@ struct ModelConfig {
   bool causal = false;            // temporal attention causal (KV cache) or bidirectional
   Objective objective = Objective::V;
   NoiseScheduleKind noise_schedule = NoiseScheduleKind::Cosine;
+  double sigma_data = 1.0;        // Edm only: the data's standard deviation (1 for normalised
+                                  // latents, ~0.5 for pixels in [-1, 1])
 
   static ModelConfig preset(const std::string& name);  // "demo", "tiny", "*-causal"; throws Error
   nlohmann::json to_json() const;

@@ -17,7 +17,12 @@ inline constexpr int kTrainTimesteps = 1000;      // K
 inline constexpr double kMinAlphaBar = 1e-5;      // abar floor at level 1
 
 enum class NoiseScheduleKind { Cosine, Sigmoid, Linear };
-enum class Objective { V, X0, Eps };
+// The network's output. Edm: EDM preconditioning (Karras et al. 2022, Eq. 7 and Table 1) in
+// this VP schedule: the network sees c_in x~ and x0 = c_skip x~ + c_out F, with x~ = x_n /
+// sqrt(abar), sigma^2 = (1 - abar) / abar and sigma_data the data's standard deviation; at low
+// noise c_skip -> 1 passes the input through, at high noise x0 -> sigma_data F. With
+// sigma_data = 1 it equals v-prediction (F = -v) under a unit-weight loss.
+enum class Objective { V, X0, Eps, Edm };
 
 NoiseScheduleKind noise_schedule_from_string(const std::string& name);  // throws Error
 std::string to_string(NoiseScheduleKind kind);
@@ -26,9 +31,11 @@ std::string to_string(Objective objective);
 
 class NoiseSchedule {
  public:
-  explicit NoiseSchedule(NoiseScheduleKind kind = NoiseScheduleKind::Cosine);
+  explicit NoiseSchedule(NoiseScheduleKind kind = NoiseScheduleKind::Cosine,
+                         double sigma_data = 1.0);
 
   NoiseScheduleKind kind() const { return kind_; }
+  double sigma_data() const { return sigma_data_; }  // Edm only
   double alpha_bar(double level) const;            // scalar abar(n), n in [0, 1]
   torch::Tensor alpha_bar(const torch::Tensor& levels) const;  // elementwise, same shape
 
@@ -46,9 +53,13 @@ class NoiseSchedule {
                        const torch::Tensor& levels) const;
   // SNR = abar / (1 - abar), elementwise (for min-SNR weighting).
   torch::Tensor snr(const torch::Tensor& levels) const;
+  // Edm's input scale c_in expressed on x_n: the network sees x_n / sqrt(1 - abar + abar
+  // sigma_data^2) (= c_in x~); levels broadcast like add_noise.
+  torch::Tensor edm_input_scale(const torch::Tensor& levels, const torch::Tensor& like) const;
 
  private:
   NoiseScheduleKind kind_;
+  double sigma_data_ = 1.0;
 };
 
 }  // namespace dfs::diffusion

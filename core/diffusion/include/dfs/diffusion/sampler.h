@@ -44,6 +44,8 @@ struct WindowInput {
   std::vector<FrameRole> roles;  // per frame
   torch::Tensor positions;       // [T] float time positions; undefined = 0..T-1
   SchedulingMatrix matrix;       // [rows, T]; known frames' columns must be all 0
+  double x0_clamp = 1.0;         // x0 estimates are clamped to [-x0_clamp, x0_clamp] (pixels:
+                                 // 1; a latent model: its autoencoder's latent bound)
 };
 
 struct WindowCallbacks {

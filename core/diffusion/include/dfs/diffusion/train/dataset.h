@@ -46,6 +46,11 @@ struct VideoDataset {
   torch::Tensor frames;         // uint8 [N, H, W, 3], CPU, contiguous
   std::vector<ClipInfo> clips;  // in file order, covering `frames` back to back
   nlohmann::json provenance = nlohmann::json::object();
+  // For latent models: every frame encoded by the model's autoencoder (normalised latents,
+  // float [N, C, H/8, W/8]) and the same of the horizontally flipped frames (augmentation).
+  // Not stored in the dataset file (encode_dataset in ae_trainer.h makes and caches them).
+  torch::Tensor latents;
+  torch::Tensor latents_flipped;
 
   int width() const { return frames.defined() ? static_cast<int>(frames.size(2)) : 0; }
   int height() const { return frames.defined() ? static_cast<int>(frames.size(1)) : 0; }
@@ -61,7 +66,8 @@ struct VideoDataset {
 
 // Appends one clip. `frames` is uint8 [T, H, W, 3] at the dataset's size (the first clip
 // fixes the size). The held-out part is the last round(held_out_fraction * T) frames, at
-// least 1 when T >= 2. Throws Error on a size mismatch or an empty clip.
+// least 1 when T >= 2; held_out_fraction = 1 holds out the whole clip (no training step sees
+// any of it: "unseen footage"). Throws Error on a size mismatch or an empty clip.
 void append_clip(VideoDataset& dataset, const std::string& name, const std::string& source,
                  const torch::Tensor& frames, double held_out_fraction = kDefaultHeldOutFraction);
 
@@ -95,5 +101,38 @@ struct SyntheticSettings {
 // smooth per-clip background and bouncing off the borders. Deterministic in `seed`. Cheap
 // (no files), so tests and the CPU smoke runs use it.
 VideoDataset make_synthetic_dataset(const SyntheticSettings& settings);
+
+// [SECTION] Synthetic camera motion over still photographs ------------------------------------
+
+// Clips rendered from still photographs so that a model sees many scenes move in the ways
+// real footage moves (DESIGN.md "Broad training data"). Each clip picks a background still and:
+//   * a camera: still (p_static), or a pan up to max_pan pixels/frame, a zoom up to max_zoom
+//     per frame and a roll up to max_rotation radians/frame, linear or eased in and out; the
+//     view always stays inside the photograph;
+//   * with p_layers, 1-3 soft-edged cut-outs of other stills (ellipses and rounded boxes)
+//     moving across the frame, with parallax against the camera when it moves;
+//   * with p_lighting, a brightness and colour drift over the clip.
+// Bilinear sampling (the still first area-reduced so no view samples it more coarsely than
+// 1.25 source pixels per output pixel). Deterministic: same stills + settings => same bytes.
+struct MotionSettings {
+  int clips = 400;
+  int frames = 24;  // per clip
+  int width = 256;  // output pixels
+  int height = 192;
+  double max_pan = 3.0;         // output pixels per frame
+  double max_zoom = 0.01;       // relative scale change per frame
+  double max_rotation = 0.004;  // radians per frame
+  double p_static = 0.25;       // probability of a still camera
+  double p_layers = 0.6;        // probability of moving cut-outs
+  double max_layer_speed = 4.0; // output pixels per frame
+  double p_lighting = 0.3;      // probability of a lighting drift
+  uint64_t seed = 0;
+};
+
+// Appends `settings.clips` clips named "motion_0000", ... (training only, nothing held out) to
+// `dataset`. `stills` are uint8 [H, W, 3] photographs of any size (at least 64 pixels a side).
+// Throws Error when there are no usable stills or the size does not match the dataset.
+void append_motion_clips(VideoDataset& dataset, const std::vector<torch::Tensor>& stills,
+                         const MotionSettings& settings);
 
 }  // namespace dfs::diffusion::train

@@ -6,12 +6,15 @@
 //   (b) prediction: `context` known frames -> the next `horizon` frames; PSNR/SSIM of one
 //       sampled continuation and of the per-pixel mean of `samples` continuations (the
 //       model's estimate of the expected future), beside copy-last-frame and linear
-//       extrapolation (x[t] = x[c] + (t - c) (x[c] - x[c-1]), clamped);
+//       extrapolation (x[t] = x[c] + (t - c) (x[c] - x[c-1]), clamped), also at 64x48, and
+//       optionally beside a baseline model's output upscaled bicubically;
 //   (c) long rollouts (`rollout_frames` after held-out context), with and without history
 //       stabilisation: the share of frames whose mean, contrast and sharpness lie inside the
 //       1st-99th percentile range of the training frames, and scene consistency — the share
-//       of frames whose nearest training frame (L2 at model resolution) comes from the clip
-//       the context came from;
+//       of frames whose nearest frame (L2 at 64x48) comes from the clip the context came from,
+//       among the training frames of the real clips and every frame of wholly held-out
+//       ("unseen") clips, so that a rollout from unseen footage can be told apart from one
+//       that turned into a training scene;
 //   (d) a contact sheet (see EvalReport::contact_sheet).
 // PSNR and SSIM follow dfs_media's definitions (peak 255; SSIM of Wang et al. 2004 with an
 // 11x11 Gaussian window, sigma 1.5, per RGB channel, averaged), reimplemented here in torch
@@ -47,6 +50,10 @@ struct EvalSettings {
   int rollout_context = 8;   // window of the long rollout
   int rollout_horizon = 8;
   double stabilization = 0.02;  // "with stabilisation" level ("without" uses 0)
+  // (b) a baseline model (e.g. the earlier 64x48 demo model): it sees the context downsampled
+  // (area) to its resolution and its output is upscaled bicubically to the data's resolution
+  // before scoring. Empty = none.
+  std::string baseline_model;
   // sampling, for (b) and (c)
   SamplerSettings sampler;  // schedule shape and steps (the product's defaults)
   uint64_t seed = 0;
@@ -67,6 +74,16 @@ struct PredictionScores {
   std::vector<double> psnr_mean, ssim_mean;      // mean of `samples` continuations
   std::vector<double> psnr_copy, ssim_copy;      // copy-last-frame baseline
   std::vector<double> psnr_linear, ssim_linear;  // linear extrapolation baseline
+  // The same PSNRs after downsampling output and truth to 64x48 (area): comparable with 64x48
+  // models, and blind to the autoencoder's ceiling.
+  std::vector<double> psnr_sample_64, psnr_mean_64, psnr_copy_64, psnr_linear_64;
+  // Sharpness (mean |Laplacian| of luma) of one sampled continuation / of the true frames.
+  std::vector<double> sharpness_ratio_sample;
+  // With EvalSettings::baseline_model: its one sample and its mean, upscaled bicubically.
+  std::string baseline;
+  std::vector<double> psnr_baseline_sample, ssim_baseline_sample;
+  std::vector<double> psnr_baseline_mean, ssim_baseline_mean;
+  std::vector<double> psnr_baseline_mean_64;
 };
 
 // Statistic ranges of the training frames (1st and 99th percentiles).

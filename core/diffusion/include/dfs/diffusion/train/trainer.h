@@ -35,9 +35,11 @@
 #include <string>
 #include <vector>
 
+#include "dfs/diffusion/autoencoder.h"
 #include "dfs/diffusion/model.h"
 #include "dfs/diffusion/noise.h"
 #include "dfs/diffusion/train/dataset.h"
+#include "dfs/diffusion/train/optimizer.h"
 
 namespace dfs::diffusion::train {
 
@@ -72,6 +74,9 @@ struct TrainSettings {
   static TrainSettings from_json(const nlohmann::json& j);  // throws Error on bad values
   void validate() const;                                    // throws Error on bad values
 };
+
+// The optimiser part of the settings (AdamW, schedule, clipping, EMA).
+OptimizerSettings optimizer_settings(const TrainSettings& settings);
 
 // A named training recipe: the model preset plus matching optimisation settings.
 struct TrainRecipe {
@@ -140,10 +145,12 @@ class Trainer {
   void load_checkpoint(const std::string& path);
 
   // Writes the EMA weights as a model file (loadable with Model::load), with `provenance`
-  // (training data, steps, time, metrics) in its metadata.
+  // (training data, steps, time, metrics) in its metadata. A latent model's file also holds the
+  // autoencoder given to set_autoencoder (the one its dataset latents came from).
   void export_model(const std::string& path, const nlohmann::json& provenance) const;
+  void set_autoencoder(Autoencoder ae);
 
-  // Diffusion-forcing loss of the EMA (or raw) model on given clean clips x0 [B, T, 3, H, W]
+  // Diffusion-forcing loss of the EMA (or raw) model on given clean clips x0 [B, T, C, H, W]
   // at given levels [B, T], per frame [B, T] (unweighted MSE against the objective's
   // target), no gradient. Used by evaluation.
   torch::Tensor frame_losses(const torch::Tensor& x0, const torch::Tensor& levels,
