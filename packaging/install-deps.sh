@@ -3,6 +3,8 @@
 # skips what is present and prints what it installs. Needs root (or sudo).
 #   packaging/install-deps.sh            everything (full build, tests, GUI)
 #   packaging/install-deps.sh --core     only what the core-only build needs
+#   packaging/install-deps.sh --data     everything, plus the footage and photographs that
+#                                        `dforce dataset build` makes the training set from
 set -euo pipefail
 
 core=(cmake ninja-build g++ pkg-config ccache libtorch-dev nlohmann-json3-dev libcli11-dev
@@ -18,8 +20,13 @@ full=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
       # Real footage for the sample clip, the tests and the demo model; sprites for synthetic data.
       opencv-doc dataset-fashion-mnist)
 
+# Training data only (models/README.md): real image sequences with camera motion, and still
+# photographs for synthetic motion.
+data=(visp-images-data gnome-backgrounds plasma-workspace-wallpapers mate-backgrounds)
+
 pkgs=("${core[@]}")
 [ "${1:-}" = "--core" ] || pkgs+=("${full[@]}")
+[ "${1:-}" = "--data" ] && pkgs+=("${data[@]}")
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -140,6 +140,13 @@ void run_info(const std::string& path) {
   std::printf("model      : %s\n", path.c_str());
   std::printf("name       : %s\n", info.name.c_str());
   std::printf("resolution : %dx%d, %d channels\n", info.width, info.height, info.channels);
+  if (const auto& ae = model.impl()->ae) {
+    std::printf("latents    : %dx%dx%d (8x down), autoencoder %lld + %lld parameters (encoder + "
+                "decoder), preview map %d values per latent pixel\n",
+                info.latent_width, info.latent_height, info.latent_channels,
+                static_cast<long long>(ae->encoder_parameter_count()),
+                static_cast<long long>(ae->decoder_parameter_count()), 192);
+  }
   std::printf("max frames : %d\n", info.max_frames);
   std::printf("attention  : %s\n", info.causal ? "causal (KV cache)" : "bidirectional");
   std::printf("objective  : %s, %s noise schedule\n", info.objective.c_str(),

@@ -123,7 +123,8 @@ void add_generation_options(CLI::App* sub, GenerationOptions& o) {
   g.fit = sub->add_option("--fit", o.fit,
                           "Bring the clip to the model's size: letterbox (default), crop, stretch");
   g.scale = sub->add_option("--scale", o.scale,
-                            "Output scale of the model resolution: 1, 2 or 4 (default 4)");
+                            "Output scale of the model resolution: 1, 2 or 4 (default 4 for "
+                            "64x48 models, 1 for 256x192)");
   sub->add_flag("--nearest", o.nearest, "Upscale with nearest neighbour (default: smooth)");
   g.fps = sub->add_option("--fps", o.fps, "Output frame rate (default: the clip's)");
   g.quality = sub->add_option("--quality", o.quality, "Export quality 0..100 (default 80)");
@@ -330,6 +331,9 @@ void run_generation(dp::Project project, const GenerationOptions& o, bool window
     project.model_path = dp::find_demo_model("");
   else
     project.model_path = model_path;
+  // Export scale: frames of a 256-pixel-wide model are exported at their own size unless
+  // --scale (or a settings file) says otherwise; 64x48 models keep their x4 default.
+  if (o.scale == 0 && info.width >= 256) project.export_settings.scale = 1;
   if (!window_given && dp::fit_window_to_model(project.generation, info))
     std::fprintf(
         stderr, "dforce: note: context %d + horizon %d to fit the model's %d-frame window\n",

@@ -926,6 +926,9 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--schedule", *shape, "Schedule shape")->capture_default_str();
   cmd->add_option("--seed", s->seed, "Sampling seed")->capture_default_str();
   cmd->add_option("--device", s->device, "cpu, cuda or auto")->capture_default_str();
+  cmd->add_option("--baseline", s->baseline_model,
+                  "Also score this model (e.g. the 64x48 demo) on the same context, downsampled "
+                  "to its size, its output upscaled bicubically");
   cmd->callback([=] {
     auto settings = *s;
     settings.clips = *clips;
@@ -945,6 +948,7 @@ void register_eval(CLI::App& app) {
       auto j = report.to_json();
       j["data"] = fs::path(*data_path).filename().string();
       j["settings"] = {{"samples", settings.samples},
+                       {"baseline", fs::path(settings.baseline_model).filename().string()},
                        {"segments", settings.segments_per_clip},
                        {"context", settings.context},
                        {"horizon", settings.horizon},

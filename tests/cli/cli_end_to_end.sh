@@ -2,10 +2,11 @@
 # End-to-end checks of the dforce executable as a user runs it: a model file written by
 # `model init` loads, `extend` writes a playable MP4 with N more frames and its settings
 # embedded, `probe` reads them back, and bad input exits 1 with a message (never a crash).
-#   usage: cli_end_to_end.sh DFORCE SAMPLE_CLIP
+#   usage: cli_end_to_end.sh DFORCE SAMPLE_CLIP [MODELS_DIR]
 set -u
 dforce=$1
 clip=$2
+models=${3:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0
@@ -57,6 +58,20 @@ check "a garbage model file gets an error message" grep -q "error" "$tmp/garbage
 
 "$dforce" schedule --mode pyramid --steps 0 --frames 4 > "$tmp/steps.log" 2>&1
 check "steps 0 is refused" test $? -ne 0
+
+if [ -n "$models" ] && [ -f "$models/demo-64x48.safetensors" ]; then
+  # The 64x48 pixel-space model of the first releases still loads and gives exactly the frames
+  # it gave before latent models existed: these hashes were recorded with that release's dforce
+  # (one thread, so reduction order cannot differ) on the same commands.
+  DFS_THREADS=1 "$dforce" extend "$clip" --model "$models/demo-64x48.safetensors" --source-frames 8 \
+    --frames 8 --steps 4 --scale 1 --range generated --seed 3 -q -o "$tmp/old_a/" > "$tmp/old.log" 2>&1
+  DFS_THREADS=1 "$dforce" extend "$clip" --model "$models/demo-64x48.safetensors" --source-frames 8 \
+    --frames 6 --steps 3 --scale 1 --schedule full_sequence --guidance vanilla --guidance-scale 1.5 \
+    --noise 6-7=0.5 --unpin 6-7 --seed 5 -q -o "$tmp/old_b/" >> "$tmp/old.log" 2>&1
+  got=$(cd "$tmp" && find old_a old_b -name "*.png" | sort | xargs cat | sha256sum | cut -c1-64)
+  check "a 64x48 pixel model gives exactly its earlier frames" \
+    test "$got" = "b9c437a9b8b969ee10f6d140385f203b1c8cff10bedd18e245cadc8e1bd62276"
+fi
 
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

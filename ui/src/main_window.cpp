@@ -599,6 +599,12 @@ void MainWindow::connect_worker() {
                                 QString::fromStdString(info.noise_schedule),
                                 info.causal ? tr("causal") : tr("bidirectional"),
                                 QString::fromStdString(info.device));
+        if (info.latent_channels > 0)
+          html += tr("<br>latent model: the transformer works on %1 x %2 x %3 latents of its "
+                     "autoencoder; pinned frames stay your original pixels")
+                      .arg(info.latent_width)
+                      .arg(info.latent_height)
+                      .arg(info.latent_channels);
         if (!note.isEmpty()) html += "<p style='color:#f2a93b'>" + note.toHtmlEscaped() + "</p>";
         if (!info.provenance_json.empty() && info.provenance_json != "{}")
           html += tr("<p><b>Provenance</b></p><pre>%1</pre>")
@@ -1433,6 +1439,8 @@ void MainWindow::show_export_dialog() {
     return;
   }
   project::ExportSettings initial = p.export_settings;
+  // First export of this project: a 256-pixel-wide model's frames go out at their own size.
+  if (initial.path.empty() && s_->model_info->width >= 256) initial.scale = 1;
   if (initial.path.empty()) {
     // Beside the clip when that folder is writable (sample clips often live in read-only
     // system folders), else in the user's Videos folder.

@@ -106,10 +106,10 @@ AutoencoderConfig autoencoder_preset(const std::string& name) {
   if (name == "ae-demo") return c;  // the defaults: chosen by measurement, models/README.md
   if (name == "ae-tiny") {
     c.latent_channels = 8;
-    c.encoder_widths = {8, 12, 16};
-    c.encoder_blocks = {0, 0, 1};
-    c.decoder_widths = {16, 12, 8};
-    c.decoder_blocks = {1, 0, 0};
+    c.encoder_widths = {16, 24, 32};
+    c.encoder_blocks = {0, 1, 1};
+    c.decoder_widths = {32, 24, 16};
+    c.decoder_blocks = {1, 1, 0};
     return c;
   }
   throw Error("unknown autoencoder preset '" + name + "' (known: ae-demo, ae-tiny)");
