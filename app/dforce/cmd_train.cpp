@@ -863,12 +863,14 @@ void register_learn(CLI::App& app) {
                                  "dforce learn " + clip_path.filename().string(), false);
     train::save_dataset(j.data_path, data);
     j.command = describe_job("learn", j, {clip_path.filename().string()});
-    // A short clip's held-out part is short (tree.avi: 14 frames): 4 context -> 8 predicted.
+    // 8 context -> 8 predicted, the mean of 8 samples; a short clip's held-out part is short
+    // (tree.avi: 14 frames), then 4 context -> 8 predicted.
     train::EvalSettings es;
-    es.context = es.rollout_context = 4;
+    const int held_out = static_cast<int>(data.clips[0].held_out_length());
+    es.context = es.rollout_context = held_out >= 16 ? 8 : 4;
     es.horizon = es.rollout_horizon = 8;
     es.rollout_frames = 100;
-    es.samples = 4;
+    es.samples = 8;
     es.segments_per_clip = 2;
     es.log = [](const std::string& l) { std::printf("  %s\n", l.c_str()); };
     if (*eval && !j.from.empty()) {

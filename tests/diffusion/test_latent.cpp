@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -206,4 +207,38 @@ TEST_CASE("a latent model file holds transformer and autoencoder; loading checks
     CHECK(std::string(e.what()).find("ae.encoder") != std::string::npos);
   }
   std::filesystem::remove(path);
+}
+
+TEST_CASE("a model that outputs NaN stops the rollout with a message and emits no garbage frame",
+          "[rollout]") {
+  for (const char* preset : {"tiny", "latent-tiny"}) {
+    Model model = Model::random(preset, 3);
+    {
+      torch::NoGradGuard guard;
+      model.impl()->net->final_modulation->bias.fill_(std::numeric_limits<float>::quiet_NaN());
+    }
+    const auto& info = model.info();
+    std::vector<TimelineFrame> timeline(8);
+    for (int i = 0; i < 2; ++i) {
+      timeline[i].content = patterned_frame(info.width, info.height, i);
+      timeline[i].pinned = true;
+    }
+    RolloutSettings settings;
+    settings.context = 2;
+    settings.horizon = 3;
+    settings.sampler.schedule.steps = 3;
+    std::vector<int> emitted;
+    RolloutCallbacks cb;
+    cb.on_frame = [&](int index, const dfs::Frame&) { emitted.push_back(index); };
+    try {
+      run_rollout(model, timeline, settings, cb);
+      FAIL("a NaN model finished a rollout");
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      CHECK(what.find("invalid values") != std::string::npos);
+      CHECK(what.find("step 1") != std::string::npos);
+      CHECK(what.find("window 1") != std::string::npos);
+    }
+    CHECK(emitted == std::vector<int>{0, 1});  // the pinned frames before the failure only
+  }
 }

@@ -153,6 +153,11 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
     ++result.forwards;
     if (prediction.sizes() != call.x.sizes())
       throw Error("the denoiser returned a prediction of the wrong shape");
+    // A diverged or damaged model must not paint garbage into frames: stop here, with every
+    // frame finished so far already handed out.
+    if (!torch::isfinite(prediction).all().item<bool>())
+      throw Error("the model produced invalid values (NaN or infinity) at step " +
+                  std::to_string(m + 1) + " of " + std::to_string(matrix.rows - 1));
 
     // Guidance combines predictions with weights summing to 1; x0 and eps are affine in the
     // prediction at a fixed x_n, so combining here equals combining eps or x0.

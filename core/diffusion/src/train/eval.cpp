@@ -32,38 +32,40 @@ double psnr_u8(const torch::Tensor& a, const torch::Tensor& b) {
   return 10.0 * std::log10(255.0 * 255.0 / mse);  // 10 log10(peak^2 / MSE)
 }
 
-namespace {
-
-torch::Tensor gaussian_window(int size, double sigma) {
-  auto x = torch::arange(size, torch::kFloat64) - (size - 1) / 2.0;
-  auto g = torch::exp(-x.pow(2) / (2 * sigma * sigma));
-  g = g / g.sum();
-  return torch::outer(g, g);  // [size, size], sums to 1
-}
-
-}  // namespace
 
 double ssim_u8(const torch::Tensor& a, const torch::Tensor& b) {
   // Wang, Bovik, Sheikh & Simoncelli 2004, Eq. 13 with C1 = (K1 L)^2, C2 = (K2 L)^2,
   // K1 = 0.01, K2 = 0.03, L = 255, local statistics under an 11x11 Gaussian (sigma 1.5),
-  // the mean SSIM map over the valid region, per channel, averaged over R, G, B.
+  // the mean SSIM map over the valid region, per channel, averaged over R, G, B. The Gaussian
+  // is separable: two 11-tap passes instead of one 121-tap one (float32: same value to ~1e-6,
+  // and fast enough for 256x192 frames).
   constexpr double kC1 = (0.01 * 255) * (0.01 * 255);
   constexpr double kC2 = (0.03 * 255) * (0.03 * 255);
   const int win = std::min<int>(11, static_cast<int>(std::min(a.size(0), a.size(1))));
-  const auto w = gaussian_window(win, 1.5).view({1, 1, win, win}).repeat({3, 1, 1, 1});
-  auto x = a.to(torch::kFloat64).permute({2, 0, 1}).unsqueeze(0);  // [1, 3, H, W]
-  auto y = b.to(torch::kFloat64).permute({2, 0, 1}).unsqueeze(0);
+  auto g = torch::arange(win, torch::kFloat64) - (win - 1) / 2.0;
+  g = torch::exp(-g.pow(2) / (2 * 1.5 * 1.5));
+  g = (g / g.sum()).to(torch::kFloat32);
+  const auto gx = g.view({1, 1, 1, win}).repeat({3, 1, 1, 1});
+  const auto gy = g.view({1, 1, win, 1}).repeat({3, 1, 1, 1});
+  auto x = a.to(torch::kFloat32).permute({2, 0, 1}).unsqueeze(0);  // [1, 3, H, W]
+  auto y = b.to(torch::kFloat32).permute({2, 0, 1}).unsqueeze(0);
   namespace F = torch::nn::functional;
   auto blur = [&](const torch::Tensor& t) {
-    return F::conv2d(t, w, F::Conv2dFuncOptions().groups(3));
+    return F::conv2d(F::conv2d(t, gx, F::Conv2dFuncOptions().groups(3)), gy,
+                     F::Conv2dFuncOptions().groups(3));
   };
+  // Centre the values first: the local variances are differences of large squares.
+  const auto mean = (x.mean() + y.mean()) / 2;
+  x = x - mean;
+  y = y - mean;
   const auto mx = blur(x), my = blur(y);
   const auto sxx = blur(x * x) - mx * mx;
   const auto syy = blur(y * y) - my * my;
   const auto sxy = blur(x * y) - mx * my;
-  const auto map =
-      ((2 * mx * my + kC1) * (2 * sxy + kC2)) / ((mx * mx + my * my + kC1) * (sxx + syy + kC2));
-  return map.mean().item<double>();
+  const auto mxs = mx + mean, mys = my + mean;  // the true local means
+  const auto map = ((2 * mxs * mys + kC1) * (2 * sxy + kC2)) /
+                   ((mxs * mxs + mys * mys + kC1) * (sxx + syy + kC2));
+  return map.to(torch::kFloat64).mean().item<double>();
 }
 
 torch::Tensor frame_statistics(const torch::Tensor& frames_u8) {
