@@ -40,6 +40,8 @@ struct AeJob {
   int batch = 0;
   int crop = 0;
   double lr = 0;
+  std::string from;           // start from this autoencoder (or latent model)'s weights
+  bool decoder_only = false;  // keep the encoder (the latent space) fixed
   std::vector<std::string> overrides;  // key=value on the training settings JSON
 };
 
@@ -48,6 +50,7 @@ train::AutoencoderTrainSettings settings_for(const AeJob& job) {
   if (job.batch > 0) s.batch_size = job.batch;
   if (job.crop > 0) s.crop = job.crop;
   if (job.lr > 0) s.optimizer.learning_rate = job.lr;
+  s.decoder_only = job.decoder_only;
   if (!job.overrides.empty()) {
     auto j = s.to_json();
     for (const auto& kv : job.overrides) {
@@ -67,7 +70,13 @@ train::AutoencoderTrainSettings settings_for(const AeJob& job) {
 void run_ae_train(const AeJob& job) {
   if (job.minutes <= 0 && job.steps <= 0) throw Error("give --minutes or --steps (how long to train)");
   const auto data = train::load_dataset(job.data_path);
-  const auto config = dd::autoencoder_preset(job.preset);
+  if (job.decoder_only && job.from.empty())
+    throw Error("--decoder-only needs --from (the autoencoder whose encoder stays fixed)");
+  dd::Autoencoder from{nullptr};
+  if (!job.from.empty()) from = dd::load_autoencoder(job.from);
+  auto config = from ? from->config() : dd::autoencoder_preset(job.preset);
+  config.latent_mean.clear();
+  config.latent_std.clear();
   auto s = settings_for(job);
   const std::string ckpt =
       job.checkpoint.empty() ? default_checkpoint_path(job.output) : job.checkpoint;
@@ -78,6 +87,7 @@ void run_ae_train(const AeJob& job) {
     if (job.schedule_steps <= 0) s.optimizer.schedule_steps = info.settings.optimizer.schedule_steps;
     else s.optimizer.schedule_steps = job.schedule_steps;
     trainer = std::make_unique<train::AutoencoderTrainer>(config, s, data, job.device);
+    if (from) trainer->load_weights(from);  // the frozen statistics; weights from the checkpoint
     trainer->load_checkpoint(ckpt);
     std::printf("resumed from %s at step %lld (%s trained so far)\n", ckpt.c_str(),
                 static_cast<long long>(trainer->step_count()),
@@ -86,6 +96,7 @@ void run_ae_train(const AeJob& job) {
     if (job.schedule_steps > 0) s.optimizer.schedule_steps = job.schedule_steps;
     else if (job.steps > 0) s.optimizer.schedule_steps = job.steps;
     trainer = std::make_unique<train::AutoencoderTrainer>(config, s, data, job.device);
+    if (from) trainer->load_weights(from);
     if (job.steps <= 0 && job.schedule_steps <= 0) {
       // Time-limited: fix the cosine horizon from two measured steps (then start afresh).
       const auto t0 = std::chrono::steady_clock::now();
@@ -96,11 +107,15 @@ void run_ae_train(const AeJob& job) {
       s.optimizer.schedule_steps = std::max<int64_t>(s.optimizer.warmup_steps + 10,
                                                      static_cast<int64_t>(job.minutes * 60 / sec));
       trainer = std::make_unique<train::AutoencoderTrainer>(config, s, data, job.device);
+      if (from) trainer->load_weights(from);
     }
   }
-  std::printf("autoencoder %s: %lld parameters, %d latent channels (x8 down), crops %dx%d, batch "
+  std::printf("autoencoder %s: %lld trained parameters, %d latent channels (x8 down), crops %dx%d, batch "
               "%d, device %s, %d threads\n",
-              job.preset.c_str(), static_cast<long long>(trainer->parameter_count()),
+              (job.from.empty() ? job.preset : "from " + fs::path(job.from).filename().string() +
+                                                     (job.decoder_only ? ", decoder only" : ""))
+                  .c_str(),
+              static_cast<long long>(trainer->parameter_count()),
               config.latent_channels, s.crop, s.crop, s.batch_size, trainer->device().c_str(),
               dd::runtime_info().threads);
   std::printf("data %s: %lld training frames; lr schedule over %lld steps; checkpoint %s\n",
@@ -205,8 +220,49 @@ void register_ae_commands(CLI::App& app) {
     cmd->add_option("--batch", job->batch, "Crops per step (default 8)");
     cmd->add_option("--crop", job->crop, "Crop side in pixels (default 128)");
     cmd->add_option("--lr", job->lr, "Peak learning rate (default 2e-3)");
-    cmd->add_option("--set", job->overrides, "Override a training setting, key=value (repeatable)");
+    cmd->add_option("--set", job->overrides,
+                    "Override a training setting, key=value (repeatable), e.g. "
+                    "adversarial_weight=0.5");
+    cmd->add_option("--from", job->from, "Start from this autoencoder's (or latent model's) weights");
+    cmd->add_flag("--decoder-only", job->decoder_only,
+                  "Train only the decoder: the encoder, and so the latent space a transformer "
+                  "learned, stays exactly as it was (then `dforce ae attach`)");
     cmd->callback([job] { run_ae_train(*job); });
+  }
+  {
+    auto* cmd = ae->add_subcommand(
+        "attach",
+        "Put a fine-tuned decoder into a latent model file: the autoencoder must have the same "
+        "encoder and latent statistics as the model's (made with --decoder-only)");
+    auto model = std::make_shared<std::string>();
+    auto autoencoder = std::make_shared<std::string>();
+    auto out = std::make_shared<std::string>();
+    cmd->add_option("model", *model, "Latent model file")->required();
+    cmd->add_option("autoencoder", *autoencoder, "Autoencoder file")->required();
+    cmd->add_option("-o,--output", *out, "Model file to write")->required();
+    cmd->callback([=] {
+      auto file = dd::load_safetensors(*model);
+      if (!dd::has_autoencoder(file.metadata)) throw Error("'" + *model + "' is not a latent model");
+      auto old_ae = dd::load_autoencoder_from(file.metadata, file.tensors, *model);
+      auto new_ae = dd::load_autoencoder(*autoencoder);
+      if (old_ae->config().to_json() != new_ae->config().to_json())
+        throw Error("the autoencoder's config or latent statistics differ from the model's: the "
+                    "transformer would see another latent space");
+      const auto a = old_ae->encoder->named_parameters(), b = new_ae->encoder->named_parameters();
+      for (const auto& p : a)
+        if (!torch::equal(p.value(), b[p.key()]))
+          throw Error("the autoencoder's encoder differs from the model's (" + p.key() +
+                      "): train it with --from MODEL --decoder-only");
+      dd::add_autoencoder_to_file(new_ae, file.tensors, file.metadata);
+      auto provenance = nlohmann::json::parse(file.metadata["provenance"], nullptr, false);
+      if (provenance.is_object())
+        provenance["decoder"] = {{"from", fs::path(*autoencoder).filename().string()}};
+      file.metadata["provenance"] = provenance.dump();
+      dd::save_safetensors(*out, file);
+      std::printf("wrote %s: %s with the decoder of %s\n", out->c_str(),
+                  fs::path(*model).filename().string().c_str(),
+                  fs::path(*autoencoder).filename().string().c_str());
+    });
   }
   {
     auto* cmd = ae->add_subcommand(

@@ -45,7 +45,9 @@ nlohmann::json AutoencoderTrainSettings::to_json() const {
           {"ssim_weight", ssim_weight},
           {"latent_noise", latent_noise},
           {"p_flip", p_flip},
-          {"seed", seed}};
+          {"seed", seed},
+          {"decoder_only", decoder_only},
+          {"adversarial_weight", adversarial_weight}};
 }
 
 AutoencoderTrainSettings AutoencoderTrainSettings::from_json(const nlohmann::json& j) {
@@ -70,6 +72,8 @@ AutoencoderTrainSettings AutoencoderTrainSettings::from_json(const nlohmann::jso
     s.latent_noise = j.value("latent_noise", s.latent_noise);
     s.p_flip = j.value("p_flip", s.p_flip);
     s.seed = j.value("seed", s.seed);
+    s.decoder_only = j.value("decoder_only", s.decoder_only);
+    s.adversarial_weight = j.value("adversarial_weight", s.adversarial_weight);
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("autoencoder training settings: ") + e.what());
   }
@@ -97,6 +101,7 @@ void AutoencoderTrainSettings::validate() const {
           "loss weights must be >= 0 and not all 0");
   require(latent_noise >= 0 && latent_noise <= 1, "latent_noise must be in [0, 1]");
   require(p_flip >= 0 && p_flip <= 1, "p_flip must be a probability");
+  require(adversarial_weight >= 0 && adversarial_weight <= 10, "adversarial_weight must be in [0, 10]");
 }
 
 // [SECTION] Losses -----------------------------------------------------------------------
@@ -140,6 +145,18 @@ torch::Tensor gradient_l1(const torch::Tensor& a, const torch::Tensor& b) {
 
 // [SECTION] Trainer ----------------------------------------------------------------------
 
+PatchDiscriminatorImpl::PatchDiscriminatorImpl() {
+  auto conv = [](int in, int out, int k, int stride) {
+    return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, k).stride(stride).padding(1));
+  };
+  auto act = [] { return torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(0.2)); };
+  net = register_module("net", torch::nn::Sequential(conv(3, 32, 4, 2), act(), conv(32, 64, 4, 2),
+                                                     act(), conv(64, 128, 4, 2), act(),
+                                                     conv(128, 1, 3, 1)));
+}
+
+torch::Tensor PatchDiscriminatorImpl::forward(const torch::Tensor& rgb) { return net->forward(rgb); }
+
 struct AutoencoderTrainer::State {
   AutoencoderConfig config;
   AutoencoderTrainSettings settings;
@@ -149,6 +166,9 @@ struct AutoencoderTrainer::State {
   Autoencoder model{nullptr};
   Autoencoder ema{nullptr};
   AdamWState opt;
+  PatchDiscriminator disc{nullptr};  // adversarial_weight > 0 only
+  AutoencoderConfig frozen;          // decoder_only: the starting autoencoder's statistics
+  AdamWState disc_opt;
   std::vector<int64_t> train_frames;  // dataset frame indices the trainer may draw
   int64_t step = 0;
   double seconds = 0;
@@ -205,12 +225,48 @@ AutoencoderTrainer::AutoencoderTrainer(const AutoencoderConfig& config,
   st.model->train();
   st.ema->eval();
   const auto ema_named = st.ema->named_parameters();
-  for (const auto& p : st.model->named_parameters())
-    if (p.key().rfind("preview.", 0) != 0) {  // the preview is fitted, not trained
+  for (const auto& p : st.model->named_parameters()) {
+    const bool preview = p.key().rfind("preview.", 0) == 0;  // fitted, not trained
+    const bool frozen = settings.decoder_only && p.key().rfind("encoder.", 0) == 0;
+    if (!preview && !frozen) {
       st.opt.add(p.key(), p.value(), ema_named[p.key()]);
     } else {
       p.value().set_requires_grad(false);
     }
+  }
+  if (settings.adversarial_weight > 0) {
+    st.disc = PatchDiscriminator();
+    {
+      torch::NoGradGuard no_grad;
+      auto g = at::detail::createCPUGenerator(detail::splitmix64(settings.seed + 1));
+      for (auto& p : st.disc->parameters())
+        p.copy_(p.dim() >= 2 ? torch::randn(p.sizes(), g) * 0.02 : torch::zeros(p.sizes()));
+    }
+    st.disc->to(st.device);
+    PatchDiscriminator disc_ema;  // the optimiser keeps an EMA; unused for the discriminator
+    disc_ema->to(st.device);
+    const auto named = disc_ema->named_parameters();
+    for (const auto& p : st.disc->named_parameters())
+      st.disc_opt.add("disc." + p.key(), p.value(), named[p.key()]);
+  }
+}
+
+void AutoencoderTrainer::load_weights(Autoencoder& from) {
+  auto& st = *state_;
+  auto a = from->config().to_json(), b = st.config.to_json();
+  for (auto* j : {&a, &b}) {
+    j->erase("latent_mean");
+    j->erase("latent_std");
+    j->erase("latent_clamp");
+  }
+  if (a != b) throw Error("cannot start from that autoencoder: its architecture differs");
+  torch::NoGradGuard no_grad;
+  const auto src = from->named_parameters();
+  for (auto& p : st.model->named_parameters()) p.value().copy_(src[p.key()].to(st.device));
+  for (size_t i = 0; i < st.opt.params.size(); ++i) st.opt.ema[i].copy_(st.opt.params[i]);
+  const auto ema = st.ema->named_parameters();
+  for (const auto& p : st.model->named_parameters()) ema[p.key()].copy_(p.value());
+  st.frozen = from->config();
 }
 
 AutoencoderTrainer::~AutoencoderTrainer() = default;
@@ -243,7 +299,31 @@ TrainStepStats AutoencoderTrainer::step() {
   if (s.gradient_weight > 0) loss = loss + s.gradient_weight * gradient_l1(y, x);
   if (s.ssim_weight > 0)
     loss = loss + s.ssim_weight * (1 - ssim_loss_term((y.clamp(-1, 1) + 1) / 2, (x + 1) / 2));
+  if (st.disc) {
+    // Discriminator step (hinge loss, Lim & Ye 2017): real crops up, decoded crops down.
+    const auto d_loss = torch::relu(1 - st.disc->forward(x)).mean() +
+                        torch::relu(1 + st.disc->forward(y.detach())).mean();
+    d_loss.backward();
+    OptimizerSettings dopt = s.optimizer;
+    dopt.weight_decay = 0;
+    dopt.beta1 = 0.5;
+    adamw_update(st.disc_opt, dopt, st.step, learning_rate_at(s.optimizer, st.step));
+    // Generator term, weighted adaptively (VQGAN Eq. 7): the ratio of the reconstruction's and
+    // the adversarial loss's gradient norms at the decoder's last layer.
+    const auto g_loss = -st.disc->forward(y).mean();
+    const auto decoder_params = st.model->decoder->parameters();
+    const auto last = decoder_params[decoder_params.size() - 2];  // the head conv's weight
+    const auto grad_rec = torch::autograd::grad({loss}, {last}, {}, /*retain_graph=*/true)[0];
+    const auto grad_adv = torch::autograd::grad({g_loss}, {last}, {}, /*retain_graph=*/true)[0];
+    const double w = std::min(1e4, grad_rec.norm().item<double>() /
+                                       (grad_adv.norm().item<double>() + 1e-4)) *
+                     s.adversarial_weight;
+    loss = loss + w * g_loss;
+    for (auto& p : st.disc->parameters()) p.mutable_grad() = torch::Tensor();
+  }
   loss.backward();
+  if (st.disc)
+    for (auto& p : st.disc->parameters()) p.mutable_grad() = torch::Tensor();
   TrainStepStats stats;
   stats.loss = loss.item<double>();
   if (!std::isfinite(stats.loss))
@@ -294,6 +374,10 @@ void AutoencoderTrainer::save_checkpoint(const std::string& path, const nlohmann
   const auto& st = *state_;
   TensorFile file;
   detail::add_optimizer_tensors(st.opt, file.tensors);
+  if (st.disc) detail::add_optimizer_tensors(st.disc_opt, file.tensors);
+  if (st.settings.decoder_only)  // the frozen encoder is not in the optimiser
+    for (const auto& p : st.model->encoder->named_parameters())
+      file.tensors["frozen.encoder." + p.key()] = p.value().detach().cpu().contiguous();
   file.metadata["format"] = kAutoencoderCheckpointFormat;
   file.metadata["autoencoder_config"] = st.config.to_json().dump();
   file.metadata["train_settings"] = st.settings.to_json().dump();
@@ -318,6 +402,14 @@ void AutoencoderTrainer::load_checkpoint(const std::string& path) {
                 info.dataset_fingerprint + ", this dataset is " + st.fingerprint + ")");
   const TensorFile file = load_safetensors(path);
   detail::load_optimizer_tensors(st.opt, file.tensors, path);
+  if (st.disc) detail::load_optimizer_tensors(st.disc_opt, file.tensors, path);
+  if (st.settings.decoder_only) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : st.model->encoder->named_parameters()) {
+      p.value().copy_(detail::checkpoint_tensor(file.tensors, "frozen.encoder." + p.key(), p.value(), path));
+      st.ema->encoder->named_parameters()[p.key()].copy_(p.value());
+    }
+  }
   st.step = info.step;
   st.seconds = info.seconds;
 }
@@ -348,7 +440,11 @@ Autoencoder AutoencoderTrainer::finished(int frames, double* preview_psnr) const
   const auto normalised = (z - mean.view({1, -1, 1, 1})) / std.view({1, -1, 1, 1});
   // The sampler clamps x0 estimates to a little beyond the largest normalised latent seen.
   const double clamp = std::max(3.0, 1.25 * normalised.abs().max().item<double>());
-  ae->set_statistics(m, sd, std::min(clamp, 100.0));
+  if (st.settings.decoder_only && st.frozen.normalised())
+    // The latent space stays exactly the one a transformer was trained on.
+    ae->set_statistics(st.frozen.latent_mean, st.frozen.latent_std, st.frozen.latent_clamp);
+  else
+    ae->set_statistics(m, sd, std::min(clamp, 100.0));
   const double psnr = fit_preview(ae, x);
   if (preview_psnr != nullptr) *preview_psnr = psnr;
   return ae;

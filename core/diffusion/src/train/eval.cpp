@@ -68,7 +68,24 @@ double ssim_u8(const torch::Tensor& a, const torch::Tensor& b) {
   return map.to(torch::kFloat64).mean().item<double>();
 }
 
+namespace {
+torch::Tensor frame_statistics_chunk(const torch::Tensor& frames_u8);
+}  // namespace
+
 torch::Tensor frame_statistics(const torch::Tensor& frames_u8) {
+  // In chunks: a float copy of ten thousand 256x192 frames would need gigabytes.
+  constexpr int64_t kChunk = 128;
+  if (frames_u8.size(0) <= kChunk) return frame_statistics_chunk(frames_u8);
+  std::vector<torch::Tensor> parts;
+  for (int64_t i = 0; i < frames_u8.size(0); i += kChunk)
+    parts.push_back(
+        frame_statistics_chunk(frames_u8.narrow(0, i, std::min(kChunk, frames_u8.size(0) - i))));
+  return torch::cat(parts);
+}
+
+namespace {
+
+torch::Tensor frame_statistics_chunk(const torch::Tensor& frames_u8) {
   const auto f = frames_u8.to(torch::kFloat32);  // [N, H, W, 3]
   const auto n = f.size(0);
   const auto mean = f.reshape({n, -1}).mean(1);
@@ -85,6 +102,8 @@ torch::Tensor frame_statistics(const torch::Tensor& frames_u8) {
   const auto sharp = (up + down + left + right - 4 * c).abs().reshape({n, -1}).mean(1);
   return torch::stack({mean, contrast, sharp}, 1);
 }
+
+}  // namespace
 
 // [SECTION] Helpers (frames <-> tensors, held-out windows) --------------------------------
 
@@ -357,7 +376,9 @@ FrameStatRanges training_ranges(const VideoDataset& data, int64_t only = -1) {
       parts.push_back(data.frames.narrow(0, clip.first, clip.train_length));
   }
   if (parts.empty()) return {};
-  const auto stats = frame_statistics(torch::cat(parts)).to(torch::kFloat64);
+  std::vector<torch::Tensor> stat_parts;
+  for (const auto& p : parts) stat_parts.push_back(frame_statistics(p));
+  const auto stats = torch::cat(stat_parts).to(torch::kFloat64);
   auto q = [&](int col, double p) {
     return torch::quantile(stats.select(1, col), p).item<double>();
   };

@@ -42,6 +42,13 @@ struct AutoencoderTrainSettings {
   double latent_noise = 0.05;
   double p_flip = 0.5;
   uint64_t seed = 0;
+  // Decoder fine-tuning (`dforce ae train --from AE --decoder-only`): the encoder, and so the
+  // latent space a transformer was trained on, stays fixed; only the decoder learns.
+  bool decoder_only = false;
+  // Weight of a PatchGAN hinge loss (Isola et al. 2017; Esser et al. 2021, "VQGAN", Eq. 7 with
+  // its adaptive weight) on the decoder's output; 0 = off. It trades a little PSNR for the
+  // texture that L1/SSIM alone blur away.
+  double adversarial_weight = 0.0;
 
   nlohmann::json to_json() const;
   static AutoencoderTrainSettings from_json(const nlohmann::json& j);  // throws Error
@@ -58,6 +65,8 @@ class AutoencoderTrainer {
   AutoencoderTrainer& operator=(const AutoencoderTrainer&) = delete;
 
   TrainStepStats step();
+  // Starts from an autoencoder's weights (its config must equal this trainer's).
+  void load_weights(Autoencoder& from);
   int64_t step_count() const;
   int batch_size() const;
   double seconds() const;
@@ -81,6 +90,16 @@ class AutoencoderTrainer {
  private:
   std::unique_ptr<State> state_;
 };
+
+// A patch discriminator (PatchGAN, Isola et al. 2017): RGB crops -> a map of real/fake logits,
+// one per ~46-pixel receptive field.
+class PatchDiscriminatorImpl : public torch::nn::Module {
+ public:
+  PatchDiscriminatorImpl();
+  torch::Tensor forward(const torch::Tensor& rgb);
+  torch::nn::Sequential net{nullptr};
+};
+TORCH_MODULE(PatchDiscriminator);
 
 // Reads the config and step of an autoencoder checkpoint without loading weights.
 struct AutoencoderCheckpointInfo {
