@@ -40,8 +40,8 @@ struct AeJob {
   int batch = 0;
   int crop = 0;
   double lr = 0;
-  std::string from;           // start from this autoencoder (or latent model)'s weights
-  bool decoder_only = false;  // keep the encoder (the latent space) fixed
+  std::string from;                    // start from this autoencoder (or latent model)'s weights
+  bool decoder_only = false;           // keep the encoder (the latent space) fixed
   std::vector<std::string> overrides;  // key=value on the training settings JSON
 };
 
@@ -68,7 +68,8 @@ train::AutoencoderTrainSettings settings_for(const AeJob& job) {
 }
 
 void run_ae_train(const AeJob& job) {
-  if (job.minutes <= 0 && job.steps <= 0) throw Error("give --minutes or --steps (how long to train)");
+  if (job.minutes <= 0 && job.steps <= 0)
+    throw Error("give --minutes or --steps (how long to train)");
   const auto data = train::load_dataset(job.data_path);
   if (job.decoder_only && job.from.empty())
     throw Error("--decoder-only needs --from (the autoencoder whose encoder stays fixed)");
@@ -84,8 +85,10 @@ void run_ae_train(const AeJob& job) {
   if (job.resume) {
     if (!fs::exists(ckpt)) throw Error("--resume: no checkpoint at '" + ckpt + "'");
     const auto info = train::read_autoencoder_checkpoint_info(ckpt);
-    if (job.schedule_steps <= 0) s.optimizer.schedule_steps = info.settings.optimizer.schedule_steps;
-    else s.optimizer.schedule_steps = job.schedule_steps;
+    if (job.schedule_steps <= 0)
+      s.optimizer.schedule_steps = info.settings.optimizer.schedule_steps;
+    else
+      s.optimizer.schedule_steps = job.schedule_steps;
     trainer = std::make_unique<train::AutoencoderTrainer>(config, s, data, job.device);
     if (from) trainer->load_weights(from);  // the frozen statistics; weights from the checkpoint
     trainer->load_checkpoint(ckpt);
@@ -93,8 +96,10 @@ void run_ae_train(const AeJob& job) {
                 static_cast<long long>(trainer->step_count()),
                 format_duration(trainer->seconds()).c_str());
   } else {
-    if (job.schedule_steps > 0) s.optimizer.schedule_steps = job.schedule_steps;
-    else if (job.steps > 0) s.optimizer.schedule_steps = job.steps;
+    if (job.schedule_steps > 0)
+      s.optimizer.schedule_steps = job.schedule_steps;
+    else if (job.steps > 0)
+      s.optimizer.schedule_steps = job.steps;
     trainer = std::make_unique<train::AutoencoderTrainer>(config, s, data, job.device);
     if (from) trainer->load_weights(from);
     if (job.steps <= 0 && job.schedule_steps <= 0) {
@@ -110,14 +115,15 @@ void run_ae_train(const AeJob& job) {
       if (from) trainer->load_weights(from);
     }
   }
-  std::printf("autoencoder %s: %lld trained parameters, %d latent channels (x8 down), crops %dx%d, batch "
-              "%d, device %s, %d threads\n",
-              (job.from.empty() ? job.preset : "from " + fs::path(job.from).filename().string() +
-                                                     (job.decoder_only ? ", decoder only" : ""))
-                  .c_str(),
-              static_cast<long long>(trainer->parameter_count()),
-              config.latent_channels, s.crop, s.crop, s.batch_size, trainer->device().c_str(),
-              dd::runtime_info().threads);
+  std::printf(
+      "autoencoder %s: %lld trained parameters, %d latent channels (x8 down), crops %dx%d, batch "
+      "%d, device %s, %d threads\n",
+      (job.from.empty() ? job.preset
+                        : "from " + fs::path(job.from).filename().string() +
+                              (job.decoder_only ? ", decoder only" : ""))
+          .c_str(),
+      static_cast<long long>(trainer->parameter_count()), config.latent_channels, s.crop, s.crop,
+      s.batch_size, trainer->device().c_str(), dd::runtime_info().threads);
   std::printf("data %s: %lld training frames; lr schedule over %lld steps; checkpoint %s\n",
               job.data_path.c_str(), static_cast<long long>(data.train_frame_count()),
               static_cast<long long>(s.optimizer.schedule_steps), ckpt.c_str());
@@ -143,21 +149,21 @@ void run_ae_train(const AeJob& job) {
   double preview_psnr = 0;
   auto ae = trainer->finished(512, &preview_psnr);
   const auto rt = dd::runtime_info();
-  const nlohmann::json provenance = {
-      {"trained_by", "dforce " + rt.version},
-      {"preset", job.preset},
-      {"data", {{"file", fs::path(job.data_path).filename().string()},
-                {"fingerprint", data.fingerprint()},
-                {"train_frames", data.train_frame_count()}}},
-      {"train_settings", s.to_json()},
-      {"steps", trainer->step_count()},
-      {"seconds", trainer->seconds()},
-      {"final_loss_average", loop.final_loss_average},
-      {"preview_psnr_vs_decoder", preview_psnr},
-      {"device", trainer->device()},
-      {"threads", rt.threads},
-      {"torch", rt.torch_version},
-      {"date", now_utc()}};
+  const nlohmann::json provenance = {{"trained_by", "dforce " + rt.version},
+                                     {"preset", job.preset},
+                                     {"data",
+                                      {{"file", fs::path(job.data_path).filename().string()},
+                                       {"fingerprint", data.fingerprint()},
+                                       {"train_frames", data.train_frame_count()}}},
+                                     {"train_settings", s.to_json()},
+                                     {"steps", trainer->step_count()},
+                                     {"seconds", trainer->seconds()},
+                                     {"final_loss_average", loop.final_loss_average},
+                                     {"preview_psnr_vs_decoder", preview_psnr},
+                                     {"device", trainer->device()},
+                                     {"threads", rt.threads},
+                                     {"torch", rt.torch_version},
+                                     {"date", now_utc()}};
   dd::save_autoencoder(job.output, ae, provenance);
   std::printf("wrote %s (EMA weights, step %lld, %s of training; preview %.1f dB vs the decoder)\n",
               job.output.c_str(), static_cast<long long>(trainer->step_count()),
@@ -175,8 +181,9 @@ train::VideoDataset eval_data(const std::string& path, int width, int height) {
     options.height = height;
     options.fit = dfs::media::FitMode::kCrop;
     if (fs::is_directory(path)) {
-      throw Error("give a video file or a dataset (.safetensors); for a folder of frames, pack it "
-                  "with `dforce dataset pack` first");
+      throw Error(
+          "give a video file or a dataset (.safetensors); for a folder of frames, pack it "
+          "with `dforce dataset pack` first");
     }
     auto decoder = dfs::media::open_decoder(path, options);
     while (auto f = decoder->read()) frames.push_back(std::move(f->image));
@@ -189,7 +196,8 @@ train::VideoDataset eval_data(const std::string& path, int width, int height) {
     std::memcpy(t[static_cast<int64_t>(i)].data_ptr<uint8_t>(), frames[i].rgb.data(),
                 frames[i].byte_size());
   train::VideoDataset ds;
-  train::append_clip(ds, fs::path(path).stem().string(), fs::path(path).filename().string(), t, 1.0);
+  train::append_clip(ds, fs::path(path).stem().string(), fs::path(path).filename().string(), t,
+                     1.0);
   return ds;
 #else
   (void)width;
@@ -206,14 +214,16 @@ void register_ae_commands(CLI::App& app) {
   {
     auto* cmd = ae->add_subcommand("train", "Train the autoencoder on a dataset's training frames");
     auto job = std::make_shared<AeJob>();
-    cmd->add_option("--data", job->data_path, "Dataset file (`dforce dataset build|pack`)")->required();
+    cmd->add_option("--data", job->data_path, "Dataset file (`dforce dataset build|pack`)")
+        ->required();
     cmd->add_option("-o,--output", job->output, "Autoencoder file to write")->required();
     cmd->add_option("--config", job->preset, "ae-demo or ae-tiny")->capture_default_str();
     cmd->add_option("--minutes", job->minutes, "Train for this many minutes");
     cmd->add_option("--steps", job->steps, "Stop at this step");
     cmd->add_option("--schedule-steps", job->schedule_steps, "Learning-rate horizon in steps");
     cmd->add_option("--device", job->device, "auto, cpu or cuda")->capture_default_str();
-    cmd->add_option("--checkpoint", job->checkpoint, "Checkpoint file (default: <output>.ckpt.safetensors)");
+    cmd->add_option("--checkpoint", job->checkpoint,
+                    "Checkpoint file (default: <output>.ckpt.safetensors)");
     cmd->add_option("--checkpoint-minutes", job->checkpoint_minutes, "Minutes between checkpoints")
         ->capture_default_str();
     cmd->add_flag("--resume", job->resume, "Continue from the checkpoint");
@@ -223,7 +233,8 @@ void register_ae_commands(CLI::App& app) {
     cmd->add_option("--set", job->overrides,
                     "Override a training setting, key=value (repeatable), e.g. "
                     "adversarial_weight=0.5");
-    cmd->add_option("--from", job->from, "Start from this autoencoder's (or latent model's) weights");
+    cmd->add_option("--from", job->from,
+                    "Start from this autoencoder's (or latent model's) weights");
     cmd->add_flag("--decoder-only", job->decoder_only,
                   "Train only the decoder: the encoder, and so the latent space a transformer "
                   "learned, stays exactly as it was (then `dforce ae attach`)");
@@ -242,12 +253,14 @@ void register_ae_commands(CLI::App& app) {
     cmd->add_option("-o,--output", *out, "Model file to write")->required();
     cmd->callback([=] {
       auto file = dd::load_safetensors(*model);
-      if (!dd::has_autoencoder(file.metadata)) throw Error("'" + *model + "' is not a latent model");
+      if (!dd::has_autoencoder(file.metadata))
+        throw Error("'" + *model + "' is not a latent model");
       auto old_ae = dd::load_autoencoder_from(file.metadata, file.tensors, *model);
       auto new_ae = dd::load_autoencoder(*autoencoder);
       if (old_ae->config().to_json() != new_ae->config().to_json())
-        throw Error("the autoencoder's config or latent statistics differ from the model's: the "
-                    "transformer would see another latent space");
+        throw Error(
+            "the autoencoder's config or latent statistics differ from the model's: the "
+            "transformer would see another latent space");
       const auto a = old_ae->encoder->named_parameters(), b = new_ae->encoder->named_parameters();
       for (const auto& p : a)
         if (!torch::equal(p.value(), b[p.key()]))
@@ -279,7 +292,8 @@ void register_ae_commands(CLI::App& app) {
                     "(all of it)")
         ->required();
     cmd->add_option("--json", *json, "Also write the scores as JSON");
-    cmd->add_option("--frames", *frames, "At most this many frames per clip")->capture_default_str();
+    cmd->add_option("--frames", *frames, "At most this many frames per clip")
+        ->capture_default_str();
     cmd->add_option("--size", *size, "Decode a video at WxH")->capture_default_str();
     cmd->add_option("--clips", *clips, "Only these clips of a dataset")->delimiter(',');
     cmd->callback([=] {

@@ -4,9 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <functional>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -141,11 +141,12 @@ void run_info(const std::string& path) {
   std::printf("name       : %s\n", info.name.c_str());
   std::printf("resolution : %dx%d, %d channels\n", info.width, info.height, info.channels);
   if (const auto& ae = model.impl()->ae) {
-    std::printf("latents    : %dx%dx%d (8x down), autoencoder %lld + %lld parameters (encoder + "
-                "decoder), preview map %d values per latent pixel\n",
-                info.latent_width, info.latent_height, info.latent_channels,
-                static_cast<long long>(ae->encoder_parameter_count()),
-                static_cast<long long>(ae->decoder_parameter_count()), 192);
+    std::printf(
+        "latents    : %dx%dx%d (8x down), autoencoder %lld + %lld parameters (encoder + "
+        "decoder), preview map %d values per latent pixel\n",
+        info.latent_width, info.latent_height, info.latent_channels,
+        static_cast<long long>(ae->encoder_parameter_count()),
+        static_cast<long long>(ae->decoder_parameter_count()), 192);
   }
   std::printf("max frames : %d\n", info.max_frames);
   std::printf("attention  : %s\n", info.causal ? "causal (KV cache)" : "bidirectional");
@@ -299,11 +300,10 @@ void run_bench(const BenchArgs& a) {
       {"load_average", load_average()},
       {"cases", nlohmann::json::array()}};
   if (!a.json) {
-    std::printf("dforce bench: model %s (%dx%d, %lld parameters, %s), device %s\n",
-                info.name.c_str(), info.width, info.height,
-                static_cast<long long>(info.parameter_count),
-                a.model_path.empty() ? "random weights" : "weights from the file",
-                info.device.c_str());
+    std::printf(
+        "dforce bench: model %s (%dx%d, %lld parameters, %s), device %s\n", info.name.c_str(),
+        info.width, info.height, static_cast<long long>(info.parameter_count),
+        a.model_path.empty() ? "random weights" : "weights from the file", info.device.c_str());
     std::printf("  libtorch %s, BLAS %s, %d threads; context %d + horizon %d frames per window\n",
                 runtime.torch_version.c_str(), runtime.blas.c_str(), runtime.threads, a.context,
                 a.horizon);
@@ -394,13 +394,14 @@ void run_bench(const BenchArgs& a) {
     const auto& first = report["cases"][0];
     const double forwards_per_frame =
         first["forwards"].get<double>() / std::max(1.0, first["frames"].get<double>());
-    report["autoencoder"] = {{"encoder_ms_per_frame", enc},
-                             {"decoder_ms_per_frame", dec},
-                             {"preview_ms_per_frame", pre},
-                             {"encoder_parameters", ae->encoder_parameter_count()},
-                             {"decoder_parameters", ae->decoder_parameter_count()},
-                             {"transformer_ms_per_forward", tf},
-                             {"transformer_ms_per_frame_full_sequence_s10", tf * forwards_per_frame}};
+    report["autoencoder"] = {
+        {"encoder_ms_per_frame", enc},
+        {"decoder_ms_per_frame", dec},
+        {"preview_ms_per_frame", pre},
+        {"encoder_parameters", ae->encoder_parameter_count()},
+        {"decoder_parameters", ae->decoder_parameter_count()},
+        {"transformer_ms_per_forward", tf},
+        {"transformer_ms_per_frame_full_sequence_s10", tf * forwards_per_frame}};
     if (!a.json)
       std::printf(
           "  latent model, %dx%dx%d latents: encoder %.1f ms/frame (%lld parameters), decoder "

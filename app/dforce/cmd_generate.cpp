@@ -247,7 +247,9 @@ std::string resolve_near(const std::string& path, const fs::path& base) {
 
 // [SECTION] Progress line ----------------------------------------------------------------------
 
-std::string clock_text(double seconds) { return dforce::format_clock(seconds, "--:--"); }
+std::string clock_text(double seconds) {
+  return dforce::format_clock(seconds, "--:--");
+}
 
 class ProgressLine {
  public:

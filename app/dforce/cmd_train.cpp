@@ -29,13 +29,13 @@
 #include <vector>
 
 #include "commands.h"
-#include "train_cli.h"
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/denoiser.h"
 #include "dfs/diffusion/train/ae_trainer.h"
 #include "dfs/diffusion/train/dataset.h"
 #include "dfs/diffusion/train/eval.h"
 #include "dfs/diffusion/train/trainer.h"
+#include "train_cli.h"
 
 #ifdef DFS_WITH_MEDIA
 #include "dfs/media/decoder.h"
@@ -129,9 +129,9 @@ struct TrainJob {
   std::string data_path;
   std::string recipe = "demo";
   std::string output;
-  std::string checkpoint;  // empty = default next to the output
-  std::string from;        // initial weights (fine-tuning)
-  std::string autoencoder; // latent recipes: the autoencoder file (`dforce ae train`)
+  std::string checkpoint;   // empty = default next to the output
+  std::string from;         // initial weights (fine-tuning)
+  std::string autoencoder;  // latent recipes: the autoencoder file (`dforce ae train`)
   std::string device = "auto";
   double minutes = 0;
   int64_t steps = 0;
@@ -194,7 +194,9 @@ JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data_in) {
     ae = from.ae;  // and a latent model keeps its autoencoder
   }
   if (!job.autoencoder.empty()) {
-    if (ae) throw Error("--from names a latent model, which brings its own autoencoder: drop --autoencoder");
+    if (ae)
+      throw Error(
+          "--from names a latent model, which brings its own autoencoder: drop --autoencoder");
     ae = dfs::diffusion::load_autoencoder(job.autoencoder);
   }
   // A latent model trains on the dataset's frames encoded by its autoencoder (the dataset
@@ -202,7 +204,8 @@ JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data_in) {
   train::VideoDataset data = data_in;
   if (recipe.model.channels != 3 || ae) {
     if (!ae)
-      throw Error("recipe '" + job.recipe + "' runs on latents: give --autoencoder FILE (from `dforce ae train`)");
+      throw Error("recipe '" + job.recipe +
+                  "' runs on latents: give --autoencoder FILE (from `dforce ae train`)");
     if (!ae->config().normalised())
       throw Error("the autoencoder has no latent statistics: use the file `dforce ae train` wrote");
     if (ae->config().latent_channels != recipe.model.channels)
@@ -210,8 +213,8 @@ JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data_in) {
                   " latent channels but the model takes " + std::to_string(recipe.model.channels));
     if (data.width() != recipe.model.width * dfs::diffusion::kLatentFactor ||
         data.height() != recipe.model.height * dfs::diffusion::kLatentFactor)
-      throw Error("the dataset is " + std::to_string(data.width()) + "x" + std::to_string(data.height()) +
-                  " but this latent model generates " +
+      throw Error("the dataset is " + std::to_string(data.width()) + "x" +
+                  std::to_string(data.height()) + " but this latent model generates " +
                   std::to_string(recipe.model.width * dfs::diffusion::kLatentFactor) + "x" +
                   std::to_string(recipe.model.height * dfs::diffusion::kLatentFactor) +
                   " frames (pack or build the data at that size)");
@@ -365,8 +368,8 @@ bool is_image(const fs::path& p) {
   auto e = p.extension().string();
   std::transform(e.begin(), e.end(), e.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp" || e == ".pgm" ||
-         e == ".ppm" || e == ".webp";
+  return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp" || e == ".pgm" || e == ".ppm" ||
+         e == ".webp";
 }
 
 // Decodes one clip (a video file, or a folder of images in name order) at width x height.
@@ -564,19 +567,25 @@ train::VideoDataset build_dataset(const BuildOptions& o, const std::string& comm
   std::printf("real footage at %dx%d (crop to fill):\n", o.width, o.height);
   for (const auto& src : build_sources(o)) {
     if (!fs::exists(src.path))
-      throw Error("'" + src.path + "' is missing: install the data packages with "
+      throw Error("'" + src.path +
+                  "' is missing: install the data packages with "
                   "packaging/install-deps.sh --data (opencv-doc, visp-images-data)");
     std::string note;
-    const auto frames = decode_clip(src.path, o.width, o.height, dfs::media::FitMode::kCrop, 0, note);
+    const auto frames =
+        decode_clip(src.path, o.width, o.height, dfs::media::FitMode::kCrop, 0, note);
     train::append_clip(ds, src.name, fs::path(src.path).filename().string(), frames,
                        src.unseen ? 1.0 : train::kDefaultHeldOutFraction);
     const auto& c = ds.clips.back();
     std::printf("  %-16s %5lld frames  train %4lld  held out %4lld%s%s\n", src.name.c_str(),
                 static_cast<long long>(c.length), static_cast<long long>(c.train_length),
-                static_cast<long long>(c.held_out_length()), src.unseen ? "  (unseen: whole clip)" : "",
+                static_cast<long long>(c.held_out_length()),
+                src.unseen ? "  (unseen: whole clip)" : "",
                 note.empty() ? "" : ("  " + note).c_str());
-    sources.push_back({{"name", src.name}, {"path", src.path}, {"frames", c.length},
-                       {"unseen", src.unseen}, {"note", note}});
+    sources.push_back({{"name", src.name},
+                       {"path", src.path},
+                       {"frames", c.length},
+                       {"unseen", src.unseen},
+                       {"note", note}});
   }
   std::vector<torch::Tensor> stills;
   nlohmann::json still_names = nlohmann::json::array();
@@ -611,16 +620,23 @@ train::VideoDataset build_dataset(const BuildOptions& o, const std::string& comm
                    {"size", {o.width, o.height}},
                    {"fit", "crop"},
                    {"held_out_fraction", train::kDefaultHeldOutFraction},
-                   {"split", "by time: last part of each real clip; unseen clips held out whole; "
-                             "synthetic clips train only"},
+                   {"split",
+                    "by time: last part of each real clip; unseen clips held out whole; "
+                    "synthetic clips train only"},
                    {"unseen", o.unseen},
                    {"sources", sources},
                    {"stills", still_names},
-                   {"motion", {{"clips", m.clips}, {"frames", m.frames}, {"seed", m.seed},
-                               {"max_pan", m.max_pan}, {"max_zoom", m.max_zoom},
-                               {"max_rotation", m.max_rotation}, {"p_static", m.p_static},
-                               {"p_layers", m.p_layers}, {"max_layer_speed", m.max_layer_speed},
-                               {"p_lighting", m.p_lighting}}}};
+                   {"motion",
+                    {{"clips", m.clips},
+                     {"frames", m.frames},
+                     {"seed", m.seed},
+                     {"max_pan", m.max_pan},
+                     {"max_zoom", m.max_zoom},
+                     {"max_rotation", m.max_rotation},
+                     {"p_static", m.p_static},
+                     {"p_layers", m.p_layers},
+                     {"max_layer_speed", m.max_layer_speed},
+                     {"p_lighting", m.p_lighting}}}};
   return ds;
 }
 #endif
@@ -682,7 +698,8 @@ void register_dataset(CLI::App& app) {
     build->add_option("--motion-clips", o->motion.clips, "Synthetic clips")->capture_default_str();
     build->add_option("--motion-frames", o->motion.frames, "Frames per synthetic clip")
         ->capture_default_str();
-    build->add_option("--seed", o->motion.seed, "Seed of the synthetic clips")->capture_default_str();
+    build->add_option("--seed", o->motion.seed, "Seed of the synthetic clips")
+        ->capture_default_str();
     build->add_option("--unseen", o->unseen, "Real clips held out whole (names)")
         ->delimiter(',')
         ->capture_default_str();
@@ -697,12 +714,13 @@ void register_dataset(CLI::App& app) {
       auto opts = *o;
       std::tie(opts.width, opts.height) = parse_size(*size);
       if (opts.width % 8 != 0 || opts.height % 8 != 0)
-        throw Error("--size must be a multiple of 8 on each side (the latent autoencoder's factor)");
-      const std::string command =
-          "dforce dataset build --size " + *size + " --motion-clips " +
-          std::to_string(opts.motion.clips) + " --motion-frames " +
-          std::to_string(opts.motion.frames) + " --seed " + std::to_string(opts.motion.seed) +
-          " -o " + fs::path(*out).filename().string();
+        throw Error(
+            "--size must be a multiple of 8 on each side (the latent autoencoder's factor)");
+      const std::string command = "dforce dataset build --size " + *size + " --motion-clips " +
+                                  std::to_string(opts.motion.clips) + " --motion-frames " +
+                                  std::to_string(opts.motion.frames) + " --seed " +
+                                  std::to_string(opts.motion.seed) + " -o " +
+                                  fs::path(*out).filename().string();
       const auto dataset = build_dataset(opts, command);
       train::save_dataset(*out, dataset);
       std::printf("%s: %dx%d, %lld frames (%lld training, %lld held out), %zu clips, %s\n",
@@ -1005,7 +1023,8 @@ void run_train_bench(const std::string& recipe, int steps, const std::string& de
   auto data = train::make_synthetic_dataset(ss);
   if (latent) {
     // Latent recipes train on precomputed latents; random ones cost the same per step.
-    data.latents = torch::randn({data.frame_count(), r.model.channels, r.model.height, r.model.width});
+    data.latents =
+        torch::randn({data.frame_count(), r.model.channels, r.model.height, r.model.width});
     data.latents_flipped = torch::randn_like(data.latents);
   }
   const double rss_before = peak_rss_mib();

@@ -16,7 +16,8 @@ void print_version() {
   std::printf("  threads  : %d\n", info.threads);
   if (info.blas_threads > 0) std::printf("  blas thr : %d\n", info.blas_threads);
   std::printf("  cuda     : %s", info.cuda_available ? "available" : "not available");
-  if (info.cuda_available) std::printf(" (%d device%s)", info.cuda_devices, info.cuda_devices == 1 ? "" : "s");
+  if (info.cuda_available)
+    std::printf(" (%d device%s)", info.cuda_devices, info.cuda_devices == 1 ? "" : "s");
   std::printf("\n");
 #ifdef DFS_WITH_MEDIA
   std::printf("  build    : full (media + generation)\n");
@@ -28,7 +29,8 @@ void print_version() {
 }  // namespace dforce
 
 int main(int argc, char** argv) {
-  CLI::App app{"dforce — Diffusion Forcing Studio: generate, extend and edit video from the command line"};
+  CLI::App app{
+      "dforce — Diffusion Forcing Studio: generate, extend and edit video from the command line"};
   app.require_subcommand(0, 1);
   int threads = 0;
   bool version = false;

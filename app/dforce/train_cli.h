@@ -120,5 +120,4 @@ class ProgressPrinter {
   std::chrono::steady_clock::time_point last_{};
 };
 
-
 }  // namespace dforce

@@ -47,7 +47,8 @@ dfs::Frame patterned_frame(int w, int h, int seed) {
   for (int yy = 0; yy < h; ++yy)
     for (int xx = 0; xx < w; ++xx)
       for (int c = 0; c < 3; ++c)
-        f.row(yy)[3 * xx + c] = static_cast<std::uint8_t>((xx * 5 + yy * 3 + seed * 13 + c * 70) & 255);
+        f.row(yy)[3 * xx + c] =
+            static_cast<std::uint8_t>((xx * 5 + yy * 3 + seed * 13 + c * 70) & 255);
   return f;
 }
 
@@ -151,7 +152,8 @@ TEST_CASE("a latent model's rollout keeps pinned frames bit-identical and makes 
   run_rollout(model, timeline, settings, cb);
   REQUIRE(order.size() == timeline.size());
   for (size_t i = 0; i < order.size(); ++i) CHECK(order[i] == static_cast<int>(i));
-  for (int i : {0, 1, 2, 7}) CHECK(out[static_cast<size_t>(i)] == timeline[static_cast<size_t>(i)].content);
+  for (int i : {0, 1, 2, 7})
+    CHECK(out[static_cast<size_t>(i)] == timeline[static_cast<size_t>(i)].content);
   for (int i : {3, 4, 5, 6, 8, 9, 10, 11}) {
     CHECK(out[static_cast<size_t>(i)].width == 64);
     CHECK(out[static_cast<size_t>(i)].height == 48);

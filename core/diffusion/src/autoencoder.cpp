@@ -26,8 +26,9 @@ std::vector<int> int_list(const nlohmann::json& j, const char* key, const std::v
   std::vector<int> out;
   for (const auto& v : *it) {
     if (!v.is_number_integer() || v.get<int64_t>() < lo || v.get<int64_t>() > hi)
-      throw Error(std::string("autoencoder config '") + key + "' entries must be whole numbers in [" +
-                  std::to_string(lo) + ", " + std::to_string(hi) + "]");
+      throw Error(std::string("autoencoder config '") + key +
+                  "' entries must be whole numbers in [" + std::to_string(lo) + ", " +
+                  std::to_string(hi) + "]");
     out.push_back(v.get<int>());
   }
   return out;
@@ -54,14 +55,10 @@ torch::nn::Conv2d conv3(int in, int out, int stride = 1) {
 }  // namespace
 
 nlohmann::json AutoencoderConfig::to_json() const {
-  nlohmann::json j = {{"architecture", "dfs-conv-ae-1"},
-                      {"factor", kLatentFactor},
-                      {"latent_channels", latent_channels},
-                      {"encoder_widths", encoder_widths},
-                      {"encoder_blocks", encoder_blocks},
-                      {"decoder_widths", decoder_widths},
-                      {"decoder_blocks", decoder_blocks},
-                      {"latent_clamp", latent_clamp}};
+  nlohmann::json j = {{"architecture", "dfs-conv-ae-1"},    {"factor", kLatentFactor},
+                      {"latent_channels", latent_channels}, {"encoder_widths", encoder_widths},
+                      {"encoder_blocks", encoder_blocks},   {"decoder_widths", decoder_widths},
+                      {"decoder_blocks", decoder_blocks},   {"latent_clamp", latent_clamp}};
   if (normalised()) {
     j["latent_mean"] = latent_mean;
     j["latent_std"] = latent_std;
@@ -142,8 +139,9 @@ AutoencoderImpl::AutoencoderImpl(const AutoencoderConfig& config) : config_(conf
   dec->push_back(conv3(config.latent_channels, dw[0]));
   for (int s = 0; s < 3; ++s) {
     if (s > 0) {
-      dec->push_back(torch::nn::Upsample(
-          torch::nn::UpsampleOptions().scale_factor(std::vector<double>{2, 2}).mode(torch::kNearest)));
+      dec->push_back(torch::nn::Upsample(torch::nn::UpsampleOptions()
+                                             .scale_factor(std::vector<double>{2, 2})
+                                             .mode(torch::kNearest)));
       dec->push_back(conv3(dw[s - 1], dw[s]));
     }
     for (int k = 0; k < config.decoder_blocks[s]; ++k) dec->push_back(ResidualBlock(dw[s]));
@@ -152,7 +150,8 @@ AutoencoderImpl::AutoencoderImpl(const AutoencoderConfig& config) : config_(conf
   dec->push_back(conv3(dw[2], 3 * 4));  // sub-pixel head: the last x2
   dec->push_back(torch::nn::PixelShuffle(2));
   decoder = register_module("decoder", dec);
-  preview_map = register_module("preview", torch::nn::Linear(config.latent_channels, kPreviewBlock));
+  preview_map =
+      register_module("preview", torch::nn::Linear(config.latent_channels, kPreviewBlock));
   set_statistics(config.latent_mean, config.latent_std, config.latent_clamp);
   reset_parameters(0);
 }
@@ -192,7 +191,8 @@ void AutoencoderImpl::reset_parameters(uint64_t seed) {
 
 torch::Tensor AutoencoderImpl::normalise(const torch::Tensor& raw) const {
   if (!mean_.defined()) return raw;
-  return (raw - mean_.to(raw.device(), raw.scalar_type())) / std_.to(raw.device(), raw.scalar_type());
+  return (raw - mean_.to(raw.device(), raw.scalar_type())) /
+         std_.to(raw.device(), raw.scalar_type());
 }
 
 torch::Tensor AutoencoderImpl::denormalise(const torch::Tensor& z) const {
@@ -262,8 +262,9 @@ double fit_preview(Autoencoder& ae, const torch::Tensor& frames) {
     const auto y = ae->decode(z).clamp(-1, 1);
     zs.push_back(z.permute({0, 2, 3, 1}).reshape({-1, c}));
     // Each latent pixel's 8x8 RGB block, in pixel-shuffle order (channel-major, then rows).
-    ys.push_back(torch::pixel_unshuffle(y, kLatentFactor).permute({0, 2, 3, 1}).reshape(
-        {-1, kPreviewBlock}));
+    ys.push_back(torch::pixel_unshuffle(y, kLatentFactor)
+                     .permute({0, 2, 3, 1})
+                     .reshape({-1, kPreviewBlock}));
   }
   const auto z = torch::cat(zs).to(torch::kFloat64);
   const auto y = torch::cat(ys).to(torch::kFloat64);
@@ -325,7 +326,8 @@ Autoencoder load_autoencoder_from(const std::map<std::string, std::string>& meta
     }
     needed += 9LL * in * config.latent_channels + 9LL * config.latent_channels * dw[0];
     for (int s = 0; s < 3; ++s)
-      needed += (s > 0 ? 9LL * dw[s - 1] * dw[s] : 0) + 18LL * dw[s] * dw[s] * config.decoder_blocks[s];
+      needed +=
+          (s > 0 ? 9LL * dw[s - 1] * dw[s] : 0) + 18LL * dw[s] * dw[s] * config.decoder_blocks[s];
   }
   if (needed > 2 * in_file + (1 << 20))
     throw Error(path + ": its autoencoder config needs ~" + std::to_string(needed) +
@@ -359,7 +361,8 @@ Autoencoder load_autoencoder_from(const std::map<std::string, std::string>& meta
   if (!missing.empty()) problems += "missing tensors: " + list(missing) + ". ";
   if (!misshaped.empty()) problems += "mis-shaped tensors: " + list(misshaped) + ". ";
   if (!unexpected.empty()) problems += "unexpected tensors: " + list(unexpected) + ". ";
-  if (!problems.empty()) throw Error(path + ": the autoencoder does not match its config: " + problems);
+  if (!problems.empty())
+    throw Error(path + ": the autoencoder does not match its config: " + problems);
   for (const auto& p : ae->parameters())
     if (!torch::isfinite(p).all().item<bool>())
       throw Error(path + ": the autoencoder weights contain NaN or infinity");

@@ -289,8 +289,8 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
     denoiser.reset();
     WindowResult window;
     try {
-      window = sample_window(denoise, impl.schedule, impl.config.objective, input,
-                             settings.sampler, generator, window_callbacks);
+      window = sample_window(denoise, impl.schedule, impl.config.objective, input, settings.sampler,
+                             generator, window_callbacks);
     } catch (const Error& e) {
       throw Error(std::string(e.what()) + ", window " + std::to_string(w + 1) + " of " +
                   std::to_string(plans.size()) + "; the " + std::to_string(next_emit) +

@@ -38,9 +38,11 @@ torch::Tensor still(int h, int w, uint64_t seed) {
   auto g = at::detail::createCPUGenerator(seed);
   const auto y = torch::arange(h, torch::kFloat32).view({h, 1, 1});
   const auto x = torch::arange(w, torch::kFloat32).view({1, w, 1});
-  auto img = 0.3 + 0.4 * torch::rand({1, 1, 3}, g) * (x / w) + 0.2 * torch::rand({1, 1, 3}, g) * (y / h);
+  auto img =
+      0.3 + 0.4 * torch::rand({1, 1, 3}, g) * (x / w) + 0.2 * torch::rand({1, 1, 3}, g) * (y / h);
   for (int k = 0; k < 40; ++k) {
-    const double cy = torch::rand({1}, g).item<double>() * h, cx = torch::rand({1}, g).item<double>() * w;
+    const double cy = torch::rand({1}, g).item<double>() * h,
+                 cx = torch::rand({1}, g).item<double>() * w;
     const double r = 6 + 14 * torch::rand({1}, g).item<double>();
     const auto colour = torch::rand({1, 1, 3}, g) - 0.5;
     img = img + colour * torch::exp(-((x - cx).pow(2) + (y - cy).pow(2)) / (2 * r * r));
@@ -50,7 +52,8 @@ torch::Tensor still(int h, int w, uint64_t seed) {
 
 std::vector<torch::Tensor> stills(int n, uint64_t seed) {
   std::vector<torch::Tensor> out;
-  for (int i = 0; i < n; ++i) out.push_back(still(180 + 20 * (i % 3), 240 + 16 * (i % 4), seed + i));
+  for (int i = 0; i < n; ++i)
+    out.push_back(still(180 + 20 * (i % 3), 240 + 16 * (i % 4), seed + i));
   return out;
 }
 
@@ -95,7 +98,8 @@ TEST_CASE("synthetic motion clips are deterministic in their seed and differ acr
   save_dataset(pa.string(), a);
   save_dataset(pb.string(), b);
   std::ifstream fa(pa, std::ios::binary), fb(pb, std::ios::binary);
-  const std::string ba((std::istreambuf_iterator<char>(fa)), {}), bb((std::istreambuf_iterator<char>(fb)), {});
+  const std::string ba((std::istreambuf_iterator<char>(fa)), {}),
+      bb((std::istreambuf_iterator<char>(fb)), {});
   CHECK(ba.size() > 48 * 48 * 64 * 3);
   CHECK(ba == bb);
 }
@@ -219,7 +223,10 @@ TEST_CASE("a tiny latent model trained for a fixed number of steps beats copy-la
   int scored = 0;
   for (const auto& clip : test.clips) {
     const auto f = test.frames.narrow(0, clip.first, context + horizon);
-    const double motion = (f[context].to(torch::kFloat32) - f[context - 1].to(torch::kFloat32)).abs().mean().item<double>();
+    const double motion = (f[context].to(torch::kFloat32) - f[context - 1].to(torch::kFloat32))
+                              .abs()
+                              .mean()
+                              .item<double>();
     if (motion < 2.0) continue;  // nearly still: copy-last is the truth
     std::vector<TimelineFrame> timeline(context + horizon);
     for (int i = 0; i < context; ++i) {
@@ -240,7 +247,9 @@ TEST_CASE("a tiny latent model trained for a fixed number of steps beats copy-la
       cb.want_preview = false;
       cb.on_frame = [&](int index, const dfs::Frame& fr) {
         if (index >= context)
-          gen.push_back(torch::from_blob(const_cast<uint8_t*>(fr.rgb.data()), {48, 64, 3}, torch::kUInt8).clone());
+          gen.push_back(
+              torch::from_blob(const_cast<uint8_t*>(fr.rgb.data()), {48, 64, 3}, torch::kUInt8)
+                  .clone());
       };
       run_rollout(model, timeline, rs, cb);
       const auto g = torch::stack(gen).to(torch::kFloat64);
@@ -255,6 +264,6 @@ TEST_CASE("a tiny latent model trained for a fixed number of steps beats copy-la
   }
   REQUIRE(scored >= 4);
   WARN("pan, frames 3-4: mean of 4 " << model_psnr / scored << " dB, copy-last "
-                                      << copy_psnr / scored << " dB");
+                                     << copy_psnr / scored << " dB");
   CHECK(model_psnr / scored > copy_psnr / scored);
 }

@@ -9,9 +9,9 @@
 #include "dfs/diffusion/train/ae_trainer.h"
 
 #include <chrono>
-#include <filesystem>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <random>
 #include <set>
 #include <sstream>
@@ -55,7 +55,8 @@ AutoencoderTrainSettings AutoencoderTrainSettings::from_json(const nlohmann::jso
   auto& o = s.optimizer;
   try {
     o.learning_rate = j.value("learning_rate", o.learning_rate);
-    o.min_learning_rate_fraction = j.value("min_learning_rate_fraction", o.min_learning_rate_fraction);
+    o.min_learning_rate_fraction =
+        j.value("min_learning_rate_fraction", o.min_learning_rate_fraction);
     o.warmup_steps = j.value("warmup_steps", o.warmup_steps);
     o.schedule_steps = j.value("schedule_steps", o.schedule_steps);
     o.weight_decay = j.value("weight_decay", o.weight_decay);
@@ -101,7 +102,8 @@ void AutoencoderTrainSettings::validate() const {
           "loss weights must be >= 0 and not all 0");
   require(latent_noise >= 0 && latent_noise <= 1, "latent_noise must be in [0, 1]");
   require(p_flip >= 0 && p_flip <= 1, "p_flip must be a probability");
-  require(adversarial_weight >= 0 && adversarial_weight <= 10, "adversarial_weight must be in [0, 10]");
+  require(adversarial_weight >= 0 && adversarial_weight <= 10,
+          "adversarial_weight must be in [0, 10]");
 }
 
 // [SECTION] Losses -----------------------------------------------------------------------
@@ -131,13 +133,18 @@ torch::Tensor ssim_loss_term(const torch::Tensor& a, const torch::Tensor& b) {
   const auto saa = blur(a * a) - ma * ma;
   const auto sbb = blur(b * b) - mb * mb;
   const auto sab = blur(a * b) - ma * mb;
-  const auto map = ((2 * ma * mb + c1) * (2 * sab + c2)) / ((ma * ma + mb * mb + c1) * (saa + sbb + c2));
+  const auto map =
+      ((2 * ma * mb + c1) * (2 * sab + c2)) / ((ma * ma + mb * mb + c1) * (saa + sbb + c2));
   return map.mean();
 }
 
 torch::Tensor gradient_l1(const torch::Tensor& a, const torch::Tensor& b) {
-  auto dy = [](const torch::Tensor& t) { return t.narrow(2, 1, t.size(2) - 1) - t.narrow(2, 0, t.size(2) - 1); };
-  auto dx = [](const torch::Tensor& t) { return t.narrow(3, 1, t.size(3) - 1) - t.narrow(3, 0, t.size(3) - 1); };
+  auto dy = [](const torch::Tensor& t) {
+    return t.narrow(2, 1, t.size(2) - 1) - t.narrow(2, 0, t.size(2) - 1);
+  };
+  auto dx = [](const torch::Tensor& t) {
+    return t.narrow(3, 1, t.size(3) - 1) - t.narrow(3, 0, t.size(3) - 1);
+  };
   return (dy(a) - dy(b)).abs().mean() + (dx(a) - dx(b)).abs().mean();
 }
 
@@ -150,12 +157,14 @@ PatchDiscriminatorImpl::PatchDiscriminatorImpl() {
     return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, k).stride(stride).padding(1));
   };
   auto act = [] { return torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(0.2)); };
-  net = register_module("net", torch::nn::Sequential(conv(3, 32, 4, 2), act(), conv(32, 64, 4, 2),
-                                                     act(), conv(64, 128, 4, 2), act(),
-                                                     conv(128, 1, 3, 1)));
+  net = register_module("net",
+                        torch::nn::Sequential(conv(3, 32, 4, 2), act(), conv(32, 64, 4, 2), act(),
+                                              conv(64, 128, 4, 2), act(), conv(128, 1, 3, 1)));
 }
 
-torch::Tensor PatchDiscriminatorImpl::forward(const torch::Tensor& rgb) { return net->forward(rgb); }
+torch::Tensor PatchDiscriminatorImpl::forward(const torch::Tensor& rgb) {
+  return net->forward(rgb);
+}
 
 struct AutoencoderTrainer::State {
   AutoencoderConfig config;
@@ -271,13 +280,27 @@ void AutoencoderTrainer::load_weights(Autoencoder& from) {
 
 AutoencoderTrainer::~AutoencoderTrainer() = default;
 
-int64_t AutoencoderTrainer::step_count() const { return state_->step; }
-int AutoencoderTrainer::batch_size() const { return state_->settings.batch_size; }
-double AutoencoderTrainer::seconds() const { return state_->seconds; }
-void AutoencoderTrainer::add_seconds(double s) { state_->seconds += s; }
-std::string AutoencoderTrainer::device() const { return state_->device.str(); }
-const AutoencoderConfig& AutoencoderTrainer::config() const { return state_->config; }
-const AutoencoderTrainSettings& AutoencoderTrainer::settings() const { return state_->settings; }
+int64_t AutoencoderTrainer::step_count() const {
+  return state_->step;
+}
+int AutoencoderTrainer::batch_size() const {
+  return state_->settings.batch_size;
+}
+double AutoencoderTrainer::seconds() const {
+  return state_->seconds;
+}
+void AutoencoderTrainer::add_seconds(double s) {
+  state_->seconds += s;
+}
+std::string AutoencoderTrainer::device() const {
+  return state_->device.str();
+}
+const AutoencoderConfig& AutoencoderTrainer::config() const {
+  return state_->config;
+}
+const AutoencoderTrainSettings& AutoencoderTrainer::settings() const {
+  return state_->settings;
+}
 int64_t AutoencoderTrainer::parameter_count() const {
   int64_t n = 0;
   for (const auto& p : state_->opt.params) n += p.numel();
@@ -287,7 +310,8 @@ int64_t AutoencoderTrainer::parameter_count() const {
 TrainStepStats AutoencoderTrainer::step() {
   auto& st = *state_;
   const auto& s = st.settings;
-  auto gen = at::detail::createCPUGenerator(detail::step_seed(s.seed, st.step, detail::kStreamNoise));
+  auto gen =
+      at::detail::createCPUGenerator(detail::step_seed(s.seed, st.step, detail::kStreamNoise));
   const auto x = st.make_batch(st.step, gen).to(st.device);
   auto z = st.model->encode_raw(x);
   if (s.latent_noise > 0) {
@@ -315,9 +339,9 @@ TrainStepStats AutoencoderTrainer::step() {
     const auto last = decoder_params[decoder_params.size() - 2];  // the head conv's weight
     const auto grad_rec = torch::autograd::grad({loss}, {last}, {}, /*retain_graph=*/true)[0];
     const auto grad_adv = torch::autograd::grad({g_loss}, {last}, {}, /*retain_graph=*/true)[0];
-    const double w = std::min(1e4, grad_rec.norm().item<double>() /
-                                       (grad_adv.norm().item<double>() + 1e-4)) *
-                     s.adversarial_weight;
+    const double w =
+        std::min(1e4, grad_rec.norm().item<double>() / (grad_adv.norm().item<double>() + 1e-4)) *
+        s.adversarial_weight;
     loss = loss + w * g_loss;
     for (auto& p : st.disc->parameters()) p.mutable_grad() = torch::Tensor();
   }
@@ -327,8 +351,9 @@ TrainStepStats AutoencoderTrainer::step() {
   TrainStepStats stats;
   stats.loss = loss.item<double>();
   if (!std::isfinite(stats.loss))
-    throw Error("autoencoder training diverged at step " + std::to_string(st.step) +
-                " (loss is not finite); lower the learning rate or resume from the last checkpoint");
+    throw Error(
+        "autoencoder training diverged at step " + std::to_string(st.step) +
+        " (loss is not finite); lower the learning rate or resume from the last checkpoint");
   const double lr = learning_rate_at(s.optimizer, st.step);
   stats.learning_rate = lr;
   stats.grad_norm = adamw_update(st.opt, s.optimizer, st.step, lr);
@@ -349,7 +374,8 @@ AutoencoderCheckpointInfo read_autoencoder_checkpoint_info(const std::string& pa
   auto meta = [&](const char* key) -> const std::string& {
     const auto it = file.metadata.find(key);
     if (it == file.metadata.end())
-      throw Error("'" + path + "' has no '" + key + "' metadata — is it an autoencoder checkpoint?");
+      throw Error("'" + path + "' has no '" + key +
+                  "' metadata — is it an autoencoder checkpoint?");
     return it->second;
   };
   if (meta("format") != kAutoencoderCheckpointFormat)
@@ -358,7 +384,8 @@ AutoencoderCheckpointInfo read_autoencoder_checkpoint_info(const std::string& pa
   AutoencoderCheckpointInfo info;
   try {
     info.config = AutoencoderConfig::from_json(nlohmann::json::parse(meta("autoencoder_config")));
-    info.settings = AutoencoderTrainSettings::from_json(nlohmann::json::parse(meta("train_settings")));
+    info.settings =
+        AutoencoderTrainSettings::from_json(nlohmann::json::parse(meta("train_settings")));
     info.step = std::stoll(meta("step"));
     info.seconds = std::stod(meta("seconds"));
     info.dataset_fingerprint = meta("dataset");
@@ -370,7 +397,8 @@ AutoencoderCheckpointInfo read_autoencoder_checkpoint_info(const std::string& pa
   return info;
 }
 
-void AutoencoderTrainer::save_checkpoint(const std::string& path, const nlohmann::json& extra) const {
+void AutoencoderTrainer::save_checkpoint(const std::string& path,
+                                         const nlohmann::json& extra) const {
   const auto& st = *state_;
   TensorFile file;
   detail::add_optimizer_tensors(st.opt, file.tensors);
@@ -392,7 +420,8 @@ void AutoencoderTrainer::load_checkpoint(const std::string& path) {
   auto& st = *state_;
   const auto info = read_autoencoder_checkpoint_info(path);
   std::string diff = detail::json_diff(st.config.to_json(), info.config.to_json(), "autoencoder.");
-  const auto diff_train = detail::json_diff(st.settings.to_json(), info.settings.to_json(), "train.");
+  const auto diff_train =
+      detail::json_diff(st.settings.to_json(), info.settings.to_json(), "train.");
   if (!diff_train.empty()) diff += (diff.empty() ? "" : "; ") + diff_train;
   if (!diff.empty())
     throw Error("refusing to resume from '" + path + "': its configuration differs (" + diff +
@@ -406,7 +435,8 @@ void AutoencoderTrainer::load_checkpoint(const std::string& path) {
   if (st.settings.decoder_only) {
     torch::NoGradGuard no_grad;
     for (auto& p : st.model->encoder->named_parameters()) {
-      p.value().copy_(detail::checkpoint_tensor(file.tensors, "frozen.encoder." + p.key(), p.value(), path));
+      p.value().copy_(
+          detail::checkpoint_tensor(file.tensors, "frozen.encoder." + p.key(), p.value(), path));
       st.ema->encoder->named_parameters()[p.key()].copy_(p.value());
     }
   }
@@ -426,7 +456,8 @@ Autoencoder AutoencoderTrainer::finished(int frames, double* preview_psnr) const
   const int64_t n = std::min<int64_t>(frames, static_cast<int64_t>(st.train_frames.size()));
   std::vector<int64_t> pick;
   for (int64_t i = 0; i < n; ++i)
-    pick.push_back(st.train_frames[static_cast<size_t>(i * static_cast<int64_t>(st.train_frames.size()) / n)]);
+    pick.push_back(
+        st.train_frames[static_cast<size_t>(i * static_cast<int64_t>(st.train_frames.size()) / n)]);
   const auto x = uint8_to_float(st.dataset->frames.index_select(0, torch::tensor(pick)));
   // Per-channel statistics of the bounded latents (over frames and positions).
   std::vector<torch::Tensor> zs;
@@ -540,9 +571,8 @@ void encode_dataset(VideoDataset& data, Autoencoder& ae, const std::string& cach
 
 torch::Tensor area_downsample(const torch::Tensor& x, int width, int height) {
   namespace F = torch::nn::functional;
-  return F::interpolate(x, F::InterpolateFuncOptions()
-                               .size(std::vector<int64_t>{height, width})
-                               .mode(torch::kArea));
+  return F::interpolate(
+      x, F::InterpolateFuncOptions().size(std::vector<int64_t>{height, width}).mode(torch::kArea));
 }
 
 namespace {
@@ -556,7 +586,9 @@ torch::Tensor bicubic(const torch::Tensor& x, int width, int height) {
 }
 
 // float [N, 3, H, W] in [-1, 1] -> uint8 [N, H, W, 3]
-torch::Tensor to_u8(const torch::Tensor& x) { return float_to_uint8(x.clamp(-1, 1)); }
+torch::Tensor to_u8(const torch::Tensor& x) {
+  return float_to_uint8(x.clamp(-1, 1));
+}
 
 }  // namespace
 

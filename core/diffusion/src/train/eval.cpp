@@ -32,7 +32,6 @@ double psnr_u8(const torch::Tensor& a, const torch::Tensor& b) {
   return 10.0 * std::log10(255.0 * 255.0 / mse);  // 10 log10(peak^2 / MSE)
 }
 
-
 double ssim_u8(const torch::Tensor& a, const torch::Tensor& b) {
   // Wang, Bovik, Sheikh & Simoncelli 2004, Eq. 13 with C1 = (K1 L)^2, C2 = (K2 L)^2,
   // K1 = 0.01, K2 = 0.03, L = 255, local statistics under an 11x11 Gaussian (sigma 1.5),
@@ -265,15 +264,23 @@ PredictionScores predict_clip(Model& model, Model* baseline, const VideoDataset&
   PredictionScores r;
   r.clip = clip.name;
   const int c = s.context, h = s.horizon;
-  std::vector<std::vector<double>*> all = {
-      &r.psnr_sample,    &r.ssim_sample,     &r.psnr_mean,      &r.ssim_mean,
-      &r.psnr_copy,      &r.ssim_copy,       &r.psnr_linear,    &r.ssim_linear,
-      &r.psnr_sample_64, &r.psnr_mean_64,    &r.psnr_copy_64,   &r.psnr_linear_64,
-      &r.sharpness_ratio_sample};
+  std::vector<std::vector<double>*> all = {&r.psnr_sample,
+                                           &r.ssim_sample,
+                                           &r.psnr_mean,
+                                           &r.ssim_mean,
+                                           &r.psnr_copy,
+                                           &r.ssim_copy,
+                                           &r.psnr_linear,
+                                           &r.ssim_linear,
+                                           &r.psnr_sample_64,
+                                           &r.psnr_mean_64,
+                                           &r.psnr_copy_64,
+                                           &r.psnr_linear_64,
+                                           &r.sharpness_ratio_sample};
   if (baseline != nullptr) {
     r.baseline = baseline->info().name;
-    all.insert(all.end(), {&r.psnr_baseline_sample, &r.ssim_baseline_sample,
-                           &r.psnr_baseline_mean, &r.ssim_baseline_mean, &r.psnr_baseline_mean_64});
+    all.insert(all.end(), {&r.psnr_baseline_sample, &r.ssim_baseline_sample, &r.psnr_baseline_mean,
+                           &r.ssim_baseline_mean, &r.psnr_baseline_mean_64});
   }
   for (auto* v : all) v->assign(static_cast<size_t>(h), 0.0);
   const auto first = clip.held_out_first();
@@ -284,8 +291,8 @@ PredictionScores predict_clip(Model& model, Model* baseline, const VideoDataset&
     const auto [mean, sample] = sample_continuations(model, frames.narrow(0, 0, c), h, s, seed);
     torch::Tensor base_mean, base_sample;
     if (baseline != nullptr) {
-      const auto small = resize_u8(frames.narrow(0, 0, c), baseline->info().width,
-                                   baseline->info().height);
+      const auto small =
+          resize_u8(frames.narrow(0, 0, c), baseline->info().width, baseline->info().height);
       auto [bm, bs] = sample_continuations(*baseline, small, h, s, seed);
       base_mean = resize_u8(bm, data.width(), data.height());
       base_sample = resize_u8(bs, data.width(), data.height());

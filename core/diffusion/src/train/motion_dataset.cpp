@@ -21,7 +21,9 @@ constexpr int kMinStillSide = 64;
 
 struct Rng {
   std::mt19937_64 gen;
-  double uniform(double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(gen); }
+  double uniform(double lo, double hi) {
+    return std::uniform_real_distribution<double>(lo, hi)(gen);
+  }
   bool chance(double p) { return uniform(0, 1) < p; }
   size_t index(size_t n) { return static_cast<size_t>(gen() % n); }
 };
@@ -45,7 +47,8 @@ torch::Tensor reduce(const torch::Tensor& src, double factor) {
   if (factor <= 1.0) return src;
   const int64_t h = std::max<int64_t>(8, std::llround(src.size(2) / factor));
   const int64_t w = std::max<int64_t>(8, std::llround(src.size(3) / factor));
-  return F::interpolate(src, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kArea));
+  return F::interpolate(
+      src, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kArea));
 }
 
 // A similarity transform from output pixels to source pixels: source = c + s R(theta) (p - o),
@@ -58,8 +61,10 @@ struct View {
 // size sw x sh, for an output of W x H pixels.
 torch::Tensor grid_for(const View& v, int width, int height, int64_t sw, int64_t sh) {
   const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
-  const auto u = (torch::arange(width, opts) + 0.5 - width / 2.0).view({1, width}).expand({height, width});
-  const auto w = (torch::arange(height, opts) + 0.5 - height / 2.0).view({height, 1}).expand({height, width});
+  const auto u =
+      (torch::arange(width, opts) + 0.5 - width / 2.0).view({1, width}).expand({height, width});
+  const auto w =
+      (torch::arange(height, opts) + 0.5 - height / 2.0).view({height, 1}).expand({height, width});
   const double c = std::cos(v.angle), s = std::sin(v.angle);
   const auto sx = v.cx + v.scale * (c * u - s * w);
   const auto sy = v.cy + v.scale * (s * u + c * w);
@@ -70,21 +75,27 @@ torch::Tensor grid_for(const View& v, int width, int height, int64_t sw, int64_t
 
 torch::Tensor sample(const torch::Tensor& src, const torch::Tensor& grid) {
   return F::grid_sample(src, grid,
-                        F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kBorder).align_corners(false));
+                        F::GridSampleFuncOptions()
+                            .mode(torch::kBilinear)
+                            .padding_mode(torch::kBorder)
+                            .align_corners(false));
 }
 
 // Half extents (source pixels) of the box that holds a rotated view.
 std::pair<double, double> half_extent(double scale, double max_angle, int width, int height) {
   const double c = std::cos(max_angle), s = std::sin(max_angle);
-  return {scale * (width / 2.0 * c + height / 2.0 * s), scale * (width / 2.0 * s + height / 2.0 * c)};
+  return {scale * (width / 2.0 * c + height / 2.0 * s),
+          scale * (width / 2.0 * s + height / 2.0 * c)};
 }
 
-double ease(double t, bool eased) { return eased ? t * t * (3 - 2 * t) : t; }
+double ease(double t, bool eased) {
+  return eased ? t * t * (3 - 2 * t) : t;
+}
 
 // One moving cut-out layer.
 struct Layer {
-  torch::Tensor texture;     // [1, 3, th, tw] float
-  double width = 0, height = 0;  // on screen, output pixels
+  torch::Tensor texture;                  // [1, 3, th, tw] float
+  double width = 0, height = 0;           // on screen, output pixels
   double x0 = 0, y0 = 0, vx = 0, vy = 0;  // centre at frame 0 and velocity (output px/frame)
   double angle0 = 0, spin = 0;            // radians, radians/frame
   bool ellipse = true;
@@ -96,7 +107,8 @@ std::pair<torch::Tensor, torch::Tensor> render_layer(const Layer& l, int t, int 
   const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
   const double cx = l.x0 + l.vx * t, cy = l.y0 + l.vy * t, a = l.angle0 + l.spin * t;
   const auto px = (torch::arange(width, opts) + 0.5).view({1, width}).expand({height, width}) - cx;
-  const auto py = (torch::arange(height, opts) + 0.5).view({height, 1}).expand({height, width}) - cy;
+  const auto py =
+      (torch::arange(height, opts) + 0.5).view({height, 1}).expand({height, width}) - cy;
   const double c = std::cos(a), s = std::sin(a);
   const auto lx = c * px + s * py;  // layer-local coordinates, output pixels
   const auto ly = -s * px + c * py;
@@ -144,7 +156,8 @@ void append_motion_clips(VideoDataset& dataset, const std::vector<torch::Tensor>
   std::vector<ClipInfo> infos;
   const int64_t first = dataset.frame_count();
   for (int clip = 0; clip < s.clips; ++clip) {
-    Rng rng{std::mt19937_64(s.seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(clip) * 7919u + 1)};
+    Rng rng{
+        std::mt19937_64(s.seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(clip) * 7919u + 1)};
     const size_t bi = rng.index(stills.size());
     const auto& still = stills[bi];
     const int64_t sh0 = still.size(2), sw0 = still.size(3);
@@ -162,7 +175,8 @@ void append_motion_clips(VideoDataset& dataset, const std::vector<torch::Tensor>
       const double zoom = rng.uniform(-s.max_zoom, s.max_zoom) * rng.uniform(0, 1);
       b.scale = std::min(fit_scale * 0.98, a.scale * std::pow(1.0 + zoom, T - 1));
       a.angle = rng.uniform(-max_angle, max_angle) / 2;
-      b.angle = a.angle + rng.uniform(-s.max_rotation, s.max_rotation) * (T - 1) * rng.uniform(0, 1);
+      b.angle =
+          a.angle + rng.uniform(-s.max_rotation, s.max_rotation) * (T - 1) * rng.uniform(0, 1);
       b.angle = std::clamp(b.angle, -max_angle, max_angle);
     }
     // Reduce the still so that no frame samples it more coarsely than kMaxSourcePerOutput.
@@ -179,8 +193,10 @@ void append_motion_clips(VideoDataset& dataset, const std::vector<torch::Tensor>
     if (moving) {
       const double speed = s.max_pan * std::pow(rng.uniform(0, 1), 1.5);  // output px/frame
       const double dir = rng.uniform(0, 2 * M_PI);
-      b.cx = std::clamp(a.cx + std::cos(dir) * speed * a.scale * (T - 1), bx, std::max(bx, sw - bx));
-      b.cy = std::clamp(a.cy + std::sin(dir) * speed * a.scale * (T - 1), by, std::max(by, sh - by));
+      b.cx =
+          std::clamp(a.cx + std::cos(dir) * speed * a.scale * (T - 1), bx, std::max(bx, sw - bx));
+      b.cy =
+          std::clamp(a.cy + std::sin(dir) * speed * a.scale * (T - 1), by, std::max(by, sh - by));
     }
     const bool eased = rng.chance(0.3);
     // Screen velocity of the background (output px/frame), for parallax.
@@ -200,9 +216,13 @@ void append_motion_clips(VideoDataset& dataset, const std::vector<torch::Tensor>
         const double tscale = rng.uniform(0.8, 2.0);
         const int64_t tw = std::min<int64_t>(tex_still.size(3), std::llround(l.width * tscale));
         const int64_t th = std::min<int64_t>(tex_still.size(2), std::llround(l.height * tscale));
-        const int64_t tx = static_cast<int64_t>(rng.index(static_cast<size_t>(tex_still.size(3) - tw + 1)));
-        const int64_t ty = static_cast<int64_t>(rng.index(static_cast<size_t>(tex_still.size(2) - th + 1)));
-        l.texture = tex_still.narrow(2, ty, std::max<int64_t>(2, th)).narrow(3, tx, std::max<int64_t>(2, tw)).contiguous();
+        const int64_t tx =
+            static_cast<int64_t>(rng.index(static_cast<size_t>(tex_still.size(3) - tw + 1)));
+        const int64_t ty =
+            static_cast<int64_t>(rng.index(static_cast<size_t>(tex_still.size(2) - th + 1)));
+        l.texture = tex_still.narrow(2, ty, std::max<int64_t>(2, th))
+                        .narrow(3, tx, std::max<int64_t>(2, tw))
+                        .contiguous();
         const double speed = s.max_layer_speed * rng.uniform(0.1, 1.0);
         const double dir = rng.uniform(0, 2 * M_PI);
         const double parallax = moving ? rng.uniform(1.1, 2.0) : 0.0;
@@ -241,9 +261,10 @@ void append_motion_clips(VideoDataset& dataset, const std::vector<torch::Tensor>
       }
       if (gain[0] != 0 || gain[1] != 0 || gain[2] != 0) {
         const double u = static_cast<double>(t) / (T - 1);
-        const auto g = torch::tensor({1 + gain[0] * u, 1 + gain[1] * u, 1 + gain[2] * u}, torch::kFloat64)
-                           .to(torch::kFloat32)
-                           .view({1, 3, 1, 1});
+        const auto g =
+            torch::tensor({1 + gain[0] * u, 1 + gain[1] * u, 1 + gain[2] * u}, torch::kFloat64)
+                .to(torch::kFloat32)
+                .view({1, 3, 1, 1});
         frame = frame * g;
       }
       out[static_cast<int64_t>(clip) * T + t].copy_(
@@ -253,8 +274,10 @@ void append_motion_clips(VideoDataset& dataset, const std::vector<torch::Tensor>
     char name[32];
     std::snprintf(name, sizeof name, "motion_%04d", clip);
     info.name = name;
-    info.source = "synthetic motion: still " + std::to_string(bi) + (moving ? ", moving camera" : ", still camera") +
-                  ", " + std::to_string(layers.size()) + " layers" + (gain[0] != 0 ? ", lighting drift" : "");
+    info.source = "synthetic motion: still " + std::to_string(bi) +
+                  (moving ? ", moving camera" : ", still camera") + ", " +
+                  std::to_string(layers.size()) + " layers" +
+                  (gain[0] != 0 ? ", lighting drift" : "");
     info.first = first + static_cast<int64_t>(clip) * T;
     info.length = T;
     info.train_length = T;

@@ -247,8 +247,8 @@ struct Trainer::State {
   AdamWState opt;  // parameters (fixed order), EMA copies, AdamW moments
   int64_t step = 0;
   double seconds = 0;
-  int frames = 0;  // T, frames per training clip
-  bool latent = false;  // the model runs on dataset->latents
+  int frames = 0;                    // T, frames per training clip
+  bool latent = false;               // the model runs on dataset->latents
   Autoencoder autoencoder{nullptr};  // latent models: written with the exported model
   // Valid window starts: clip c contributes starts [0, starts[c]).
   std::vector<int64_t> starts;
@@ -286,7 +286,8 @@ Batch Trainer::State::make_batch(int64_t step_index) const {
     if (latent) {
       // Latent models: the clip's precomputed latents (flipped: the flipped frames' latents).
       const bool flip = u01(rng) < s.p_flip;
-      clips.push_back((flip ? dataset->latents_flipped : dataset->latents).narrow(0, clip.first + r, T));
+      clips.push_back(
+          (flip ? dataset->latents_flipped : dataset->latents).narrow(0, clip.first + r, T));
       continue;
     }
     auto x = frames_to_float(*dataset, clip.first + r, T);  // [T, 3, H, W]
@@ -384,7 +385,8 @@ Trainer::Trainer(const ModelConfig& model, const TrainSettings& settings,
     if (!dataset.latents_flipped.defined() || dataset.latents_flipped.sizes() != z.sizes())
       throw Error("the dataset's flipped latents are missing");
   } else if (model.channels != 3) {
-    throw Error("the model '" + model.name + "' runs on latents: encode the dataset with its "
+    throw Error("the model '" + model.name +
+                "' runs on latents: encode the dataset with its "
                 "autoencoder first (dforce train --autoencoder FILE)");
   } else if (dataset.width() != model.width || dataset.height() != model.height)
     throw Error("the dataset is " + std::to_string(dataset.width()) + "x" +

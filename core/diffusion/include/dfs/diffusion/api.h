@@ -29,7 +29,7 @@ namespace dfs::diffusion {
 
 // [SECTION] Errors ---------------------------------------------------------------------
 
-struct Error : std::runtime_error {                 // every user-causable engine error
+struct Error : std::runtime_error {  // every user-causable engine error
   using std::runtime_error::runtime_error;
 };
 
@@ -43,7 +43,7 @@ enum class ScheduleShape {
   AsyncBlocks,     // blocks of `block` frames; block i lags block i-1 by `ar_step` steps
 };
 
-const char* to_string(ScheduleShape shape);                 // "full_sequence", "pyramid", ...
+const char* to_string(ScheduleShape shape);  // "full_sequence", "pyramid", ...
 ScheduleShape schedule_shape_from_string(const std::string& name);  // throws Error
 
 struct ScheduleSettings {
@@ -59,8 +59,8 @@ struct ScheduleSettings {
 struct SchedulingMatrix {
   int rows = 0;
   int frames = 0;
-  int steps = 0;             // S: the largest possible entry
-  std::vector<int> cells;    // row-major, rows * frames
+  int steps = 0;           // S: the largest possible entry
+  std::vector<int> cells;  // row-major, rows * frames
 
   int at(int row, int frame) const { return cells[static_cast<size_t>(row) * frames + frame]; }
 };
@@ -84,7 +84,7 @@ enum class GuidanceMode {
   Fractional,  // eps(h) + (w - 1) * (eps(h_f) - eps(empty)); history re-noised to level f
 };
 
-const char* to_string(GuidanceMode mode);                       // "none", "vanilla", ...
+const char* to_string(GuidanceMode mode);                         // "none", "vanilla", ...
 GuidanceMode guidance_mode_from_string(const std::string& name);  // throws Error
 
 struct GuidanceSettings {
@@ -94,33 +94,33 @@ struct GuidanceSettings {
 };
 
 struct SamplerSettings {
-  ScheduleSettings schedule;             // matrix shape and step count
-  double eta = 0.0;                      // 0 = DDIM, > 0 = DDPM-like stochasticity, <= 1
-  double stabilization_user = 0.02;      // level at which user-pinned frames are fed
-  double stabilization_generated = 0.02; // level at which earlier generated frames are fed
-  GuidanceSettings guidance;             // history guidance
+  ScheduleSettings schedule;              // matrix shape and step count
+  double eta = 0.0;                       // 0 = DDIM, > 0 = DDPM-like stochasticity, <= 1
+  double stabilization_user = 0.02;       // level at which user-pinned frames are fed
+  double stabilization_generated = 0.02;  // level at which earlier generated frames are fed
+  GuidanceSettings guidance;              // history guidance
 };
 
 // [SECTION] Models ----------------------------------------------------------------------
 
 struct ModelInfo {
-  std::string name;           // from the config, e.g. "demo"
-  int width = 0;              // model resolution, pixels (frames in and out are this size)
+  std::string name;  // from the config, e.g. "demo"
+  int width = 0;     // model resolution, pixels (frames in and out are this size)
   int height = 0;
-  int channels = 3;           // of the frames (RGB)
+  int channels = 3;  // of the frames (RGB)
   // Latent models: the diffusion transformer runs on an autoencoder's latents, 8x smaller per
   // side; 0 for pixel-space models.
   int latent_channels = 0;
   int latent_width = 0;
   int latent_height = 0;
-  int max_frames = 0;         // context + horizon must not exceed this
-  bool causal = false;        // temporal attention causal (KV cache) or bidirectional
-  std::string objective;      // "v", "x0" or "eps"
-  std::string noise_schedule; // "cosine", "sigmoid" or "linear"
+  int max_frames = 0;          // context + horizon must not exceed this
+  bool causal = false;         // temporal attention causal (KV cache) or bidirectional
+  std::string objective;       // "v", "x0" or "eps"
+  std::string noise_schedule;  // "cosine", "sigmoid" or "linear"
   int64_t parameter_count = 0;
-  std::string device;         // "cpu" or "cuda:0" once loaded
-  std::string config_json;    // the full config from the file's __metadata__
-  std::string provenance_json;// training provenance and metrics, "{}" if none
+  std::string device;           // "cpu" or "cuda:0" once loaded
+  std::string config_json;      // the full config from the file's __metadata__
+  std::string provenance_json;  // training provenance and metrics, "{}" if none
 };
 
 // An RAII handle on a loaded model (weights + config). Copies share the same weights.
@@ -148,29 +148,29 @@ class Model {
 
 // One position on the timeline handed to a rollout.
 struct TimelineFrame {
-  Frame content;          // at the model's resolution; empty if there is nothing here yet
-  bool pinned = false;    // true: conditioning frame, returned bit-identical, never changed
-  double start_level = 1; // unpinned frames: 1 = generate from noise, (0, 1) = partial
-                          // re-noising of `content` (SDEdit-like); ignored when pinned
+  Frame content;           // at the model's resolution; empty if there is nothing here yet
+  bool pinned = false;     // true: conditioning frame, returned bit-identical, never changed
+  double start_level = 1;  // unpinned frames: 1 = generate from noise, (0, 1) = partial
+                           // re-noising of `content` (SDEdit-like); ignored when pinned
 };
 
 struct RolloutSettings {
   SamplerSettings sampler;
-  int context = 4;        // known frames the window carries (pinned or generated earlier)
-  int horizon = 4;        // frames generated together; context + horizon <= max_frames
-  uint64_t seed = 0;      // same seed + settings + device => identical output
-  bool kv_cache = true;   // causal models: compute each window's history once per window
-                          // (same result to ~1e-5); no effect on bidirectional models
+  int context = 4;       // known frames the window carries (pinned or generated earlier)
+  int horizon = 4;       // frames generated together; context + horizon <= max_frames
+  uint64_t seed = 0;     // same seed + settings + device => identical output
+  bool kv_cache = true;  // causal models: compute each window's history once per window
+                         // (same result to ~1e-5); no effect on bidirectional models
 };
 
 struct RolloutProgress {
-  int step = 0;           // sampling steps done so far, over all windows
-  int total_steps = 0;    // all sampling steps of the rollout
-  int frames_final = 0;   // frames handed to on_frame so far
-  int window = 0;         // current window index
-  int windows = 0;        // number of windows
-  int window_first = 0;   // timeline index of the window's first frame
-  int matrix_row = 0;     // current row of the window's scheduling matrix
+  int step = 0;          // sampling steps done so far, over all windows
+  int total_steps = 0;   // all sampling steps of the rollout
+  int frames_final = 0;  // frames handed to on_frame so far
+  int window = 0;        // current window index
+  int windows = 0;       // number of windows
+  int window_first = 0;  // timeline index of the window's first frame
+  int matrix_row = 0;    // current row of the window's scheduling matrix
   // Current x0 estimate of the frames being generated, for live preview: (index, frame).
   std::vector<std::pair<int, Frame>> preview;
 };
@@ -189,9 +189,9 @@ struct RolloutCallbacks {
 
 struct RolloutResult {
   bool cancelled = false;
-  int frames_final = 0;   // how many timeline positions were finalised (from index 0)
-  double seconds = 0;     // wall time
-  int model_forwards = 0; // batched forward calls
+  int frames_final = 0;    // how many timeline positions were finalised (from index 0)
+  double seconds = 0;      // wall time
+  int model_forwards = 0;  // batched forward calls
 };
 
 // Denoises every unpinned frame of `timeline` (any length; memory does not grow with it:
@@ -205,10 +205,10 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
 // it covers and which of them are known (pinned or generated earlier). The Studio uses this
 // to show which pins the current window uses and to draw its heat map.
 struct WindowPlan {
-  int first = 0;                 // first timeline index
-  std::vector<int> frames;       // timeline indices in the window, in order
-  std::vector<bool> known;       // frames[i] is known context (not generated in this window)
-  SchedulingMatrix matrix;       // the matrix this window runs
+  int first = 0;            // first timeline index
+  std::vector<int> frames;  // timeline indices in the window, in order
+  std::vector<bool> known;  // frames[i] is known context (not generated in this window)
+  SchedulingMatrix matrix;  // the matrix this window runs
 };
 std::vector<WindowPlan> plan_rollout(const ModelInfo& model,
                                      const std::vector<TimelineFrame>& timeline,

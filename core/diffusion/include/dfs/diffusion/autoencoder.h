@@ -29,12 +29,12 @@
 
 namespace dfs::diffusion {
 
-inline constexpr int kLatentFactor = 8;               // pixels per latent pixel, per side
+inline constexpr int kLatentFactor = 8;                   // pixels per latent pixel, per side
 inline constexpr const char* kAutoencoderPrefix = "ae.";  // tensor-name prefix in model files
 inline constexpr const char* kAutoencoderFormat = "dfs-autoencoder-1";
 
 struct AutoencoderConfig {
-  int latent_channels = 8;                     // C
+  int latent_channels = 8;                      // C
   std::vector<int> encoder_widths{32, 48, 64};  // channels after each stride-2 stage
   std::vector<int> encoder_blocks{0, 1, 1};     // residual blocks after each stage
   std::vector<int> decoder_widths{64, 48, 32};  // channels at H/8, H/4, H/2

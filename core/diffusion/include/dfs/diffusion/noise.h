@@ -13,8 +13,8 @@
 
 namespace dfs::diffusion {
 
-inline constexpr int kTrainTimesteps = 1000;      // K
-inline constexpr double kMinAlphaBar = 1e-5;      // abar floor at level 1
+inline constexpr int kTrainTimesteps = 1000;  // K
+inline constexpr double kMinAlphaBar = 1e-5;  // abar floor at level 1
 
 enum class NoiseScheduleKind { Cosine, Sigmoid, Linear };
 // The network's output. Edm: EDM preconditioning (Karras et al. 2022, Eq. 7 and Table 1) in
@@ -26,7 +26,7 @@ enum class Objective { V, X0, Eps, Edm };
 
 NoiseScheduleKind noise_schedule_from_string(const std::string& name);  // throws Error
 std::string to_string(NoiseScheduleKind kind);
-Objective objective_from_string(const std::string& name);               // throws Error
+Objective objective_from_string(const std::string& name);  // throws Error
 std::string to_string(Objective objective);
 
 class NoiseSchedule {
@@ -35,8 +35,8 @@ class NoiseSchedule {
                          double sigma_data = 1.0);
 
   NoiseScheduleKind kind() const { return kind_; }
-  double sigma_data() const { return sigma_data_; }  // Edm only
-  double alpha_bar(double level) const;            // scalar abar(n), n in [0, 1]
+  double sigma_data() const { return sigma_data_; }            // Edm only
+  double alpha_bar(double level) const;                        // scalar abar(n), n in [0, 1]
   torch::Tensor alpha_bar(const torch::Tensor& levels) const;  // elementwise, same shape
 
   // x_n from x0 and eps; levels broadcast over [B, T] -> [B, T, 1, 1, 1].

@@ -136,7 +136,7 @@ struct ReconstructionScores {
   double psnr_bicubic = 0, ssim_bicubic = 0;  // x downsampled to 64x48, back up bicubically
   double psnr_preview = 0;                    // the preview map against x
   double psnr_preview_vs_decoder = 0;         // the preview map against the decoder's output
-  double sharpness_ratio = 0;  // mean |Laplacian| of the reconstruction / of x
+  double sharpness_ratio = 0;                 // mean |Laplacian| of the reconstruction / of x
 };
 
 // Scores reconstruction of each clip's held-out frames (all frames of wholly held-out clips),

@@ -119,13 +119,13 @@ struct MotionSettings {
   int frames = 24;  // per clip
   int width = 256;  // output pixels
   int height = 192;
-  double max_pan = 3.0;         // output pixels per frame
-  double max_zoom = 0.01;       // relative scale change per frame
-  double max_rotation = 0.004;  // radians per frame
-  double p_static = 0.25;       // probability of a still camera
-  double p_layers = 0.6;        // probability of moving cut-outs
-  double max_layer_speed = 4.0; // output pixels per frame
-  double p_lighting = 0.3;      // probability of a lighting drift
+  double max_pan = 3.0;          // output pixels per frame
+  double max_zoom = 0.01;        // relative scale change per frame
+  double max_rotation = 0.004;   // radians per frame
+  double p_static = 0.25;        // probability of a still camera
+  double p_layers = 0.6;         // probability of moving cut-outs
+  double max_layer_speed = 4.0;  // output pixels per frame
+  double p_lighting = 0.3;       // probability of a lighting drift
   uint64_t seed = 0;
 };
 

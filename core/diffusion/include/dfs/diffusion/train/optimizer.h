@@ -36,10 +36,10 @@ double learning_rate_at(const OptimizerSettings& s, int64_t step);
 // Parameters, their moments and EMA copies, in one fixed order (names say which is which).
 struct AdamWState {
   std::vector<std::string> names;
-  std::vector<torch::Tensor> params;      // the live parameters (requires_grad)
-  std::vector<torch::Tensor> ema;         // EMA copies (no grad)
-  std::vector<torch::Tensor> m, v;        // Adam moments
-  std::vector<bool> decays;               // weight decay applies (dim >= 2)
+  std::vector<torch::Tensor> params;  // the live parameters (requires_grad)
+  std::vector<torch::Tensor> ema;     // EMA copies (no grad)
+  std::vector<torch::Tensor> m, v;    // Adam moments
+  std::vector<bool> decays;           // weight decay applies (dim >= 2)
 
   // Registers `params` (name, tensor) with `ema` (same names) as their EMA copies, which are
   // set equal to the parameters.
