@@ -152,7 +152,12 @@ void run_info(const std::string& path) {
   std::printf("attention  : %s\n", info.causal ? "causal (KV cache)" : "bidirectional");
   std::printf("objective  : %s, %s noise schedule\n", info.objective.c_str(),
               info.noise_schedule.c_str());
-  std::printf("parameters : %lld\n", static_cast<long long>(info.parameter_count));
+  if (const auto& ae = model.impl()->ae)
+    std::printf("parameters : %lld (transformer) + %lld (autoencoder)\n",
+                static_cast<long long>(info.parameter_count),
+                static_cast<long long>(ae->parameter_count()));
+  else
+    std::printf("parameters : %lld\n", static_cast<long long>(info.parameter_count));
   std::printf("config     : %s\n", nlohmann::json::parse(info.config_json).dump(2).c_str());
   std::printf("provenance : %s\n", nlohmann::json::parse(info.provenance_json).dump(2).c_str());
 }

@@ -946,6 +946,11 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--schedule", *shape, "Schedule shape")->capture_default_str();
   cmd->add_option("--seed", s->seed, "Sampling seed")->capture_default_str();
   cmd->add_option("--device", s->device, "cpu, cuda or auto")->capture_default_str();
+  auto guidance = std::make_shared<std::string>("none");
+  cmd->add_option("--guidance", *guidance, "History guidance: none, vanilla or fractional")
+      ->capture_default_str();
+  cmd->add_option("--guidance-scale", s->sampler.guidance.scale, "History guidance scale w")
+      ->capture_default_str();
   cmd->add_option("--baseline", s->baseline_model,
                   "Also score this model (e.g. the 64x48 demo) on the same context, downsampled "
                   "to its size, its output upscaled bicubically");
@@ -956,6 +961,7 @@ void register_eval(CLI::App& app) {
     settings.rollout_horizon = settings.horizon;
     settings.sampler.schedule.steps = *steps;
     settings.sampler.schedule.shape = dfs::diffusion::schedule_shape_from_string(*shape);
+    settings.sampler.guidance.mode = dfs::diffusion::guidance_mode_from_string(*guidance);
     settings.log = [](const std::string& l) {
       std::printf("  %s\n", l.c_str());
       std::fflush(stdout);
@@ -969,6 +975,8 @@ void register_eval(CLI::App& app) {
       j["data"] = fs::path(*data_path).filename().string();
       j["settings"] = {{"samples", settings.samples},
                        {"baseline", fs::path(settings.baseline_model).filename().string()},
+                       {"guidance", *guidance},
+                       {"guidance_scale", settings.sampler.guidance.scale},
                        {"segments", settings.segments_per_clip},
                        {"context", settings.context},
                        {"horizon", settings.horizon},
