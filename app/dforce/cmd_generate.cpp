@@ -59,6 +59,7 @@ struct GenerationOptions {
   int horizon = 0;
   int context = 0;
   uint64_t seed = 0;
+  std::string detail;
   std::string fit;
   // Export.
   int scale = 0;
@@ -75,8 +76,8 @@ struct GenerationOptions {
 
   struct Opts {  // which options the user gave
     CLI::Option *steps, *schedule, *uncertainty, *ar_step, *block, *eta, *stab, *stab_gen,
-        *guidance, *guidance_scale, *guidance_fraction, *horizon, *context, *seed, *fit, *scale,
-        *fps, *quality, *range;
+        *guidance, *guidance_scale, *guidance_fraction, *horizon, *context, *seed, *detail, *fit,
+        *scale, *fps, *quality, *range;
   } given{};
 };
 
@@ -120,6 +121,10 @@ void add_generation_options(CLI::App* sub, GenerationOptions& o) {
       sub->add_option("--context", o.context, "Known frames each window carries (default 4)");
   g.seed = sub->add_option("--seed", o.seed,
                            "Random seed (default 0); same seed + settings = same output");
+  g.detail = sub->add_option("--detail-transfer", o.detail,
+                             "Latent models: carry the pinned frames' fine detail into static "
+                             "parts of generated frames: on (default) or off")
+                 ->check(CLI::IsMember({"on", "off"}));
   g.fit = sub->add_option("--fit", o.fit,
                           "Bring the clip to the model's size: letterbox (default), crop, stretch");
   g.scale = sub->add_option("--scale", o.scale,
@@ -207,6 +212,7 @@ bool apply_overrides(const GenerationOptions& o, dp::Project& p) {
   if (g.horizon->count()) r.horizon = o.horizon;
   if (g.context->count()) r.context = o.context;
   if (g.seed->count()) r.seed = o.seed;
+  if (g.detail->count()) r.detail_transfer = o.detail == "on";
   if (g.fit->count()) p.clip.fit = dp::fit_mode_from_string(o.fit);
   auto& e = p.export_settings;
   e.path = o.output;

@@ -951,6 +951,11 @@ void register_eval(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--guidance-scale", s->sampler.guidance.scale, "History guidance scale w")
       ->capture_default_str();
+  auto detail = std::make_shared<std::string>("on");
+  cmd->add_option("--detail-transfer", *detail,
+                  "Latent models: carry the context's fine detail into static parts: on or off")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   cmd->add_option("--baseline", s->baseline_model,
                   "Also score this model (e.g. the 64x48 demo) on the same context, downsampled "
                   "to its size, its output upscaled bicubically");
@@ -962,6 +967,7 @@ void register_eval(CLI::App& app) {
     settings.sampler.schedule.steps = *steps;
     settings.sampler.schedule.shape = dfs::diffusion::schedule_shape_from_string(*shape);
     settings.sampler.guidance.mode = dfs::diffusion::guidance_mode_from_string(*guidance);
+    settings.detail_transfer = *detail == "on";
     settings.log = [](const std::string& l) {
       std::printf("  %s\n", l.c_str());
       std::fflush(stdout);
@@ -977,6 +983,7 @@ void register_eval(CLI::App& app) {
                        {"baseline", fs::path(settings.baseline_model).filename().string()},
                        {"guidance", *guidance},
                        {"guidance_scale", settings.sampler.guidance.scale},
+                       {"detail_transfer", settings.detail_transfer},
                        {"segments", settings.segments_per_clip},
                        {"context", settings.context},
                        {"horizon", settings.horizon},

@@ -74,6 +74,7 @@ Project sample_project() {
   r.horizon = 5;
   r.seed = 18446744073709551557ull;  // needs all 64 bits
   r.kv_cache = false;
+  r.detail_transfer = false;
   p.generation.seed_locked = false;
   p.export_settings.format = ExportFormat::WebM;
   p.export_settings.path = "out/x.webm";

@@ -252,6 +252,19 @@ int64_t AutoencoderImpl::decoder_parameter_count() const {
   return n;
 }
 
+torch::Tensor transfer_detail(const torch::Tensor& decoded, const torch::Tensor& ref_decoded,
+                              const torch::Tensor& ref_pixels, double tolerance) {
+  const bool single = decoded.dim() == 3;
+  const auto x = single ? decoded.unsqueeze(0) : decoded;
+  const auto r = ref_decoded.dim() == 3 ? ref_decoded.unsqueeze(0) : ref_decoded;
+  const auto p = ref_pixels.dim() == 3 ? ref_pixels.unsqueeze(0) : ref_pixels;
+  const auto d = torch::avg_pool2d((x - r).abs().mean(1, /*keepdim=*/true), 9, 1, 4,
+                                   /*ceil_mode=*/false, /*count_include_pad=*/false);
+  const auto m = torch::exp(-(d / tolerance).square());
+  const auto out = (x + m * (p - r)).clamp(-1, 1);
+  return single ? out[0] : out;
+}
+
 double fit_preview(Autoencoder& ae, const torch::Tensor& frames) {
   torch::NoGradGuard no_grad;
   const int64_t c = ae->config().latent_channels;

@@ -57,16 +57,31 @@ class FrameCodec {
     torch::InferenceMode guard;
     return ae_->encode(x.to(device_)).to(torch::kCPU, torch::kFloat32);
   }
-  // [N, C, h, w] -> frames.
-  std::vector<Frame> decode(const torch::Tensor& values) {
+  // [N, C, h, w] -> [N, 3, H, W] pixels in [-1, 1] on the CPU.
+  torch::Tensor decode_pixels(const torch::Tensor& values) {
+    if (!latent()) return values;
+    torch::InferenceMode guard;
+    return ae_->decode(values.to(device_)).clamp(-1, 1).to(torch::kCPU, torch::kFloat32);
+  }
+  // [N, C, h, w] -> frames. With references (latent models; one per frame, each a pair of the
+  // reference's decoding and its true pixels, or undefined tensors for none), the references'
+  // detail is transferred where the scene is static (transfer_detail).
+  std::vector<Frame> decode(
+      const torch::Tensor& values,
+      const std::vector<std::pair<torch::Tensor, torch::Tensor>>& references = {}) {
     std::vector<Frame> out;
     if (!values.defined() || values.size(0) == 0) return out;
-    torch::Tensor pixels = values;
-    if (latent()) {
-      torch::InferenceMode guard;
-      pixels = ae_->decode(values.to(device_)).clamp(-1, 1).to(torch::kCPU, torch::kFloat32);
+    const torch::Tensor pixels = decode_pixels(values);
+    for (int64_t i = 0; i < pixels.size(0); ++i) {
+      const auto* ref = static_cast<size_t>(i) < references.size() ? &references[i] : nullptr;
+      if (ref && ref->first.defined()) {
+        torch::InferenceMode guard;
+        out.push_back(
+            tensor_to_frame(transfer_detail(pixels[i], ref->first, ref->second, kDetailTolerance)));
+      } else {
+        out.push_back(tensor_to_frame(pixels[i]));
+      }
     }
-    for (int64_t i = 0; i < pixels.size(0); ++i) out.push_back(tensor_to_frame(pixels[i]));
     return out;
   }
   // A cheap look at a current estimate [C, h, w] (the preview map for latents).
@@ -201,6 +216,33 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
   };
   emit_ready();
 
+  // Latent models with detail transfer: each generated frame takes the detail of its nearest
+  // pinned frame (the earlier one on a tie). References are (decoding, true pixels), made when
+  // first needed and kept for the few most recent.
+  std::vector<int> pinned_indices;
+  if (codec.latent() && settings.detail_transfer)
+    for (int i = 0; i < n; ++i)
+      if (timeline[i].pinned) pinned_indices.push_back(i);
+  std::map<int, std::pair<torch::Tensor, torch::Tensor>> references;
+  const auto reference_for = [&](int index) -> std::pair<torch::Tensor, torch::Tensor> {
+    if (pinned_indices.empty()) return {};
+    const auto after = std::lower_bound(pinned_indices.begin(), pinned_indices.end(), index);
+    int nearest = after == pinned_indices.end() ? pinned_indices.back() : *after;
+    if (after != pinned_indices.begin() &&
+        (after == pinned_indices.end() || index - *std::prev(after) <= *after - index))
+      nearest = *std::prev(after);
+    if (const auto it = references.find(nearest); it != references.end()) return it->second;
+    const Frame& content = timeline[nearest].content;
+    const auto found = encoded.find(nearest);
+    const torch::Tensor latent =
+        found != encoded.end() ? found->second.unsqueeze(0) : codec.encode({&content});
+    std::pair<torch::Tensor, torch::Tensor> ref{codec.decode_pixels(latent)[0],
+                                                frame_to_tensor(content)};
+    if (references.size() >= 4) references.erase(references.begin());
+    references[nearest] = ref;
+    return ref;
+  };
+
   auto generator = at::detail::createCPUGenerator(settings.seed);
   ModelDenoiser denoiser(impl, settings.kv_cache);
   const DenoiseFn denoise = denoiser.fn();
@@ -257,8 +299,12 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
     const auto flush = [&] {
       if (pending.empty()) return;
       std::vector<torch::Tensor> values;
-      for (const auto& [k, v] : pending) values.push_back(v);
-      const auto decoded = codec.decode(torch::stack(values));
+      std::vector<std::pair<torch::Tensor, torch::Tensor>> refs;
+      for (const auto& [k, v] : pending) {
+        values.push_back(v);
+        refs.push_back(reference_for(plan.frames[k]));
+      }
+      const auto decoded = codec.decode(torch::stack(values), refs);
       for (size_t i = 0; i < pending.size(); ++i) {
         const int index = plan.frames[pending[i].first];
         if (codec.latent()) generated_latent[index] = pending[i].second;

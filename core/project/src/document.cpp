@@ -273,7 +273,8 @@ bool same_rollout(const diffusion::RolloutSettings& a, const diffusion::RolloutS
          sa.stabilization_generated == sb.stabilization_generated &&
          sa.guidance.mode == sb.guidance.mode && sa.guidance.scale == sb.guidance.scale &&
          sa.guidance.fractional_level == sb.guidance.fractional_level && a.context == b.context &&
-         a.horizon == b.horizon && a.seed == b.seed && a.kv_cache == b.kv_cache;
+         a.horizon == b.horizon && a.seed == b.seed && a.kv_cache == b.kv_cache &&
+         a.detail_transfer == b.detail_transfer;
 }
 
 // Collects problems; each names its field.
@@ -586,6 +587,7 @@ json settings_to_json_object(const GenerationSettings& g) {
               {"horizon", r.horizon},
               {"seed", r.seed},
               {"kv_cache", r.kv_cache},
+              {"detail_transfer", r.detail_transfer},
               {"seed_locked", g.seed_locked}};
 }
 
@@ -615,6 +617,7 @@ GenerationSettings settings_from_json_object(const json& j, const std::string& w
   read(j, where, "horizon", r.horizon);
   read(j, where, "seed", r.seed);
   read(j, where, "kv_cache", r.kv_cache);
+  read(j, where, "detail_transfer", r.detail_transfer);
   read(j, where, "seed_locked", g.seed_locked);
   return g;
 }

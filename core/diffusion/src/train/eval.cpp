@@ -242,6 +242,7 @@ std::pair<torch::Tensor, torch::Tensor> sample_continuations(Model& model,
   }
   RolloutSettings rs;
   rs.sampler = s.sampler;
+  rs.detail_transfer = s.detail_transfer;
   rs.context = c;
   rs.horizon = horizon;
   torch::Tensor sum, first;
@@ -467,6 +468,7 @@ std::vector<torch::Tensor> long_rollout(Model& model, const VideoDataset& data,
   }
   RolloutSettings rs;
   rs.sampler = s.sampler;
+  rs.detail_transfer = s.detail_transfer;
   rs.sampler.stabilization_user = stabilization;
   rs.sampler.stabilization_generated = stabilization;
   rs.context = s.rollout_context;

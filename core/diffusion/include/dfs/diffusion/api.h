@@ -161,6 +161,10 @@ struct RolloutSettings {
   uint64_t seed = 0;     // same seed + settings + device => identical output
   bool kv_cache = true;  // causal models: compute each window's history once per window
                          // (same result to ~1e-5); no effect on bidirectional models
+  // Latent models: add back, where the scene is static, the fine detail of the nearest pinned
+  // frame that the autoencoder loses (transfer_detail in autoencoder.h). No effect on pixel
+  // models.
+  bool detail_transfer = true;
 };
 
 struct RolloutProgress {

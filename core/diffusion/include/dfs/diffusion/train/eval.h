@@ -56,6 +56,7 @@ struct EvalSettings {
   std::string baseline_model;
   // sampling, for (b) and (c)
   SamplerSettings sampler;  // schedule shape and steps (the product's defaults)
+  bool detail_transfer = true;  // latent models: RolloutSettings::detail_transfer
   uint64_t seed = 0;
   std::string device = "cpu";
   std::function<void(const std::string&)> log;  // progress lines; may be empty
