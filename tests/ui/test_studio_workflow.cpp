@@ -1,6 +1,7 @@
 // The Studio's end-to-end workflow on a real window (issue 6, "Tests and evidence"): open
 // vtest.avi, pin the first 8 frames, set a noise range, generate 8 frames with few steps, stop
 // a second run midway and keep what finished, export MP4 and decode it back with dfs_media.
+#include <QCheckBox>
 #include <QDir>
 #include <QDragEnterEvent>
 #include <QDropEvent>
@@ -254,6 +255,29 @@ TEST_CASE("Studio: undo and redo restore pins", "[gui]") {
   CHECK_FALSE(w.document().project().timeline.pinned(3));
   REQUIRE(w.redo());
   CHECK(w.document().project().timeline.pinned(3));
+}
+
+TEST_CASE("Studio: the detail checkbox edits the project with an undo step, and follows the model",
+          "[gui]") {
+  app();
+  MainWindow w(test_options());
+  w.show();
+  REQUIRE(w.open_clip(dfs::ui::test::vtest_path()));
+  auto* box = w.findChild<QCheckBox*>("detail_transfer");
+  REQUIRE(box != nullptr);
+  CHECK(box->isChecked());
+  CHECK(w.document().project().generation.rollout.detail_transfer);
+  w.use_model(dfs::diffusion::Model::random("tiny", 1), "pixel model");
+  QApplication::processEvents();
+  CHECK_FALSE(box->isEnabled());  // no autoencoder, nothing to transfer
+  w.use_model(dfs::diffusion::Model::random("latent-tiny", 1), "latent model");
+  QApplication::processEvents();
+  REQUIRE(box->isEnabled());
+  box->click();
+  CHECK_FALSE(w.document().project().generation.rollout.detail_transfer);
+  REQUIRE(w.undo());
+  CHECK(w.document().project().generation.rollout.detail_transfer);
+  CHECK(box->isChecked());
 }
 
 TEST_CASE("Studio playback: Space plays at the clip's frame rate, K pauses, Home/End, arrows step",

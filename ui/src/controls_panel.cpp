@@ -295,7 +295,17 @@ void ControlsPanel::build() {
   window_pins_->setToolTip(
       tr("The known frames the first (or shown) window of the rollout conditions on."));
   guide_form->addRow(tr("Window uses"), window_pins_);
+  detail_transfer_ = new QCheckBox(tr("keep the pinned frames' fine detail"));
+  detail_transfer_->setObjectName("detail_transfer");
+  detail_transfer_->setToolTip(
+      tr("Latent models: where the scene is static, generated frames keep the fine texture of the\n"
+         "nearest pinned frame that the autoencoder loses. Off: the plain decoding."));
+  guide_form->addRow(tr("Detail"), detail_transfer_);
   root->addWidget(guide);
+  connect(detail_transfer_, &QCheckBox::toggled, this, [this](bool on) {
+    emit_edit(on ? tr("Keep pinned detail") : tr("Plain decoding"),
+              [on](project::Project& p) { p.generation.rollout.detail_transfer = on; });
+  });
 
   connect(guidance_, qOverload<int>(&QComboBox::currentIndexChanged), this, [=, this](int i) {
     emit_edit(tr("Guidance: %1").arg(guidance_->itemText(i)), [i](project::Project& p) {
@@ -459,6 +469,8 @@ void ControlsPanel::refresh(const project::Project& p, const diffusion::ModelInf
     horizon_->setStyleSheet(warn);
     context_->setStyleSheet(warn);
   }
+  detail_transfer_->setChecked(r.detail_transfer);
+  detail_transfer_->setEnabled(model == nullptr || model->latent_channels > 0);
   if (!seed_->hasFocus()) seed_->setText(QString::number(r.seed));
   seed_locked_->setChecked(p.generation.seed_locked);
 }

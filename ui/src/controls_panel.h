@@ -91,6 +91,7 @@ class ControlsPanel : public QWidget {
   // Seed.
   QLineEdit* seed_ = nullptr;
   QCheckBox* seed_locked_ = nullptr;
+  QCheckBox* detail_transfer_ = nullptr;
   QPushButton* randomise_ = nullptr;
   // Run.
   QPushButton* generate_ = nullptr;
