@@ -35,6 +35,7 @@
 #include "dfs/diffusion/train/dataset.h"
 #include "dfs/diffusion/train/eval.h"
 #include "dfs/diffusion/train/trainer.h"
+#include "dfs/diffusion/weights.h"
 #include "train_cli.h"
 
 #ifdef DFS_WITH_MEDIA
@@ -177,6 +178,19 @@ nlohmann::json apply_overrides(nlohmann::json j, const std::vector<std::string>&
     j[key] = value.is_discarded() ? nlohmann::json(text) : value;
   }
   return j;
+}
+
+// Where a latent model's autoencoder came from: its file name and the provenance that file
+// recorded (`dforce ae train`), or null for pixel models and autoencoders brought by --from.
+nlohmann::json autoencoder_provenance(const TrainJob& job) {
+  if (job.autoencoder.empty()) return nullptr;
+  nlohmann::json out = {{"file", fs::path(job.autoencoder).filename().string()}};
+  const auto file = dfs::diffusion::load_safetensors(job.autoencoder);
+  if (const auto it = file.metadata.find("provenance"); it != file.metadata.end()) {
+    auto p = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+    out["provenance"] = p.is_discarded() ? nlohmann::json(it->second) : p;
+  }
+  return out;
 }
 
 JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data_in) {
@@ -332,6 +346,7 @@ JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data_in) {
                                        {"fingerprint", data.fingerprint()},
                                        {"clips", clips},
                                        {"provenance", data.provenance}}},
+                                     {"autoencoder", autoencoder_provenance(job)},
                                      {"train_settings", s.to_json()},
                                      {"steps", out.steps},
                                      {"clips_seen", out.steps * s.batch_size},
@@ -804,6 +819,8 @@ std::string describe_job(const std::string& verb, const TrainJob& j,
   if (j.lr > 0) c.insert(c.end(), {"--lr", std::to_string(j.lr)});
   if (j.seed >= 0) c.insert(c.end(), {"--seed", std::to_string(j.seed)});
   if (!j.from.empty()) c.insert(c.end(), {"--from", fs::path(j.from).filename().string()});
+  if (!j.autoencoder.empty())
+    c.insert(c.end(), {"--autoencoder", fs::path(j.autoencoder).filename().string()});
   if (j.device != "auto") c.insert(c.end(), {"--device", j.device});
   for (const auto& m : j.model_overrides) c.insert(c.end(), {"--model", m});
   for (const auto& m : j.train_overrides) c.insert(c.end(), {"--set", m});

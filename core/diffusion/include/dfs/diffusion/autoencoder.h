@@ -115,8 +115,8 @@ double fit_preview(Autoencoder& ae, const torch::Tensor& frames);
 torch::Tensor transfer_detail(const torch::Tensor& decoded, const torch::Tensor& ref_decoded,
                               const torch::Tensor& ref_pixels, double tolerance);
 // In [-1, 1] units (0.2 = 25 levels of 255). Chosen on the held-out parts of the moving-camera
-// clips (visp_mire2, visp_cube, Megamind) and vtest: PSNR rose from 0.025 to 0.2 and no
-// further at 0.4 (models/README.md).
+// clips (visp_mire2, visp_cube, Megamind) and vtest: PSNR rose on all of them from 0.025 to
+// 0.2; 0.4 was mixed (models/README.md).
 constexpr double kDetailTolerance = 0.2;
 
 // Writes the autoencoder's tensors (prefix "ae.") and its config ("autoencoder" metadata)
