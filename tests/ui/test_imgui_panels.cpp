@@ -75,6 +75,25 @@ TEST_CASE("Heat map renders under Xvfb and its pixels change with the schedule s
   CHECK(differing_pixels(pyramid, heat->grab_framebuffer()) < full.width() * full.height() / 500);
 }
 
+TEST_CASE("Heat map: what the panel shows follows a change made long after its last frame",
+          "[gui]") {
+  // A panel renders on demand; a data change must make the next paint render again, not
+  // repaint the last image (the Studio opened with --generate and a slow model kept showing
+  // "Loading the model..." next to a finished generation).
+  auto w = studio_with_clip();
+  dfs::ui::ImGuiWidget* heat = w->heat_map_widget();
+  REQUIRE(heat != nullptr);
+  REQUIRE(heat->gl_ready());
+  QTest::qWait(1500);  // every settle frame is long done: the panel sleeps
+  const QImage before = heat->grab().toImage();
+  REQUIRE(w->edit_project("Full sequence", [](dfs::project::Project& p) {
+    p.generation.rollout.sampler.schedule.shape = dfs::diffusion::ScheduleShape::FullSequence;
+  }));
+  QTest::qWait(100);
+  const QImage after = heat->grab().toImage();
+  CHECK(differing_pixels(before, after) > after.width() * after.height() / 50);
+}
+
 TEST_CASE("Noise curve renders and its pixels change when levels change", "[gui]") {
   auto w = studio_with_clip();
   dfs::ui::ImGuiWidget* curve = w->noise_curve_widget();

@@ -46,35 +46,35 @@ void HeatMapPanel::set_plans(std::vector<diffusion::WindowPlan> plans) {
   plans_ = std::move(plans);
   problem_.clear();
   if (shown_window_ >= static_cast<int>(plans_.size())) shown_window_ = 0;
-  update();
+  content_changed();
 }
 
 void HeatMapPanel::set_problem(const QString& problem) {
   problem_ = problem;
-  update();
+  content_changed();
 }
 
 void HeatMapPanel::set_shape(diffusion::ScheduleShape shape) {
   shape_ = shape;
-  update();
+  content_changed();
 }
 
 void HeatMapPanel::set_progress(int window, int row) {
   running_window_ = window;
   running_row_ = row;
   if (window >= 0 && window < static_cast<int>(plans_.size())) shown_window_ = window;
-  update();
+  content_changed();
 }
 
 void HeatMapPanel::clear_progress() {
   running_window_ = -1;
   running_row_ = -1;
-  update();
+  content_changed();
 }
 
 void HeatMapPanel::show_window(int window) {
   if (window >= 0 && window < static_cast<int>(plans_.size())) shown_window_ = window;
-  update();
+  content_changed();
 }
 
 void HeatMapPanel::draw_ui() {

@@ -236,6 +236,11 @@ void ImGuiWidget::request_redraw() {
   update();
 }
 
+void ImGuiWidget::content_changed() {
+  dirty_ = true;
+  update();
+}
+
 void ImGuiWidget::feed_modifiers(Qt::KeyboardModifiers modifiers) {
   ImGuiIO& io = ImGui::GetIO();
   io.KeyCtrl = modifiers & Qt::ControlModifier;

@@ -34,23 +34,23 @@ NoiseCurvePanel::NoiseCurvePanel(QWidget* parent) : ImGuiWidget(parent) {
 void NoiseCurvePanel::set_levels(const std::vector<double>& levels) {
   if (drag_ == Drag::Paint) return;  // our own live edit is echoing back
   levels_ = levels;
-  update();
+  content_changed();
 }
 
 void NoiseCurvePanel::set_frame_flags(const std::vector<std::uint8_t>& flags) {
   flags_ = flags;
-  update();
+  content_changed();
 }
 
 void NoiseCurvePanel::set_current_frame(int frame) {
   current_frame_ = frame;
-  update();
+  content_changed();
 }
 
 void NoiseCurvePanel::set_selection(int first, int last) {
   selection_first_ = first;
   selection_last_ = last;
-  update();
+  content_changed();
 }
 
 bool NoiseCurvePanel::pinned(int frame) const {

@@ -42,6 +42,9 @@ class ImGuiWidget : public QWidget {
 
   // Asks for a repaint that also lets ImGui settle (hover highlights, popups) afterwards.
   void request_redraw();
+  // The panel's data changed: render it again at the next paint (QWidget::update() alone
+  // repaints the last rendered image, which is stale then).
+  void content_changed();
 
   // Renders a frame now and returns it (what the widget shows). Null image when OpenGL is
   // unavailable. Tests and screenshots use it.
