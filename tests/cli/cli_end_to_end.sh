@@ -72,6 +72,9 @@ check "ae eval reports PSNR per clip as JSON" grep -q '"psnr_bicubic_from_64x48"
 check "a latent model trains and is written" test -s "$tmp/latent.safetensors"
 "$dforce" info "$tmp/latent.safetensors" > "$tmp/latent_info.log" 2>&1
 check "info shows the latent space" grep -q "latents    : 8x6x8" "$tmp/latent_info.log"
+check "the model's provenance names its autoencoder and how it was trained" \
+  sh -c "grep -q -- '--autoencoder ae.safetensors' '$tmp/latent_info.log' &&
+         grep -q '\"preset\": \"ae-tiny\"' '$tmp/latent_info.log'"
 "$dforce" train --config latent-tiny --data "$tmp/syn.safetensors" --steps 5 -o "$tmp/x.safetensors" \
   > "$tmp/noae.log" 2>&1
 check "a latent recipe without an autoencoder is refused with a reason" grep -q "autoencoder" "$tmp/noae.log"
@@ -96,6 +99,27 @@ if [ -n "$models" ] && [ -f "$models/demo-64x48.safetensors" ]; then
   got=$(cd "$tmp" && find old_a old_b -name "*.png" | sort | xargs cat | sha256sum | cut -c1-64)
   check "a 64x48 pixel model gives exactly its earlier frames" \
     test "$got" = "b9c437a9b8b969ee10f6d140385f203b1c8cff10bedd18e245cadc8e1bd62276"
+fi
+
+if [ -n "$models" ] && [ -f "$models/demo.safetensors" ]; then
+  # The shipped model: a 256x192 latent model that extends the sample clip with the clip's own
+  # frames passed through untouched, detail transfer on (default) or off.
+  "$dforce" info "$models/demo.safetensors" > "$tmp/demo_info.log" 2>&1
+  check "the shipped model is a 256x192 latent model" \
+    grep -q "resolution : 256x192" "$tmp/demo_info.log"
+  check "the shipped model carries its autoencoder" grep -q "latents    : 32x24x8" "$tmp/demo_info.log"
+  "$dforce" extend "$clip" --model "$models/demo.safetensors" --source-frames 4 --frames 4 \
+    --fit crop --steps 3 --seed 1 -q -o "$tmp/demo_a/" > "$tmp/demo.log" 2>&1
+  "$dforce" extend "$clip" --model "$models/demo.safetensors" --source-frames 4 --frames 4 \
+    --fit crop --steps 3 --seed 1 --detail-transfer off -q -o "$tmp/demo_b/" >> "$tmp/demo.log" 2>&1
+  check "the shipped model writes 8 frames at 256x192" \
+    test "$(ls "$tmp/demo_a" | grep -c png)" -eq 8
+  "$dforce" probe "$tmp/demo_a/frame_000005.png" > "$tmp/demo_probe.log" 2>&1
+  check "generated frames are 256x192" grep -q "256x192" "$tmp/demo_probe.log"
+  check "pinned frames are the same with detail transfer on and off" \
+    cmp -s "$tmp/demo_a/frame_000003.png" "$tmp/demo_b/frame_000003.png"
+  check "detail transfer changes the generated frames" \
+    sh -c "! cmp -s '$tmp/demo_a/frame_000006.png' '$tmp/demo_b/frame_000006.png'"
 fi
 
 echo "$passes passed, $fails failed"
