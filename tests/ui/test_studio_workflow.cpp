@@ -267,12 +267,11 @@ TEST_CASE("Studio: the detail checkbox edits the project with an undo step, and 
   REQUIRE(box != nullptr);
   CHECK(box->isChecked());
   CHECK(w.document().project().generation.rollout.detail_transfer);
+  // The model reaches the window from the generation thread: wait for it.
   w.use_model(dfs::diffusion::Model::random("tiny", 1), "pixel model");
-  QApplication::processEvents();
-  CHECK_FALSE(box->isEnabled());  // no autoencoder, nothing to transfer
+  CHECK(wait_until([&] { return !box->isEnabled(); }, 10000));  // no autoencoder: nothing to do
   w.use_model(dfs::diffusion::Model::random("latent-tiny", 1), "latent model");
-  QApplication::processEvents();
-  REQUIRE(box->isEnabled());
+  REQUIRE(wait_until([&] { return box->isEnabled(); }, 10000));
   box->click();
   CHECK_FALSE(w.document().project().generation.rollout.detail_transfer);
   REQUIRE(w.undo());
