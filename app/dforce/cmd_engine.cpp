@@ -17,6 +17,7 @@
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/denoiser.h"
 #include "dfs/diffusion/model.h"
+#include "dfs/diffusion/weights.h"
 #include "dfs/version.h"
 
 namespace dforce {
@@ -134,6 +135,32 @@ void run_info(const std::string& path) {
   if (path.empty()) {
     print_version();
     return;
+  }
+  {  // An autoencoder on its own (`dforce ae train` writes one): say what it is.
+    const auto file = dd::load_safetensors(path);
+    const auto format = file.metadata.find("format");
+    if (format != file.metadata.end() && format->second == "dfs-autoencoder-1") {
+      auto ae = dd::load_autoencoder_from(file.metadata, file.tensors, path);
+      const auto& c = ae->config();
+      std::printf("autoencoder: %s\n", path.c_str());
+      std::printf("latents    : %d channels, 8x down per side\n", c.latent_channels);
+      std::printf("parameters : %lld (encoder) + %lld (decoder) + %lld (preview map)\n",
+                  static_cast<long long>(ae->encoder_parameter_count()),
+                  static_cast<long long>(ae->decoder_parameter_count()),
+                  static_cast<long long>(ae->parameter_count() - ae->encoder_parameter_count() -
+                                         ae->decoder_parameter_count()));
+      std::printf("normalised : %s\n", c.normalised() ? "yes (latent statistics measured)"
+                                                      : "no (statistics not measured yet)");
+      std::printf("config     : %s\n", c.to_json().dump(2).c_str());
+      const auto prov = file.metadata.find("provenance");
+      if (prov != file.metadata.end())
+        std::printf("provenance : %s\n",
+                    nlohmann::json::parse(prov->second, nullptr, false).dump(2).c_str());
+      std::printf(
+          "(an autoencoder alone does not generate: train a latent model on it with "
+          "`dforce train --autoencoder`, or attach it with `dforce ae attach`)\n");
+      return;
+    }
   }
   const auto model = dd::Model::load(path, "cpu");
   const auto& info = model.info();

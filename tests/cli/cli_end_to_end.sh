@@ -65,6 +65,8 @@ check "steps 0 is refused" test $? -ne 0
 "$dforce" ae train --config ae-tiny --data "$tmp/syn.safetensors" --crop 32 --steps 20 \
   -o "$tmp/ae.safetensors" > "$tmp/ae.log" 2>&1
 check "ae train writes an autoencoder" test -s "$tmp/ae.safetensors"
+"$dforce" info "$tmp/ae.safetensors" > "$tmp/ae_info.log" 2>&1
+check "info describes an autoencoder file" grep -q "autoencoder: .*ae.safetensors" "$tmp/ae_info.log"
 "$dforce" ae eval "$tmp/ae.safetensors" "$tmp/syn.safetensors" --json "$tmp/ae_eval.json" > "$tmp/ae_eval.log" 2>&1
 check "ae eval reports PSNR per clip as JSON" grep -q '"psnr_bicubic_from_64x48"' "$tmp/ae_eval.json"
 "$dforce" train --config latent-tiny --autoencoder "$tmp/ae.safetensors" --data "$tmp/syn.safetensors" \
