@@ -52,6 +52,16 @@ dfs::Frame patterned_frame(int w, int h, int seed) {
   return f;
 }
 
+// A timeline of `length` frames with patterned content pinned at `pins`.
+std::vector<TimelineFrame> pinned_timeline(int length, const std::vector<int>& pins, int w, int h) {
+  std::vector<TimelineFrame> timeline(static_cast<size_t>(length));
+  for (int i : pins) {
+    timeline[static_cast<size_t>(i)].content = patterned_frame(w, h, i);
+    timeline[static_cast<size_t>(i)].pinned = true;
+  }
+  return timeline;
+}
+
 }  // namespace
 
 TEST_CASE("autoencoder: 8x down and back up, bounded latents, normalisation round-trips",
@@ -125,11 +135,7 @@ TEST_CASE("a latent model's rollout keeps pinned frames bit-identical and makes 
   REQUIRE(info.latent_channels == 8);
   REQUIRE(info.width == 64);
   REQUIRE(info.height == 48);
-  std::vector<TimelineFrame> timeline(12);
-  for (int i : {0, 1, 2, 7}) {
-    timeline[i].content = patterned_frame(64, 48, i);
-    timeline[i].pinned = true;
-  }
+  const auto timeline = pinned_timeline(12, {0, 1, 2, 7}, 64, 48);
   RolloutSettings settings;
   settings.context = 3;
   settings.horizon = 4;
@@ -206,11 +212,7 @@ TEST_CASE("a latent model file holds transformer and autoencoder; loading checks
   CHECK(back.info().width == 64);
   CHECK(back.impl()->x0_clamp == impl.x0_clamp);
   // The same frames from the same seed.
-  std::vector<TimelineFrame> timeline(6);
-  for (int i = 0; i < 2; ++i) {
-    timeline[i].content = patterned_frame(64, 48, i);
-    timeline[i].pinned = true;
-  }
+  const auto timeline = pinned_timeline(6, {0, 1}, 64, 48);
   RolloutSettings settings;
   settings.context = 2;
   settings.horizon = 4;
@@ -248,11 +250,7 @@ TEST_CASE("a model that outputs NaN stops the rollout with a message and emits n
       model.impl()->net->final_modulation->bias.fill_(std::numeric_limits<float>::quiet_NaN());
     }
     const auto& info = model.info();
-    std::vector<TimelineFrame> timeline(8);
-    for (int i = 0; i < 2; ++i) {
-      timeline[i].content = patterned_frame(info.width, info.height, i);
-      timeline[i].pinned = true;
-    }
+    const auto timeline = pinned_timeline(8, {0, 1}, info.width, info.height);
     RolloutSettings settings;
     settings.context = 2;
     settings.horizon = 3;
