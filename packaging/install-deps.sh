@@ -8,6 +8,8 @@
 set -euo pipefail
 
 core=(cmake ninja-build g++ pkg-config ccache libtorch-dev nlohmann-json3-dev libcli11-dev
+      # Data-parallel training (dforce launch, torchrun): the Gloo headers c10d compiles against.
+      libgloo-dev
       catch2
       # Debian's LibTorch multiplies matrices on the reference BLAS (~30x slower) unless an
       # optimised libblas.so.3 alternative is installed.

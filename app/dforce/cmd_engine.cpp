@@ -11,12 +11,15 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "commands.h"
 #include "dfs/diffusion/api.h"
+#include "dfs/diffusion/busy_neighbour.h"
 #include "dfs/diffusion/denoiser.h"
 #include "dfs/diffusion/model.h"
+#include "dfs/diffusion/openmp_defaults.h"
 #include "dfs/diffusion/weights.h"
 #include "dfs/version.h"
 
@@ -232,6 +235,7 @@ struct BenchArgs {
   bool train = false;      // training speed instead (run_train_bench)
   std::string recipe = "demo-cpu";
   int train_steps = 10;
+  bool contended = false;  // also run every case beside a busy loop on one core
 };
 
 dfs::Frame bench_frame(int w, int h, int seed) {
@@ -330,6 +334,8 @@ void run_bench(const BenchArgs& a) {
       {"context", a.context},
       {"horizon", a.horizon},
       {"load_average", load_average()},
+      {"openmp_wait", dd::openmp_wait_policy()},
+      {"contended", a.contended},
       {"cases", nlohmann::json::array()}};
   if (!a.json) {
     std::printf(
@@ -343,11 +349,15 @@ void run_bench(const BenchArgs& a) {
         "  machine load average %.1f before the run (frames/s is wall-clock; cpu s sums all "
         "threads)\n",
         load_average());
-    std::printf("  %-28s %7s %8s %9s %8s %9s %10s %9s\n", "case", "frames", "seconds", "frames/s",
+    std::printf("  OpenMP wait policy: %s\n", dd::openmp_wait_policy().c_str());
+    std::printf("  %-28s %7s %8s %9s %8s %9s %10s %9s", "case", "frames", "seconds", "frames/s",
                 "cpu s", "forwards", "ms/forward", "peak RSS");
+    if (a.contended) std::printf(" %10s %8s", "busy fr/s", "slowdown");
+    std::printf("\n");
   }
 
-  for (const auto& c : cases) {
+  // One timed rollout of case `c`; the numbers that go into the report.
+  const auto measure = [&](const BenchCase& c) {
     auto& m = c.preset == causal_preset ? causal_model : model;
     const int generated =
         a.frames > 0 ? a.frames : (c.steps >= 50 ? a.horizon : (a.quick ? 2 : 4) * a.horizon);
@@ -374,29 +384,57 @@ void run_bench(const BenchArgs& a) {
     const double cpu0 = process_cpu_seconds();
     const auto result = dd::run_rollout(m, timeline, settings, callbacks);
     const double cpu = process_cpu_seconds() - cpu0;
-    const double fps = frames_out / result.seconds;
-    const double ms_forward = 1000.0 * result.seconds / std::max(1, result.model_forwards);
-    const long rss = peak_rss_kib();
-    report["cases"].push_back({{"case", c.name},
-                               {"shape", dd::to_string(c.shape)},
-                               {"steps", c.steps},
-                               {"guidance", dd::to_string(c.guidance)},
-                               {"causal", m.info().causal},
-                               {"kv_cache", c.kv_cache},
-                               {"frames", frames_out},
-                               {"seconds", result.seconds},
-                               {"cpu_seconds", cpu},
-                               {"frames_per_cpu_second", frames_out / cpu},
-                               {"frames_per_second", fps},
-                               {"forwards", result.model_forwards},
-                               {"ms_per_forward", ms_forward},
-                               {"peak_rss_mib", rss / 1024.0}});
+    return nlohmann::json{
+        {"case", c.name},
+        {"shape", dd::to_string(c.shape)},
+        {"steps", c.steps},
+        {"guidance", dd::to_string(c.guidance)},
+        {"causal", m.info().causal},
+        {"kv_cache", c.kv_cache},
+        {"frames", frames_out},
+        {"seconds", result.seconds},
+        {"cpu_seconds", cpu},
+        {"frames_per_cpu_second", frames_out / cpu},
+        {"frames_per_second", frames_out / result.seconds},
+        {"forwards", result.model_forwards},
+        {"ms_per_forward", 1000.0 * result.seconds / std::max(1, result.model_forwards)},
+        {"peak_rss_mib", peak_rss_kib() / 1024.0}};
+  };
+
+  double worst_slowdown = 0;
+  for (const auto& c : cases) {
+    auto row = measure(c);
+    if (a.contended) {
+      dd::BusyNeighbour busy;
+      const auto loaded = measure(c);
+      row["contended_seconds"] = loaded["seconds"];
+      row["contended_frames_per_second"] = loaded["frames_per_second"];
+      row["contended_cpu_seconds"] = loaded["cpu_seconds"];
+      row["contended_slowdown"] =
+          loaded["seconds"].get<double>() / std::max(1e-9, row["seconds"].get<double>());
+      worst_slowdown = std::max(worst_slowdown, row["contended_slowdown"].get<double>());
+    }
+    report["cases"].push_back(row);
     if (!a.json) {
-      std::printf("  %-28s %7d %8.2f %9.1f %8.2f %9d %10.1f %7.0f MiB\n", c.name.c_str(),
-                  frames_out, result.seconds, fps, cpu, result.model_forwards, ms_forward,
-                  rss / 1024.0);
+      std::printf("  %-28s %7d %8.2f %9.1f %8.2f %9d %10.1f %7.0f MiB",
+                  c.name.c_str(), row["frames"].get<int>(), row["seconds"].get<double>(),
+                  row["frames_per_second"].get<double>(), row["cpu_seconds"].get<double>(),
+                  row["forwards"].get<int>(), row["ms_per_forward"].get<double>(),
+                  row["peak_rss_mib"].get<double>());
+      if (a.contended)
+        std::printf(" %10.1f %7.2fx", row["contended_frames_per_second"].get<double>(),
+                    row["contended_slowdown"].get<double>());
+      std::printf("\n");
       std::fflush(stdout);
     }
+  }
+  if (a.contended) {
+    report["contended_worst_slowdown"] = worst_slowdown;
+    if (!a.json)
+      std::printf(
+          "  contended: each case run again beside a busy-loop process pinned to CPU %d; worst "
+          "slowdown %.2fx (bar: <= 2x)\n",
+          std::max(1u, std::thread::hardware_concurrency()) - 1, worst_slowdown);
   }
 
   const auto profile = profile_forward(model, a.context + a.horizon, a.quick ? 3 : 10);
@@ -547,6 +585,9 @@ void register_engine_commands(CLI::App& app) {
                   "Measure training instead: samples/s and peak memory of --recipe");
   bench->add_option("--recipe", bench_args->recipe, "Training recipe for --train")
       ->capture_default_str();
+  bench->add_flag("--contended", bench_args->contended,
+                  "Run every case twice: idle, then beside a busy-loop process on one core; "
+                  "report both and the slowdown");
   bench->add_option("--train-steps", bench_args->train_steps, "Timed training steps for --train")
       ->capture_default_str();
   bench->callback([bench_args] {

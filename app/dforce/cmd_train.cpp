@@ -33,6 +33,7 @@
 #include "dfs/diffusion/denoiser.h"
 #include "dfs/diffusion/train/ae_trainer.h"
 #include "dfs/diffusion/train/dataset.h"
+#include "dfs/diffusion/train/distributed.h"
 #include "dfs/diffusion/train/eval.h"
 #include "dfs/diffusion/train/trainer.h"
 #include "dfs/diffusion/weights.h"
@@ -148,6 +149,9 @@ struct TrainJob {
   std::vector<std::string> model_overrides;  // key=value on the model config JSON
   std::vector<std::string> train_overrides;  // key=value on the training settings JSON
   std::string command;                       // for the provenance
+  // Data-parallel runs (under a launcher: torchrun's variables).
+  std::string dist_backend = "auto";
+  double dist_timeout = 300;
 };
 
 struct JobOutcome {
@@ -193,9 +197,35 @@ nlohmann::json autoencoder_provenance(const TrainJob& job) {
   return out;
 }
 
-JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data_in) {
+// The process group of a run started by a launcher (null when this is the only process).
+// Ranks other than 0 stay quiet: rank 0 alone writes logs, checkpoints and the model.
+std::shared_ptr<train::Distributed> join_process_group(const TrainJob& job) {
+  const auto env = train::read_dist_env();
+  if (!env.launched || env.world_size == 1) return nullptr;
+  if (!train::distributed_available()) throw Error(train::distributed_unavailable_reason());
+  std::string device = job.device;
+  if (device == "auto") device = dfs::diffusion::runtime_info().cuda_available ? "cuda" : "cpu";
+  train::DistOptions o;
+  o.backend = job.dist_backend;
+  o.timeout_seconds = job.dist_timeout;
+  auto dist = train::Distributed::create(env, o, device);
+  if (dist->rank() == 0) {
+    std::printf("data-parallel: %d processes (%s), rank 0 of %s:%d writes the log and files\n",
+                dist->world_size(), dist->backend().c_str(), env.master_addr.c_str(),
+                env.master_port);
+  } else {
+    std::fflush(stdout);
+    if (std::freopen("/dev/null", "w", stdout) == nullptr)
+      throw Error("cannot silence rank " + std::to_string(dist->rank()) + "'s output");
+  }
+  return dist;
+}
+
+JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data_in,
+                   std::shared_ptr<train::Distributed> dist) {
   if (job.minutes <= 0 && job.steps <= 0)
     throw Error("give --minutes or --steps (how long to train)");
+  const bool writer = !dist || dist->is_writer();
   auto recipe = train::train_recipe(job.recipe);
   const std::string ckpt =
       job.checkpoint.empty() ? default_checkpoint_path(job.output) : job.checkpoint;
@@ -234,11 +264,14 @@ JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data_in) {
                   " frames (pack or build the data at that size)");
     fs::path cache(job.output);
     cache.replace_extension("");
+    // Rank 0 encodes and writes the cache; the others then read it (no two writers).
+    if (!writer) dist->wait_for("latents", 24 * 3600.0);
     train::encode_dataset(data, ae, cache.string() + ".latents.safetensors",
                           [](const std::string& line) {
                             std::printf("%s\n", line.c_str());
                             std::fflush(stdout);
                           });
+    if (writer && dist) dist->signal("latents");
   }
   auto& s = recipe.train;
   if (job.batch > 0) s.batch_size = job.batch;
@@ -281,20 +314,29 @@ JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data_in) {
     if (job.schedule_steps <= 0) s.schedule_steps = info.train.schedule_steps;
     trainer = make();
     trainer->load_checkpoint(ckpt);
-    std::printf("resumed from %s at step %lld (%s trained so far)\n", ckpt.c_str(),
+    const int was = info.extra.is_object() ? info.extra.value("world_size", 1) : 1;
+    const int now = dist ? dist->world_size() : 1;
+    std::printf("resumed from %s at step %lld (%s trained so far)", ckpt.c_str(),
                 static_cast<long long>(trainer->step_count()),
                 format_duration(trainer->seconds()).c_str());
+    if (was != now)
+      std::printf("; written by %d process%s, continued by %d: the global batch of %d is the "
+                  "same, so the run goes on as it would have",
+                  was, was == 1 ? "" : "es", now, s.batch_size);
+    std::printf("\n");
   } else {
     trainer = make();
     if (job.steps <= 0 && job.schedule_steps <= 0) {
       // Time-limited run: fix the cosine horizon once from a measured step time; it is stored
       // in the checkpoint, so a resumed run keeps the same schedule.
-      const double sec = trainer->measure_step_seconds(2);
+      double sec = trainer->measure_step_seconds(2);
+      if (dist) sec = dist->max(sec) / dist->world_size();  // every rank fixes the same horizon
       s.schedule_steps =
           std::max<int64_t>(s.warmup_steps + 10, static_cast<int64_t>(job.minutes * 60 / sec));
       trainer = make();
     }
   }
+  if (dist) trainer->set_distributed(dist);  // refuses mismatched ranks; rank 0's state wins
   if (!job.from.empty() && !job.resume)
     std::printf("starting from the weights of %s\n", job.from.c_str());
   std::printf(
@@ -313,8 +355,11 @@ JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data_in) {
   opt.max_seconds = job.minutes * 60;
   opt.checkpoint_path = ckpt;
   opt.checkpoint_every_seconds = job.checkpoint_minutes * 60;
-  opt.checkpoint_extra = {{"command", job.command}, {"data", job.data_path}};
+  opt.checkpoint_extra = {{"command", job.command},
+                          {"data", job.data_path},
+                          {"world_size", dist ? dist->world_size() : 1}};
   opt.stop = &g_stop;
+  opt.distributed = dist;
   ProgressPrinter printer(job.steps);
   opt.on_progress = [&](const train::TrainProgress& p) { printer(p); };
   JobOutcome out;
@@ -329,6 +374,11 @@ JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data_in) {
   out.checkpoint = ckpt;
   if (out.loop.stopped)
     std::printf("interrupted: checkpoint saved at step %lld\n", static_cast<long long>(out.steps));
+  if (dist)
+    std::printf("data-parallel: %lld gradient all-reduces, %.1f ms each on average\n",
+                static_cast<long long>(dist->allreduce_calls()),
+                1000.0 * dist->allreduce_seconds() / std::max<int64_t>(1, dist->allreduce_calls()));
+  if (!writer) return out;
 
   const auto rt = dfs::diffusion::runtime_info();
   nlohmann::json clips = nlohmann::json::array();
@@ -354,6 +404,8 @@ JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data_in) {
                                      {"final_loss_average", out.loop.final_loss_average},
                                      {"samples_per_second", out.loop.samples_per_second},
                                      {"device", trainer->device()},
+                                     {"world_size", dist ? dist->world_size() : 1},
+                                     {"dist_backend", dist ? dist->backend() : "none"},
                                      {"threads", rt.threads},
                                      {"torch", rt.torch_version},
                                      {"blas", rt.blas},
@@ -805,6 +857,15 @@ void add_train_options(CLI::App* cmd, const std::shared_ptr<TrainJob>& job) {
                   "Override a model config field, key=value (repeatable), e.g. dim=64");
   cmd->add_option("--set", job->train_overrides,
                   "Override a training setting, key=value (repeatable), e.g. loss_weight_floor=0");
+  cmd->add_option("--dist-backend", job->dist_backend,
+                  "Under a launcher (dforce launch, torchrun): auto (NCCL on CUDA, Gloo on CPU), "
+                  "gloo or nccl")
+      ->check(CLI::IsMember({"auto", "gloo", "nccl"}))
+      ->capture_default_str();
+  cmd->add_option("--dist-timeout", job->dist_timeout,
+                  "Under a launcher: seconds to wait for a peer (start-up and every step)")
+      ->check(CLI::Range(1.0, 86400.0))
+      ->capture_default_str();
 }
 
 std::string describe_job(const std::string& verb, const TrainJob& j,
@@ -844,11 +905,12 @@ void register_train(CLI::App& app) {
   cmd->add_flag("--resume", job->resume, "Continue from the checkpoint (same config and data)");
   add_train_options(cmd, job);
   cmd->callback([job] {
+    auto dist = join_process_group(*job);  // first: a peer that never comes fails fast
     const auto data = train::load_dataset(job->data_path);
     job->command = describe_job("train", *job,
                                 {"--data", fs::path(job->data_path).filename().string(), "--config",
                                  job->recipe, "-o", fs::path(job->output).filename().string()});
-    run_job(*job, data);
+    run_job(*job, data, dist);
   });
 }
 
@@ -893,10 +955,12 @@ void register_learn(CLI::App& app) {
       const auto cfg = train::train_recipe(j.recipe).model;
       w = cfg.width, h = cfg.height;
     }
+    auto dist = join_process_group(j);
+    const bool writer = !dist || dist->is_writer();
     std::printf("packing %s at %dx%d\n", clip_path.filename().string().c_str(), w, h);
     const auto data = pack_clips({*clip}, w, h, *fit, train::kDefaultHeldOutFraction, 0,
                                  "dforce learn " + clip_path.filename().string(), false);
-    train::save_dataset(j.data_path, data);
+    if (writer) train::save_dataset(j.data_path, data);
     j.command = describe_job("learn", j, {clip_path.filename().string()});
     // 8 context -> 8 predicted, the mean of 8 samples; a short clip's held-out part is short
     // (tree.avi: 14 frames), then 4 context -> 8 predicted.
@@ -908,12 +972,12 @@ void register_learn(CLI::App& app) {
     es.samples = 8;
     es.segments_per_clip = 2;
     es.log = [](const std::string& l) { std::printf("  %s\n", l.c_str()); };
-    if (*eval && !j.from.empty()) {
+    if (*eval && !j.from.empty() && writer) {
       std::printf("before (the starting model):\n");
       std::printf("%s", train::evaluate_model(j.from, data, es).to_text().c_str());
     }
-    run_job(j, data);
-    if (*eval) {
+    run_job(j, data, dist);
+    if (*eval && writer) {
       std::printf("after:\n");
       std::printf("%s", train::evaluate_model(j.output, data, es).to_text().c_str());
     }

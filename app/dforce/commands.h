@@ -8,12 +8,20 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 namespace dforce {
 
 void register_engine_commands(CLI::App& app);  // schedule, model init, info, bench
 void register_train_commands(CLI::App& app);   // dataset, train, eval, learn
 void register_ae_commands(CLI::App& app);      // ae train, ae eval
+void register_launch_commands(CLI::App& app);  // launch (N local data-parallel ranks)
+
+// Runs `args` (a dforce subcommand and its arguments) as n local ranks with torchrun's
+// environment on 127.0.0.1:port (0 = a free port). Returns 0 when every rank succeeded; if one
+// fails, names it on stderr, stops the others (SIGTERM, SIGKILL after grace_seconds) and
+// returns 1. Forwards SIGINT/SIGTERM to the ranks.
+int launch_ranks(int n, int port, const std::vector<std::string>& args, double grace_seconds);
 
 // Training speed and peak memory of a recipe on synthetic clips (`train-bench`,
 // `bench --train`). device: auto, cpu or cuda; batch 0 = the recipe's.

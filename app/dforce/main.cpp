@@ -1,10 +1,15 @@
 // dforce — the command line of Diffusion Forcing Studio. Thin: parse, wire, run.
 #include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <algorithm>
 #include <exception>
 #include <iostream>
 
 #include "commands.h"
 #include "dfs/diffusion/api.h"
+#include "dfs/diffusion/openmp_defaults.h"
 
 namespace dforce {
 
@@ -15,6 +20,7 @@ void print_version() {
   std::printf("  blas     : %s\n", info.blas.c_str());
   std::printf("  threads  : %d\n", info.threads);
   if (info.blas_threads > 0) std::printf("  blas thr : %d\n", info.blas_threads);
+  std::printf("  omp wait : %s\n", dfs::diffusion::openmp_wait_policy().c_str());
   std::printf("  cuda     : %s", info.cuda_available ? "available" : "not available");
   if (info.cuda_available)
     std::printf(" (%d device%s)", info.cuda_devices, info.cuda_devices == 1 ? "" : "s");
@@ -47,6 +53,9 @@ int main(int argc, char** argv) {
 #ifdef DFS_CMD_AE
   dforce::register_ae_commands(app);
 #endif
+#ifdef DFS_CMD_LAUNCH
+  dforce::register_launch_commands(app);
+#endif
 #ifdef DFS_CMD_MEDIA
   dforce::register_media_commands(app);
 #endif
@@ -56,7 +65,16 @@ int main(int argc, char** argv) {
 
   try {
     // Threads are set before any command callback runs (parse_complete_callback runs first).
-    app.parse_complete_callback([&] { dfs::diffusion::configure_threads(threads); });
+    app.parse_complete_callback([&] {
+      // Ranks started by torchrun or srun share the machine's cores (dforce launch sets
+      // $DFS_THREADS itself).
+      if (threads == 0 && std::getenv("DFS_THREADS") == nullptr)
+        if (const char* local = std::getenv("LOCAL_WORLD_SIZE"); local != nullptr) {
+          const int n = std::max(1, std::atoi(local));
+          threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / n);
+        }
+      dfs::diffusion::configure_threads(threads);
+    });
     app.parse(argc, argv);
     if (version) {
       dforce::print_version();
@@ -69,7 +87,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "dforce: error: %s\n", e.what());
+    // A rank of a data-parallel run says which one it is.
+    const char* rank = std::getenv("RANK");
+    const char* world = std::getenv("WORLD_SIZE");
+    if (rank != nullptr && world != nullptr && std::string(world) != "1")
+      std::fprintf(stderr, "dforce (rank %s of %s): error: %s\n", rank, world, e.what());
+    else
+      std::fprintf(stderr, "dforce: error: %s\n", e.what());
     return 1;
   }
   return 0;

@@ -2,10 +2,12 @@
 //
 //   dfstudio [--model PATH] [--clip PATH | --project PATH | FILE] [--frames N] [--steps S]
 //   [--generate] dfstudio --bench-ui [--clip PATH] [--model PATH | --random-model PRESET] [--frames
-//   N] [--steps S]
+//   N] [--steps S] [--contended]
 //
 // --bench-ui generates once with the window on screen and prints the longest event-loop stall
 // and the preview updates per second (dfs/ui/bench.h), then exits (0 if the run finished).
+// With --contended it generates twice, idle and then beside a busy-loop process on one core
+// (dfs/diffusion/busy_neighbour.h), and prints both and the slowdown.
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QEventLoop>
@@ -16,6 +18,7 @@
 #include <cstdio>
 
 #include "dfs/diffusion/api.h"
+#include "dfs/diffusion/busy_neighbour.h"
 #include "dfs/ui/bench.h"
 #include "dfs/ui/main_window.h"
 #include "dfs/version.h"
@@ -65,8 +68,10 @@ int main(int argc, char** argv) {
                                         "Start generating once the clip and model are ready.");
   const QCommandLineOption bench_opt(
       "bench-ui", "Measure event-loop stalls and preview rate during one generation, print, exit.");
+  const QCommandLineOption contended_opt(
+      "contended", "With --bench-ui: run it again beside a busy-loop process on one core.");
   parser.addOptions({view_opt, model_opt, clip_opt, project_opt, random_opt, frames_opt, steps_opt,
-                     generate_opt, bench_opt});
+                     generate_opt, bench_opt, contended_opt});
   parser.addPositionalArgument("file", "A clip or a project to open (as from a file manager).",
                                "[file]");
   parser.process(app);
@@ -132,7 +137,16 @@ int main(int argc, char** argv) {
     if (bench) {
       const dfs::ui::UiBenchResult result = dfs::ui::run_ui_benchmark(window);
       std::printf("dfstudio --bench-ui: %s\n", dfs::ui::to_string(result).toUtf8().constData());
-      return result.ok ? 0 : 1;
+      if (!result.ok || !parser.isSet(contended_opt)) return result.ok ? 0 : 1;
+      dfs::diffusion::BusyNeighbour busy;
+      const dfs::ui::UiBenchResult loaded = dfs::ui::run_ui_benchmark(window);
+      std::printf("dfstudio --bench-ui (contended: beside %s): %s\n", busy.describe().c_str(),
+                  dfs::ui::to_string(loaded).toUtf8().constData());
+      if (loaded.ok)
+        std::printf("dfstudio --bench-ui: contended slowdown %.2fx (generation %.2f s -> %.2f s)\n",
+                    loaded.seconds / std::max(1e-9, result.seconds), result.seconds,
+                    loaded.seconds);
+      return loaded.ok ? 0 : 1;
     }
     if (parser.isSet(generate_opt)) window.start_generation();
   }

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "dfs/diffusion/api.h"
+#include "dfs/diffusion/train/distributed.h"
 #include "dfs/diffusion/train/optimizer.h"
 #include "dfs/diffusion/train/trainer.h"
 
@@ -100,17 +101,31 @@ TrainLoopResult run_loop(T& trainer, const TrainLoopOptions& options, int batch_
   auto checkpoint = [&] {
     const auto now = clock::now();
     trainer.add_seconds(std::chrono::duration<double>(now - last_checkpoint).count());
-    trainer.save_checkpoint(options.checkpoint_path, options.checkpoint_extra);
+    if (!options.distributed || options.distributed->is_writer())
+      trainer.save_checkpoint(options.checkpoint_path, options.checkpoint_extra);
     last_checkpoint = now;
   };
+  // Data-parallel runs decide together (rank clocks and signals differ): one MAX all-reduce
+  // of a code per step. 0 = go on, 1 = checkpoint due, 2 = time is up, 3 = stop requested.
+  bool checkpoint_due = false;
   while (true) {
     if (options.max_steps > 0 && trainer.step_count() >= options.max_steps) break;
     const double elapsed = std::chrono::duration<double>(clock::now() - start).count();
-    if (options.max_seconds > 0 && elapsed >= options.max_seconds) break;
-    if (options.stop && options.stop->load()) {
+    int code = 0;
+    if (options.stop && options.stop->load()) code = 3;
+    else if (options.max_seconds > 0 && elapsed >= options.max_seconds) code = 2;
+    else if (!options.checkpoint_path.empty() &&
+             std::chrono::duration<double>(clock::now() - last_checkpoint).count() >=
+                 options.checkpoint_every_seconds)
+      code = 1;
+    if (options.distributed)
+      code = static_cast<int>(std::lround(options.distributed->max(code)));
+    if (code == 2) break;
+    if (code == 3) {
       result.stopped = true;
       break;
     }
+    checkpoint_due = code == 1;
     const auto stats = trainer.step();
     ++result.steps_run;
     const auto now = clock::now();
@@ -140,9 +155,7 @@ TrainLoopResult run_loop(T& trainer, const TrainLoopOptions& options, int batch_
       eta = eta < 0 ? left : std::min(eta, left);
     }
     p.eta_seconds = eta;
-    if (!options.checkpoint_path.empty() &&
-        std::chrono::duration<double>(now - last_checkpoint).count() >=
-            options.checkpoint_every_seconds) {
+    if (checkpoint_due) {
       checkpoint();
       p.checkpointed = true;
     }

@@ -254,6 +254,7 @@ struct Trainer::State {
   std::vector<int64_t> starts;
   int64_t total_starts = 0;
   std::vector<double> clip_cdf;  // clip_balance != 1: cumulative clip probabilities
+  std::shared_ptr<Distributed> dist;  // data-parallel: this rank's share of each batch
 
   Batch make_batch(int64_t step_index) const;
   torch::Tensor loss_weights(const torch::Tensor& levels) const;
@@ -439,6 +440,31 @@ Trainer::Trainer(const ModelConfig& model, const TrainSettings& settings,
 
 Trainer::~Trainer() = default;
 
+void Trainer::set_distributed(std::shared_ptr<Distributed> dist) {
+  auto& st = *state_;
+  if (dist && dist->world_size() > 1) {
+    if (st.settings.batch_size % dist->world_size() != 0)
+      throw Error("the batch of " + std::to_string(st.settings.batch_size) +
+                  " clips does not divide among " + std::to_string(dist->world_size()) +
+                  " processes: give --batch a multiple of the world size");
+    dist->check_same("model configs", st.config.to_json());
+    dist->check_same("training settings", st.settings.to_json());
+    dist->check_same("datasets", {{"fingerprint", st.fingerprint}, {"frames", st.frames}});
+    dist->check_same("steps", {{"step", st.step}});
+    std::vector<torch::Tensor> state;
+    for (auto* group : {&st.opt.params, &st.opt.ema, &st.opt.m, &st.opt.v})
+      for (const auto& t : *group) state.push_back(t.detach());
+    for (const auto& b : st.model->buffers()) state.push_back(b);
+    for (const auto& b : st.ema->buffers()) state.push_back(b);
+    dist->broadcast(state);
+  }
+  st.dist = dist && dist->world_size() > 1 ? std::move(dist) : nullptr;
+}
+
+const std::shared_ptr<Distributed>& Trainer::distributed() const {
+  return state_->dist;
+}
+
 std::vector<size_t> Trainer::batch_clips(int64_t step) const {
   return state_->make_batch(step).clip_of;
 }
@@ -492,6 +518,16 @@ TrainStepStats Trainer::step() {
   auto& st = *state_;
   const auto& s = st.settings;
   Batch batch = st.make_batch(st.step);
+  // The loss is a sum over the WHOLE batch's counted frames; a rank trains on its share.
+  const auto counted = batch.mask.sum().clamp_min(1);
+  if (st.dist) {
+    const int64_t share = s.batch_size / st.dist->world_size();
+    const int64_t first = share * st.dist->rank();
+    batch.x0 = batch.x0.narrow(0, first, share);
+    batch.levels = batch.levels.narrow(0, first, share);
+    batch.noise = batch.noise.narrow(0, first, share);
+    batch.mask = batch.mask.narrow(0, first, share);
+  }
   const auto x0 = batch.x0.to(st.device);
   const auto levels = batch.levels.to(st.device);
   const auto noise = batch.noise.to(st.device);
@@ -502,11 +538,16 @@ TrainStepStats Trainer::step() {
   const auto prediction = st.predict(st.model, x_n, levels);
   const auto target = st.schedule.target(st.config.objective, x0, noise, levels);
   const auto per_frame = (prediction - target).pow(2).mean({2, 3, 4});  // [B, T]
-  const auto loss = (per_frame * st.loss_weights(levels) * mask).sum() / mask.sum().clamp_min(1);
+  const auto loss = (per_frame * st.loss_weights(levels) * mask).sum() / counted.to(st.device);
   loss.backward();
 
   TrainStepStats stats;
   stats.loss = loss.item<double>();
+  if (st.dist) {
+    // Summed over ranks, the shares' gradients are the one-process batch's gradients.
+    st.dist->allreduce_gradients(st.opt.params);
+    stats.loss = st.dist->sum(stats.loss);
+  }
   if (!std::isfinite(stats.loss))
     throw Error(
         "training diverged at step " + std::to_string(st.step) +

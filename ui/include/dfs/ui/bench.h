@@ -25,6 +25,9 @@ struct UiBenchResult {
   double gui_cpu_seconds = 0;  // CPU time the GUI thread used meanwhile (its own work)
   int frames_generated = 0;
   double repaint_ms = 0;  // median synchronous repaint of the whole window, after the run
+  // From start_generation() to the first live preview on screen (-1: none came). Seen by the
+  // 5 ms ticker, so up to one period late.
+  double first_preview_ms = -1;
 };
 
 inline constexpr int kBenchTickMs = 5;

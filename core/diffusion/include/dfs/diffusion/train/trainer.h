@@ -43,6 +43,8 @@
 
 namespace dfs::diffusion::train {
 
+class Distributed;  // dfs/diffusion/train/distributed.h
+
 inline constexpr const char* kCheckpointFormat = "dfs-train-checkpoint";
 
 struct TrainSettings {
@@ -150,6 +152,14 @@ class Trainer {
   void export_model(const std::string& path, const nlohmann::json& provenance) const;
   void set_autoencoder(Autoencoder ae);
 
+  // Trains data-parallel from now on (dfs/diffusion/train/distributed.h): refuses a config,
+  // settings, dataset or step that differ from rank 0's, or a batch the world size does not
+  // divide, then copies rank 0's whole state (weights, EMA, AdamW moments) to this rank. Each
+  // later step() trains on this rank's share of the global batch and sums gradients over
+  // ranks. Call after load_checkpoint / load_weights, on every rank.
+  void set_distributed(std::shared_ptr<Distributed> dist);
+  const std::shared_ptr<Distributed>& distributed() const;
+
   // Diffusion-forcing loss of the EMA (or raw) model on given clean clips x0 [B, T, C, H, W]
   // at given levels [B, T], per frame [B, T] (unweighted MSE against the objective's
   // target), no gradient. Used by evaluation.
@@ -183,6 +193,9 @@ struct TrainLoopOptions {
   double checkpoint_every_seconds = 300;
   nlohmann::json checkpoint_extra;          // stored in each checkpoint
   const std::atomic<bool>* stop = nullptr;  // set (e.g. by SIGINT) to stop after this step
+  // Data-parallel runs: the ranks agree on stop / time limit / checkpoint before each step,
+  // and only rank 0 writes checkpoints. Null = one process.
+  std::shared_ptr<Distributed> distributed;
   std::function<void(const TrainProgress&)> on_progress;  // after every step
 };
 
