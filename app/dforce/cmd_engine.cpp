@@ -3,8 +3,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -236,7 +239,40 @@ struct BenchArgs {
   std::string recipe = "demo-cpu";
   int train_steps = 10;
   bool contended = false;  // also run every case beside a busy loop on one core
+  int world = 1;           // --train: also data-parallel with this many local processes
 };
+
+// `bench --train --world N`: training samples/s in 1 process, then in N local data-parallel
+// processes (dforce launch), with the gradient all-reduce time per step.
+void run_train_world_bench(const BenchArgs& a) {
+  namespace fs = std::filesystem;
+  std::printf("dforce bench --train: recipe %s, %d timed steps, global batch from the recipe\n",
+              a.recipe.c_str(), a.train_steps);
+  std::printf("  %-10s %8s %12s %12s %16s\n", "processes", "threads", "s/step", "samples/s",
+              "all-reduce ms");
+  const auto report = (fs::temp_directory_path() /
+                       ("dforce_bench_train_" + std::to_string(getpid()) + ".json"))
+                          .string();
+  double one = 0;
+  for (const int n : {1, a.world}) {
+    if (n == 1 && one > 0) continue;
+    std::vector<std::string> args = {"train-bench", "--config", a.recipe, "--steps",
+                                     std::to_string(a.train_steps), "--report", report};
+    std::fflush(stdout);
+    const int rc = launch_ranks(n, 0, args, 5);
+    if (rc != 0) throw dd::Error("the " + std::to_string(n) + "-process training bench failed");
+    std::ifstream in(report);
+    const auto j = nlohmann::json::parse(in);
+    fs::remove(report);
+    const double rate = j["samples_per_second"].get<double>();
+    if (n == 1) one = rate;
+    std::printf("  %-10d %8d %12.3f %12.2f %16.1f", n, j["threads"].get<int>(),
+                j["seconds_per_step"].get<double>(), rate,
+                j["allreduce_ms_per_step"].get<double>());
+    if (n > 1) std::printf("   (%.2fx the 1-process rate)", rate / std::max(1e-9, one));
+    std::printf("\n");
+  }
+}
 
 dfs::Frame bench_frame(int w, int h, int seed) {
   dfs::Frame f(w, h);
@@ -585,13 +621,19 @@ void register_engine_commands(CLI::App& app) {
                   "Measure training instead: samples/s and peak memory of --recipe");
   bench->add_option("--recipe", bench_args->recipe, "Training recipe for --train")
       ->capture_default_str();
+  bench->add_option("--world", bench_args->world,
+                    "With --train: also train data-parallel in this many local processes (Gloo) "
+                    "and compare")
+      ->check(CLI::Range(1, 64));
   bench->add_flag("--contended", bench_args->contended,
                   "Run every case twice: idle, then beside a busy-loop process on one core; "
                   "report both and the slowdown");
   bench->add_option("--train-steps", bench_args->train_steps, "Timed training steps for --train")
       ->capture_default_str();
   bench->callback([bench_args] {
-    if (bench_args->train)
+    if (bench_args->train && bench_args->world > 1)
+      run_train_world_bench(*bench_args);
+    else if (bench_args->train)
       run_train_bench(bench_args->recipe, bench_args->train_steps, "auto", 0, bench_args->json);
     else
       run_bench(*bench_args);

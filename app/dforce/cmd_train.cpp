@@ -1095,18 +1095,20 @@ void register_train_bench(CLI::App& app) {
   auto device = std::make_shared<std::string>("auto");
   auto json = std::make_shared<bool>(false);
   auto batch = std::make_shared<int>(0);
+  auto report = std::make_shared<std::string>();
   cmd->add_option("--config", *recipe, "Recipe")->capture_default_str();
+  cmd->add_option("--report", *report, "Also write the JSON report to this file (rank 0)");
   cmd->add_option("--steps", *steps, "Timed steps (after one warm-up step)")->capture_default_str();
   cmd->add_option("--device", *device, "auto, cpu or cuda")->capture_default_str();
   cmd->add_option("--batch", *batch, "Clips per step (default: the recipe's)");
   cmd->add_flag("--json", *json, "Print JSON");
-  cmd->callback([=] { run_train_bench(*recipe, *steps, *device, *batch, *json); });
+  cmd->callback([=] { run_train_bench(*recipe, *steps, *device, *batch, *json, *report); });
 }
 
 }  // namespace
 
 void run_train_bench(const std::string& recipe, int steps, const std::string& device, int batch,
-                     bool json) {
+                     bool json, const std::string& report_path) {
   auto r = train::train_recipe(recipe);
   if (batch > 0) r.train.batch_size = batch;
   train::SyntheticSettings ss;
@@ -1125,10 +1127,18 @@ void run_train_bench(const std::string& recipe, int steps, const std::string& de
   }
   const double rss_before = peak_rss_mib();
   train::Trainer trainer(r.model, r.train, data, device);
+  // Under a launcher: data-parallel, the global batch shared among the ranks.
+  TrainJob as_job;
+  as_job.device = device;
+  auto dist = join_process_group(as_job);
+  if (dist) trainer.set_distributed(dist);
   trainer.step();  // warm-up: allocations, lazy initialisation
+  const double reduce0 = dist ? dist->allreduce_seconds() : 0;
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < std::max(1, steps); ++i) trainer.step();
   const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double reduce_ms =
+      dist ? 1000.0 * (dist->allreduce_seconds() - reduce0) / std::max(1, steps) : 0.0;
   const double per_s = std::max(1, steps) * r.train.batch_size / sec;
   const auto rt = dfs::diffusion::runtime_info();
   nlohmann::json j = {{"recipe", recipe},
@@ -1145,10 +1155,18 @@ void run_train_bench(const std::string& recipe, int steps, const std::string& de
                       {"device", trainer.device()},
                       {"threads", rt.threads},
                       {"blas", rt.blas},
-                      {"torch", rt.torch_version}};
+                      {"torch", rt.torch_version},
+                      {"world_size", dist ? dist->world_size() : 1},
+                      {"dist_backend", dist ? dist->backend() : "none"},
+                      {"allreduce_ms_per_step", reduce_ms}};
+  if (!report_path.empty() && (!dist || dist->is_writer())) {
+    std::ofstream out(report_path);
+    out << j.dump(2) << "\n";
+    if (!out) throw Error("cannot write the report '" + report_path + "'");
+  }
   if (json) {
     std::printf("%s\n", j.dump(2).c_str());
-  } else {
+  } else if (report_path.empty()) {
     std::printf(
         "train-bench %s: %lld parameters, batch %d x %d frames at %dx%d on %s (%d threads, %s)\n",
         recipe.c_str(), static_cast<long long>(trainer.parameter_count()), r.train.batch_size,

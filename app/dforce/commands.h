@@ -25,8 +25,10 @@ int launch_ranks(int n, int port, const std::vector<std::string>& args, double g
 
 // Training speed and peak memory of a recipe on synthetic clips (`train-bench`,
 // `bench --train`). device: auto, cpu or cuda; batch 0 = the recipe's.
+// Under a launcher (torchrun's variables) it trains data-parallel and reports the all-reduce
+// time per step; report_path (rank 0) also gets the JSON.
 void run_train_bench(const std::string& recipe, int steps, const std::string& device, int batch,
-                     bool json);
+                     bool json, const std::string& report_path = "");
 void register_media_commands(CLI::App& app);     // probe, frames, export
 void register_generate_commands(CLI::App& app);  // extend, generate
 

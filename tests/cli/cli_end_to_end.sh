@@ -25,6 +25,26 @@ check "info reads the resolution back" grep -q "32x24" "$tmp/info.log"
 if grep -q "OpenBLAS" "$tmp/version.log"; then  # its own pool is held at 1 thread by default
   check "--version shows OpenBLAS at 1 thread" grep -q "blas thr : 1" "$tmp/version.log"
 fi
+# The OpenMP spin default reaches libgomp (it is read before main, so dforce re-executes itself
+# once with it); a user's own setting wins, and DFS_OPENMP_DEFAULTS=off leaves libgomp alone.
+env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OMP_DISPLAY_ENV=verbose "$dforce" --version \
+  > "$tmp/omp.log" 2>&1
+check "--version names the OpenMP spin default" grep -q "omp wait : GOMP_SPINCOUNT=1000 (Diffusion" \
+  "$tmp/omp.log"
+check "libgomp runs with the spin default" grep -q "GOMP_SPINCOUNT = '1000'" "$tmp/omp.log"
+OMP_WAIT_POLICY=ACTIVE OMP_DISPLAY_ENV=verbose "$dforce" --version > "$tmp/omp_user.log" 2>&1
+check "a user's OMP_WAIT_POLICY wins" grep -q "OMP_WAIT_POLICY=ACTIVE (from the environment)" \
+  "$tmp/omp_user.log"
+check "libgomp sees the user's policy" grep -q "OMP_WAIT_POLICY = 'ACTIVE'" "$tmp/omp_user.log"
+env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT DFS_OPENMP_DEFAULTS=off OMP_DISPLAY_ENV=verbose \
+  "$dforce" --version > "$tmp/omp_off.log" 2>&1
+check "DFS_OPENMP_DEFAULTS=off leaves libgomp's default" grep -q "GOMP_SPINCOUNT = '300000'" \
+  "$tmp/omp_off.log"
+"$dforce" bench --quick --contended --frames 1 --json > "$tmp/contended.json" 2>&1
+check "bench --contended reports a slowdown per case" \
+  grep -q '"contended_slowdown"' "$tmp/contended.json"
+check "bench --contended leaves no busy loop behind" \
+  test -z "$(pgrep -f 'bench --quick --contended --frames 1')"
 "$dforce" bench --train --recipe tiny --train-steps 2 --json > "$tmp/train_bench.json" 2>&1
 check "bench --train reports samples/s" grep -Eq '"samples_per_second": [0-9]*[1-9]' \
   "$tmp/train_bench.json"
@@ -99,8 +119,25 @@ if [ -n "$models" ] && [ -f "$models/demo-64x48.safetensors" ]; then
     --frames 6 --steps 3 --scale 1 --schedule full_sequence --guidance vanilla --guidance-scale 1.5 \
     --noise 6-7=0.5 --unpin 6-7 --seed 5 -q -o "$tmp/old_b/" >> "$tmp/old.log" 2>&1
   got=$(cd "$tmp" && find old_a old_b -name "*.png" | sort | xargs cat | sha256sum | cut -c1-64)
-  check "a 64x48 pixel model gives exactly its earlier frames" \
-    test "$got" = "b9c437a9b8b969ee10f6d140385f203b1c8cff10bedd18e245cadc8e1bd62276"
+  # The bytes depend on the CPU's BLAS kernels (OpenBLAS picks them per CPU model), so each
+  # CPU seen so far has its hash: b9c4... on the first CI machines, 9f19... on an AVX-512 Xeon
+  # whose frames are committed in reference_64x48/. On any other CPU the frames must match
+  # those within kernel rounding (peak error <= 16 of 255, mean <= 1), which a broken pixel
+  # path misses by far.
+  case "$got" in
+    b9c437a9b8b969ee10f6d140385f203b1c8cff10bedd18e245cadc8e1bd62276 | \
+    9f1969fa2587548fbb3425a42df34f2d5e340592db89cbcde1445c1f9dfa1acf) same=0 ;;
+    *)
+      same=0
+      ref=$(dirname "$0")/reference_64x48
+      for f in $(cd "$ref" && find old_a old_b -name "*.png" | sort); do
+        pae=$(compare -metric PAE "$ref/$f" "$tmp/$f" null: 2>&1 | sed 's/.*(\(.*\))/\1/')
+        mae=$(compare -metric MAE "$ref/$f" "$tmp/$f" null: 2>&1 | sed 's/.*(\(.*\))/\1/')
+        echo "64x48 frames on this CPU: $f peak $pae mean $mae (fractions of full scale)"
+        awk -v p="$pae" -v m="$mae" 'BEGIN { exit !(p <= 16/255 && m <= 1/255) }' || same=1
+      done ;;
+  esac
+  check "a 64x48 pixel model gives its earlier frames (hash $got)" test "$same" -eq 0
 fi
 
 if [ -n "$models" ] && [ -f "$models/demo.safetensors" ]; then

@@ -65,7 +65,6 @@ UiBenchResult run_ui_benchmark(MainWindow& window, int timeout_ms) {
       });
 
   previews_before = window.preview_updates();
-  const size_t frames_before = window.generated_frames().size();
   const double cpu_before = thread_cpu_seconds();
   clock.start();
   since_tick.start();
@@ -86,8 +85,8 @@ UiBenchResult run_ui_benchmark(MainWindow& window, int timeout_ms) {
   result.mean_tick_ms = result.ticks > 0 ? total_gap_ms / result.ticks : 0;
   result.preview_updates = window.preview_updates() - previews_before;
   result.preview_updates_per_s = result.seconds > 0 ? result.preview_updates / result.seconds : 0;
-  result.frames_generated =
-      static_cast<int>(window.generated_frames().size()) - static_cast<int>(frames_before);
+  // A generation replaces the previous one's frames, so what the window holds now is this run's.
+  result.frames_generated = static_cast<int>(window.generated_frames().size());
   if (result.error.isEmpty()) {
     if (!failure.isEmpty())
       result.error = failure;
