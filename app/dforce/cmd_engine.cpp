@@ -22,7 +22,7 @@
 #include "dfs/diffusion/busy_neighbour.h"
 #include "dfs/diffusion/denoiser.h"
 #include "dfs/diffusion/model.h"
-#include "dfs/diffusion/openmp_defaults.h"
+#include "dfs/diffusion/openmp_policy.h"
 #include "dfs/diffusion/weights.h"
 #include "dfs/version.h"
 

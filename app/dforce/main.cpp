@@ -9,7 +9,7 @@
 
 #include "commands.h"
 #include "dfs/diffusion/api.h"
-#include "dfs/diffusion/openmp_defaults.h"
+#include "dfs/diffusion/openmp_policy.h"
 
 namespace dforce {
 

@@ -2,14 +2,21 @@
 #include <torch/torch.h>
 
 #include <dlfcn.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
+#include <mutex>
+#include <sstream>
+#include <algorithm>
 #include <fstream>
 #include <string>
 #include <thread>
 
 #include "dfs/diffusion/api.h"
 #include "dfs/version.h"
+#include "load_adaptive.h"
 
 namespace dfs::diffusion {
 namespace {
@@ -25,13 +32,73 @@ int env_int(const char* name, int fallback) {
   }
 }
 
+// The thread count adapt_threads_to_load() may use at most (0 = it leaves threads alone).
+std::atomic<int> g_adaptive_max{0};
+
 }  // namespace
 
+namespace detail {
+
+void adapt_threads_to_load() {
+  const int max_threads = g_adaptive_max.load();
+  if (max_threads < 2) return;
+  using clock = std::chrono::steady_clock;
+  static std::mutex mutex;
+  static clock::time_point last_time{};
+  static long long last_total = -1, last_busy = 0, last_self = 0;
+  const std::lock_guard<std::mutex> lock(mutex);
+  const auto now = clock::now();
+  if (last_total >= 0 && now - last_time < std::chrono::milliseconds(200)) return;
+  // Machine-wide jiffies: user nice system idle iowait irq softirq steal (steal is CPU the
+  // hypervisor gave to others: busy as far as we are concerned).
+  std::ifstream stat("/proc/stat");
+  std::string cpu;
+  long long v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  stat >> cpu >> v[0] >> v[1] >> v[2] >> v[3] >> v[4] >> v[5] >> v[6] >> v[7];
+  if (!stat || cpu != "cpu") return;
+  const long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+  const long long total = busy + v[3] + v[4];
+  // This process's jiffies: utime and stime, fields 14 and 15 of /proc/self/stat (after the
+  // parenthesised command name, which may hold spaces).
+  std::ifstream self_stat("/proc/self/stat");
+  std::string line;
+  std::getline(self_stat, line);
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return;
+  std::istringstream fields(line.substr(close + 2));
+  std::string field;
+  long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14) utime = std::atoll(field.c_str());
+    if (i == 15) stime = std::atoll(field.c_str());
+  }
+  const long long self = utime + stime;
+  if (last_total >= 0 && total > last_total) {
+    const int cpus = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    const double span = static_cast<double>(total - last_total);
+    const double others =
+        std::max(0.0, static_cast<double>((busy - last_busy) - (self - last_self))) / span * cpus;
+    // The cores left free, rounded generously (a program using 0.6 of a core leaves room).
+    const int want = std::clamp(static_cast<int>(cpus - others + 0.5), 1, max_threads);
+    if (want != at::get_num_threads()) at::set_num_threads(want);
+  }
+  last_time = now;
+  last_total = total;
+  last_busy = busy;
+  last_self = self;
+}
+
+}  // namespace detail
+
 int configure_threads(int threads) {
+  const bool chosen = threads > 0 || env_int("DFS_THREADS", 0) > 0;
   if (threads <= 0) threads = env_int("DFS_THREADS", 0);
   if (threads <= 0) threads = static_cast<int>(std::thread::hardware_concurrency());
   if (threads <= 0) threads = 1;
   at::set_num_threads(threads);
+  // A count someone chose stays; the default follows the machine's load ($DFS_ADAPTIVE_THREADS
+  // = 0 turns that off).
+  g_adaptive_max.store(chosen || env_int("DFS_ADAPTIVE_THREADS", 1) == 0 ? 0 : threads);
   // OpenBLAS keeps its own thread pool beside LibTorch's (found at run time, so nothing links
   // against OpenBLAS directly). Both pools spin while they wait; with both at the core count
   // they fight over the cores: on the 2-core CI machine 2 LibTorch threads + 2 OpenBLAS

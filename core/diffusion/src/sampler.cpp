@@ -7,6 +7,7 @@
 
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/sampler.h"
+#include "load_adaptive.h"
 
 namespace dfs::diffusion {
 
@@ -138,6 +139,7 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
         if (finished_fed[t]) x_fed[t].copy_(renoised[t]);
     }
 
+    detail::adapt_threads_to_load();  // a busy neighbour: fewer threads (load_adaptive.h)
     std::vector<torch::Tensor> xs, levels;
     for (int b = 0; b < batch; ++b) {
       xs.push_back(torch::where(known_mask_x, history_inputs[b], x_fed));

@@ -16,6 +16,7 @@
 #include "dfs/diffusion/train/distributed.h"
 #include "dfs/diffusion/train/optimizer.h"
 #include "dfs/diffusion/train/trainer.h"
+#include "../load_adaptive.h"
 
 namespace dfs::diffusion::train::detail {
 
@@ -126,6 +127,7 @@ TrainLoopResult run_loop(T& trainer, const TrainLoopOptions& options, int batch_
       break;
     }
     checkpoint_due = code == 1;
+    dfs::diffusion::detail::adapt_threads_to_load();
     const auto stats = trainer.step();
     ++result.steps_run;
     const auto now = clock::now();
