@@ -92,33 +92,44 @@ void add_generation_options(CLI::App* sub, GenerationOptions& o) {
       "Model .safetensors (default: $DFS_MODEL, then the shipped models/demo.safetensors)");
   sub->add_option("--device", o.device, "auto (CUDA if available), cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  g.steps = sub->add_option("--steps", o.steps, "Sampling steps S per frame (default 10)");
+  g.steps = sub->add_option("--steps", o.steps, "Sampling steps S per frame (default 10)")
+                ->check(in_limits(dfs::limits::kSteps));
   g.schedule =
       sub->add_option("--schedule", o.schedule,
                       "Scheduling-matrix shape: full_sequence, autoregressive, pyramid (default), "
                       "trapezoid, async_blocks");
   g.uncertainty = sub->add_option("--uncertainty", o.uncertainty,
-                                  "Pyramid/trapezoid lag u in steps (default 1)");
+                                  "Pyramid/trapezoid lag u in steps (default 1)")
+                      ->check(in_limits(dfs::limits::kUncertainty));
   g.ar_step = sub->add_option("--ar-step", o.ar_step,
-                              "async_blocks: lag between blocks in steps (default 2)");
-  g.block = sub->add_option("--block", o.block, "async_blocks: frames per block (default 2)");
-  g.eta = sub->add_option("--eta", o.eta, "0 = DDIM (default), up to 1 = DDPM-like stochasticity");
+                              "async_blocks: lag between blocks in steps (default 2)")
+                  ->check(in_limits(dfs::limits::kArStep));
+  g.block = sub->add_option("--block", o.block, "async_blocks: frames per block (default 2)")
+                ->check(in_limits(dfs::limits::kBlock));
+  g.eta = sub->add_option("--eta", o.eta, "0 = DDIM (default), up to 1 = DDPM-like stochasticity")
+              ->check(in_limits(dfs::limits::kEta));
   g.stab = sub->add_option("--stabilization", o.stabilization,
-                           "Noise level at which pinned clip frames are fed (default 0.02)");
+                           "Noise level at which pinned clip frames are fed (default 0.02)")
+               ->check(in_limits(dfs::limits::kStabilization));
   g.stab_gen =
       sub->add_option("--stabilization-generated", o.stabilization_generated,
-                      "Noise level at which earlier generated frames are fed (default 0.02)");
+                      "Noise level at which earlier generated frames are fed (default 0.02)")
+          ->check(in_limits(dfs::limits::kStabilization));
   g.guidance = sub->add_option("--guidance", o.guidance,
                                "History guidance: none (default), vanilla, fractional");
   g.guidance_scale =
-      sub->add_option("--guidance-scale", o.guidance_scale, "History guidance scale w (default 1)");
+      sub->add_option("--guidance-scale", o.guidance_scale, "History guidance scale w (default 1)")
+          ->check(in_limits(dfs::limits::kGuidanceScale));
   g.guidance_fraction =
       sub->add_option("--guidance-fraction", o.guidance_fraction,
-                      "Fractional guidance: history re-noised to this level (default 0.5)");
+                      "Fractional guidance: history re-noised to this level (default 0.5)")
+          ->check(in_limits(dfs::limits::kGuidanceFraction));
   g.horizon = sub->add_option("--horizon", o.horizon,
-                              "Guidance horizon: frames generated together (default 4)");
+                              "Guidance horizon: frames generated together (default 4)")
+                  ->check(in_limits(dfs::limits::kHorizon));
   g.context =
-      sub->add_option("--context", o.context, "Known frames each window carries (default 4)");
+      sub->add_option("--context", o.context, "Known frames each window carries (default 4)")
+          ->check(in_limits(dfs::limits::kContext));
   g.seed = sub->add_option("--seed", o.seed,
                            "Random seed (default 0); same seed + settings = same output");
   g.detail = sub->add_option("--detail-transfer", o.detail,
@@ -131,8 +142,10 @@ void add_generation_options(CLI::App* sub, GenerationOptions& o) {
                             "Output scale of the model resolution: 1, 2 or 4 (default 4 for "
                             "64x48 models, 1 for 256x192)");
   sub->add_flag("--nearest", o.nearest, "Upscale with nearest neighbour (default: smooth)");
-  g.fps = sub->add_option("--fps", o.fps, "Output frame rate (default: the clip's)");
-  g.quality = sub->add_option("--quality", o.quality, "Export quality 0..100 (default 80)");
+  g.fps = sub->add_option("--fps", o.fps, "Output frame rate (default: the clip's)")
+              ->check(in_limits(dfs::limits::kExportFps));
+  g.quality = sub->add_option("--quality", o.quality, "Export quality 0..100 (default 80)")
+                  ->check(in_limits(dfs::limits::kExportQuality));
   g.range = sub->add_option("--range", o.range, "Frames to export: all (default) or generated");
   sub->add_option("--pin", o.pin, "Pin timeline frames: ranges like 0-7,12 (repeatable)");
   sub->add_option("--unpin", o.unpin, "Unpin timeline frames: ranges like 20-23 (repeatable)");
@@ -490,7 +503,7 @@ void register_generate_commands(CLI::App& app) {
   extend->add_option("clip", extend_opts->clip, "Video to extend")->required();
   extend->add_option("-n,--frames", extend_opts->frames, "Frames to generate after the clip")
       ->required()
-      ->check(CLI::Range(1, 100000));
+      ->check(in_limits(dfs::limits::kNewFrames));
   extend
       ->add_option("--source-frames", extend_opts->source_frames,
                    "Use only the clip's last K frames (default: all; they are also in the output)")
@@ -514,7 +527,7 @@ void register_generate_commands(CLI::App& app) {
   generate
       ->add_option("-n,--frames", gen_opts->frames,
                    "Frames to generate after the clip's frames (overrides)")
-      ->check(CLI::Range(0, 100000));
+      ->check(in_limits(dfs::limits::kTimelineFrames));
   add_generation_options(generate, gen_opts->gen);
   generate->callback([gen_opts] {
     if (gen_opts->settings.empty() && gen_opts->from.empty())

@@ -7,10 +7,31 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "dfs/limits.h"
+
 namespace dforce {
+
+// A CLI11 check from the one table of limits (dfs/limits.h), so the CLI refuses what the
+// engine, the project and the Studio refuse, with the same bounds.
+inline CLI::Validator in_limits(const dfs::limits::Range& range) {
+  return CLI::Validator(
+      [range](std::string& text) -> std::string {
+        double v = 0;
+        try {
+          size_t used = 0;
+          v = std::stod(text, &used);
+          if (used != text.size()) throw std::invalid_argument(text);
+        } catch (const std::exception&) {
+          return "'" + text + "' is not a number";
+        }
+        return dfs::limits::problem(range, v);
+      },
+      dfs::limits::describe(range));
+}
 
 void register_engine_commands(CLI::App& app);  // schedule, model init, info, bench
 void register_train_commands(CLI::App& app);   // dataset, train, eval, learn

@@ -13,6 +13,7 @@
 #include "dfs/diffusion/denoiser.h"
 #include "dfs/diffusion/model.h"
 #include "dfs/diffusion/weights.h"
+#include "dfs_skip.h"
 
 using namespace dfs::diffusion;
 
@@ -455,10 +456,7 @@ TEST_CASE("causal rollout with the KV cache matches the uncached rollout", "[rol
 }
 
 TEST_CASE("on CUDA the model runs in bf16 and agrees with the CPU float32 model", "[gpu]") {
-  if (!torch::cuda::is_available()) {
-    WARN("no CUDA device: skipped");
-    return;
-  }
+  if (!torch::cuda::is_available()) DFS_SKIP("no CUDA device");
   torch::InferenceMode guard;
   auto cpu = Model::random("tiny", 8, "cpu");
   auto gpu = Model::random("tiny", 8, "cuda");

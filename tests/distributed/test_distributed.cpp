@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "dfs/diffusion/train/dataset.h"
+#include "dfs_skip.h"
 #include "dfs/diffusion/train/distributed.h"
 #include "dfs/diffusion/train/trainer.h"
 #include "dfs/diffusion/weights.h"
@@ -178,10 +179,7 @@ std::pair<double, double> max_difference(const std::string& a, const std::string
 constexpr double kWeightTolerance = 1e-5;
 
 #define SKIP_WITHOUT_C10D()                                                    \
-  if (!train::distributed_available()) {                                      \
-    WARN("skipped: " << train::distributed_unavailable_reason());             \
-    return;                                                                    \
-  }
+  if (!train::distributed_available()) DFS_SKIP(train::distributed_unavailable_reason())
 
 }  // namespace
 

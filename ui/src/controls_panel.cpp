@@ -1,6 +1,10 @@
 // controls_panel.cpp — see controls_panel.h.
 #include "controls_panel.h"
 
+#include <cmath>
+
+#include "dfs/limits.h"
+
 #include <QCheckBox>
 #include <QComboBox>
 #include <QDoubleSpinBox>
@@ -69,6 +73,18 @@ QSpinBox* spin(int lo, int hi, const QString& tip) {
   return s;
 }
 
+// Spin boxes whose range is a row of the one table of limits (dfs/limits.h).
+QSpinBox* spin(const dfs::limits::Range& r, const QString& tip) {
+  return spin(r.int_min(), r.int_max(), tip);
+}
+
+QDoubleSpinBox* dspin(double lo, double hi, double step, int decimals, const QString& tip);
+
+QDoubleSpinBox* dspin(const dfs::limits::Range& r, double step, int decimals, const QString& tip) {
+  const double unit = std::pow(10.0, -decimals);  // an open end moves in by one shown digit
+  return dspin(r.widget_min(unit), r.widget_max(unit), step, decimals, tip);
+}
+
 QDoubleSpinBox* dspin(double lo, double hi, double step, int decimals, const QString& tip) {
   auto* s = new QDoubleSpinBox;
   s->setRange(lo, hi);
@@ -100,7 +116,8 @@ void ControlsPanel::build() {
     auto* page = new QWidget;
     auto* l = new QHBoxLayout(page);
     l->setContentsMargins(0, 0, 0, 0);
-    extend_frames_ = spin(0, 100000, tr("New frames to generate after the last clip frame."));
+    extend_frames_ = spin(dfs::limits::kTimelineFrames.int_min(), dfs::limits::kTimelineFrames.int_max(),
+                          tr("New frames to generate after the last clip frame."));
     l->addWidget(new QLabel(tr("new frames")));
     l->addWidget(extend_frames_);
     mode_params_->addWidget(page);
@@ -196,14 +213,14 @@ void ControlsPanel::build() {
          "(see the heat map). Custom: row 0 always comes from the per-frame noise "
          "curve, so painting the curve makes any shape a custom schedule."));
   sched_form->addRow(tr("Shape"), shape_);
-  steps_ = spin(1, 1000, tr("Sampling steps S: more = slower and usually cleaner."));
+  steps_ = spin(dfs::limits::kSteps, tr("Sampling steps S: more = slower and usually cleaner."));
   sched_form->addRow(tr("Steps"), steps_);
-  uncertainty_ = dspin(0.0, 1000.0, 0.5, 2,
+  uncertainty_ = dspin(dfs::limits::kUncertainty, 0.5, 2,
                        tr("Pyramid/trapezoid: how many steps frame t lags frame "
                           "t-1 (u). 0 = full sequence, S = autoregressive."));
   sched_form->addRow(tr("Uncertainty"), uncertainty_);
-  ar_step_ = spin(0, 1000, tr("Async blocks: steps each block lags the previous one."));
-  block_ = spin(1, 1000, tr("Async blocks: frames per block."));
+  ar_step_ = spin(dfs::limits::kArStep, tr("Async blocks: steps each block lags the previous one."));
+  block_ = spin(dfs::limits::kBlock, tr("Async blocks: frames per block."));
   {
     auto* row = new QWidget;
     auto* l = new QHBoxLayout(row);
@@ -214,12 +231,12 @@ void ControlsPanel::build() {
     sched_form->addRow(tr("Block lag"), row);
   }
   eta_ =
-      dspin(0.0, 1.0, 0.1, 2, tr("Sampler stochasticity: 0 = deterministic DDIM, 1 = DDPM-like."));
+      dspin(dfs::limits::kEta, 0.1, 2, tr("Sampler stochasticity: 0 = deterministic DDIM, 1 = DDPM-like."));
   sched_form->addRow(tr("Eta"), eta_);
-  stab_user_ = dspin(0.0, 0.5, 0.01, 3,
+  stab_user_ = dspin(dfs::limits::kStabilization, 0.01, 3,
                      tr("Stabilisation level for your pinned frames: they are shown "
                         "to the model slightly noised, which keeps long rollouts stable."));
-  stab_generated_ = dspin(0.0, 0.5, 0.01, 3,
+  stab_generated_ = dspin(dfs::limits::kStabilization, 0.01, 3,
                           tr("Stabilisation level for frames the model generated "
                              "earlier and now uses as context."));
   sched_form->addRow(tr("Stabilise pins"), stab_user_);
@@ -278,17 +295,17 @@ void ControlsPanel::build() {
          "Vanilla: eps(empty) + w (eps(history) - eps(empty)).\n"
          "Fractional: also re-noises the history to level f for the guided term."));
   guide_form->addRow(tr("Guidance"), guidance_);
-  guidance_scale_ = dspin(0.0, 20.0, 0.25, 2,
+  guidance_scale_ = dspin(dfs::limits::kGuidanceScale, 0.25, 2,
                           tr("Guidance scale w: 1 = plain, higher = follow the history more."));
   guide_form->addRow(tr("Scale"), guidance_scale_);
   fractional_ =
-      dspin(0.01, 0.99, 0.05, 2, tr("Fractional guidance: level f the history is re-noised to."));
+      dspin(dfs::limits::kGuidanceFraction, 0.05, 2, tr("Fractional guidance: level f the history is re-noised to."));
   guide_form->addRow(tr("Fraction"), fractional_);
-  horizon_ = spin(1, 1000,
+  horizon_ = spin(dfs::limits::kHorizon,
                   tr("Guidance horizon: frames generated together in one window. "
                      "context + horizon must fit the model's max frames."));
   guide_form->addRow(tr("Horizon"), horizon_);
-  context_ = spin(0, 1000, tr("Known frames (pinned or generated earlier) each window carries."));
+  context_ = spin(dfs::limits::kContext, tr("Known frames (pinned or generated earlier) each window carries."));
   guide_form->addRow(tr("Context"), context_);
   window_pins_ = new QLabel;
   window_pins_->setWordWrap(true);

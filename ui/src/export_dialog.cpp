@@ -1,6 +1,8 @@
 // export_dialog.cpp — see export_dialog.h.
 #include "export_dialog.h"
 
+#include "dfs/limits.h"
+
 #include <QComboBox>
 #include <QDialogButtonBox>
 #include <QDoubleSpinBox>
@@ -91,7 +93,7 @@ ExportDialog::ExportDialog(const project::ExportSettings& initial, int length, i
   form->addRow(tr("Scale"), scale_row);
 
   fps_ = new QDoubleSpinBox;
-  fps_->setRange(0.5, 240);
+  fps_->setRange(dfs::limits::kExportFps.widget_min(0.001), dfs::limits::kExportFps.widget_max());
   fps_->setDecimals(3);
   fps_->setValue(initial.fps > 0 ? initial.fps : (clip_fps > 0 ? clip_fps : 8.0));
   form->addRow(tr("Frame rate"), fps_);

@@ -7,27 +7,25 @@
 
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/sampler.h"
+#include "dfs/limits.h"
 #include "load_adaptive.h"
 
 namespace dfs::diffusion {
 
 void validate_sampler_settings(const SamplerSettings& s) {
-  if (!(s.eta >= 0.0 && s.eta <= 1.0))
-    throw Error("eta must be in [0, 1] (0 = DDIM, 1 = DDPM), got " + std::to_string(s.eta));
-  if (!(s.stabilization_user >= 0.0 && s.stabilization_user < 1.0))
-    throw Error("the stabilisation level of pinned frames must be in [0, 1), got " +
-                std::to_string(s.stabilization_user));
-  if (!(s.stabilization_generated >= 0.0 && s.stabilization_generated < 1.0))
-    throw Error("the stabilisation level of generated frames must be in [0, 1), got " +
-                std::to_string(s.stabilization_generated));
+  // Bounds from the one table in dfs/limits.h (shared with project, CLI and Studio).
+  auto check = [](const limits::Range& r, double v, const char* name) {
+    if (auto why = limits::problem(r, v, name); !why.empty()) throw Error(why);
+  };
+  check(limits::kEta, s.eta, "eta (0 = DDIM, 1 = DDPM)");
+  check(limits::kStabilization, s.stabilization_user, "the stabilisation level of pinned frames");
+  check(limits::kStabilization, s.stabilization_generated,
+        "the stabilisation level of generated frames");
   const auto& g = s.guidance;
   if (g.mode != GuidanceMode::None) {
-    if (!(g.scale >= 0.0 && g.scale <= 100.0))
-      throw Error("history guidance scale must be in [0, 100], got " + std::to_string(g.scale));
-    if (g.mode == GuidanceMode::Fractional &&
-        !(g.fractional_level > 0.0 && g.fractional_level < 1.0))
-      throw Error("fractional history guidance needs a level in (0, 1), got " +
-                  std::to_string(g.fractional_level));
+    check(limits::kGuidanceScale, g.scale, "history guidance scale");
+    if (g.mode == GuidanceMode::Fractional)
+      check(limits::kGuidanceFraction, g.fractional_level, "fractional history guidance level");
   }
 }
 

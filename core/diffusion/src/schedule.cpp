@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "dfs/diffusion/api.h"
+#include "dfs/limits.h"
 
 namespace dfs::diffusion {
 
@@ -80,26 +81,21 @@ int shape_lag(const ScheduleSettings& s, int rank, int count) {
 }
 
 void validate(const ScheduleSettings& s, const std::vector<double>& start_levels) {
-  if (s.steps < 1) throw Error("sampling steps must be at least 1, got " + std::to_string(s.steps));
-  if (s.steps > 100000)
-    throw Error("sampling steps must be at most 100000, got " + std::to_string(s.steps));
-  if (!(s.uncertainty >= 0) || !std::isfinite(s.uncertainty))
-    throw Error("schedule uncertainty must be a finite number >= 0, got " +
-                std::to_string(s.uncertainty));
-  if (s.uncertainty > 1000) throw Error("schedule uncertainty must be at most 1000 steps");
-  if (s.block < 1)
-    throw Error("async_blocks block size must be at least 1 frame, got " + std::to_string(s.block));
-  if (s.ar_step < 0)
-    throw Error("async_blocks ar_step must be >= 0, got " + std::to_string(s.ar_step));
-  if (s.ar_step > 100000) throw Error("async_blocks ar_step must be at most 100000");
+  // Bounds from the one table in dfs/limits.h (shared with project, CLI and Studio).
+  auto check = [](const limits::Range& r, double v) {
+    if (auto why = limits::problem(r, v); !why.empty()) throw Error(why);
+  };
+  check(limits::kSteps, s.steps);
+  check(limits::kUncertainty, s.uncertainty);
+  check(limits::kBlock, s.block);
+  check(limits::kArStep, s.ar_step);
   if (start_levels.empty()) throw Error("a schedule needs at least one frame");
-  if (start_levels.size() > 100000) throw Error("a schedule window takes at most 100000 frames");
-  for (size_t t = 0; t < start_levels.size(); ++t) {
-    const double level = start_levels[t];
-    if (!(level >= 0.0 && level <= 1.0))
-      throw Error("start level of frame " + std::to_string(t) + " must be in [0, 1], got " +
-                  std::to_string(level));
-  }
+  check(limits::kScheduleFrames, static_cast<double>(start_levels.size()));
+  for (size_t t = 0; t < start_levels.size(); ++t)
+    if (auto why = limits::problem(limits::kStartLevel, start_levels[t],
+                                   "start level of frame " + std::to_string(t));
+        !why.empty())
+      throw Error(why);
 }
 
 }  // namespace

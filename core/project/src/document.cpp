@@ -23,6 +23,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "dfs/limits.h"
 #include "dfs/version.h"
 #include "json_io.h"
 
@@ -33,12 +34,8 @@ using detail::json;
 
 namespace {
 
-// Limits a user can reach from the UI or a file. They bound memory and time, not taste.
-constexpr int kMaxSteps = 1000;              // sampling steps S (the model has K = 1000 levels)
-constexpr int kMaxWindowFrames = 1024;       // context / horizon / block
-constexpr int kMaxTimelineFrames = 1000000;  // positions on one timeline
-constexpr double kMaxGuidanceScale = 50.0;   // w; DFoT uses 1..~10
-constexpr double kMaxExportFps = 1000.0;
+// Limits a user can reach from the UI or a file come from the one table in dfs/limits.h.
+constexpr int kMaxTimelineFrames = limits::kTimelineFrames.int_max();
 
 std::string fmt_double(double v) {
   std::ostringstream os;
@@ -295,6 +292,14 @@ class Problems {
       add(field + " must be in " + (lo_open ? "(" : "[") + fmt_double(lo) + ", " + fmt_double(hi) +
           (hi_open ? ")" : "]") + " (got " + fmt_double(v) + ")");
   }
+  // A range from the shared table (dfs/limits.h).
+  void range(const std::string& field, double v, const limits::Range& r) {
+    if (r.integer)
+      int_range(field, static_cast<long long>(v), static_cast<long long>(r.lo),
+                static_cast<long long>(r.hi));
+    else
+      real_range(field, v, r.lo, r.hi, r.lo_open, r.hi_open);
+  }
   std::vector<std::string> take() { return std::move(list_); }
 
  private:
@@ -322,9 +327,9 @@ std::vector<std::string> validation_problems(const Project& p, int max_frames) {
 
   // Timeline.
   const Timeline& t = p.timeline;
-  out.int_range("timeline.source_first", t.source_first, 0, kMaxTimelineFrames);
-  out.int_range("timeline.source_count", t.source_count, 0, kMaxTimelineFrames);
-  out.int_range("timeline.new_frames", t.new_frames, 0, kMaxTimelineFrames);
+  out.range("timeline.source_first", t.source_first, limits::kTimelineFrames);
+  out.range("timeline.source_count", t.source_count, limits::kTimelineFrames);
+  out.range("timeline.new_frames", t.new_frames, limits::kTimelineFrames);
   if (t.source_count > 0 && c.empty())
     out.add("timeline.source_count is " + std::to_string(t.source_count) +
             " but the project has no clip (clip.path is empty)");
@@ -347,19 +352,19 @@ std::vector<std::string> validation_problems(const Project& p, int max_frames) {
   // Generation settings.
   const auto& r = p.generation.rollout;
   const auto& s = r.sampler;
-  out.int_range("generation.steps", s.schedule.steps, 1, kMaxSteps);
-  out.real_range("generation.uncertainty", s.schedule.uncertainty, 0, kMaxSteps);
-  out.int_range("generation.ar_step", s.schedule.ar_step, 0, kMaxSteps);
-  out.int_range("generation.block", s.schedule.block, 1, kMaxWindowFrames);
-  out.real_range("generation.eta", s.eta, 0, 1);
-  out.real_range("generation.stabilization_user", s.stabilization_user, 0, 1, false, true);
-  out.real_range("generation.stabilization_generated", s.stabilization_generated, 0, 1, false,
-                 true);
-  out.real_range("generation.guidance.scale", s.guidance.scale, 0, kMaxGuidanceScale);
-  out.real_range("generation.guidance.fractional_level", s.guidance.fractional_level, 0, 1, true,
-                 true);
-  out.int_range("generation.context", r.context, 0, kMaxWindowFrames);
-  out.int_range("generation.horizon", r.horizon, 1, kMaxWindowFrames);
+  out.range("generation.steps", s.schedule.steps, limits::kSteps);
+  out.range("generation.uncertainty", s.schedule.uncertainty, limits::kUncertainty);
+  out.range("generation.ar_step", s.schedule.ar_step, limits::kArStep);
+  out.range("generation.block", s.schedule.block, limits::kBlock);
+  out.range("generation.eta", s.eta, limits::kEta);
+  out.range("generation.stabilization_user", s.stabilization_user, limits::kStabilization);
+  out.range("generation.stabilization_generated", s.stabilization_generated,
+            limits::kStabilization);
+  out.range("generation.guidance.scale", s.guidance.scale, limits::kGuidanceScale);
+  out.range("generation.guidance.fractional_level", s.guidance.fractional_level,
+            limits::kGuidanceFraction);
+  out.range("generation.context", r.context, limits::kContext);
+  out.range("generation.horizon", r.horizon, limits::kHorizon);
   if (max_frames > 0 && r.context + r.horizon > max_frames)
     out.add("generation.context + generation.horizon = " + std::to_string(r.context + r.horizon) +
             " exceeds the model's window of " + std::to_string(max_frames) + " frames");
@@ -368,8 +373,8 @@ std::vector<std::string> validation_problems(const Project& p, int max_frames) {
   const ExportSettings& e = p.export_settings;
   if (e.scale != 1 && e.scale != 2 && e.scale != 4)
     out.add("export.scale must be 1, 2 or 4 (got " + std::to_string(e.scale) + ")");
-  if (e.fps != 0) out.real_range("export.fps", e.fps, 0, kMaxExportFps, true);
-  out.int_range("export.quality", e.quality, 0, 100);
+  if (e.fps != 0) out.range("export.fps", e.fps, limits::kExportFps);  // 0 = the clip's rate
+  out.range("export.quality", e.quality, limits::kExportQuality);
   if (e.range == ExportRange::InOut) {
     if (e.in < 0 || e.out < e.in || e.out >= length)
       out.add("export.in..export.out (" + std::to_string(e.in) + ".." + std::to_string(e.out) +
