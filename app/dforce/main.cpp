@@ -1,4 +1,5 @@
 // dforce — the command line of Diffusion Forcing Studio. Thin: parse, wire, run.
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -35,6 +36,9 @@ void print_version() {
 }  // namespace dforce
 
 int main(int argc, char** argv) {
+  // A write past a file-size limit (ulimit -f) must fail with EFBIG and a message, like a full
+  // disk, instead of killing the process with SIGXFSZ before it can clean up its partial file.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{
       "dforce — Diffusion Forcing Studio: generate, extend and edit video from the command line"};
   app.require_subcommand(0, 1);

@@ -15,6 +15,7 @@
 #include <QThread>
 #include <QTimer>
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 
 #include "dfs/diffusion/api.h"
@@ -38,6 +39,8 @@ bool wait_for_model(dfs::ui::MainWindow& window, int ms) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Past a file-size limit a write fails with EFBIG (reported like a full disk), not SIGXFSZ.
+  std::signal(SIGXFSZ, SIG_IGN);
   // --help and --version must work without a display (a terminal over ssh, a packaging check).
   for (int i = 1; i < argc; ++i) {
     const QByteArray arg(argv[i]);

@@ -171,7 +171,7 @@ TEST_CASE("save_safetensors replaces atomically and reports unwritable paths", "
   int siblings = 0;
   for (const auto& e :
        std::filesystem::directory_iterator(std::filesystem::path(path).parent_path()))
-    if (e.path().filename().string().rfind(std::filesystem::path(path).filename().string() + ".tmp",
+    if (e.path().filename().string().rfind(std::filesystem::path(path).filename().string() + ".partial",
                                            0) == 0)
       ++siblings;
   CHECK(siblings == 0);

@@ -308,7 +308,7 @@ TEST_CASE("A rank killed mid-run ends the others within the timeout; the checkpo
   INFO(again->output());
   CHECK(again->ok());
   for (const auto& e : fs::directory_iterator(w.dir))
-    CHECK(e.path().filename().string().find(".tmp") == std::string::npos);
+    CHECK(e.path().filename().string().find(".partial") == std::string::npos);
 }
 
 TEST_CASE("dforce launch names a rank that dies and fails as a whole", "[distributed]") {

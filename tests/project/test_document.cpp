@@ -275,7 +275,7 @@ TEST_CASE("a failed save leaves the previous file intact", "[project][save]") {
   CHECK(doc.path() == file.string());
   CHECK(read_all(file) == before);
   for (const auto& entry : fs::directory_iterator(dir.path))
-    CHECK(entry.path().filename().string().find(".tmp-") == std::string::npos);
+    CHECK(entry.path().filename().string().find(".partial-") == std::string::npos);
 }
 
 TEST_CASE("loading a missing, empty or non-project file names the file", "[project][save]") {

@@ -24,6 +24,7 @@
 
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/weights.h"
+#include "dfs/partial_files.h"
 
 namespace dfs::diffusion {
 
@@ -268,7 +269,9 @@ void save_safetensors(const std::string& path, const TensorFile& file) {
 
   // Atomic replace: write a sibling temp file, flush it to disk, then rename over the target,
   // so a crash or a full disk never leaves a half-written model behind.
-  const std::string temp = path + ".tmp." + std::to_string(::getpid());
+  const std::string temp = dfs::partial_name(path);
+  dfs::remove_stale_partials(std::filesystem::path(path).parent_path(),
+                             std::filesystem::path(path).filename().string());
   std::FILE* out = std::fopen(temp.c_str(), "wb");
   if (out == nullptr) throw Error("cannot write '" + temp + "': " + std::strerror(errno));
   bool ok = true;
@@ -287,7 +290,7 @@ void save_safetensors(const std::string& path, const TensorFile& file) {
   ok = (std::fclose(out) == 0) && ok;
   if (!ok) {
     std::remove(temp.c_str());
-    throw Error("cannot write '" + path + "': " + std::strerror(saved_errno ? saved_errno : EIO));
+    throw Error("cannot write '" + path + "': " + dfs::write_error_text(saved_errno ? saved_errno : EIO));
   }
   if (std::rename(temp.c_str(), path.c_str()) != 0) {
     const int err = errno;

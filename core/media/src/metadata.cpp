@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "dfs/media/error.h"
+#include "dfs/partial_files.h"
 
 namespace dfs::media {
 
@@ -50,7 +51,8 @@ std::optional<std::string> read_generation_metadata(const std::string& path) {
 
 void write_sidecar(const std::string& path, const std::string& json) {
   const std::string side = sidecar_path(path);
-  const std::string tmp = side + ".tmp";
+  const std::string tmp = dfs::partial_name(side);
+  dfs::remove_stale_partials(fs::path(side).parent_path(), fs::path(side).filename().string());
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out)

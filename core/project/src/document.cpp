@@ -24,6 +24,7 @@
 #include <sstream>
 
 #include "dfs/limits.h"
+#include "dfs/partial_files.h"
 #include "dfs/version.h"
 #include "json_io.h"
 
@@ -764,13 +765,14 @@ void write_file_atomically(const std::string& path, const std::string& text) {
   if (fs::is_directory(target, ec)) throw Error("cannot save '" + path + "': it is a folder");
 
   // The temporary file sits in the same folder so that rename() is atomic (same filesystem).
+  // Its name says what it is (dfs/partial_files.h); leftovers of killed processes are swept.
   static std::atomic<unsigned> counter{0};
-  const std::string tmp =
-      path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+  const std::string tmp = dfs::partial_name(path, counter++);
+  dfs::remove_stale_partials(dir, target.filename().string());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) throw Error("cannot save '" + path + "': " + std::strerror(errno));
   auto fail = [&](const std::string& what) {
-    const std::string reason = std::strerror(errno);
+    const std::string reason = dfs::write_error_text(errno);
     ::close(fd);
     ::unlink(tmp.c_str());
     throw Error("cannot save '" + path + "': " + what + " failed (" + reason + ")");

@@ -102,8 +102,17 @@ TrainLoopResult run_loop(T& trainer, const TrainLoopOptions& options, int batch_
   auto checkpoint = [&] {
     const auto now = clock::now();
     trainer.add_seconds(std::chrono::duration<double>(now - last_checkpoint).count());
-    if (!options.distributed || options.distributed->is_writer())
-      trainer.save_checkpoint(options.checkpoint_path, options.checkpoint_extra);
+    if (!options.distributed || options.distributed->is_writer()) {
+      try {
+        trainer.save_checkpoint(options.checkpoint_path, options.checkpoint_extra);
+      } catch (const std::exception& e) {
+        // The write is atomic (dfs/partial_files.h): the previous checkpoint is still whole.
+        throw Error(std::string(e.what()) + "\ntraining stopped at step " +
+                    std::to_string(trainer.step_count()) +
+                    " because its checkpoint could not be written; the previous checkpoint "
+                    "is intact and --resume continues from it");
+      }
+    }
     last_checkpoint = now;
   };
   // Data-parallel runs decide together (rank clocks and signals differ): one MAX all-reduce

@@ -1,7 +1,8 @@
 // encoder.cpp — dfs::media::Encoder with FFmpeg: H.264 (MP4/MKV), VP9 (WebM), GIF, PNG.
 //
 // open() validates and creates the output (so an unwritable folder fails at once); the
-// codec and muxer start at the first write(), when the frame size is known.
+// codec and muxer start at the first write(), when the frame size is known. The output is
+// written under a partial name and renamed into place by close() (see encoder.h).
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -10,7 +11,11 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "dfs/media/encoder.h"
+#include "dfs/partial_files.h"
 #include "dfs/media/error.h"
 #include "dfs/media/frame_ops.h"
 #include "dfs/media/metadata.h"
@@ -64,13 +69,41 @@ std::vector<std::uint8_t> encode_png(const Frame& frame, const std::string& path
   return bytes;
 }
 
+// FFmpeg's text for an I/O error, with the full-disk advice of dfs::write_error_text.
+std::string io_error_text(int rc) {
+  if (rc == AVERROR(ENOSPC) || rc == AVERROR(EFBIG) || rc == AVERROR(EDQUOT))
+    return dfs::write_error_text(AVUNERROR(rc));
+  return ffmpeg::av_error_text(rc);
+}
+
+// Flushes a finished file to the disk, so that the rename that follows publishes whole bytes.
+bool sync_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::fsync(fd) == 0;
+  return (::close(fd) == 0) && ok;
+}
+
+// Writes `bytes` to `path` atomically: a partial file beside it, then a rename.
 void write_file(const std::string& path, const std::vector<std::uint8_t>& bytes) {
-  std::FILE* f = std::fopen(path.c_str(), "wb");
+  const std::string tmp = dfs::partial_name(path);
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) throw Error(path, std::string("cannot create the file: ") + std::strerror(errno));
-  const size_t written = std::fwrite(bytes.data(), 1, bytes.size(), f);
-  const bool closed = std::fclose(f) == 0;
-  if (written != bytes.size() || !closed)
-    throw Error(path, "cannot write the file completely (disk full?)");
+  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  ok = ok && std::fflush(f) == 0;
+  int err = ok ? 0 : errno;
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok) {
+    if (err == 0) err = errno;
+    std::remove(tmp.c_str());
+    throw Error(path, "cannot write the file completely (" + dfs::write_error_text(err ? err : EIO) +
+                          "); nothing was written under this name");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    err = errno;
+    std::remove(tmp.c_str());
+    throw Error(path, std::string("cannot move the file into place: ") + std::strerror(err));
+  }
 }
 
 void check_folder(const std::string& path, const fs::path& folder_in) {
@@ -134,7 +167,8 @@ ExportFormat format_for_path(const std::string& path) {
 }
 
 struct Encoder::Impl {
-  std::string path;
+  std::string path;     // the final name
+  std::string partial;  // what the muxer writes until finish() renames it to `path`
   EncodeSettings settings;
   ExportFormat format = ExportFormat::kAuto;
   std::int64_t frames = 0;
@@ -142,6 +176,7 @@ struct Encoder::Impl {
   int enc_width = 0, enc_height = 0;  // size encoded (even for yuv420p)
   bool started = false;
   bool closed = false;
+  bool failed = false;  // a write failed and the output was abandoned
   // Video / GIF state.
   AVFormatContext* out = nullptr;
   ffmpeg::CodecPtr codec;
@@ -164,6 +199,17 @@ struct Encoder::Impl {
     packet.reset();
   }
 
+  // Abandons the output after a failure or a discard(): nothing appears under the final name.
+  void abandon() {
+    closed = true;
+    release();
+    if (!partial.empty()) {
+      std::error_code ec;
+      fs::remove(partial, ec);
+      partial.clear();
+    }
+  }
+
   bool uses_muxer() const {
     return format != ExportFormat::kPng && format != ExportFormat::kPngSequence;
   }
@@ -175,10 +221,11 @@ struct Encoder::Impl {
                         : format == ExportFormat::kWebm ? "webm"
                                                         : "gif";
     if (format == ExportFormat::kMp4 && lower_extension(path) == ".mov") muxer = "mov";
-    int rc = avformat_alloc_output_context2(&out, nullptr, muxer, path.c_str());
+    // The muxer writes the partial file (MP4's faststart re-reads it by this name).
+    int rc = avformat_alloc_output_context2(&out, nullptr, muxer, partial.c_str());
     if (rc < 0 || !out)
       throw Error(path, std::string("this FFmpeg build has no ") + muxer + " muxer");
-    rc = avio_open(&out->pb, path.c_str(), AVIO_FLAG_WRITE);
+    rc = avio_open(&out->pb, partial.c_str(), AVIO_FLAG_WRITE);
     if (rc < 0) throw Error(path, "cannot create the file: " + av_error_text(rc));
   }
 
@@ -263,7 +310,7 @@ struct Encoder::Impl {
       av_dict_set_int(&opts, "loop", settings.gif_loop < 0 ? -1 : settings.gif_loop, 0);
     rc = avformat_write_header(out, &opts);
     av_dict_free(&opts);
-    if (rc < 0) throw Error(path, "cannot write the file header (" + av_error_text(rc) + ")");
+    if (rc < 0) throw Error(path, "cannot write the file header (" + io_error_text(rc) + ")");
 
     frame = make_frame();
     frame->format = codec->pix_fmt;
@@ -282,7 +329,7 @@ struct Encoder::Impl {
       packet->stream_index = stream->index;
       const int w = av_interleaved_write_frame(out, packet.get());
       av_packet_unref(packet.get());
-      if (w < 0) throw Error(path, "cannot write to the file (" + av_error_text(w) + ")");
+      if (w < 0) throw Error(path, "cannot write to the file (" + io_error_text(w) + ")");
     }
   }
 
@@ -345,17 +392,51 @@ struct Encoder::Impl {
         throw Error(path, "flushing the encoder failed (" + av_error_text(rc) + ")");
       drain();
       rc = av_write_trailer(out);
-      if (rc < 0) throw Error(path, "cannot finish the file (" + av_error_text(rc) + ")");
+      if (rc < 0) throw Error(path, "cannot finish the file (" + io_error_text(rc) + ")");
       if (out->pb) {
         rc = avio_closep(&out->pb);
-        if (rc < 0) throw Error(path, "cannot close the file (" + av_error_text(rc) + ")");
+        if (rc < 0) throw Error(path, "cannot close the file (" + io_error_text(rc) + ")");
       }
     }
     release();
+    if (!partial.empty()) {
+      if (!sync_file(partial))
+        throw Error(path, std::string("cannot flush the file to disk: ") + std::strerror(errno));
+      std::error_code ec;
+      fs::rename(partial, path, ec);
+      if (ec) throw Error(path, "cannot move the finished file into place: " + ec.message());
+      partial.clear();
+    }
     if (!settings.metadata_json.empty() && settings.write_sidecar)
       write_sidecar(path, settings.metadata_json);
   }
 };
+
+namespace {
+
+void write_frame(Encoder::Impl& s, const Frame& frame) {
+  if (!s.started) s.start(frame);
+  const Frame* src = &frame;
+  Frame fitted;
+  if (frame.width != s.width || frame.height != s.height) {
+    fitted = resize(frame, s.width, s.height, FitMode::kLetterbox);
+    src = &fitted;
+  }
+  switch (s.format) {
+    case ExportFormat::kPng:
+      write_file(s.path, encode_png(*src, s.path));
+      break;
+    case ExportFormat::kPngSequence: {
+      const std::string file = s.sequence_file(s.frames);
+      write_file(file, encode_png(*src, file));
+      break;
+    }
+    default:
+      s.encode(*src);
+  }
+}
+
+}  // namespace
 
 Encoder::Encoder() = default;
 Encoder::~Encoder() {
@@ -389,6 +470,7 @@ void Encoder::open(const std::string& path, const EncodeSettings& settings) {
     if (!fs::exists(target, ec) && !fs::create_directory(target, ec))
       throw Error(path, "cannot create the folder: " + ec.message());
     if (!fs::is_directory(target, ec)) throw Error(path, "exists and is not a folder");
+    dfs::remove_stale_partials(target, "frame_", false);
     // Prove the folder is writable now rather than at the first frame.
     const std::string probe_file = (target / ".dfs_write_test").string();
     std::FILE* f = std::fopen(probe_file.c_str(), "wb");
@@ -397,12 +479,21 @@ void Encoder::open(const std::string& path, const EncodeSettings& settings) {
     fs::remove(probe_file, ec);
   } else {
     if (fs::is_directory(target, ec)) throw Error(path, "is a folder, not a file name");
+    dfs::remove_stale_partials(target.parent_path(), target.filename().string());
+    const std::string partial = dfs::partial_name(path);
     if (impl->uses_muxer()) {
-      impl->open_output();
-    } else {
-      std::FILE* f = std::fopen(path.c_str(), "wb");
+      impl->partial = partial;
+      try {
+        impl->open_output();
+      } catch (...) {
+        impl->abandon();
+        throw;
+      }
+    } else {  // a single PNG: prove now that the folder takes a file
+      std::FILE* f = std::fopen(partial.c_str(), "wb");
       if (!f) throw Error(path, std::string("cannot create the file: ") + std::strerror(errno));
       std::fclose(f);
+      fs::remove(partial, ec);
     }
   }
   impl_ = std::move(impl);
@@ -410,30 +501,20 @@ void Encoder::open(const std::string& path, const EncodeSettings& settings) {
 
 void Encoder::write(const Frame& frame) {
   std::lock_guard lock(mutex_);
+  if (impl_ && impl_->failed)
+    throw Error(impl_->path, "an earlier write failed; the export was abandoned");
   if (!impl_ || impl_->closed) throw Error("", "encoder: write() before open()");
   Impl& s = *impl_;
   if (frame.empty() || frame.rgb.size() < frame.byte_size())
     throw Error(s.path, "cannot encode an empty frame");
   if (s.format == ExportFormat::kPng && s.frames > 0)
     throw Error(s.path, "a single PNG holds one frame; export a PNG sequence or video for more");
-  if (!s.started) s.start(frame);
-  const Frame* src = &frame;
-  Frame fitted;
-  if (frame.width != s.width || frame.height != s.height) {
-    fitted = resize(frame, s.width, s.height, FitMode::kLetterbox);
-    src = &fitted;
-  }
-  switch (s.format) {
-    case ExportFormat::kPng:
-      write_file(s.path, encode_png(*src, s.path));
-      break;
-    case ExportFormat::kPngSequence: {
-      const std::string file = s.sequence_file(s.frames);
-      write_file(file, encode_png(*src, file));
-      break;
-    }
-    default:
-      s.encode(*src);
+  try {
+    write_frame(s, frame);
+  } catch (...) {
+    s.abandon();  // an I/O or encoder failure: the output cannot be trusted any more
+    s.failed = true;
+    throw;
   }
   ++s.frames;
 }
@@ -444,13 +525,20 @@ void Encoder::close() {
   Impl& s = *impl_;
   s.closed = true;
   if (s.frames == 0) {
-    const std::string path = s.path;
-    s.release();
-    std::error_code ec;
-    if (s.format != ExportFormat::kPngSequence) fs::remove(path, ec);
-    throw Error(path, "no frames were written; nothing was exported");
+    s.abandon();
+    throw Error(s.path, "no frames were written; nothing was exported");
   }
-  s.finish();
+  try {
+    s.finish();
+  } catch (...) {
+    s.abandon();
+    throw;
+  }
+}
+
+void Encoder::discard() {
+  std::lock_guard lock(mutex_);
+  if (impl_ && !impl_->closed) impl_->abandon();
 }
 
 bool Encoder::is_open() const {

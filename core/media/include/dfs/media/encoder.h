@@ -6,6 +6,12 @@
 // close() finalises the file; the destructor closes quietly if the caller forgot (errors are
 // then lost, so call close()). Every failure throws dfs::media::Error naming the file.
 //
+// Nothing half-written ever carries the final name. Until close() succeeds the output lives in
+// "<path>.partial-<pid>" beside it (a PNG sequence's frames each as "<frame>.partial"), and
+// close() renames it into place. A write or close that fails (a full disk, a file-size limit)
+// removes the partial file, as does discard(); a killed process leaves it, recognisable by its
+// name, and the next export to the same path removes partial files of processes that are gone.
+//
 // Sizes: the first frame fixes the size; later frames of another size are resized to it
 // (letterbox). H.264/VP9 in yuv420p need even sizes: odd widths/heights are padded by repeating the
 // last row/column (EvenSize::kPad, default) or scaled (EvenSize::kScale).
@@ -68,6 +74,7 @@ class Encoder {
   void open(const std::string& path, const EncodeSettings& settings = {});
   void write(const Frame& frame);  // throws Error (empty frame, second frame of kPng, I/O)
   void close();                    // flushes and finalises; throws Error; idempotent
+  void discard();                  // abandons the output: no file appears under the final name
   bool is_open() const;
   std::int64_t frames_written() const;
   std::string path() const;
