@@ -73,8 +73,11 @@ int main(int argc, char** argv) {
       "bench-ui", "Measure event-loop stalls and preview rate during one generation, print, exit.");
   const QCommandLineOption contended_opt(
       "contended", "With --bench-ui: run it again beside a busy-loop process on one core.");
+  const QCommandLineOption autosave_opt(
+      "autosave-seconds", "Autosave a changed project every S seconds (default 120; 0 = off).",
+      "S");
   parser.addOptions({view_opt, model_opt, clip_opt, project_opt, random_opt, frames_opt, steps_opt,
-                     generate_opt, bench_opt, contended_opt});
+                     generate_opt, bench_opt, contended_opt, autosave_opt});
   parser.addPositionalArgument("file", "A clip or a project to open (as from a file manager).",
                                "[file]");
   parser.process(app);
@@ -92,6 +95,16 @@ int main(int argc, char** argv) {
   const bool bench = parser.isSet(bench_opt);
   options.quiet_errors = bench;
   options.autosave = !bench;
+  if (parser.isSet(autosave_opt)) {
+    bool ok = false;
+    const double seconds = parser.value(autosave_opt).toDouble(&ok);
+    if (!ok || !(seconds >= 0) || seconds > 86400) {
+      std::fprintf(stderr, "dfstudio: --autosave-seconds must be a number of seconds, 0..86400\n");
+      return 2;
+    }
+    options.autosave = options.autosave && seconds > 0;
+    options.autosave_ms = static_cast<int>(seconds * 1000);
+  }
 
   dfs::ui::MainWindow window(options);
   window.show();

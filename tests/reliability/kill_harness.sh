@@ -8,6 +8,8 @@
 #   checkpoint dforce train, checkpointing as often as it can; after each kill
 #              `dforce train --resume` must continue from the checkpoint
 #   export     dforce extend -o x.mp4 (frames stream into the file while they are generated)
+#   studio     dfstudio (beside DFORCE) with a project and an edit, autosaving every 50 ms; the
+#              project file stays untouched and its .autosave is whole (needs a display)
 #
 # Half the kills come at a random time, half are aimed inside a write (kill_after). After
 # every kill: the file under the final name is the previous good one or a complete new
@@ -18,7 +20,7 @@ dforce=$(realpath "$1") save_loop=$(realpath "$2") clip=$(realpath "$3")
 runs=${4:-50}
 shift 4 2>/dev/null || shift $#
 cases=("$@")
-[ ${#cases[@]} -eq 0 ] && cases=(save autosave checkpoint export)
+[ ${#cases[@]} -eq 0 ] && cases=(save autosave checkpoint export studio)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export DFS_THREADS=${DFS_THREADS:-1}
@@ -168,11 +170,45 @@ case_export() {
   [ "$left" -eq 0 ] || { echo "kill_harness: export: $left partial files were not swept"; failures=$((failures + 1)); }
 }
 
+case_studio() {
+  local studio lost=0 inside=0 present=0
+  studio="$(dirname "$dforce")/dfstudio"
+  if [ ! -x "$studio" ] || [ -z "${DISPLAY:-}" ]; then
+    echo "kill_harness: studio: skipped (needs $studio and a display)"
+    return
+  fi
+  local p="$work/s.dfsproj"
+  "$dforce" extend "$clip" -n 4 --steps 1 -q -o "$work/s.mp4" --save-project "$p" >/dev/null 2>&1 ||
+    { echo "kill_harness: studio: cannot make the project"; failures=$((failures + 1)); return; }
+  local before
+  before=$(sha256sum <"$p")
+  write_us=600
+  for ((i = 1; i <= runs; i++)); do
+    next_mode "$i"
+    XDG_DATA_HOME="$work/xdg" XDG_CONFIG_HOME="$work/xdg" \
+      kill_after "$(rand_ms 1000 4000)" "$work/studio.log" "$studio" --project "$p" --frames $((5 + i)) \
+      --autosave-seconds 0.05 >/dev/null
+    ls "$work" | grep -q '^s\.dfsproj\.autosave\.partial-' && inside=$((inside + 1))
+    if [ "$(sha256sum <"$p")" != "$before" ]; then
+      lost=$((lost + 1)); echo "kill_harness: studio run $i: the project file changed"
+    fi
+    if [ -f "$p.autosave" ]; then
+      present=$((present + 1))
+      if ! out=$("$save_loop" valid "$p.autosave"); then
+        lost=$((lost + 1)); echo "kill_harness: studio run $i: $out"
+      fi
+    fi
+  done
+  report studio "$runs" "$lost" "$inside"
+  echo "kill_harness: studio: an autosave was on disk after $present of $runs kills"
+}
+
 for c in "${cases[@]}"; do
   case "$c" in
     save | autosave) case_save "$c" ;;
     checkpoint) case_checkpoint ;;
     export) case_export ;;
+    studio) case_studio ;;
     *) echo "kill_harness: unknown case '$c'"; exit 2 ;;
   esac
 done

@@ -6,6 +6,7 @@
 //                               or N times
 //   save_loop autosave PATH [N] the same, written as the Studio's autosave does
 //   save_loop check PATH    exit 0 if PATH is a complete project written by this program
+//   save_loop valid PATH    exit 0 if PATH is a complete, valid project (any writer)
 //   save_loop kill-in-write DIR PID MAX_US [SECONDS]
 //                           the harness's precise killer: waits (inotify) until a partial file
 //                           ("*.partial-*", dfs/partial_files.h) appears in DIR, sleeps a random
@@ -115,6 +116,15 @@ int main(int argc, char** argv) {
                          argc > 5 ? std::strtod(argv[5], nullptr) : 10.0);
   const std::string mode = argv[1], path = argv[2];
   if (mode == "check") return check(path);
+  if (mode == "valid") {
+    try {
+      dfs::project::validate(dfs::project::Document::load(path).project());
+      return 0;
+    } catch (const std::exception& e) {
+      std::printf("valid: %s\n", e.what());
+      return 1;
+    }
+  }
   const long count = argc == 4 ? std::strtol(argv[3], nullptr, 10) : -1;
   try {
     for (int n = 1; count < 0 || n <= count; ++n) {

@@ -12,6 +12,7 @@
 //   [SECTION] Export
 #include "dfs/ui/main_window.h"
 
+#include <algorithm>
 #include <QAction>
 #include <QActionGroup>
 #include <QApplication>
@@ -74,7 +75,6 @@ constexpr int kThumbnailHeight = 72;
 constexpr int kDefaultNewFrames = 16;  // "extend by" when a clip is opened
 constexpr int kMaxRecent = 8;
 constexpr int kDisplayIntervalMs = 100;  // generation updates reach the screen this often
-constexpr int kAutosaveIntervalMs = 120 * 1000;
 constexpr const char* kProjectFilter = "Studio projects (*.dfsproj *.json)";
 constexpr const char* kClipFilter =
     "Video clips (*.mp4 *.mov *.m4v *.mkv *.webm *.avi *.gif);;All files (*)";
@@ -181,7 +181,7 @@ MainWindow::MainWindow(StudioOptions options, QWidget* parent)
 
   s_->play_timer.setTimerType(Qt::PreciseTimer);
   connect(&s_->play_timer, &QTimer::timeout, this, &MainWindow::step_playback);
-  s_->autosave_timer.setInterval(kAutosaveIntervalMs);
+  s_->autosave_timer.setInterval(std::max(10, s_->options.autosave_ms));
   connect(&s_->autosave_timer, &QTimer::timeout, this, &MainWindow::autosave);
   if (s_->options.autosave) s_->autosave_timer.start();
 

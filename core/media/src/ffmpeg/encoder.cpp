@@ -177,6 +177,7 @@ struct Encoder::Impl {
   bool started = false;
   bool closed = false;
   bool failed = false;  // a write failed and the output was abandoned
+  bool header_written = false;
   // Video / GIF state.
   AVFormatContext* out = nullptr;
   ffmpeg::CodecPtr codec;
@@ -202,6 +203,10 @@ struct Encoder::Impl {
   // Abandons the output after a failure or a discard(): nothing appears under the final name.
   void abandon() {
     closed = true;
+    // Some muxers free their state only in the trailer (GIF keeps its last packet until then:
+    // found by LeakSanitizer on a full disk). The file is deleted below, so errors do not matter.
+    if (out && header_written) (void)av_write_trailer(out);
+    header_written = false;
     release();
     if (!partial.empty()) {
       std::error_code ec;
@@ -311,6 +316,7 @@ struct Encoder::Impl {
     rc = avformat_write_header(out, &opts);
     av_dict_free(&opts);
     if (rc < 0) throw Error(path, "cannot write the file header (" + io_error_text(rc) + ")");
+    header_written = true;
 
     frame = make_frame();
     frame->format = codec->pix_fmt;
@@ -392,6 +398,7 @@ struct Encoder::Impl {
         throw Error(path, "flushing the encoder failed (" + av_error_text(rc) + ")");
       drain();
       rc = av_write_trailer(out);
+      header_written = false;
       if (rc < 0) throw Error(path, "cannot finish the file (" + io_error_text(rc) + ")");
       if (out->pb) {
         rc = avio_closep(&out->pb);

@@ -34,6 +34,7 @@ struct StudioOptions {
   bool load_model = true;     // load model_path at start (tests hand a model with use_model)
   bool quiet_errors = false;  // record errors instead of opening dialogs (tests)
   bool autosave = true;       // periodic autosave of a dirty document
+  int autosave_ms = 120000;   // its interval
 };
 
 class MainWindow : public QMainWindow {
