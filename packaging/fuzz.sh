@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, ASan + UBSan, cmake/DfsFuzz.cmake) and runs each one
 # over its committed seed corpus plus a fixed number of mutated inputs.
-#   packaging/fuzz.sh                      every target, $DFS_FUZZ_RUNS inputs each (default 3000)
+#   packaging/fuzz.sh                      every target, $DFS_FUZZ_RUNS inputs each (default 20000)
 #   packaging/fuzz.sh --minutes 10 fuzz_project   one target for 10 minutes (by hand)
 # Seeds: core/*/fuzz/corpus/<target without fuzz_>/. New interesting inputs go to a scratch
 # corpus under the build folder, never into the committed one. A crash, leak, timeout or UB
@@ -10,7 +10,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${DFS_FUZZ_BUILD_DIR:-$root/build-fuzz}
-runs=${DFS_FUZZ_RUNS:-3000}
+runs=${DFS_FUZZ_RUNS:-20000}
 seconds=0
 targets=()
 while [ $# -gt 0 ]; do
@@ -42,7 +42,9 @@ for t in "${targets[@]}"; do
   if [ -z "$seeds" ]; then echo "fuzz.sh: $t has no seed corpus"; failed=1; continue; fi
   scratch="$build/corpus/$name"
   mkdir -p "$scratch"
-  limit=(-runs="$runs")
+  # A fixed number of inputs runs from a fixed seed, so CI is reproducible; a timed run by hand
+  # draws a new seed each time.
+  limit=(-runs="$runs" -seed="${DFS_FUZZ_SEED:-1}")
   [ "$seconds" -gt 0 ] && limit=(-max_total_time="$seconds")
   log="$build/$t.log"
   rc=0
@@ -54,6 +56,8 @@ for t in "${targets[@]}"; do
   execs=$(grep -E "^stat::number_of_executed_units:" "$log" | grep -oE "[0-9]+$" || echo 0)
   secs=$(grep -E "^stat::average_exec_per_sec:" "$log" | grep -oE "[0-9]+$" || echo 0)
   cov=$(grep -oE "cov: [0-9]+" "$log" | tail -1 | grep -oE "[0-9]+" || echo "?")
+  # libFuzzer reports 0 inputs/s for a run shorter than a second.
+  [ "${secs:-0}" -eq 0 ] && [ "${execs:-0}" -gt 0 ] && secs="over $execs"
   nseeds=$(ls "$seeds" | wc -l)
   if [ "$rc" -ne 0 ]; then
     failed=1

@@ -494,7 +494,9 @@ json parse_object(const std::string& text, const std::string& what) {
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for a number too large for a double ("9e9999"): found by
+    // fuzz_project.
     throw Error(what + " is not valid JSON (" + std::string(e.what()) + ")");
   }
   if (!j.is_object()) throw Error(what + " must be a JSON object (got " + type_word(j) + ")");
