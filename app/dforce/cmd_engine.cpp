@@ -21,6 +21,8 @@
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/busy_neighbour.h"
 #include "dfs/diffusion/denoiser.h"
+#include "dfs/diffusion/model_file.h"
+#include "dfs/diffusion/model_impl.h"
 #include "dfs/diffusion/model.h"
 #include "dfs/diffusion/openmp_policy.h"
 #include "dfs/diffusion/weights.h"
@@ -173,7 +175,7 @@ void run_info(const std::string& path) {
   std::printf("model      : %s\n", path.c_str());
   std::printf("name       : %s\n", info.name.c_str());
   std::printf("resolution : %dx%d, %d channels\n", info.width, info.height, info.channels);
-  if (const auto& ae = model.impl()->ae) {
+  if (const auto& ae = dd::model_impl(model).ae) {
     std::printf(
         "latents    : %dx%dx%d (8x down), autoencoder %lld + %lld parameters (encoder + "
         "decoder), preview map %d values per latent pixel\n",
@@ -185,7 +187,7 @@ void run_info(const std::string& path) {
   std::printf("attention  : %s\n", info.causal ? "causal (KV cache)" : "bidirectional");
   std::printf("objective  : %s, %s noise schedule\n", info.objective.c_str(),
               info.noise_schedule.c_str());
-  if (const auto& ae = model.impl()->ae)
+  if (const auto& ae = dd::model_impl(model).ae)
     std::printf("parameters : %lld (transformer) + %lld (autoencoder)\n",
                 static_cast<long long>(info.parameter_count),
                 static_cast<long long>(ae->parameter_count()));
@@ -285,7 +287,7 @@ dfs::Frame bench_frame(int w, int h, int seed) {
 
 // Times one forward of a full window and each stage of it, for the "where does time go" line.
 nlohmann::json profile_forward(dd::Model& model, int window, int repeats) {
-  auto& net = model.impl()->net;
+  auto& net = dd::model_impl(model).net;
   const auto& c = net->config();
   torch::InferenceMode guard;
   const auto x = torch::randn({1, window, c.channels, c.height, c.width});
@@ -345,7 +347,7 @@ void run_bench(const BenchArgs& a) {
     // The same architecture with causal attention, randomly initialised.
     auto config = dd::ModelConfig::from_json(nlohmann::json::parse(model.info().config_json));
     config.causal = true;
-    auto impl = std::make_shared<dd::Model::Impl>(*model.impl());
+    auto impl = std::make_shared<dd::Model::Impl>(dd::model_impl(model));
     impl->config = config;
     impl->net = dd::Denoiser(config);
     impl->net->eval();
@@ -475,13 +477,13 @@ void run_bench(const BenchArgs& a) {
 
   const auto profile = profile_forward(model, a.context + a.horizon, a.quick ? 3 : 10);
   report["profile"] = profile;
-  if (model.impl()->ae) {
+  if (dd::model_impl(model).ae) {
     // A latent model's three parts, timed apart: the encoder (context frames, once per pinned
     // frame), the decoder (once per final frame, a window's new frames at a time) and the
     // preview map (every step, for live previews).
-    auto& ae = model.impl()->ae;
+    auto& ae = dd::model_impl(model).ae;
     torch::InferenceMode guard;
-    const auto& ci = model.impl()->config;
+    const auto& ci = dd::model_impl(model).config;
     const auto pixels = torch::rand({a.horizon, 3, info.height, info.width}) * 2 - 1;
     const auto latents = torch::randn({a.horizon, ci.channels, ci.height, ci.width});
     const int reps = a.quick ? 3 : 10;

@@ -31,6 +31,7 @@
 #include "commands.h"
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/denoiser.h"
+#include "dfs/diffusion/model_file.h"
 #include "dfs/diffusion/train/ae_trainer.h"
 #include "dfs/diffusion/train/dataset.h"
 #include "dfs/diffusion/train/distributed.h"

@@ -13,6 +13,8 @@
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/autoencoder.h"
 #include "dfs/diffusion/denoiser.h"
+#include "dfs/diffusion/model_file.h"
+#include "dfs/diffusion/model_impl.h"
 #include "dfs/diffusion/noise.h"
 #include "dfs/diffusion/weights.h"
 
@@ -204,13 +206,13 @@ TEST_CASE(
 TEST_CASE("a latent model file holds transformer and autoencoder; loading checks both",
           "[latent][weights]") {
   Model model = Model::random("latent-tiny", 2);
-  auto& impl = *model.impl();
+  auto& impl = model_impl(model);
   const auto path = temp_path("latent.safetensors");
   save_model(path, impl.net, impl.config, {{"note", "test"}}, &impl.ae);
   Model back = Model::load(path, "cpu");
   CHECK(back.info().latent_channels == 8);
   CHECK(back.info().width == 64);
-  CHECK(back.impl()->x0_clamp == impl.x0_clamp);
+  CHECK(model_impl(back).x0_clamp == impl.x0_clamp);
   // The same frames from the same seed.
   const auto timeline = pinned_timeline(6, {0, 1}, 64, 48);
   RolloutSettings settings;
@@ -247,7 +249,7 @@ TEST_CASE("a model that outputs NaN stops the rollout with a message and emits n
     Model model = Model::random(preset, 3);
     {
       torch::NoGradGuard guard;
-      model.impl()->net->final_modulation->bias.fill_(std::numeric_limits<float>::quiet_NaN());
+      model_impl(model).net->final_modulation->bias.fill_(std::numeric_limits<float>::quiet_NaN());
     }
     const auto& info = model.info();
     const auto timeline = pinned_timeline(8, {0, 1}, info.width, info.height);

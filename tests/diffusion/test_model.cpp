@@ -11,6 +11,9 @@
 
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/denoiser.h"
+#include "dfs/diffusion/model_file.h"
+#include "dfs/diffusion/model_impl.h"
+#include "dfs/diffusion/sampler.h"
 #include "dfs/diffusion/model.h"
 #include "dfs/diffusion/weights.h"
 #include "dfs_skip.h"
@@ -294,9 +297,9 @@ TEST_CASE("Model::random is deterministic in its seed", "[model]") {
   auto a = Model::random("tiny", 5);
   auto b = Model::random("tiny", 5);
   auto c = Model::random("tiny", 6);
-  const auto pa = a.impl()->net->parameters();
-  const auto pb = b.impl()->net->parameters();
-  const auto pc = c.impl()->net->parameters();
+  const auto pa = model_impl(a).net->parameters();
+  const auto pb = model_impl(b).net->parameters();
+  const auto pc = model_impl(c).net->parameters();
   bool same = true, differ = false;
   for (size_t i = 0; i < pa.size(); ++i) {
     same = same && torch::equal(pa[i], pb[i]);
@@ -461,10 +464,10 @@ TEST_CASE("on CUDA the model runs in bf16 and agrees with the CPU float32 model"
   auto cpu = Model::random("tiny", 8, "cpu");
   auto gpu = Model::random("tiny", 8, "cuda");
   CHECK(gpu.info().device.rfind("cuda", 0) == 0);
-  const auto x = random_frames(cpu.impl()->config, 1, 4, 1);
+  const auto x = random_frames(model_impl(cpu).config, 1, 4, 1);
   const auto levels = random_levels(1, 4, 2);
-  const auto a = cpu.impl()->net->forward(x, levels);
-  const auto b = gpu.impl()->net->forward(x, levels).to(torch::kCPU);
+  const auto a = model_impl(cpu).net->forward(x, levels);
+  const auto b = model_impl(gpu).net->forward(x, levels).to(torch::kCPU);
   CHECK(b.scalar_type() == torch::kFloat32);
   CHECK((a - b).abs().max().item<float>() < 0.1f * std::max(1.0f, a.abs().max().item<float>()));
   std::vector<TimelineFrame> timeline(6);
@@ -502,7 +505,7 @@ TEST_CASE(
     "window",
     "[rollout]") {
   auto model = Model::random("tiny-causal", 6);
-  auto& impl = *model.impl();
+  auto& impl = model_impl(model);
   const auto& c = impl.config;
   WindowInput input;
   input.content = torch::rand({7, 3, c.height, c.width}) * 2 - 1;
@@ -514,10 +517,12 @@ TEST_CASE(
   schedule.steps = 4;
   schedule.uncertainty = 2;
   input.matrix = build_schedule(schedule, {0, 0, 1, 1, 1, 1, 1});
-  DenoiseFn full = [&](const DenoiseCall& call) {
-    torch::InferenceMode guard;
-    return impl.net->forward(call.x, call.levels, call.positions);
-  };
+  const DenoiseFn full = x0_denoiser(
+      [&](const DenoiseCall& call) {
+        torch::InferenceMode guard;
+        return impl.net->forward(call.x, call.levels, call.positions);
+      },
+      impl.schedule, c.objective);
   for (auto guidance : {GuidanceMode::None, GuidanceMode::Vanilla}) {
     SamplerSettings settings;
     settings.eta = 0.5;
@@ -526,8 +531,8 @@ TEST_CASE(
     auto g1 = at::detail::createCPUGenerator(3);
     auto g2 = at::detail::createCPUGenerator(3);
     ModelDenoiser fast(impl, /*kv_cache=*/true);
-    const auto a = sample_window(fast.fn(), impl.schedule, c.objective, input, settings, g1);
-    const auto b = sample_window(full, impl.schedule, c.objective, input, settings, g2);
+    const auto a = sample_window(fast.fn(), impl.schedule, input, settings, g1);
+    const auto b = sample_window(full, impl.schedule, input, settings, g2);
     CHECK(a.forwards == b.forwards);
     CHECK((a.frames - b.frames).abs().max().item<float>() < 1e-4);
   }

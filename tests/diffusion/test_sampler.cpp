@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dfs/diffusion/api.h"
+#include "dfs/diffusion/guidance.h"
 #include "dfs/diffusion/noise.h"
 #include "dfs/diffusion/sampler.h"
 
@@ -26,10 +27,10 @@ torch::Tensor known_clip(int frames = kFrames) {
   return torch::rand(shape, g, torch::kFloat32) * 1.6 - 0.8;
 }
 
-// The exact denoiser when the data is the single clip `clip`: x0 = clip, expressed in the
-// requested parameterisation.
-DenoiseFn clip_denoiser(const torch::Tensor& clip, const NoiseSchedule& schedule,
-                        Objective objective) {
+// The exact network when the data is the single clip `clip`: x0 = clip, expressed in the
+// requested parameterisation (wrap it with x0_denoiser, as the engine wraps a model).
+PredictFn clip_predictor(const torch::Tensor& clip, const NoiseSchedule& schedule,
+                         Objective objective) {
   return [clip, schedule, objective](const DenoiseCall& call) {
     const auto x0 = clip.unsqueeze(0).expand_as(call.x);
     const auto abar =
@@ -85,8 +86,9 @@ TEST_CASE("DDIM with the exact denoiser recovers the known clip from pure noise 
         finished.push_back(t);
         CHECK(torch::allclose(value, clip[t], 1e-4, 1e-4));
       };
-      const auto result = sample_window(clip_denoiser(clip, schedule, objective), schedule,
-                                        objective, input, settings, gen, callbacks);
+      const auto denoise = x0_denoiser(clip_predictor(clip, schedule, objective), schedule,
+                                       objective);
+      const auto result = sample_window(denoise, schedule, input, settings, gen, callbacks);
       CHECK_FALSE(result.cancelled);
       CHECK(result.forwards == input.matrix.rows - 1);
       CHECK(torch::allclose(result.frames, clip, 1e-4, 1e-4));
@@ -105,13 +107,13 @@ TEST_CASE(
   auto gen = at::detail::createCPUGenerator(11);
   const auto input = generate_all(clip, ScheduleShape::FullSequence, 5);
   std::vector<torch::Tensor> implied;
-  auto inner = clip_denoiser(clip, schedule, Objective::V);
+  auto inner = x0_denoiser(clip_predictor(clip, schedule, Objective::V), schedule, Objective::V);
   DenoiseFn spy = [&](const DenoiseCall& call) {
     const auto abar = schedule.alpha_bar(call.levels).view({1, call.x.size(1), 1, 1, 1});
     implied.push_back((call.x - abar.sqrt() * clip.unsqueeze(0)) / (1 - abar).sqrt());
     return inner(call);
   };
-  sample_window(spy, schedule, Objective::V, input, SamplerSettings{}, gen);
+  sample_window(spy, schedule, input, SamplerSettings{}, gen);
   REQUIRE(implied.size() == 5);
   for (size_t i = 1; i < implied.size(); ++i)
     CHECK(torch::allclose(implied[i], implied[0], 1e-3, 1e-3));
@@ -127,7 +129,7 @@ TEST_CASE("Gaussian data: DDIM and DDPM samples have the data's mean and spread"
     SamplerSettings settings;
     settings.eta = eta;
     const auto result =
-        sample_window(gaussian_denoiser(mu, s, schedule), schedule, Objective::X0,
+        sample_window(gaussian_denoiser(mu, s, schedule), schedule,
                       generate_all(clip, ScheduleShape::FullSequence, 50), settings, gen);
     CHECK(result.frames.mean().item<double>() == Approx(mu).margin(0.02));
     CHECK(result.frames.std().item<double>() == Approx(s).margin(0.03));
@@ -152,12 +154,12 @@ TEST_CASE("pinned frames are returned bit-identical and fed at their stabilisati
   auto gen = at::detail::createCPUGenerator(1);
   std::vector<torch::Tensor> seen_levels;
   int prefix = -1;
-  DenoiseFn garbage = [&](const DenoiseCall& call) {
+  PredictFn garbage = [&](const DenoiseCall& call) {
     seen_levels.push_back(call.levels.clone());
     prefix = call.known_prefix;
     return torch::randn(call.x.sizes()) * 3;  // a terrible model must not touch pinned frames
   };
-  const auto result = sample_window(garbage, schedule, Objective::V, input, settings, gen);
+  const auto result = sample_window(x0_denoiser(garbage, schedule, Objective::V), schedule, input, settings, gen);
   for (int t : {0, 1, 5}) CHECK(torch::equal(result.frames[t], clip[t]));
   REQUIRE_FALSE(seen_levels.empty());
   for (const auto& levels : seen_levels) {
@@ -179,11 +181,11 @@ TEST_CASE("partial re-noising starts a frame from its content at its own level",
   REQUIRE(input.matrix.at(0, 0) == 3);
   std::vector<DenoiseCall> calls;
   DenoiseFn zeros = [&](const DenoiseCall& call) {
-    calls.push_back({call.x.clone(), call.levels.clone(), call.positions, call.known_prefix});
+    calls.push_back({call.x.clone(), call.levels.clone(), call.positions, call.known_prefix, 0, {}});
     return torch::zeros_like(call.x);
   };
   auto gen = at::detail::createCPUGenerator(2);
-  sample_window(zeros, schedule, Objective::X0, input, SamplerSettings{}, gen);
+  sample_window(zeros, schedule, input, SamplerSettings{}, gen);
   REQUIRE(calls.size() == 10);
   // The partial frame waits at level 0.3 (its content mostly kept) until the shared level
   // reaches it, then follows it down.
@@ -216,8 +218,9 @@ TEST_CASE("cancel mid-run returns with the frames finished so far", "[sampler]")
     if (row == 9) cancel = true;
   };
   auto gen = at::detail::createCPUGenerator(4);
-  const auto result = sample_window(clip_denoiser(clip, schedule, Objective::V), schedule,
-                                    Objective::V, input, SamplerSettings{}, gen, callbacks);
+  const auto denoise =
+      x0_denoiser(clip_predictor(clip, schedule, Objective::V), schedule, Objective::V);
+  const auto result = sample_window(denoise, schedule, input, SamplerSettings{}, gen, callbacks);
   CHECK(result.cancelled);
   CHECK(steps == 9);
   CHECK(result.forwards == 9);
@@ -236,8 +239,7 @@ TEST_CASE("same seed gives identical frames; a different seed differs when eta >
     auto gen = at::detail::createCPUGenerator(seed);
     SamplerSettings settings;
     settings.eta = eta;
-    return sample_window(gaussian_denoiser(0.0, 0.5, schedule), schedule, Objective::X0, input,
-                         settings, gen)
+    return sample_window(gaussian_denoiser(0.0, 0.5, schedule), schedule, input, settings, gen)
         .frames;
   };
   for (double eta : {0.0, 0.7}) {
@@ -268,7 +270,7 @@ TEST_CASE("history guidance batches its 2-3 calls into one forward and combines 
     settings.guidance.scale = w;
     settings.guidance.fractional_level = 0.5;
     auto gen = at::detail::createCPUGenerator(0);
-    return sample_window(history_probe, schedule, Objective::X0, input, settings, gen)
+    return sample_window(history_probe, schedule, input, settings, gen)
         .frames[1]
         .mean()
         .item<double>();
@@ -293,19 +295,126 @@ TEST_CASE("invalid sampler settings and inputs are rejected with a message", "[s
   DenoiseFn zeros = [](const DenoiseCall& call) { return torch::zeros_like(call.x); };
   SamplerSettings bad;
   bad.eta = 1.5;
-  CHECK_THROWS_AS(sample_window(zeros, schedule, Objective::V, input, bad, gen), Error);
+  CHECK_THROWS_AS(sample_window(zeros, schedule, input, bad, gen), Error);
   bad = {};
   bad.stabilization_user = 1.0;
-  CHECK_THROWS_AS(sample_window(zeros, schedule, Objective::V, input, bad, gen), Error);
+  CHECK_THROWS_AS(sample_window(zeros, schedule, input, bad, gen), Error);
   bad = {};
   bad.guidance.mode = GuidanceMode::Fractional;
   bad.guidance.fractional_level = 0.0;
-  CHECK_THROWS_AS(sample_window(zeros, schedule, Objective::V, input, bad, gen), Error);
+  CHECK_THROWS_AS(sample_window(zeros, schedule, input, bad, gen), Error);
   WindowInput wrong = input;
   wrong.roles.push_back(FrameRole::Generate);
-  CHECK_THROWS_AS(sample_window(zeros, schedule, Objective::V, wrong, SamplerSettings{}, gen),
+  CHECK_THROWS_AS(sample_window(zeros, schedule, wrong, SamplerSettings{}, gen),
                   Error);
   DenoiseFn wrong_shape = [](const DenoiseCall&) { return torch::zeros({1}); };
-  CHECK_THROWS_AS(sample_window(wrong_shape, schedule, Objective::V, input, SamplerSettings{}, gen),
+  CHECK_THROWS_AS(sample_window(wrong_shape, schedule, input, SamplerSettings{}, gen),
                   Error);
+}
+
+TEST_CASE("a DDIM step that reaches level 0 returns x0 exactly, and a frame that does not move keeps x",
+          "[sampler]") {
+  const NoiseSchedule schedule;
+  for (double eta : {0.0, 0.5, 1.0}) {
+    const auto last = ddim_step(schedule, 0.1, 0.0, eta);
+    CHECK(last.c_x == 0.0);
+    CHECK(last.c_x0 == 1.0);
+    CHECK(last.sigma == 0.0);
+    for (double level : {0.0, 0.4, 1.0}) {
+      const auto still = ddim_step(schedule, level, level, eta);
+      CHECK(still.c_x == 1.0);
+      CHECK(still.c_x0 == 0.0);
+      CHECK(still.sigma == 0.0);
+    }
+  }
+  // Deterministic DDIM keeps the implied eps: c_x sqrt(1 - a_from) = sqrt(1 - a_to).
+  const auto mid = ddim_step(schedule, 0.8, 0.5, 0.0);
+  CHECK(mid.c_x * std::sqrt(1 - schedule.alpha_bar(0.8)) ==
+        Approx(std::sqrt(1 - schedule.alpha_bar(0.5))));
+  CHECK(mid.c_x0 + mid.c_x * std::sqrt(schedule.alpha_bar(0.8)) ==
+        Approx(std::sqrt(schedule.alpha_bar(0.5))));
+}
+
+TEST_CASE("frames are fed at their stabilisation level when known or final, else at their row",
+          "[sampler]") {
+  const auto matrix =
+      build_schedule(ScheduleSettings{ScheduleShape::FullSequence, 4, 1.0, 2, 2}, {0, 0, 1, 1});
+  SamplerSettings settings;
+  settings.stabilization_user = 0.05;
+  settings.stabilization_generated = 0.1;
+  const std::vector<FrameRole> roles{FrameRole::KnownUser, FrameRole::KnownGenerated,
+                                     FrameRole::Generate, FrameRole::Generate};
+  const auto fed = fed_levels(matrix, 1, roles, {true, true, true, false}, settings);
+  CHECK(fed == std::vector<double>{0.05, 0.1, 0.1, matrix.at(1, 3) / 4.0});
+}
+
+TEST_CASE("history guidance on x0 estimates equals guidance on the network's v predictions",
+          "[sampler]") {
+  // x0 is affine in v at a fixed x_n and level, and the guidance weights sum to 1, so the
+  // wrapper may combine x0 estimates where DFoT combines network outputs.
+  const NoiseSchedule schedule;
+  const auto clip = known_clip(3);
+  auto gen = at::detail::createCPUGenerator(9);
+  const auto noise = torch::randn(clip.sizes(), gen);
+  const auto known = torch::tensor(std::vector<int>{1, 0, 0}, torch::kInt32).to(torch::kBool);
+  // A network whose v prediction depends on every frame, so the history variants differ.
+  PredictFn network = [](const DenoiseCall& call) {
+    return (call.x.mean(1, true) * 0.7 + call.levels.view({call.x.size(0), -1, 1, 1, 1}))
+        .expand_as(call.x)
+        .contiguous();
+  };
+  DenoiseCall call;
+  call.levels = torch::tensor(std::vector<float>{0.02f, 0.6f, 0.9f}).unsqueeze(0);
+  call.x = schedule.add_noise(clip.unsqueeze(0), noise.unsqueeze(0), call.levels);
+  call.positions = torch::arange(3, torch::kFloat32);
+  call.history = WindowHistory{known, clip, noise};
+  for (auto mode : {GuidanceMode::Vanilla, GuidanceMode::Fractional}) {
+    INFO(to_string(mode));
+    GuidanceSettings g{mode, 2.0, 0.4};
+    int batches = 0;
+    PredictFn counted = [&](const DenoiseCall& c) {
+      batches = static_cast<int>(c.x.size(0));
+      return network(c);
+    };
+    const auto guided =
+        history_guidance(x0_denoiser(counted, schedule, Objective::V), schedule, g)(call);
+    CHECK(batches == guidance_variants(g));
+    // The same combination on v, then one conversion to x0.
+    DenoiseCall batched = call;
+    std::vector<torch::Tensor> xs{call.x[0]}, levels{call.levels[0]};
+    for (double l : mode == GuidanceMode::Fractional ? std::vector<double>{0.4, 1.0}
+                                                     : std::vector<double>{1.0}) {
+      const auto lv = torch::full({3}, l);
+      xs.push_back(torch::where(
+          known.view({3, 1, 1, 1}),
+          schedule.add_noise(clip.unsqueeze(0), noise.unsqueeze(0), lv.unsqueeze(0))[0],
+          call.x[0]));
+      levels.push_back(torch::where(known, lv, call.levels[0]));
+    }
+    batched.x = torch::stack(xs);
+    batched.levels = torch::stack(levels);
+    const auto v = network(batched);
+    const auto v_guided = mode == GuidanceMode::Vanilla ? v[1] + 2.0 * (v[0] - v[1])
+                                                        : v[0] + (2.0 - 1.0) * (v[1] - v[2]);
+    const auto expected = schedule.to_x0(Objective::V, v_guided.unsqueeze(0), call.x, call.levels);
+    // Generated frames only: x and level are the same in every variant there (the history
+    // frames' own estimates differ per variant and the sampler never uses them).
+    CHECK(torch::allclose(guided.slice(1, 1), expected.slice(1, 1), 1e-5, 1e-5));
+    // ... and guidance did change them.
+    const auto plain = x0_denoiser(network, schedule, Objective::V)(call);
+    CHECK_FALSE(torch::allclose(guided.slice(1, 1), plain.slice(1, 1), 1e-3, 1e-3));
+  }
+  // No history, or w = 1: one plain call.
+  int calls = 0;
+  DenoiseFn plain = [&](const DenoiseCall& c) {
+    ++calls;
+    return c.x;
+  };
+  DenoiseCall no_history = call;
+  no_history.history = {};
+  CHECK(torch::equal(
+      history_guidance(plain, schedule, {GuidanceMode::Vanilla, 2.0, 0.5})(no_history), call.x));
+  CHECK(torch::equal(history_guidance(plain, schedule, {GuidanceMode::Vanilla, 1.0, 0.5})(call),
+                     call.x));
+  CHECK(calls == 2);
 }

@@ -6,8 +6,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "dfs/project/document.h"
 
@@ -390,4 +393,70 @@ TEST_CASE("export format follows the output path", "[project][export]") {
   CHECK(export_format_from_path("frames") == ExportFormat::PngSequence);
   CHECK_THROWS_WITH(export_format_from_path("x.docx"),
                     Catch::Contains("unknown extension '.docx'"));
+}
+
+TEST_CASE("every generation setting takes part in a project's equality, so each change is an "
+          "undo step",
+          "[project][undo]") {
+  // Structured bindings name every field: adding a field to one of these structs stops this
+  // test compiling until the field is listed (and changed) here too.
+  using dfs::diffusion::GuidanceMode;
+  using dfs::diffusion::ScheduleShape;
+  const std::vector<std::pair<std::string, std::function<void(Project&)>>> changes = {
+      {"shape",
+       [](Project& p) {
+         auto& [shape, steps, uncertainty, ar_step, block] = p.generation.rollout.sampler.schedule;
+         shape = shape == ScheduleShape::Pyramid ? ScheduleShape::Trapezoid : ScheduleShape::Pyramid;
+         (void)steps, (void)uncertainty, (void)ar_step, (void)block;
+       }},
+      {"steps", [](Project& p) { p.generation.rollout.sampler.schedule.steps += 1; }},
+      {"uncertainty", [](Project& p) { p.generation.rollout.sampler.schedule.uncertainty += 0.5; }},
+      {"ar_step", [](Project& p) { p.generation.rollout.sampler.schedule.ar_step += 1; }},
+      {"block", [](Project& p) { p.generation.rollout.sampler.schedule.block += 1; }},
+      {"eta",
+       [](Project& p) {
+         auto& [schedule, eta, stab_user, stab_generated, guidance] = p.generation.rollout.sampler;
+         eta = eta == 0.5 ? 0.25 : 0.5;
+         (void)schedule, (void)stab_user, (void)stab_generated, (void)guidance;
+       }},
+      {"stabilization_user", [](Project& p) { p.generation.rollout.sampler.stabilization_user += 0.01; }},
+      {"stabilization_generated",
+       [](Project& p) { p.generation.rollout.sampler.stabilization_generated += 0.01; }},
+      {"guidance.mode",
+       [](Project& p) {
+         auto& [mode, scale, fractional] = p.generation.rollout.sampler.guidance;
+         mode = mode == GuidanceMode::Vanilla ? GuidanceMode::Fractional : GuidanceMode::Vanilla;
+         (void)scale, (void)fractional;
+       }},
+      {"guidance.scale", [](Project& p) { p.generation.rollout.sampler.guidance.scale += 0.5; }},
+      {"guidance.fractional_level",
+       [](Project& p) { p.generation.rollout.sampler.guidance.fractional_level += 0.2; }},
+      {"context",
+       [](Project& p) {
+         auto& [sampler, context, horizon, seed, kv_cache, detail] = p.generation.rollout;
+         context -= 1;
+         (void)sampler, (void)horizon, (void)seed, (void)kv_cache, (void)detail;
+       }},
+      {"horizon", [](Project& p) { p.generation.rollout.horizon -= 1; }},
+      {"seed", [](Project& p) { p.generation.rollout.seed += 1; }},
+      {"kv_cache", [](Project& p) { p.generation.rollout.kv_cache = !p.generation.rollout.kv_cache; }},
+      {"detail_transfer",
+       [](Project& p) { p.generation.rollout.detail_transfer = !p.generation.rollout.detail_transfer; }},
+      {"seed_locked",
+       [](Project& p) {
+         auto& [rollout, seed_locked] = p.generation;
+         seed_locked = !seed_locked;
+         (void)rollout;
+       }},
+  };
+  for (const auto& [field, change] : changes) {
+    INFO(field);
+    Document doc(sample_project());
+    Project changed = doc.project();
+    change(changed);
+    CHECK(changed != doc.project());
+    CHECK(doc.edit("Change " + field, change));
+    CHECK(doc.can_undo());
+    CHECK(doc.dirty());
+  }
 }

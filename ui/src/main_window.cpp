@@ -898,8 +898,7 @@ QString MainWindow::sample_clip_path() const {
   const QString exe_dir = QCoreApplication::applicationDirPath();
   const QStringList candidates = {
       exe_dir + "/../share/dfstudio/samples/vtest_clip.mp4",
-      exe_dir + "/../../resources/samples/vtest_clip.mp4",
-      QStringLiteral(DFS_SOURCE_DIR "/resources/samples/vtest_clip.mp4"),
+      exe_dir + "/../../resources/samples/vtest_clip.mp4",  // build/app/dfstudio in a checkout
   };
   for (const QString& c : candidates)
     if (QFileInfo::exists(c)) return QFileInfo(c).canonicalFilePath();

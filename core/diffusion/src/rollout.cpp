@@ -11,6 +11,7 @@
 
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/denoiser.h"
+#include "dfs/diffusion/model_impl.h"
 #include "dfs/diffusion/sampler.h"
 
 namespace dfs::diffusion {
@@ -183,7 +184,7 @@ std::vector<WindowPlan> plan_rollout(const ModelInfo& model,
 RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeline,
                           const RolloutSettings& settings, const RolloutCallbacks& callbacks) {
   const auto started = std::chrono::steady_clock::now();
-  Model::Impl& impl = *model.impl();
+  Model::Impl& impl = model_impl(model);
   const auto plans = plan_rollout(impl.info, timeline, settings);
   const int n = static_cast<int>(timeline.size());
 
@@ -335,8 +336,8 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
     denoiser.reset();
     WindowResult window;
     try {
-      window = sample_window(denoise, impl.schedule, impl.config.objective, input, settings.sampler,
-                             generator, window_callbacks);
+      window = sample_window(denoise, impl.schedule, input, settings.sampler, generator,
+                             window_callbacks);
     } catch (const Error& e) {
       throw Error(std::string(e.what()) + ", window " + std::to_string(w + 1) + " of " +
                   std::to_string(plans.size()) + "; the " + std::to_string(next_emit) +

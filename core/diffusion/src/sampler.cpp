@@ -1,4 +1,4 @@
-// The diffusion-forcing window sampler and history guidance (see sampler.h).
+// The diffusion-forcing window sampler (see sampler.h).
 #include <torch/torch.h>
 
 #include <cmath>
@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "dfs/diffusion/api.h"
+#include "dfs/diffusion/guidance.h"
 #include "dfs/diffusion/sampler.h"
 #include "dfs/limits.h"
 #include "load_adaptive.h"
@@ -35,13 +36,12 @@ torch::Tensor per_frame(const std::vector<double>& values) {
   return torch::tensor(values, torch::kFloat64).to(torch::kFloat32);
 }
 
-}  // namespace
+torch::Tensor frame_mask(const std::vector<bool>& flags) {
+  return torch::tensor(std::vector<int>(flags.begin(), flags.end()), torch::kInt32)
+      .to(torch::kBool);
+}
 
-WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedule,
-                           Objective objective, const WindowInput& input,
-                           const SamplerSettings& settings, at::Generator& generator,
-                           const WindowCallbacks& callbacks) {
-  validate_sampler_settings(settings);
+void check_window(const WindowInput& input) {
   const SchedulingMatrix& matrix = input.matrix;
   const int frames = static_cast<int>(input.roles.size());
   if (frames == 0) throw Error("a window needs at least one frame");
@@ -51,62 +51,98 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
       matrix.cells.size() != static_cast<size_t>(matrix.rows) * frames)
     throw Error("the scheduling matrix does not match the window (" +
                 std::to_string(matrix.frames) + " frames vs " + std::to_string(frames) + ")");
+  for (int t = 0; t < frames; ++t)
+    for (int m = 0; m < matrix.rows; ++m)
+      if (input.roles[t] != FrameRole::Generate && matrix.at(m, t) != 0)
+        throw Error("known frame " + std::to_string(t) + " has a non-zero schedule column");
+}
+
+}  // namespace
+
+DdimStep ddim_step(const NoiseSchedule& schedule, double from, double to, double eta) {
+  DdimStep step;
+  if (!(to < from)) return step;
+  // DDIM, Song et al. 2021 Eq. 12, from level `from` to `to`:
+  //   x_to = sqrt(abar_to) x0 + sqrt(1 - abar_to - sigma^2) eps + sigma z,
+  //   sigma = eta sqrt((1 - abar_to) / (1 - abar_from)) sqrt(1 - abar_from / abar_to),
+  // with eps = (x - sqrt(abar_from) x0) / sqrt(1 - abar_from).
+  const double a_from = schedule.alpha_bar(from);
+  const double a_to = schedule.alpha_bar(to);
+  step.sigma = eta * std::sqrt((1.0 - a_to) / (1.0 - a_from)) *
+               std::sqrt(std::max(0.0, 1.0 - a_from / a_to));
+  const double c_eps = std::sqrt(std::max(0.0, 1.0 - a_to - step.sigma * step.sigma));
+  step.c_x = c_eps / std::sqrt(1.0 - a_from);
+  step.c_x0 = std::sqrt(a_to) - step.c_x * std::sqrt(a_from);
+  return step;
+}
+
+std::vector<double> fed_levels(const SchedulingMatrix& matrix, int row,
+                               const std::vector<FrameRole>& roles, const std::vector<bool>& final,
+                               const SamplerSettings& settings) {
+  std::vector<double> fed(roles.size());
+  for (size_t t = 0; t < roles.size(); ++t) {
+    switch (roles[t]) {
+      case FrameRole::KnownUser:
+        fed[t] = settings.stabilization_user;
+        break;
+      case FrameRole::KnownGenerated:
+        fed[t] = settings.stabilization_generated;
+        break;
+      case FrameRole::Generate:
+        fed[t] = final[t] ? settings.stabilization_generated
+                          : matrix.at(row, static_cast<int>(t)) / static_cast<double>(matrix.steps);
+        break;
+    }
+  }
+  return fed;
+}
+
+WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedule,
+                           const WindowInput& input, const SamplerSettings& settings,
+                           at::Generator& generator, const WindowCallbacks& callbacks) {
+  validate_sampler_settings(settings);
+  check_window(input);
+  const SchedulingMatrix& matrix = input.matrix;
+  const int frames = static_cast<int>(input.roles.size());
   const double steps = matrix.steps;
+  const DenoiseFn model = history_guidance(denoise, schedule, settings.guidance);
 
   std::vector<bool> known(frames);
   int known_prefix = 0;
-  bool any_known = false;
   for (int t = 0; t < frames; ++t) {
     known[t] = input.roles[t] != FrameRole::Generate;
-    any_known = any_known || known[t];
     if (known[t] && known_prefix == t) ++known_prefix;
-    for (int m = 0; m < matrix.rows; ++m)
-      if (known[t] && matrix.at(m, t) != 0)
-        throw Error("known frame " + std::to_string(t) + " has a non-zero schedule column");
   }
   const auto content = input.content.to(torch::kCPU, torch::kFloat32).contiguous();
   const auto positions = input.positions.defined() ? input.positions.to(torch::kFloat32)
                                                    : torch::arange(frames, torch::kFloat32);
+  const auto known_mask = frame_mask(known);
+  const auto known_mask_x = known_mask.view({frames, 1, 1, 1});
 
   // One noise draw per window: the initial noise of generated frames and the fixed
   // stabilisation noise of known frames (fixed, so a causal model may cache them).
   const auto noise = torch::randn(content.sizes(), generator, torch::kFloat32);
 
-  std::vector<double> stabilization(frames, settings.stabilization_generated);
-  for (int t = 0; t < frames; ++t)
-    if (input.roles[t] == FrameRole::KnownUser) stabilization[t] = settings.stabilization_user;
-  const auto stab_levels = per_frame(stabilization);
-
   // Generated frames start at their row-0 level: pure noise, or content re-noised (SDEdit).
+  std::vector<bool> final(frames);
   std::vector<double> start(frames, 0.0);
-  for (int t = 0; t < frames; ++t) start[t] = known[t] ? 0.0 : matrix.at(0, t) / steps;
+  for (int t = 0; t < frames; ++t) {
+    final[t] = known[t] || matrix.at(0, t) == 0;
+    start[t] = known[t] ? 0.0 : matrix.at(0, t) / steps;
+  }
   auto x =
       schedule.add_noise(content.unsqueeze(0), noise.unsqueeze(0), per_frame(start).unsqueeze(0))
           .squeeze(0);
   for (int t = 0; t < frames; ++t)
     if (known[t]) x[t].copy_(content[t]);
 
-  std::vector<bool> final(frames);
-  for (int t = 0; t < frames; ++t) final[t] = known[t] || matrix.at(0, t) == 0;
-
-  // History variants of one guided step (DFoT, Song et al. 2025, Sec. 4.2): h = history at
-  // its stabilisation level, h_f = history re-noised to level f, empty = history at level 1.
-  const auto& g = settings.guidance;
-  const bool guided = any_known && g.mode != GuidanceMode::None && g.scale != 1.0;
-  std::vector<torch::Tensor> history_levels{stab_levels};
-  if (guided && g.mode == GuidanceMode::Fractional)
-    history_levels.push_back(torch::full({frames}, g.fractional_level));
-  if (guided) history_levels.push_back(torch::ones({frames}));
-  std::vector<torch::Tensor> history_inputs;
-  for (const auto& levels : history_levels)
-    history_inputs.push_back(
-        schedule.add_noise(content.unsqueeze(0), noise.unsqueeze(0), levels.unsqueeze(0))
-            .squeeze(0));
-  const int batch = static_cast<int>(history_levels.size());
-
-  const auto known_mask =
-      torch::tensor(std::vector<int>(known.begin(), known.end()), torch::kInt32).to(torch::kBool);
-  const auto known_mask_x = known_mask.view({frames, 1, 1, 1});
+  // Known frames are fed at their stabilisation level, with the window's fixed noise.
+  const auto history_fed =
+      schedule
+          .add_noise(content.unsqueeze(0), noise.unsqueeze(0),
+                     per_frame(fed_levels(matrix, 0, input.roles, final, settings)).unsqueeze(0))
+          .squeeze(0);
+  const WindowHistory history{known_mask, content, noise};
 
   WindowResult result;
   for (int m = 0; m + 1 < matrix.rows; ++m) {
@@ -114,88 +150,59 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
       result.cancelled = true;
       break;
     }
-    std::vector<double> from(frames), to(frames), fed(frames);
-    std::vector<bool> finished_fed(frames);
-    for (int t = 0; t < frames; ++t) {
-      from[t] = matrix.at(m, t) / steps;
-      to[t] = matrix.at(m + 1, t) / steps;
-      // Generated frames already final in this window are fed like earlier generated ones.
-      finished_fed[t] = !known[t] && final[t];
-      fed[t] = known[t]          ? stabilization[t]
-               : finished_fed[t] ? settings.stabilization_generated
-                                 : from[t];
-    }
-    const auto fed_levels = per_frame(fed);
+    const auto fed_levels_m = per_frame(fed_levels(matrix, m, input.roles, final, settings));
+    // Generated frames already final in this window are fed like earlier generated ones:
+    // re-noised to their stabilisation level.
     auto x_fed = x.clone();
+    std::vector<bool> finished_fed(frames);
     bool any_finished = false;
-    for (int t = 0; t < frames; ++t) any_finished = any_finished || finished_fed[t];
+    for (int t = 0; t < frames; ++t) {
+      finished_fed[t] = !known[t] && final[t];
+      any_finished = any_finished || finished_fed[t];
+    }
     if (any_finished) {
       const auto renoised =
-          schedule.add_noise(x.unsqueeze(0), noise.unsqueeze(0), fed_levels.unsqueeze(0))
+          schedule.add_noise(x.unsqueeze(0), noise.unsqueeze(0), fed_levels_m.unsqueeze(0))
               .squeeze(0);
       for (int t = 0; t < frames; ++t)
         if (finished_fed[t]) x_fed[t].copy_(renoised[t]);
     }
 
-    detail::adapt_threads_to_load();  // a busy neighbour: fewer threads (load_adaptive.h)
-    std::vector<torch::Tensor> xs, levels;
-    for (int b = 0; b < batch; ++b) {
-      xs.push_back(torch::where(known_mask_x, history_inputs[b], x_fed));
-      levels.push_back(torch::where(known_mask, history_levels[b].to(torch::kFloat32), fed_levels));
-    }
-    // Only the frames that move in this row need a prediction (and previews show the rest
-    // as they were): a causal model can stop after the last of them.
+    // Only the frames that move in this row need an estimate (and previews show the rest as
+    // they were): a causal model can stop after the last of them.
+    std::vector<DdimStep> update(frames);
+    std::vector<int> newly_final;
     int needed = 0;
-    for (int t = 0; t < frames; ++t)
-      if (!known[t] && !final[t] && to[t] < from[t]) needed = t + 1;
-    DenoiseCall call{torch::stack(xs), torch::stack(levels), positions, known_prefix, needed};
-    auto prediction = denoise(call).to(torch::kCPU, torch::kFloat32);
+    bool any_noise = false;
+    for (int t = 0; t < frames; ++t) {
+      const double from = matrix.at(m, t) / steps, to = matrix.at(m + 1, t) / steps;
+      if (known[t] || final[t] || !(to < from)) continue;
+      needed = t + 1;
+      update[t] = ddim_step(schedule, from, to, settings.eta);
+      any_noise = any_noise || update[t].sigma > 0.0;
+      if (to == 0.0) newly_final.push_back(t);
+    }
+
+    detail::adapt_threads_to_load();  // a busy neighbour: fewer threads (load_adaptive.h)
+    DenoiseCall call{torch::where(known_mask_x, history_fed, x_fed).unsqueeze(0),
+                     fed_levels_m.unsqueeze(0), positions, known_prefix, needed, history};
+    auto x0 = model(call);
     ++result.forwards;
-    if (prediction.sizes() != call.x.sizes())
-      throw Error("the denoiser returned a prediction of the wrong shape");
+    if (x0.sizes() != call.x.sizes())
+      throw Error("the denoiser returned an estimate of the wrong shape");
     // A diverged or damaged model must not paint garbage into frames: stop here, with every
     // frame finished so far already handed out.
-    if (!torch::isfinite(prediction).all().item<bool>())
+    x0 = x0.to(torch::kCPU, torch::kFloat32).squeeze(0);
+    if (!torch::isfinite(x0).all().item<bool>())
       throw Error("the model produced invalid values (NaN or infinity) at step " +
                   std::to_string(m + 1) + " of " + std::to_string(matrix.rows - 1));
+    x0 = x0.clamp(-input.x0_clamp, input.x0_clamp);
 
-    // Guidance combines predictions with weights summing to 1; x0 and eps are affine in the
-    // prediction at a fixed x_n, so combining here equals combining eps or x0.
-    torch::Tensor combined = prediction[0];
-    if (guided && g.mode == GuidanceMode::Vanilla) {
-      combined = prediction[1] +
-                 g.scale * (prediction[0] - prediction[1]);  // eps(empty) + w (eps(h) - eps(empty))
-    } else if (guided && g.mode == GuidanceMode::Fractional) {
-      combined = prediction[0] +
-                 (g.scale - 1.0) *
-                     (prediction[1] - prediction[2]);  // eps(h) + (w-1)(eps(h_f) - eps(empty))
-    }
-    auto x0 =
-        schedule
-            .to_x0(objective, combined.unsqueeze(0), x_fed.unsqueeze(0), fed_levels.unsqueeze(0))
-            .squeeze(0)
-            .clamp(-input.x0_clamp, input.x0_clamp);
-
-    // DDIM, Song et al. 2021 Eq. 12, per frame from level `from` to `to`:
-    //   x_to = sqrt(abar_to) x0 + sqrt(1 - abar_to - sigma^2) eps + sigma z,
-    //   sigma = eta sqrt((1 - abar_to) / (1 - abar_from)) sqrt(1 - abar_from / abar_to).
-    // eps is recomputed from the clipped x0 (as diffusers' DDIMScheduler does when clipping).
-    std::vector<double> c_x(frames, 1.0), c_x0(frames, 0.0), c_z(frames, 0.0);
-    bool any_noise = false;
-    std::vector<int> newly_final;
+    std::vector<double> c_x(frames), c_x0(frames), c_z(frames);
     for (int t = 0; t < frames; ++t) {
-      if (known[t] || final[t] || !(to[t] < from[t])) continue;
-      const double a_from = schedule.alpha_bar(from[t]);
-      const double a_to = schedule.alpha_bar(to[t]);
-      const double sigma = settings.eta * std::sqrt((1.0 - a_to) / (1.0 - a_from)) *
-                           std::sqrt(std::max(0.0, 1.0 - a_from / a_to));
-      const double c_eps = std::sqrt(std::max(0.0, 1.0 - a_to - sigma * sigma));
-      // eps = (x - sqrt(a_from) x0) / sqrt(1 - a_from)  =>  x_to = c_x x + c_x0 x0 + sigma z
-      c_x[t] = c_eps / std::sqrt(1.0 - a_from);
-      c_x0[t] = std::sqrt(a_to) - c_x[t] * std::sqrt(a_from);
-      c_z[t] = sigma;
-      any_noise = any_noise || sigma > 0.0;
-      if (to[t] == 0.0) newly_final.push_back(t);
+      c_x[t] = update[t].c_x;
+      c_x0[t] = update[t].c_x0;
+      c_z[t] = update[t].sigma;
     }
     const auto shape = std::vector<int64_t>{frames, 1, 1, 1};
     auto x_next = per_frame(c_x).view(shape) * x + per_frame(c_x0).view(shape) * x0;
@@ -209,13 +216,9 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
       final[t] = true;
       if (callbacks.on_final) callbacks.on_final(t, x[t]);
     }
-    if (callbacks.on_step) {
-      std::vector<int> keep;
-      for (int t = 0; t < frames; ++t) keep.push_back(final[t] ? 1 : 0);
-      const auto keep_mask =
-          torch::tensor(keep, torch::kInt32).to(torch::kBool).view({frames, 1, 1, 1});
-      callbacks.on_step(m + 1, matrix.rows - 1, torch::where(keep_mask, x, x0));
-    }
+    if (callbacks.on_step)
+      callbacks.on_step(m + 1, matrix.rows - 1,
+                        torch::where(frame_mask(final).view({frames, 1, 1, 1}), x, x0));
   }
   result.frames = x;
   result.final = final;

@@ -261,20 +261,6 @@ std::string Results::cached_frame_path(int position) const {
 
 namespace {
 
-bool same_rollout(const diffusion::RolloutSettings& a, const diffusion::RolloutSettings& b) {
-  const auto& sa = a.sampler;
-  const auto& sb = b.sampler;
-  return sa.schedule.shape == sb.schedule.shape && sa.schedule.steps == sb.schedule.steps &&
-         sa.schedule.uncertainty == sb.schedule.uncertainty &&
-         sa.schedule.ar_step == sb.schedule.ar_step && sa.schedule.block == sb.schedule.block &&
-         sa.eta == sb.eta && sa.stabilization_user == sb.stabilization_user &&
-         sa.stabilization_generated == sb.stabilization_generated &&
-         sa.guidance.mode == sb.guidance.mode && sa.guidance.scale == sb.guidance.scale &&
-         sa.guidance.fractional_level == sb.guidance.fractional_level && a.context == b.context &&
-         a.horizon == b.horizon && a.seed == b.seed && a.kv_cache == b.kv_cache &&
-         a.detail_transfer == b.detail_transfer;
-}
-
 // Collects problems; each names its field.
 class Problems {
  public:
@@ -308,13 +294,6 @@ class Problems {
 };
 
 }  // namespace
-
-bool operator==(const Project& a, const Project& b) {
-  return a.clip == b.clip && a.model_path == b.model_path && a.timeline == b.timeline &&
-         same_rollout(a.generation.rollout, b.generation.rollout) &&
-         a.generation.seed_locked == b.generation.seed_locked &&
-         a.export_settings == b.export_settings && a.results == b.results;
-}
 
 std::vector<std::string> validation_problems(const Project& p, int max_frames) {
   Problems out;

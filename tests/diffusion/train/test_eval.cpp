@@ -8,6 +8,7 @@
 #include <string>
 
 #include "dfs/diffusion/denoiser.h"
+#include "dfs/diffusion/model_file.h"
 #include "dfs/diffusion/model.h"
 #include "dfs/diffusion/train/dataset.h"
 #include "dfs/diffusion/train/eval.h"

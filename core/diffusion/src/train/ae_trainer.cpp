@@ -18,6 +18,7 @@
 
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/denoiser.h"
+#include "dfs/diffusion/model_impl.h"
 #include "dfs/diffusion/train/eval.h"
 #include "dfs/diffusion/weights.h"
 #include "train_common.h"

@@ -20,6 +20,8 @@
 #include <sstream>
 
 #include "dfs/diffusion/denoiser.h"
+#include "dfs/diffusion/model_file.h"
+#include "dfs/diffusion/model_impl.h"
 #include "dfs/diffusion/noise.h"
 
 namespace dfs::diffusion::train {

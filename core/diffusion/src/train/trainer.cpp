@@ -21,6 +21,8 @@
 
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/denoiser.h"
+#include "dfs/diffusion/model_file.h"
+#include "dfs/diffusion/model_impl.h"
 #include "dfs/diffusion/weights.h"
 #include "train_common.h"
 

@@ -52,6 +52,7 @@ struct ScheduleSettings {
   double uncertainty = 1.0;                      // u for pyramid / trapezoid, >= 0 (steps)
   int ar_step = 2;                               // async_blocks: lag between blocks (steps)
   int block = 2;                                 // async_blocks: frames per block, >= 1
+  friend bool operator==(const ScheduleSettings&, const ScheduleSettings&) = default;
 };
 
 // An integer matrix [rows, frames], entries 0..steps. Row 0 holds each frame's start entry,
@@ -91,6 +92,7 @@ struct GuidanceSettings {
   GuidanceMode mode = GuidanceMode::None;
   double scale = 1.0;             // w; 1 = plain call
   double fractional_level = 0.5;  // f in (0, 1), fractional mode only
+  friend bool operator==(const GuidanceSettings&, const GuidanceSettings&) = default;
 };
 
 struct SamplerSettings {
@@ -99,6 +101,7 @@ struct SamplerSettings {
   double stabilization_user = 0.02;       // level at which user-pinned frames are fed
   double stabilization_generated = 0.02;  // level at which earlier generated frames are fed
   GuidanceSettings guidance;              // history guidance
+  friend bool operator==(const SamplerSettings&, const SamplerSettings&) = default;
 };
 
 // [SECTION] Models ----------------------------------------------------------------------
@@ -136,11 +139,11 @@ class Model {
 
   const ModelInfo& info() const;
 
-  struct Impl;                                // defined in the engine; torch lives there
-  Impl* impl() const { return impl_.get(); }  // engine-internal access
+  struct Impl;  // defined in dfs/diffusion/model_impl.h (engine-internal; torch lives there)
   explicit Model(std::shared_ptr<Impl> impl);
 
  private:
+  friend Impl& model_impl(const Model& model);  // model_impl.h
   std::shared_ptr<Impl> impl_;
 };
 
@@ -165,6 +168,7 @@ struct RolloutSettings {
   // frame that the autoencoder loses (transfer_detail in autoencoder.h). No effect on pixel
   // models.
   bool detail_transfer = true;
+  friend bool operator==(const RolloutSettings&, const RolloutSettings&) = default;
 };
 
 struct RolloutProgress {

@@ -1,4 +1,4 @@
-// dfs/diffusion/denoiser.h — the denoiser network, its KV cache and model files (torch).
+// dfs/diffusion/denoiser.h — the denoiser network and its KV cache (torch).
 //
 // Architecture (DESIGN.md "The model"): a patchify conv stem (x `patch` downsampling) plus a
 // learned spatial position embedding; `depth` factorised space-time blocks, each
@@ -16,15 +16,11 @@
 
 #include <torch/torch.h>
 
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "dfs/diffusion/api.h"
-#include "dfs/diffusion/autoencoder.h"
 #include "dfs/diffusion/model.h"
-#include "dfs/diffusion/noise.h"
-#include "dfs/diffusion/sampler.h"
 
 namespace dfs::diffusion {
 
@@ -135,60 +131,8 @@ class DenoiserImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Denoiser);
 
-// What the engine holds behind a dfs::diffusion::Model handle.
-struct Model::Impl {
-  ModelConfig config;
-  Denoiser net{nullptr};
-  Autoencoder ae{nullptr};  // latent models only: frames <-> latents (float32, on `device`)
-  NoiseSchedule schedule;
-  torch::Device device{torch::kCPU};
-  torch::ScalarType dtype = torch::kFloat32;  // weights' dtype on the device (bf16 on CUDA)
-  double x0_clamp = 1.0;  // the sampler clamps x0 estimates to [-x0_clamp, x0_clamp]
-  ModelInfo info;
-};
-
-// Parses "auto" (CUDA if available), "cpu", "cuda", "cuda:N". Throws Error.
-torch::Device parse_device(const std::string& device);
-
-// Writes a model file: every parameter as float32 plus __metadata__ {"config": JSON,
-// "provenance": JSON, "format": "dfs-model-1"}; a latent model also holds its autoencoder
-// (tensors "ae.*", metadata "autoencoder"). Atomic. Throws Error.
-void save_model(const std::string& path, Denoiser& net, const ModelConfig& config,
-                const nlohmann::json& provenance = nlohmann::json::object(),
-                Autoencoder* autoencoder = nullptr);
-
 // The parameter count a config implies (equals Denoiser(config)->parameter_count()), computed
 // without allocating anything.
 int64_t expected_parameter_count(const ModelConfig& config);
-
-struct LoadedDenoiser {
-  Denoiser net{nullptr};
-  ModelConfig config;
-  nlohmann::json provenance = nlohmann::json::object();
-  Autoencoder ae{nullptr};  // set for latent models
-};
-// Reads a model file on the CPU in float32, checking every tensor against the config (names
-// missing, unexpected and mis-shaped ones). Throws Error.
-LoadedDenoiser load_denoiser(const std::string& path);
-
-// The sampler's view of a model: runs the network under InferenceMode on its device. With
-// kv_cache and a causal model, the leading known frames of a window (identical across the
-// window's steps) are computed once and cached; call reset() between windows.
-class ModelDenoiser {
- public:
-  ModelDenoiser(Model::Impl& model, bool kv_cache);
-  DenoiseFn fn();  // valid while this object lives
-  void reset();    // forget the cached history (new window)
-  int forwards() const { return forwards_; }
-
- private:
-  torch::Tensor call(const DenoiseCall& call);
-  Model::Impl& model_;
-  bool kv_cache_;
-  KVCache cache_;
-  int cached_prefix_ = -1;
-  int64_t cached_batch_ = -1;
-  int forwards_ = 0;
-};
 
 }  // namespace dfs::diffusion

@@ -1,8 +1,9 @@
 // dfs/diffusion/sampler.h — the model-agnostic diffusion-forcing sampler for one window (torch).
 //
 // Like k-diffusion's samplers, this knows nothing about any network: it loops over the rows of
-// a scheduling matrix and calls a DenoiseFn. Tests pass an analytic denoiser; the engine passes
-// a ModelDenoiser (denoiser.h). Randomness comes from the caller's generator only.
+// a scheduling matrix and calls a DenoiseFn, which returns x0 estimates (denoise.h). Tests pass
+// an analytic denoiser; the engine passes a ModelDenoiser (denoiser.h). History guidance wraps
+// the denoiser (guidance.h). Randomness comes from the caller's generator only.
 //
 // Units: frames are float tensors in [-1, 1], [T, C, H, W] for one window; a matrix entry e
 // maps to level e / S. Thread-safety: none needed, everything is passed in.
@@ -15,22 +16,10 @@
 #include <vector>
 
 #include "dfs/diffusion/api.h"
+#include "dfs/diffusion/denoise.h"
 #include "dfs/diffusion/noise.h"
 
 namespace dfs::diffusion {
-
-// One (batched) model call.
-struct DenoiseCall {
-  torch::Tensor x;          // [B, T, C, H, W] noised frames
-  torch::Tensor levels;     // [B, T] each frame's level in [0, 1]
-  torch::Tensor positions;  // [T] float time positions within the window
-  int known_prefix = 0;     // leading frames whose inputs are identical in every call of this
-                            // window (a causal model may cache them)
-  int needed_frames = 0;    // predictions are used only for frames < needed_frames (0 = all);
-                            // a causal model may skip the frames after them
-};
-// Returns the prediction for the model's objective, same shape as call.x.
-using DenoiseFn = std::function<torch::Tensor(const DenoiseCall& call)>;
 
 enum class FrameRole {
   Generate,        // denoised along its matrix column
@@ -65,13 +54,29 @@ struct WindowResult {
 };
 
 // Runs one window: per-frame DDIM (eta = 0, Song et al. 2021 "DDIM", Eq. 12) or DDPM-like
-// (eta > 0) updates, each frame from its level at row m to its level at row m + 1, with
-// history guidance (DFoT, Song et al. 2025, Sec. 4) batched into one call per step.
-// Throws Error on inconsistent input.
+// (eta > 0) updates, each frame from its level at row m to its level at row m + 1. `denoise`
+// returns x0 estimates; settings.guidance wraps it with history_guidance() (guidance.h), so
+// a guided step is still one batched call. Throws Error on inconsistent input.
 WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedule,
-                           Objective objective, const WindowInput& input,
-                           const SamplerSettings& settings, at::Generator& generator,
-                           const WindowCallbacks& callbacks = {});
+                           const WindowInput& input, const SamplerSettings& settings,
+                           at::Generator& generator, const WindowCallbacks& callbacks = {});
+
+// One frame's DDIM update from level `from` to level `to` (Song et al. 2021, Eq. 12), written
+// on (x, x0): x_to = c_x x + c_x0 x0 + sigma z, with eps recomputed from the (clipped) x0 as
+// diffusers' DDIMScheduler does. A frame that does not move (to >= from) keeps x.
+struct DdimStep {
+  double c_x = 1.0;
+  double c_x0 = 0.0;
+  double sigma = 0.0;  // standard deviation of the fresh noise z (0 for DDIM)
+};
+DdimStep ddim_step(const NoiseSchedule& schedule, double from, double to, double eta);
+
+// The level each frame is fed to the model at in row m: known frames at their stabilisation
+// level, generated frames already final at settings.stabilization_generated (like frames
+// generated in earlier windows), the rest at their matrix level M[m, t] / S.
+std::vector<double> fed_levels(const SchedulingMatrix& matrix, int row,
+                               const std::vector<FrameRole>& roles, const std::vector<bool>& final,
+                               const SamplerSettings& settings);
 
 // Validates sampler settings (eta, stabilisation levels, guidance) with messages; throws Error.
 void validate_sampler_settings(const SamplerSettings& settings);

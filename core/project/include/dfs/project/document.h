@@ -123,6 +123,7 @@ struct GenerationSettings {
   diffusion::RolloutSettings rollout;  // schedule, steps, eta, stabilisation, guidance,
                                        // context, horizon, seed
   bool seed_locked = true;             // false: the Studio draws a new seed before each run
+  friend bool operator==(const GenerationSettings&, const GenerationSettings&) = default;
 };
 
 // [SECTION] Export settings -----------------------------------------------------------------
@@ -187,11 +188,10 @@ struct Project {
   GenerationSettings generation;
   ExportSettings export_settings;
   Results results;
+  // Every field, so that a field added later can never be silently left out of "changed?"
+  // (Document::edit records an undo step only when the project compares unequal).
+  friend bool operator==(const Project&, const Project&) = default;
 };
-bool operator==(const Project& a, const Project& b);
-inline bool operator!=(const Project& a, const Project& b) {
-  return !(a == b);
-}
 
 // Every problem of `p`, one message each, naming the field ("timeline.noise[12] must be in
 // [0, 1] (got 1.5)"); empty when valid. `max_frames` > 0 also checks context + horizon

@@ -1,0 +1,63 @@
+// dfs/diffusion/model_impl.h — what the engine holds behind a Model handle (torch;
+// engine-internal).
+//
+// Only code that links the engine's torch interface (the engine itself, the trainer, the
+// core CLI commands and tests) can include this: the project layer and the Studio see Model
+// through api.h alone, and the layering check in CTest keeps torch out of them.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+#include "dfs/diffusion/api.h"
+#include "dfs/diffusion/autoencoder.h"
+#include "dfs/diffusion/denoise.h"
+#include "dfs/diffusion/denoiser.h"
+#include "dfs/diffusion/model.h"
+#include "dfs/diffusion/noise.h"
+
+namespace dfs::diffusion {
+
+// What the engine holds behind a dfs::diffusion::Model handle.
+struct Model::Impl {
+  ModelConfig config;
+  Denoiser net{nullptr};
+  Autoencoder ae{nullptr};  // latent models only: frames <-> latents (float32, on `device`)
+  NoiseSchedule schedule;
+  torch::Device device{torch::kCPU};
+  torch::ScalarType dtype = torch::kFloat32;  // weights' dtype on the device (bf16 on CUDA)
+  double x0_clamp = 1.0;  // the sampler clamps x0 estimates to [-x0_clamp, x0_clamp]
+  ModelInfo info;
+};
+
+// The engine-internal state of a model handle (never null for a loaded or random model).
+inline Model::Impl& model_impl(const Model& model) {
+  return *model.impl_;
+}
+
+// Parses "auto" (CUDA if available), "cpu", "cuda", "cuda:N". Throws Error.
+torch::Device parse_device(const std::string& device);
+
+// The sampler's view of a model: runs the network under InferenceMode on its device and
+// returns x0 estimates (the objective applied, denoise.h). With
+// kv_cache and a causal model, the leading known frames of a window (identical across the
+// window's steps) are computed once and cached; call reset() between windows.
+class ModelDenoiser {
+ public:
+  ModelDenoiser(Model::Impl& model, bool kv_cache);
+  DenoiseFn fn();  // x0 estimates; valid while this object lives
+  void reset();    // forget the cached history (new window)
+  int forwards() const { return forwards_; }
+
+ private:
+  torch::Tensor call(const DenoiseCall& call);
+  Model::Impl& model_;
+  bool kv_cache_;
+  KVCache cache_;
+  int cached_prefix_ = -1;
+  int64_t cached_batch_ = -1;
+  int forwards_ = 0;
+};
+
+}  // namespace dfs::diffusion

@@ -1,0 +1,67 @@
+// ModelDenoiser: the sampler's view of a model, with its KV cache (model_impl.h).
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+
+#include "dfs/diffusion/denoise.h"
+#include "dfs/diffusion/model_impl.h"
+
+namespace dfs::diffusion {
+
+ModelDenoiser::ModelDenoiser(Model::Impl& model, bool kv_cache)
+    : model_(model), kv_cache_(kv_cache && model.config.causal) {}
+
+DenoiseFn ModelDenoiser::fn() {
+  // The model wrapper applies the objective: the sampler sees x0 estimates only.
+  return x0_denoiser([this](const DenoiseCall& c) { return call(c); }, model_.schedule,
+                     model_.config.objective);
+}
+
+void ModelDenoiser::reset() {
+  cache_.clear();
+  cached_prefix_ = -1;
+  cached_batch_ = -1;
+}
+
+torch::Tensor ModelDenoiser::call(const DenoiseCall& c) {
+  torch::InferenceMode inference;
+  auto& net = model_.net;
+  const int64_t frames = c.x.size(1);
+  ++forwards_;
+  // A causal model's outputs for frames < n do not depend on frames >= n: skip the frames
+  // after the last one whose prediction is used (pyramid rows leave many waiting at noise).
+  int64_t used = frames;
+  if (model_.config.causal && c.needed_frames > 0 && c.needed_frames < frames)
+    used = c.needed_frames;
+  const auto positions =
+      c.positions.defined() ? c.positions : torch::arange(frames, torch::kFloat32);
+  const auto x = c.x.slice(1, 0, used);
+  const auto levels = c.levels.slice(1, 0, used);
+  const int prefix = c.known_prefix;
+  torch::Tensor head;  // predictions for frames [first, used)
+  int64_t first = 0;
+  if (!kv_cache_ || prefix <= 0 || prefix >= used) {
+    head = net->forward(x, levels, positions.slice(0, 0, used));
+  } else {
+    if (cached_prefix_ != prefix || cached_batch_ != c.x.size(0)) {
+      // First call of this window: compute the known history once (its prediction is unused).
+      cache_.clear();
+      net->forward_cached(x.slice(1, 0, prefix), levels.slice(1, 0, prefix),
+                          positions.slice(0, 0, prefix), cache_, /*append=*/true);
+      cached_prefix_ = prefix;
+      cached_batch_ = c.x.size(0);
+    }
+    head = net->forward_cached(x.slice(1, prefix), levels.slice(1, prefix),
+                               positions.slice(0, prefix, used), cache_, /*append=*/false);
+    first = prefix;
+  }
+  if (first == 0 && used == frames) return head.to(torch::kCPU);
+  // Predictions nobody uses (cached history, skipped future) are zeros: the shape stays.
+  auto out = torch::zeros(c.x.sizes(), torch::kFloat32);
+  out.slice(1, first, used).copy_(head.to(torch::kCPU));
+  return out;
+}
+
+}  // namespace dfs::diffusion
