@@ -52,9 +52,14 @@ if(DFS_WITH_MEDIA)
   target_compile_options(dfs_media PRIVATE ${DFS_FUZZ_INSTRUMENT})
   dfs_fuzz_target(fuzz_probe_decode ${dfs_src}/media/fuzz/fuzz_probe_decode.cpp LIBS dfs_media)
   dfs_fuzz_target(fuzz_metadata ${dfs_src}/media/fuzz/fuzz_metadata.cpp LIBS dfs_media)
-  # The project reader is document.cpp plus the enum names of schedule.cpp (torch-free).
+  # The project reader is the Project value's sources (all but the generation_*.cpp and
+  # model_lookup.cpp, which need dfs_media and the engine) plus the enum names of schedule.cpp
+  # (torch-free).
+  set(dfs_project_value_sources document.cpp json_io.cpp setting_names.cpp timeline.cpp
+      validation.cpp)
+  list(TRANSFORM dfs_project_value_sources PREPEND ${dfs_src}/project/src/)
   dfs_fuzz_target(fuzz_project ${dfs_src}/project/fuzz/fuzz_project.cpp
-    SOURCES ${dfs_src}/project/src/document.cpp ${dfs_src}/diffusion/src/schedule.cpp
+    SOURCES ${dfs_project_value_sources} ${dfs_src}/diffusion/src/schedule.cpp
     LIBS dfs_frame nlohmann_json::nlohmann_json)
   target_include_directories(fuzz_project PRIVATE ${dfs_src}/project/include
                              ${dfs_src}/project/src ${dfs_diffusion_inc})

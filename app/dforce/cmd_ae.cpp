@@ -179,7 +179,7 @@ train::VideoDataset eval_data(const std::string& path, int width, int height) {
     dfs::media::DecoderOptions options;
     options.width = width;
     options.height = height;
-    options.fit = dfs::media::FitMode::kCrop;
+    options.fit = dfs::media::FitMode::Crop;
     if (fs::is_directory(path)) {
       throw Error(
           "give a video file or a dataset (.safetensors); for a folder of frames, pack it "

@@ -247,12 +247,7 @@ bool apply_overrides(const GenerationOptions& o, dp::Project& p) {
 void probe_clip(dp::ClipRef& clip) {
   const dfs::media::ProbeInfo info = dfs::media::probe(clip.path);
   if (info.frame_count <= 0) throw std::runtime_error("'" + clip.path + "' has no video frames");
-  clip.width = info.display_width > 0 ? info.display_width : info.width;
-  clip.height = info.display_height > 0 ? info.display_height : info.height;
-  clip.fps = info.fps;
-  clip.frame_count = static_cast<int>(info.frame_count);
-  clip.duration_s = info.duration;
-  clip.codec = info.codec;
+  dp::set_clip_probe(clip, info);
 }
 
 // A path from a settings file: as given if it exists from here, else relative to `base`.
@@ -328,14 +323,6 @@ class ProgressLine {
 
 // [SECTION] Running -----------------------------------------------------------------------------
 
-std::atomic<bool> g_cancel{false};
-static_assert(std::atomic<bool>::is_always_lock_free, "the SIGINT handler needs a lock-free flag");
-
-void cancel_on_sigint(int) {  // a plain function: extern "C" names would clash across command files
-  g_cancel.store(true);
-  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
-}
-
 // Loads the model, runs the job into the export, prints the summary. `base` resolves relative
 // paths of a settings file.
 void run_generation(dp::Project project, const GenerationOptions& o, bool window_given) {
@@ -380,18 +367,17 @@ void run_generation(dp::Project project, const GenerationOptions& o, bool window
         info.name.c_str(), info.width, info.height, info.max_frames, info.device.c_str(),
         job.frames_to_generate(), job.windows().size(), job.windows().size() == 1 ? "" : "s");
 
-  g_cancel.store(false);
-  auto previous = std::signal(SIGINT, cancel_on_sigint);
   dp::GenerationResult result;
-  try {
-    result = job.run(
-        sink, [&](const dp::GenerationProgress& p) { line.update(p); }, &g_cancel);
-  } catch (...) {
-    std::signal(SIGINT, previous);
-    line.end();
-    throw;
+  {
+    SigintGuard guard;
+    try {
+      result = job.run(
+          sink, [&](const dp::GenerationProgress& p) { line.update(p); }, &g_stop);
+    } catch (...) {
+      line.end();
+      throw;
+    }
   }
-  std::signal(SIGINT, previous);
   line.end();
 
   const auto& e = project.export_settings;

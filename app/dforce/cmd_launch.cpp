@@ -60,7 +60,8 @@ std::string describe_status(int status) {
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
     const char* name = sigdescr_np(sig);
-    return "was killed by signal " + std::to_string(sig) + (name ? std::string(" (") + name + ")" : "");
+    return "was killed by signal " + std::to_string(sig) +
+           (name ? std::string(" (") + name + ")" : "");
   }
   return "ended (status " + std::to_string(status) + ")";
 }
@@ -78,7 +79,8 @@ int launch_ranks(int n, int port, const std::vector<std::string>& args, double g
   struct sigaction sa {};
   sa.sa_handler = on_launch_signal;
   sigemptyset(&sa.sa_mask);
-  struct sigaction old_int {}, old_term {};
+  struct sigaction old_int {
+  }, old_term{};
   sigaction(SIGINT, &sa, &old_int);
   sigaction(SIGTERM, &sa, &old_term);
   g_launch_signal.store(0);
@@ -156,8 +158,8 @@ int launch_ranks(int n, int port, const std::vector<std::string>& args, double g
       for (int k = 0; k < n; ++k)
         if (!done[static_cast<size_t>(k)]) kill(pids[static_cast<size_t>(k)], to_send);
     }
-    if (failed >= 0 && std::chrono::duration<double>(clock::now() - stop_sent).count() >
-                           grace_seconds) {
+    if (failed >= 0 &&
+        std::chrono::duration<double>(clock::now() - stop_sent).count() > grace_seconds) {
       for (int k = 0; k < n; ++k)
         if (!done[static_cast<size_t>(k)]) kill(pids[static_cast<size_t>(k)], SIGKILL);
       stop_sent = clock::now() + std::chrono::hours(24);

@@ -243,7 +243,7 @@ void run_bench(const BenchOptions& o) {
     dm::DecoderOptions options;
     options.width = w;
     options.height = h;
-    options.fit = dm::FitMode::kStretch;  // what `-vf scale=W:H` does
+    options.fit = dm::FitMode::Stretch;  // what `-vf scale=W:H` does
     options.cache_frames = 0;
     options.threads = o.threads;
     auto decoder = dm::open_decoder(o.clip, options);

@@ -1,12 +1,11 @@
-// dforce dataset pack|synth|info, train, learn, eval, train-bench — the training family.
+// dforce train, learn, eval, train-bench — the training family (datasets: cmd_dataset.cpp).
 //
-// Thin wiring over dfs::diffusion::train (datasets, trainer, evaluation). Decoding clips for
-// `dataset pack` and `learn` needs dfs_media, so those two exist only in the full build
-// (DFS_WITH_MEDIA); everything else also runs in the core-only build on a GPU machine.
+// Thin wiring over dfs::diffusion::train (datasets, trainer, evaluation). Decoding a clip for
+// `learn` needs dfs_media, so it exists only in the full build (DFS_WITH_MEDIA); everything
+// else also runs in the core-only build on a GPU machine.
 //
 // Index
-//   [SECTION] Helpers (sizes, signals, progress line, PNG, peak memory)
-//   [SECTION] dataset pack / synth / info
+//   [SECTION] Helpers (contact sheet, process group, the training job)
 //   [SECTION] train
 //   [SECTION] learn
 //   [SECTION] eval
@@ -36,6 +35,7 @@
 #include "dfs/diffusion/train/dataset.h"
 #include "dfs/diffusion/train/distributed.h"
 #include "dfs/diffusion/train/eval.h"
+#include "dfs/diffusion/train/train_job.h"
 #include "dfs/diffusion/train/trainer.h"
 #include "dfs/diffusion/weights.h"
 #include "train_cli.h"
@@ -53,68 +53,13 @@ namespace train = dfs::diffusion::train;
 using dfs::diffusion::Error;
 namespace fs = std::filesystem;
 
-// [SECTION] Helpers (sizes, signals, progress line, PNG, peak memory) ---------------------
+// [SECTION] Helpers (contact sheet, process group, the training job) -------------------------
 
 namespace {
 
-// A PNG without compression (stored deflate blocks): enough for the contact sheet in the
-// core-only build, which has no image encoder. PNG spec (ISO/IEC 15948) Sec. 5 and 10, zlib
-// RFC 1950 (Adler-32), deflate RFC 1951 Sec. 3.2.4 (stored blocks).
-[[maybe_unused]] void write_png_stored(const std::string& path, const dfs::Frame& frame) {
-  auto crc32 = [](const std::vector<uint8_t>& d, size_t from) {
-    uint32_t c = 0xffffffffu;
-    for (size_t i = from; i < d.size(); ++i) {
-      c ^= d[i];
-      for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
-    }
-    return c ^ 0xffffffffu;
-  };
-  auto be32 = [](std::vector<uint8_t>& d, uint32_t v) {
-    for (int s = 24; s >= 0; s -= 8) d.push_back(static_cast<uint8_t>(v >> s));
-  };
-  std::vector<uint8_t> out = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  auto chunk = [&](const char* type, const std::vector<uint8_t>& body) {
-    be32(out, static_cast<uint32_t>(body.size()));
-    const size_t start = out.size();
-    out.insert(out.end(), type, type + 4);
-    out.insert(out.end(), body.begin(), body.end());
-    be32(out, crc32(out, start));
-  };
-  std::vector<uint8_t> ihdr;
-  be32(ihdr, static_cast<uint32_t>(frame.width));
-  be32(ihdr, static_cast<uint32_t>(frame.height));
-  ihdr.insert(ihdr.end(), {8, 2, 0, 0, 0});  // 8-bit RGB, no interlace
-  chunk("IHDR", ihdr);
-  std::vector<uint8_t> raw;
-  for (int y = 0; y < frame.height; ++y) {
-    raw.push_back(0);  // filter: none
-    raw.insert(raw.end(), frame.row(y), frame.row(y) + frame.stride());
-  }
-  std::vector<uint8_t> z = {0x78, 0x01};
-  uint32_t a = 1, b = 0;
-  for (uint8_t v : raw) {
-    a = (a + v) % 65521u;
-    b = (b + a) % 65521u;
-  }
-  for (size_t pos = 0; pos < raw.size() || pos == 0; pos += 65535) {
-    const size_t n = std::min<size_t>(65535, raw.size() - pos);
-    z.push_back(pos + n >= raw.size() ? 1 : 0);
-    z.push_back(static_cast<uint8_t>(n & 0xff));
-    z.push_back(static_cast<uint8_t>(n >> 8));
-    z.push_back(static_cast<uint8_t>(~n & 0xff));
-    z.push_back(static_cast<uint8_t>((~n >> 8) & 0xff));
-    z.insert(z.end(), raw.begin() + static_cast<std::ptrdiff_t>(pos),
-             raw.begin() + static_cast<std::ptrdiff_t>(pos + n));
-    if (raw.empty()) break;
-  }
-  be32(z, (b << 16) | a);
-  chunk("IDAT", z);
-  chunk("IEND", {});
-  std::ofstream f(path, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(out.data()), static_cast<std::streamsize>(out.size()));
-  if (!f) throw Error("cannot write '" + path + "'");
-}
-
+// Images go through the media library. The core-only build (a GPU box with LibTorch alone)
+// has none, so there the sheet is a binary PPM beside the requested name: raw RGB behind a
+// text header, which every image viewer and converter reads.
 void write_sheet(const std::string& path, const dfs::Frame& sheet) {
 #ifdef DFS_WITH_MEDIA
   try {
@@ -123,83 +68,23 @@ void write_sheet(const std::string& path, const dfs::Frame& sheet) {
     throw Error(e.what());
   }
 #else
-  write_png_stored(path, sheet);
+  const std::string ppm = fs::path(path).replace_extension(".ppm").string();
+  std::ofstream f(ppm, std::ios::binary);
+  f << "P6\n" << sheet.width << " " << sheet.height << "\n255\n";
+  for (int y = 0; y < sheet.height; ++y)
+    f.write(reinterpret_cast<const char*>(sheet.row(y)),
+            static_cast<std::streamsize>(sheet.width) * 3);
+  if (!f) throw Error("cannot write '" + ppm + "'");
+  if (ppm != path)
+    std::printf("core-only build (no image encoder): wrote the sheet as %s\n", ppm.c_str());
 #endif
 }
 
 // Everything `train` and `learn` share: build the trainer, run the loop, export.
-struct TrainJob {
-  std::string data_path;
-  std::string recipe = "demo";
-  std::string output;
-  std::string checkpoint;   // empty = default next to the output
-  std::string from;         // initial weights (fine-tuning)
-  std::string autoencoder;  // latent recipes: the autoencoder file (`dforce ae train`)
-  std::string device = "auto";
-  double minutes = 0;
-  int64_t steps = 0;
-  int64_t schedule_steps = 0;  // cosine horizon; 0 = --steps (or the checkpoint's on resume)
-  double checkpoint_minutes = 5;
-  bool resume = false;
-  // Overrides of the recipe (< 0 / 0 = keep).
-  int batch = 0;
-  double lr = 0;
-  int64_t seed = -1;
-  int clip_frames = 0;
-  int warmup = -1;
-  std::vector<std::string> model_overrides;  // key=value on the model config JSON
-  std::vector<std::string> train_overrides;  // key=value on the training settings JSON
-  std::string command;                       // for the provenance
-  // Data-parallel runs (under a launcher: torchrun's variables).
-  std::string dist_backend = "auto";
-  double dist_timeout = 300;
-};
-
-struct JobOutcome {
-  train::TrainLoopResult loop;
-  int64_t steps = 0;
-  int64_t parameters = 0;
-  double seconds_total = 0;
-  std::string checkpoint;
-};
-
-// Applies "key=value" pairs to a JSON object; value is parsed as JSON (numbers, true/false),
-// else taken as a string. Unknown keys are refused so a typo does not pass silently.
-nlohmann::json apply_overrides(nlohmann::json j, const std::vector<std::string>& pairs,
-                               const char* what) {
-  for (const auto& kv : pairs) {
-    const auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw Error(std::string(what) + " override must be key=value, got '" + kv + "'");
-    const auto key = kv.substr(0, eq), text = kv.substr(eq + 1);
-    if (!j.contains(key))
-      throw Error(std::string("unknown ") + what + " key '" + key + "' (known: " + [&] {
-        std::string keys;
-        for (auto it = j.begin(); it != j.end(); ++it)
-          keys += (keys.empty() ? "" : ", ") + it.key();
-        return keys;
-      }() + ")");
-    auto value = nlohmann::json::parse(text, nullptr, false);
-    j[key] = value.is_discarded() ? nlohmann::json(text) : value;
-  }
-  return j;
-}
-
-// Where a latent model's autoencoder came from: its file name and the provenance that file
-// recorded (`dforce ae train`), or null for pixel models and autoencoders brought by --from.
-nlohmann::json autoencoder_provenance(const TrainJob& job) {
-  if (job.autoencoder.empty()) return nullptr;
-  nlohmann::json out = {{"file", fs::path(job.autoencoder).filename().string()}};
-  const auto file = dfs::diffusion::load_safetensors(job.autoencoder);
-  if (const auto it = file.metadata.find("provenance"); it != file.metadata.end()) {
-    auto p = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
-    out["provenance"] = p.is_discarded() ? nlohmann::json(it->second) : p;
-  }
-  return out;
-}
-
 // The process group of a run started by a launcher (null when this is the only process).
 // Ranks other than 0 stay quiet: rank 0 alone writes logs, checkpoints and the model.
+using train::TrainJob;
+
 std::shared_ptr<train::Distributed> join_process_group(const TrainJob& job) {
   const auto env = train::read_dist_env();
   if (!env.launched || env.world_size == 1) return nullptr;
@@ -222,616 +107,21 @@ std::shared_ptr<train::Distributed> join_process_group(const TrainJob& job) {
   return dist;
 }
 
-JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data_in,
-                   std::shared_ptr<train::Distributed> dist) {
-  if (job.minutes <= 0 && job.steps <= 0)
-    throw Error("give --minutes or --steps (how long to train)");
-  const bool writer = !dist || dist->is_writer();
-  auto recipe = train::train_recipe(job.recipe);
-  const std::string ckpt =
-      job.checkpoint.empty() ? default_checkpoint_path(job.output) : job.checkpoint;
-  dfs::diffusion::Autoencoder ae{nullptr};
-  if (!job.from.empty()) {
-    const auto from = dfs::diffusion::load_denoiser(job.from);
-    const auto name = recipe.model.name;
-    recipe.model = from.config;  // fine-tuning keeps the architecture of the starting model
-    recipe.model.name = name;
-    ae = from.ae;  // and a latent model keeps its autoencoder
-  }
-  if (!job.autoencoder.empty()) {
-    if (ae)
-      throw Error(
-          "--from names a latent model, which brings its own autoencoder: drop --autoencoder");
-    ae = dfs::diffusion::load_autoencoder(job.autoencoder);
-  }
-  // A latent model trains on the dataset's frames encoded by its autoencoder (the dataset
-  // struct shares its tensors, so this copy is cheap).
-  train::VideoDataset data = data_in;
-  if (recipe.model.channels != 3 || ae) {
-    if (!ae)
-      throw Error("recipe '" + job.recipe +
-                  "' runs on latents: give --autoencoder FILE (from `dforce ae train`)");
-    if (!ae->config().normalised())
-      throw Error("the autoencoder has no latent statistics: use the file `dforce ae train` wrote");
-    if (ae->config().latent_channels != recipe.model.channels)
-      throw Error("the autoencoder makes " + std::to_string(ae->config().latent_channels) +
-                  " latent channels but the model takes " + std::to_string(recipe.model.channels));
-    if (data.width() != recipe.model.width * dfs::diffusion::kLatentFactor ||
-        data.height() != recipe.model.height * dfs::diffusion::kLatentFactor)
-      throw Error("the dataset is " + std::to_string(data.width()) + "x" +
-                  std::to_string(data.height()) + " but this latent model generates " +
-                  std::to_string(recipe.model.width * dfs::diffusion::kLatentFactor) + "x" +
-                  std::to_string(recipe.model.height * dfs::diffusion::kLatentFactor) +
-                  " frames (pack or build the data at that size)");
-    fs::path cache(job.output);
-    cache.replace_extension("");
-    // Rank 0 encodes and writes the cache; the others then read it (no two writers).
-    if (!writer) dist->wait_for("latents", 24 * 3600.0);
-    train::encode_dataset(data, ae, cache.string() + ".latents.safetensors",
-                          [](const std::string& line) {
-                            std::printf("%s\n", line.c_str());
-                            std::fflush(stdout);
-                          });
-    if (writer && dist) dist->signal("latents");
-  }
-  auto& s = recipe.train;
-  if (job.batch > 0) s.batch_size = job.batch;
-  if (job.lr > 0) s.learning_rate = job.lr;
-  if (job.seed >= 0) s.seed = static_cast<uint64_t>(job.seed);
-  if (job.clip_frames > 0) s.clip_frames = job.clip_frames;
-  if (job.warmup >= 0) s.warmup_steps = job.warmup;
-  if (job.schedule_steps > 0)
-    s.schedule_steps = job.schedule_steps;
-  else if (job.steps > 0)
-    s.schedule_steps = job.steps;
-  // Fields written only when they differ from their default are still overridable.
-  if (!job.model_overrides.empty()) {
-    auto base = recipe.model.to_json();
-    base["overlap"] = recipe.model.overlap;
-    recipe.model =
-        dfs::diffusion::ModelConfig::from_json(apply_overrides(base, job.model_overrides, "model"));
-  }
-  if (!job.train_overrides.empty()) {
-    auto base = s.to_json();
-    base["clip_balance"] = s.clip_balance;
-    s = train::TrainSettings::from_json(apply_overrides(base, job.train_overrides, "training"));
-  }
-
-  auto make = [&] {
-    auto t = std::make_unique<train::Trainer>(recipe.model, s, data, job.device);
-    if (!job.from.empty() && !job.resume) t->load_weights(job.from);
-    if (ae) t->set_autoencoder(ae);
-    return t;
-  };
-  std::unique_ptr<train::Trainer> trainer;
-  if (job.resume) {
-    if (!fs::exists(ckpt)) throw Error("--resume: no checkpoint at '" + ckpt + "'");
-    const auto info = train::read_checkpoint_info(ckpt);
-    if (info.model.name != recipe.model.name)
-      throw Error("refusing to resume: '" + ckpt + "' was trained with --config " +
-                  info.model.name + ", not --config " + recipe.model.name);
-    // The learning-rate horizon belongs to the run: it comes from the checkpoint unless
-    // --schedule-steps says otherwise (then a different value is refused as a mismatch).
-    if (job.schedule_steps <= 0) s.schedule_steps = info.train.schedule_steps;
-    trainer = make();
-    trainer->load_checkpoint(ckpt);
-    const int was = info.extra.is_object() ? info.extra.value("world_size", 1) : 1;
-    const int now = dist ? dist->world_size() : 1;
-    std::printf("resumed from %s at step %lld (%s trained so far)", ckpt.c_str(),
-                static_cast<long long>(trainer->step_count()),
-                format_duration(trainer->seconds()).c_str());
-    if (was != now)
-      std::printf("; written by %d process%s, continued by %d: the global batch of %d is the "
-                  "same, so the run goes on as it would have",
-                  was, was == 1 ? "" : "es", now, s.batch_size);
-    std::printf("\n");
-  } else {
-    trainer = make();
-    if (job.steps <= 0 && job.schedule_steps <= 0) {
-      // Time-limited run: fix the cosine horizon once from a measured step time; it is stored
-      // in the checkpoint, so a resumed run keeps the same schedule.
-      double sec = trainer->measure_step_seconds(2);
-      if (dist) sec = dist->max(sec) / dist->world_size();  // every rank fixes the same horizon
-      s.schedule_steps =
-          std::max<int64_t>(s.warmup_steps + 10, static_cast<int64_t>(job.minutes * 60 / sec));
-      trainer = make();
-    }
-  }
-  if (dist) trainer->set_distributed(dist);  // refuses mismatched ranks; rank 0's state wins
-  if (!job.from.empty() && !job.resume)
-    std::printf("starting from the weights of %s\n", job.from.c_str());
-  std::printf(
-      "model %s: %lld parameters, %dx%d, %d frames per clip, batch %d, device %s, %d threads\n",
-      recipe.model.name.c_str(), static_cast<long long>(trainer->parameter_count()),
-      recipe.model.width, recipe.model.height, trainer->clip_frames(), s.batch_size,
-      trainer->device().c_str(), dfs::diffusion::runtime_info().threads);
-  std::printf(
-      "data %s: %lld training frames in %zu clips; lr schedule over %lld steps; checkpoint %s\n",
-      job.data_path.c_str(), static_cast<long long>(data.train_frame_count()), data.clips.size(),
-      static_cast<long long>(s.schedule_steps), ckpt.c_str());
-  std::fflush(stdout);
-
-  train::TrainLoopOptions opt;
-  opt.max_steps = job.steps;
-  opt.max_seconds = job.minutes * 60;
-  opt.checkpoint_path = ckpt;
-  opt.checkpoint_every_seconds = job.checkpoint_minutes * 60;
-  opt.checkpoint_extra = {{"command", job.command},
-                          {"data", job.data_path},
-                          {"world_size", dist ? dist->world_size() : 1}};
-  opt.stop = &g_stop;
-  opt.distributed = dist;
+// Runs the job with its messages on stdout, the progress line, and Ctrl-C to stop it.
+train::JobOutcome run_job(const TrainJob& job, const train::VideoDataset& data,
+                          std::shared_ptr<train::Distributed> dist) {
   ProgressPrinter printer(job.steps);
-  opt.on_progress = [&](const train::TrainProgress& p) { printer(p); };
-  JobOutcome out;
-  {
-    SigintGuard guard;
-    out.loop = train::run_training(*trainer, opt);
-  }
+  train::TrainJobCallbacks callbacks;
+  callbacks.log = [&](const std::string& line) {
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  };
+  callbacks.on_progress = [&](const train::TrainProgress& p) { printer(p); };
+  callbacks.stop = &g_stop;
+  SigintGuard guard;
+  auto outcome = train::run_train_job(job, data, std::move(dist), callbacks);
   printer.finish();
-  out.steps = trainer->step_count();
-  out.parameters = trainer->parameter_count();
-  out.seconds_total = trainer->seconds();
-  out.checkpoint = ckpt;
-  if (out.loop.stopped)
-    std::printf("interrupted: checkpoint saved at step %lld\n", static_cast<long long>(out.steps));
-  if (dist)
-    std::printf("data-parallel: %lld gradient all-reduces, %.1f ms each on average\n",
-                static_cast<long long>(dist->allreduce_calls()),
-                1000.0 * dist->allreduce_seconds() / std::max<int64_t>(1, dist->allreduce_calls()));
-  if (!writer) return out;
-
-  const auto rt = dfs::diffusion::runtime_info();
-  nlohmann::json clips = nlohmann::json::array();
-  for (const auto& c : data.clips)
-    clips.push_back({{"name", c.name},
-                     {"source", c.source},
-                     {"train_frames", c.train_length},
-                     {"held_out_frames", c.held_out_length()}});
-  const nlohmann::json provenance = {{"trained_by", "dforce " + rt.version},
-                                     {"command", job.command},
-                                     {"recipe", job.recipe},
-                                     {"from", job.from},
-                                     {"data",
-                                      {{"file", fs::path(job.data_path).filename().string()},
-                                       {"fingerprint", data.fingerprint()},
-                                       {"clips", clips},
-                                       {"provenance", data.provenance}}},
-                                     {"autoencoder", autoencoder_provenance(job)},
-                                     {"train_settings", s.to_json()},
-                                     {"steps", out.steps},
-                                     {"clips_seen", out.steps * s.batch_size},
-                                     {"seconds", out.seconds_total},
-                                     {"final_loss_average", out.loop.final_loss_average},
-                                     {"samples_per_second", out.loop.samples_per_second},
-                                     {"device", trainer->device()},
-                                     {"world_size", dist ? dist->world_size() : 1},
-                                     {"dist_backend", dist ? dist->backend() : "none"},
-                                     {"threads", rt.threads},
-                                     {"torch", rt.torch_version},
-                                     {"blas", rt.blas},
-                                     {"date", now_utc()}};
-  trainer->export_model(job.output, provenance);
-  std::printf("wrote %s (EMA weights, step %lld, %s of training, %.2f samples/s this run)\n",
-              job.output.c_str(), static_cast<long long>(out.steps),
-              format_duration(out.seconds_total).c_str(), out.loop.samples_per_second);
-  return out;
-}
-
-void print_dataset(const train::VideoDataset& ds, const std::string& path) {
-  std::printf("%s: %dx%d, %lld frames (%lld training, %lld held out), %zu clips\n", path.c_str(),
-              ds.width(), ds.height(), static_cast<long long>(ds.frame_count()),
-              static_cast<long long>(ds.train_frame_count()),
-              static_cast<long long>(ds.held_out_frame_count()), ds.clips.size());
-  for (const auto& c : ds.clips)
-    std::printf("  %-16s %5lld frames  train %5lld  held out %4lld  %s\n", c.name.c_str(),
-                static_cast<long long>(c.length), static_cast<long long>(c.train_length),
-                static_cast<long long>(c.held_out_length()), c.source.c_str());
-}
-
-// [SECTION] dataset pack / synth / info ----------------------------------------------------
-
-#ifdef DFS_WITH_MEDIA
-bool is_image(const fs::path& p) {
-  auto e = p.extension().string();
-  std::transform(e.begin(), e.end(), e.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp" || e == ".pgm" || e == ".ppm" ||
-         e == ".webp";
-}
-
-// Decodes one clip (a video file, or a folder of images in name order) at width x height.
-torch::Tensor decode_clip(const fs::path& input, int width, int height, dfs::media::FitMode fit,
-                          int64_t max_frames, std::string& note) {
-  std::vector<dfs::Frame> frames;
-  try {
-    if (fs::is_directory(input)) {
-      std::vector<fs::path> images;
-      for (const auto& e : fs::directory_iterator(input))
-        if (e.is_regular_file() && is_image(e.path())) images.push_back(e.path());
-      std::sort(images.begin(), images.end());
-      if (images.empty())
-        throw Error("folder '" + input.string() +
-                    "' holds no images (png, jpg, bmp, pgm, ppm, webp)");
-      for (const auto& p : images) {
-        if (max_frames > 0 && static_cast<int64_t>(frames.size()) >= max_frames) break;
-        frames.push_back(
-            dfs::media::resize(dfs::media::read_image(p.string()), width, height, fit));
-      }
-    } else {
-      dfs::media::DecoderOptions options;
-      options.width = width;
-      options.height = height;
-      options.fit = fit;
-      auto decoder = dfs::media::open_decoder(input.string(), options);
-      while (auto f = decoder->read()) {
-        frames.push_back(std::move(f->image));
-        if (max_frames > 0 && static_cast<int64_t>(frames.size()) >= max_frames) break;
-      }
-      const auto report = decoder->report();
-      if (report.damaged())
-        note = "damaged: " + std::to_string(report.packets_failed) + " packets failed, " +
-               std::to_string(report.frames_missing) + " frames missing";
-    }
-  } catch (const dfs::media::Error& e) {
-    throw Error(e.what());
-  }
-  if (frames.size() < 2) throw Error("'" + input.string() + "' gave fewer than 2 frames");
-  auto t = torch::empty({static_cast<int64_t>(frames.size()), height, width, 3}, torch::kUInt8);
-  for (size_t i = 0; i < frames.size(); ++i)
-    std::memcpy(t[static_cast<int64_t>(i)].data_ptr<uint8_t>(), frames[i].rgb.data(),
-                frames[i].byte_size());
-  return t;
-}
-
-std::vector<fs::path> expand_inputs(const std::vector<std::string>& inputs) {
-  std::vector<fs::path> out;
-  for (const auto& in : inputs) {
-    const fs::path p(in);
-    if (!fs::exists(p)) throw Error("'" + in + "' does not exist");
-    if (fs::is_directory(p)) {
-      bool images = false;
-      std::vector<fs::path> videos;
-      for (const auto& e : fs::directory_iterator(p)) {
-        if (!e.is_regular_file()) continue;
-        if (is_image(e.path()))
-          images = true;
-        else
-          videos.push_back(e.path());
-      }
-      if (images) {
-        out.push_back(p);  // a folder of frames is one clip
-      } else {
-        std::sort(videos.begin(), videos.end());
-        out.insert(out.end(), videos.begin(), videos.end());
-      }
-    } else {
-      out.push_back(p);
-    }
-  }
-  if (out.empty()) throw Error("no clips to pack");
-  return out;
-}
-
-train::VideoDataset pack_clips(const std::vector<std::string>& inputs, int width, int height,
-                               const std::string& fit_name, double held_out, int64_t max_frames,
-                               const std::string& command, bool skip_bad) {
-  dfs::media::FitMode fit;
-  try {
-    fit = dfs::media::parse_fit_mode(fit_name.c_str());
-  } catch (const std::exception&) {
-    throw Error("--fit must be letterbox or crop, got '" + fit_name + "'");
-  }
-  train::VideoDataset ds;
-  nlohmann::json sources = nlohmann::json::array();
-  for (const auto& path : expand_inputs(inputs)) {
-    std::string note;
-    torch::Tensor frames;
-    try {
-      frames = decode_clip(path, width, height, fit, max_frames, note);
-    } catch (const Error& e) {
-      if (!skip_bad) throw;
-      std::printf("skipping %s: %s\n", path.string().c_str(), e.what());
-      continue;
-    }
-    std::string name = path.stem().string();
-    for (int k = 2; std::any_of(ds.clips.begin(), ds.clips.end(),
-                                [&](const auto& c) { return c.name == name; });
-         ++k)
-      name = path.stem().string() + "_" + std::to_string(k);
-    train::append_clip(ds, name, path.filename().string(), frames, held_out);
-    std::printf("  %-16s %5lld frames%s%s\n", name.c_str(), static_cast<long long>(frames.size(0)),
-                note.empty() ? "" : "  ", note.c_str());
-    sources.push_back({{"name", name},
-                       {"file", path.filename().string()},
-                       {"frames", frames.size(0)},
-                       {"note", note}});
-  }
-  if (ds.clips.empty()) throw Error("no clip could be decoded");
-  ds.provenance = {{"made_by", "dforce dataset pack"},
-                   {"command", command},
-                   {"size", {width, height}},
-                   {"fit", fit_name},
-                   {"held_out_fraction", held_out},
-                   {"split", "by time: last part of each clip"},
-                   {"sources", sources},
-                   {"date", now_utc()}};
-  return ds;
-}
-
-// [SECTION] dataset build: the broad training set from Debian's packages -----------------------
-
-// The real footage and still photographs Debian ships (DESIGN.md "Data"), at fixed paths so that
-// the same packages give the same dataset. `unseen` clips are held out whole.
-struct BuildSource {
-  std::string name;
-  std::string path;  // video file, or folder of frames
-  bool unseen = false;
-};
-
-struct BuildOptions {
-  std::string opencv_data = "/usr/share/doc/opencv-doc/examples/data";
-  std::string visp_data = "/usr/share/visp-images-data/ViSP-images";
-  std::vector<std::string> still_dirs = {"/usr/share/wallpapers", "/usr/share/backgrounds"};
-  std::vector<std::string> unseen = {"tree", "visp_mbt_cube"};
-  int width = 256, height = 192;
-  train::MotionSettings motion;
-};
-
-std::vector<BuildSource> build_sources(const BuildOptions& o) {
-  const fs::path cv(o.opencv_data), vp(o.visp_data);
-  std::vector<BuildSource> s = {
-      {"vtest", (cv / "vtest.avi").string()},
-      {"Megamind", (cv / "Megamind.avi").string()},
-      {"tree", (cv / "tree.avi").string()},
-      {"visp_mire2", (vp / "mire-2").string()},
-      {"visp_cube", (vp / "cube").string()},
-      {"visp_mbt_cube", (vp / "mbt" / "cube").string()},
-      {"visp_castle", (vp / "mbt-depth" / "Castle-simu" / "Images").string()},
-      {"visp_ellipse", (vp / "ellipse-1").string()},
-      {"visp_line", (vp / "line").string()},
-  };
-  for (auto& src : s)
-    src.unseen = std::find(o.unseen.begin(), o.unseen.end(), src.name) != o.unseen.end();
-  return s;
-}
-
-// Still photographs: opencv-doc's sample pictures, ViSP's photographs, and every landscape
-// picture under the wallpaper folders, in path order. Small pictures (< 200 px a side) skipped.
-std::vector<fs::path> still_paths(const BuildOptions& o) {
-  std::vector<fs::path> out;
-  auto add_dir = [&](const fs::path& dir, bool recursive) {
-    if (!fs::is_directory(dir)) return;
-    std::vector<fs::path> found;
-    if (recursive) {
-      for (const auto& e : fs::recursive_directory_iterator(dir))
-        if (e.is_regular_file() && is_image(e.path())) found.push_back(e.path());
-    } else {
-      for (const auto& e : fs::directory_iterator(dir))
-        if (e.is_regular_file() && is_image(e.path())) found.push_back(e.path());
-    }
-    std::sort(found.begin(), found.end());
-    for (auto& f : found)
-      if (f.string().find("screenshot") == std::string::npos) out.push_back(f);
-  };
-  add_dir(o.opencv_data, false);
-  const fs::path vp(o.visp_data);
-  for (const auto* f : {"Klimt/Klimt.ppm", "mbt-depth/castel/chateau.ppm",
-                        "Solvay/Solvay_conference_1927_Version2_640x440.jpg"})
-    if (fs::exists(vp / f)) out.push_back(vp / f);
-  for (const auto& d : o.still_dirs) add_dir(d, true);
-  return out;
-}
-
-torch::Tensor frame_to_hwc(const dfs::Frame& f) {
-  auto t = torch::empty({f.height, f.width, 3}, torch::kUInt8);
-  std::memcpy(t.data_ptr<uint8_t>(), f.rgb.data(), f.byte_size());
-  return t;
-}
-
-train::VideoDataset build_dataset(const BuildOptions& o, const std::string& command) {
-  train::VideoDataset ds;
-  nlohmann::json sources = nlohmann::json::array();
-  std::printf("real footage at %dx%d (crop to fill):\n", o.width, o.height);
-  for (const auto& src : build_sources(o)) {
-    if (!fs::exists(src.path))
-      throw Error("'" + src.path +
-                  "' is missing: install the data packages with "
-                  "packaging/install-deps.sh --data (opencv-doc, visp-images-data)");
-    std::string note;
-    const auto frames =
-        decode_clip(src.path, o.width, o.height, dfs::media::FitMode::kCrop, 0, note);
-    train::append_clip(ds, src.name, fs::path(src.path).filename().string(), frames,
-                       src.unseen ? 1.0 : train::kDefaultHeldOutFraction);
-    const auto& c = ds.clips.back();
-    std::printf("  %-16s %5lld frames  train %4lld  held out %4lld%s%s\n", src.name.c_str(),
-                static_cast<long long>(c.length), static_cast<long long>(c.train_length),
-                static_cast<long long>(c.held_out_length()),
-                src.unseen ? "  (unseen: whole clip)" : "",
-                note.empty() ? "" : ("  " + note).c_str());
-    sources.push_back({{"name", src.name},
-                       {"path", src.path},
-                       {"frames", c.length},
-                       {"unseen", src.unseen},
-                       {"note", note}});
-  }
-  std::vector<torch::Tensor> stills;
-  nlohmann::json still_names = nlohmann::json::array();
-  const int max_side = 4 * std::max(o.width, o.height);
-  for (const auto& p : still_paths(o)) {
-    dfs::Frame f;
-    try {
-      f = dfs::media::read_image(p.string());
-    } catch (const dfs::media::Error& e) {
-      std::printf("  skipping still %s: %s\n", p.string().c_str(), e.what());
-      continue;
-    }
-    if (f.width < 200 || f.height < 200 || f.height > f.width * 1.1) continue;
-    const double r = std::min(1.0, static_cast<double>(max_side) / std::max(f.width, f.height));
-    if (r < 1.0)
-      f = dfs::media::resize(f, std::max(1, static_cast<int>(std::lround(f.width * r))),
-                             std::max(1, static_cast<int>(std::lround(f.height * r))),
-                             dfs::media::FitMode::kStretch);
-    stills.push_back(frame_to_hwc(f));
-    still_names.push_back(p.string());
-  }
-  if (stills.empty())
-    throw Error("no still photographs found: install them with packaging/install-deps.sh --data");
-  auto m = o.motion;
-  m.width = o.width;
-  m.height = o.height;
-  std::printf("synthetic motion: %d clips of %d frames over %zu still photographs\n", m.clips,
-              m.frames, stills.size());
-  train::append_motion_clips(ds, stills, m);
-  ds.provenance = {{"made_by", "dforce dataset build"},
-                   {"command", command},
-                   {"size", {o.width, o.height}},
-                   {"fit", "crop"},
-                   {"held_out_fraction", train::kDefaultHeldOutFraction},
-                   {"split",
-                    "by time: last part of each real clip; unseen clips held out whole; "
-                    "synthetic clips train only"},
-                   {"unseen", o.unseen},
-                   {"sources", sources},
-                   {"stills", still_names},
-                   {"motion",
-                    {{"clips", m.clips},
-                     {"frames", m.frames},
-                     {"seed", m.seed},
-                     {"max_pan", m.max_pan},
-                     {"max_zoom", m.max_zoom},
-                     {"max_rotation", m.max_rotation},
-                     {"p_static", m.p_static},
-                     {"p_layers", m.p_layers},
-                     {"max_layer_speed", m.max_layer_speed},
-                     {"p_lighting", m.p_lighting}}}};
-  return ds;
-}
-#endif
-
-void register_dataset(CLI::App& app) {
-  auto* ds = app.add_subcommand("dataset", "Make and inspect packed training datasets");
-  ds->require_subcommand(1);
-
-  {
-    auto* pack =
-        ds->add_subcommand("pack", "Decode clips (files or folders) into one dataset file");
-    auto inputs = std::make_shared<std::vector<std::string>>();
-    auto size = std::make_shared<std::string>("64x48");
-    auto fit = std::make_shared<std::string>("letterbox");
-    auto out = std::make_shared<std::string>();
-    auto held = std::make_shared<double>(train::kDefaultHeldOutFraction);
-    auto max_frames = std::make_shared<int64_t>(0);
-    auto skip = std::make_shared<bool>(false);
-    pack->add_option("inputs", *inputs,
-                     "Video files, or folders (of videos, or of frames as one clip)")
-        ->required();
-    pack->add_option("--size", *size, "Model resolution WxH")->capture_default_str();
-    pack->add_option("--fit", *fit, "letterbox (pad) or crop")->capture_default_str();
-    pack->add_option("-o,--output", *out, "Dataset file (.safetensors)")->required();
-    pack->add_option("--held-out", *held, "Held-out fraction at the end of each clip")
-        ->capture_default_str();
-    pack->add_option("--max-frames", *max_frames, "At most this many frames per clip (0 = all)");
-    pack->add_flag("--skip-bad", *skip, "Skip clips that cannot be decoded instead of failing");
-    pack->callback([=] {
-#ifdef DFS_WITH_MEDIA
-      const auto [w, h] = parse_size(*size);
-      std::vector<std::string> cmd = {"dforce", "dataset", "pack"};
-      for (const auto& i : *inputs) cmd.push_back(fs::path(i).filename().string());
-      cmd.insert(cmd.end(),
-                 {"--size", *size, "--fit", *fit, "-o", fs::path(*out).filename().string()});
-      const auto dataset =
-          pack_clips(*inputs, w, h, *fit, *held, *max_frames, join_command(cmd), *skip);
-      train::save_dataset(*out, dataset);
-      print_dataset(dataset, *out);
-#else
-      (void)size;
-      throw Error(
-          "`dforce dataset pack` needs the full build (FFmpeg); this dforce is core-only. Pack on "
-          "a full "
-          "machine and copy the .safetensors file here.");
-#endif
-    });
-  }
-  {
-    auto* build = ds->add_subcommand(
-        "build",
-        "Build the broad training set: Debian's real footage (opencv-doc, visp-images-data) plus "
-        "synthetic camera motion over still photographs (wallpapers, sample pictures)");
-    auto o = std::make_shared<BuildOptions>();
-    auto size = std::make_shared<std::string>("256x192");
-    auto out = std::make_shared<std::string>();
-    build->add_option("-o,--output", *out, "Dataset file (.safetensors)")->required();
-    build->add_option("--size", *size, "WxH")->capture_default_str();
-    build->add_option("--motion-clips", o->motion.clips, "Synthetic clips")->capture_default_str();
-    build->add_option("--motion-frames", o->motion.frames, "Frames per synthetic clip")
-        ->capture_default_str();
-    build->add_option("--seed", o->motion.seed, "Seed of the synthetic clips")
-        ->capture_default_str();
-    build->add_option("--unseen", o->unseen, "Real clips held out whole (names)")
-        ->delimiter(',')
-        ->capture_default_str();
-    build->add_option("--opencv-data", o->opencv_data, "opencv-doc's examples/data folder")
-        ->capture_default_str();
-    build->add_option("--visp-data", o->visp_data, "visp-images-data's ViSP-images folder")
-        ->capture_default_str();
-    build->add_option("--stills", o->still_dirs, "Folders searched for still photographs")
-        ->capture_default_str();
-    build->callback([=] {
-#ifdef DFS_WITH_MEDIA
-      auto opts = *o;
-      std::tie(opts.width, opts.height) = parse_size(*size);
-      if (opts.width % 8 != 0 || opts.height % 8 != 0)
-        throw Error(
-            "--size must be a multiple of 8 on each side (the latent autoencoder's factor)");
-      const std::string command = "dforce dataset build --size " + *size + " --motion-clips " +
-                                  std::to_string(opts.motion.clips) + " --motion-frames " +
-                                  std::to_string(opts.motion.frames) + " --seed " +
-                                  std::to_string(opts.motion.seed) + " -o " +
-                                  fs::path(*out).filename().string();
-      const auto dataset = build_dataset(opts, command);
-      train::save_dataset(*out, dataset);
-      std::printf("%s: %dx%d, %lld frames (%lld training, %lld held out), %zu clips, %s\n",
-                  out->c_str(), dataset.width(), dataset.height(),
-                  static_cast<long long>(dataset.frame_count()),
-                  static_cast<long long>(dataset.train_frame_count()),
-                  static_cast<long long>(dataset.held_out_frame_count()), dataset.clips.size(),
-                  dataset.fingerprint().c_str());
-#else
-      (void)size;
-      (void)out;
-      throw Error("`dforce dataset build` needs the full build (FFmpeg) to decode the sources");
-#endif
-    });
-  }
-  {
-    auto* synth = ds->add_subcommand("synth", "Generate a synthetic moving-objects dataset");
-    auto s = std::make_shared<train::SyntheticSettings>();
-    auto size = std::make_shared<std::string>("64x48");
-    auto out = std::make_shared<std::string>();
-    synth->add_option("-o,--output", *out, "Dataset file (.safetensors)")->required();
-    synth->add_option("--size", *size, "WxH")->capture_default_str();
-    synth->add_option("--clips", s->clips, "Number of clips")->capture_default_str();
-    synth->add_option("--frames", s->frames, "Frames per clip")->capture_default_str();
-    synth->add_option("--seed", s->seed, "Random seed")->capture_default_str();
-    synth->callback([=] {
-      auto settings = *s;
-      std::tie(settings.width, settings.height) = parse_size(*size);
-      const auto dataset = train::make_synthetic_dataset(settings);
-      train::save_dataset(*out, dataset);
-      print_dataset(dataset, *out);
-    });
-  }
-  {
-    auto* info = ds->add_subcommand("info", "Print a dataset file's clips and split");
-    auto path = std::make_shared<std::string>();
-    info->add_option("dataset", *path, "Dataset file")->required();
-    info->callback([=] {
-      const auto dataset = train::load_dataset(*path);
-      print_dataset(dataset, *path);
-      std::printf("provenance: %s\n", dataset.provenance.dump().c_str());
-    });
-  }
+  return outcome;
 }
 
 // [SECTION] train --------------------------------------------------------------------------
@@ -1179,7 +469,6 @@ void run_train_bench(const std::string& recipe, int steps, const std::string& de
 }
 
 void register_train_commands(CLI::App& app) {
-  register_dataset(app);
   register_train(app);
   register_learn(app);
   register_eval(app);

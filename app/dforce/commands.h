@@ -5,12 +5,18 @@
 // message a person can act on); main() prints "dforce: error: <message>" and exits 1.
 #pragma once
 
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "dfs/clock_text.h"
 #include "dfs/limits.h"
 
 namespace dforce {
@@ -33,10 +39,12 @@ inline CLI::Validator in_limits(const dfs::limits::Range& range) {
       dfs::limits::describe(range));
 }
 
-void register_engine_commands(CLI::App& app);  // schedule, model init, info, bench
-void register_train_commands(CLI::App& app);   // dataset, train, eval, learn
-void register_ae_commands(CLI::App& app);      // ae train, ae eval
-void register_launch_commands(CLI::App& app);  // launch (N local data-parallel ranks)
+void register_engine_commands(CLI::App& app);   // schedule, model init, info
+void register_bench_commands(CLI::App& app);    // bench
+void register_train_commands(CLI::App& app);    // train, eval, learn, train-bench
+void register_dataset_commands(CLI::App& app);  // dataset pack, synth, build, info
+void register_ae_commands(CLI::App& app);       // ae train, ae eval
+void register_launch_commands(CLI::App& app);   // launch (N local data-parallel ranks)
 
 // Runs `args` (a dforce subcommand and its arguments) as n local ranks with torchrun's
 // environment on 127.0.0.1:port (0 = a free port). Returns 0 when every rank succeeded; if one
@@ -56,16 +64,43 @@ void register_generate_commands(CLI::App& app);  // extend, generate
 // Prints the version block (--version and the runtime part of `dforce info`).
 void print_version();
 
-// "m:ss" or "h:mm:ss" for progress lines; `unknown` when seconds < 0 (no estimate yet).
-inline std::string format_clock(double seconds, const char* unknown = "?") {
-  if (seconds < 0) return unknown;
-  const long s = static_cast<long>(seconds + 0.5);
-  char buf[32];
-  if (s >= 3600)
-    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
-  return buf;
+using dfs::format_clock;  // dfs/clock_text.h
+using dfs::now_utc;
+
+inline std::string format_duration(double seconds) {
+  return format_clock(seconds);
 }
+
+// This process's peak resident memory so far, MiB.
+inline double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is KiB on Linux
+}
+
+// Ctrl-C during long work: the first one sets g_stop (training checkpoints and stops, a
+// generation keeps the frames it finished); a second one ends the process at once.
+inline std::atomic<bool> g_stop{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "the SIGINT handler needs a lock-free flag");
+extern "C" inline void on_sigint(int) {
+  g_stop.store(true);
+  std::signal(SIGINT, SIG_DFL);
+}
+
+// Installs on_sigint for its lifetime (clearing g_stop first) and restores the previous
+// handler when it ends, also when the work throws.
+class SigintGuard {
+ public:
+  SigintGuard() {
+    g_stop.store(false);
+    previous_ = std::signal(SIGINT, on_sigint);
+  }
+  ~SigintGuard() { std::signal(SIGINT, previous_); }
+  SigintGuard(const SigintGuard&) = delete;
+  SigintGuard& operator=(const SigintGuard&) = delete;
+
+ private:
+  void (*previous_)(int) = SIG_DFL;
+};
 
 }  // namespace dforce

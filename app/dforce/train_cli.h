@@ -1,5 +1,6 @@
-// app/dforce/train_cli.h — what the training commands (cmd_train.cpp, cmd_ae.cpp) share:
-// size parsing, timestamps, peak memory, Ctrl-C handling and the progress line.
+// app/dforce/train_cli.h — what the training commands (cmd_train.cpp, cmd_ae.cpp,
+// cmd_dataset.cpp) share: size parsing, checkpoint names and the training progress line.
+// Timestamps, peak memory and Ctrl-C handling are in commands.h (every command uses them).
 #pragma once
 
 #include <sys/resource.h>
@@ -18,6 +19,8 @@
 
 #include "commands.h"
 #include "dfs/diffusion/api.h"
+#include "dfs/diffusion/train/dataset.h"
+#include "dfs/diffusion/train/train_job.h"
 #include "dfs/diffusion/train/trainer.h"
 
 namespace dforce {
@@ -36,49 +39,16 @@ inline std::pair<int, int> parse_size(const std::string& text) {
   return {w, h};
 }
 
-inline std::string now_utc() {
-  const std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
+void print_dataset(const train::VideoDataset& ds, const std::string& path);
+#ifdef DFS_WITH_MEDIA
+// Decodes clips (files, folders of clips or images) to width x height with `fit_name` and packs
+// them into a dataset, the last `held_out` of each clip held out. skip_bad: warn and go on.
+train::VideoDataset pack_clips(const std::vector<std::string>& inputs, int width, int height,
+                               const std::string& fit_name, double held_out, int64_t max_frames,
+                               const std::string& command, bool skip_bad);
+#endif
 
-inline std::string format_duration(double seconds) {
-  return dforce::format_clock(seconds);
-}
-
-inline double peak_rss_mib() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is KiB on Linux
-}
-
-// Ctrl-C: the first one asks the training loop to checkpoint and stop; a second one kills.
-inline std::atomic<bool> g_stop{false};
-extern "C" inline void on_sigint(int) {
-  g_stop.store(true);
-  std::signal(SIGINT, SIG_DFL);
-}
-
-class SigintGuard {
- public:
-  SigintGuard() {
-    g_stop.store(false);
-    previous_ = std::signal(SIGINT, on_sigint);
-  }
-  ~SigintGuard() { std::signal(SIGINT, previous_); }
-  SigintGuard(const SigintGuard&) = delete;
-  SigintGuard& operator=(const SigintGuard&) = delete;
-
- private:
-  void (*previous_)(int) = SIG_DFL;
-};
-
-inline std::string default_checkpoint_path(const std::string& output) {
-  fs::path p(output);
-  if (p.extension() == ".safetensors") p.replace_extension("");
-  return p.string() + ".ckpt.safetensors";
-}
+using train::default_checkpoint_path;  // dfs/diffusion/train/train_job.h
 
 inline std::string join_command(const std::vector<std::string>& parts) {
   std::string s;

@@ -17,15 +17,15 @@
 #include "dfs/diffusion/model_impl.h"
 #include "dfs/diffusion/noise.h"
 #include "dfs/diffusion/weights.h"
+#include "diffusion/diffusion_test_util.h"
 
 using namespace dfs::diffusion;
+using dfs_test::refusal_of;
 
 namespace {
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          ("dfs_latent_" + std::to_string(::getpid()) + "_" + name))
-      .string();
+  return dfs_test::pid_temp_path("dfs_latent", name);
 }
 
 // Smooth, varied pictures in [-1, 1]: sums of low-frequency waves (the preview can fit them).
@@ -99,12 +99,8 @@ TEST_CASE("autoencoder files round-trip and damaged ones are refused with a reas
   auto file = load_safetensors(path);
   file.tensors.erase("ae.decoder.0.weight");
   save_safetensors(path, file);
-  try {
-    load_autoencoder(path);
-    FAIL("a missing tensor was accepted");
-  } catch (const Error& e) {
-    CHECK(std::string(e.what()).find("ae.decoder.0.weight") != std::string::npos);
-  }
+  CHECK(refusal_of([&] { load_autoencoder(path); }, "a missing tensor was accepted")
+            .find("ae.decoder.0.weight") != std::string::npos);
   std::filesystem::remove(path);
 }
 
@@ -234,12 +230,8 @@ TEST_CASE("a latent model file holds transformer and autoencoder; loading checks
   for (auto it = file.tensors.begin(); it != file.tensors.end();)
     it = it->first.rfind("ae.encoder.", 0) == 0 ? file.tensors.erase(it) : std::next(it);
   save_safetensors(path, file);
-  try {
-    Model::load(path, "cpu");
-    FAIL("a latent model without its encoder loaded");
-  } catch (const Error& e) {
-    CHECK(std::string(e.what()).find("ae.encoder") != std::string::npos);
-  }
+  CHECK(refusal_of([&] { Model::load(path, "cpu"); }, "a latent model without its encoder loaded")
+            .find("ae.encoder") != std::string::npos);
   std::filesystem::remove(path);
 }
 
@@ -260,15 +252,11 @@ TEST_CASE("a model that outputs NaN stops the rollout with a message and emits n
     std::vector<int> emitted;
     RolloutCallbacks cb;
     cb.on_frame = [&](int index, const dfs::Frame&) { emitted.push_back(index); };
-    try {
-      run_rollout(model, timeline, settings, cb);
-      FAIL("a NaN model finished a rollout");
-    } catch (const Error& e) {
-      const std::string what = e.what();
-      CHECK(what.find("invalid values") != std::string::npos);
-      CHECK(what.find("step 1") != std::string::npos);
-      CHECK(what.find("window 1") != std::string::npos);
-    }
+    const std::string what = refusal_of([&] { run_rollout(model, timeline, settings, cb); },
+                                        "a NaN model finished a rollout");
+    CHECK(what.find("invalid values") != std::string::npos);
+    CHECK(what.find("step 1") != std::string::npos);
+    CHECK(what.find("window 1") != std::string::npos);
     CHECK(emitted == std::vector<int>{0, 1});  // the pinned frames before the failure only
   }
 }

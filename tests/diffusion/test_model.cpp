@@ -11,21 +11,20 @@
 
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/denoiser.h"
+#include "dfs/diffusion/model.h"
 #include "dfs/diffusion/model_file.h"
 #include "dfs/diffusion/model_impl.h"
 #include "dfs/diffusion/sampler.h"
-#include "dfs/diffusion/model.h"
 #include "dfs/diffusion/weights.h"
 #include "dfs_skip.h"
+#include "diffusion/diffusion_test_util.h"
 
 using namespace dfs::diffusion;
 
 namespace {
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          ("dfs_model_" + std::to_string(::getpid()) + "_" + name))
-      .string();
+  return dfs_test::pid_temp_path("dfs_model", name);
 }
 
 Denoiser make_net(const std::string& preset, uint64_t seed = 1) {
@@ -186,15 +185,11 @@ TEST_CASE("loading names missing, unexpected and mis-shaped tensors", "[model][w
   file.tensors["blocks.9.extra"] = torch::zeros({2});
   file.tensors["head.weight"] = torch::zeros({5, 5});
   save_safetensors(path, file);
-  try {
-    Model::load(path, "cpu");
-    FAIL("a broken model file loaded");
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    CHECK(msg.find("missing tensors: blocks.1.fc2.bias") != std::string::npos);
-    CHECK(msg.find("unexpected tensors: blocks.9.extra") != std::string::npos);
-    CHECK(msg.find("mis-shaped tensors: head.weight") != std::string::npos);
-  }
+  const std::string msg =
+      dfs_test::refusal_of([&] { Model::load(path, "cpu"); }, "a broken model file loaded");
+  CHECK(msg.find("missing tensors: blocks.1.fc2.bias") != std::string::npos);
+  CHECK(msg.find("unexpected tensors: blocks.9.extra") != std::string::npos);
+  CHECK(msg.find("mis-shaped tensors: head.weight") != std::string::npos);
   // A config far larger than the file's tensors is refused before anything is allocated.
   auto huge = ModelConfig::preset("tiny").to_json();
   huge["dim"] = 4096;

@@ -15,6 +15,7 @@
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/noise.h"
 #include "dfs/diffusion/weights.h"
+#include "diffusion/diffusion_test_util.h"
 
 using namespace dfs::diffusion;
 
@@ -24,9 +25,7 @@ const NoiseScheduleKind kKinds[] = {NoiseScheduleKind::Cosine, NoiseScheduleKind
                                     NoiseScheduleKind::Linear};
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          ("dfs_test_" + std::to_string(::getpid()) + "_" + name))
-      .string();
+  return dfs_test::pid_temp_path("dfs_test", name);
 }
 
 std::vector<std::uint8_t> read_bytes(const std::string& path) {
@@ -171,8 +170,8 @@ TEST_CASE("save_safetensors replaces atomically and reports unwritable paths", "
   int siblings = 0;
   for (const auto& e :
        std::filesystem::directory_iterator(std::filesystem::path(path).parent_path()))
-    if (e.path().filename().string().rfind(std::filesystem::path(path).filename().string() + ".partial",
-                                           0) == 0)
+    if (e.path().filename().string().rfind(
+            std::filesystem::path(path).filename().string() + ".partial", 0) == 0)
       ++siblings;
   CHECK(siblings == 0);
   std::filesystem::remove(path);

@@ -1,4 +1,4 @@
-// Scheduling matrices: each shape checked on its defining properties (DESIGN.md, "Sampling
+// Scheduling matrices: each shape checked on its defining properties (docs/DESIGN.md, "Sampling
 // with a scheduling matrix"). Torch-free: this file compiles fast.
 #include <catch2/catch.hpp>
 

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -143,11 +144,33 @@ int test_port(int k) {
   return 20000 + static_cast<int>(getpid() % 2000) * 10 + k;
 }
 
+// Ranks 0 and 1 of 2, started in that order with `args0` and `args1`, meeting on test_port(k);
+// their logs are r0.log and r1.log.
+std::array<std::unique_ptr<Proc>, 2> start_ranks(const Workdir& w,
+                                                 const std::vector<std::string>& args0,
+                                                 const std::vector<std::string>& args1, int k) {
+  return {start(args0, rank_env(0, 2, test_port(k)), w.path("r0.log")),
+          start(args1, rank_env(1, 2, test_port(k)), w.path("r1.log"))};
+}
+
 std::vector<std::string> train_args(const Workdir& w, const std::string& out, int steps,
                                     int batch) {
   return {"train", "--data", w.data, "--config", "tiny", "-o", w.path(out), "--steps",
           std::to_string(steps), "--schedule-steps", "8", "--batch", std::to_string(batch),
           "--checkpoint-minutes", "0", "--dist-timeout", "30"};
+}
+
+// `args` with "--resume" appended.
+std::vector<std::string> resuming(std::vector<std::string> args) {
+  args.push_back("--resume");
+  return args;
+}
+
+// `launch` (a `dforce launch ... --` prefix) followed by `args`.
+std::vector<std::string> launched(std::vector<std::string> launch,
+                                  const std::vector<std::string>& args) {
+  launch.insert(launch.end(), args.begin(), args.end());
+  return launch;
 }
 
 // Largest |a - b| over every tensor of two safetensors files (with the same names), and the
@@ -190,10 +213,8 @@ TEST_CASE("2 Gloo processes with batch B each train the same weights as 1 proces
   auto one = run(train_args(w, "one.safetensors", 6, 4), {"DFS_THREADS=1"}, w.path("one.log"));
   INFO(one->output());
   REQUIRE(one->ok());
-  auto r0 = start(train_args(w, "two.safetensors", 6, 4), rank_env(0, 2, test_port(0)),
-                  w.path("r0.log"));
-  auto r1 = start(train_args(w, "two.safetensors", 6, 4), rank_env(1, 2, test_port(0)),
-                  w.path("r1.log"));
+  const auto two = train_args(w, "two.safetensors", 6, 4);
+  auto [r0, r1] = start_ranks(w, two, two, 0);
   REQUIRE(r0->wait(300));
   REQUIRE(r1->wait(300));
   INFO(r0->output() << r1->output());
@@ -229,47 +250,39 @@ TEST_CASE("A checkpoint resumes across world sizes: 2 -> 1 and 1 -> 2 processes"
                       w.path("straight.log"));
   REQUIRE(straight->ok());
 
+  // The resumed run `args` ends well, says how the world size changed (`note`), and its
+  // checkpoint `out` holds the weights of the straight run.
+  auto check_resumed = [&](const std::vector<std::string>& args, const std::string& log,
+                           const std::string& note, const std::string& out) {
+    auto p = run(args, {"DFS_THREADS=1"}, w.path(log));
+    INFO(p->output());
+    REQUIRE(p->ok());
+    CHECK(p->output().find(note) != std::string::npos);
+    CHECK(max_difference(w.path("straight.ckpt.safetensors"), w.path(out), "model.").first <=
+          kWeightTolerance);
+  };
+
   // 2 processes to step 3, then 1 process to step 6.
   auto a = run({"launch", "-n", "2", "--"}, {}, w.path("dummy.log"), 5);  // usage error
   CHECK_FALSE(a->ok());
-  std::vector<std::string> launch2 = {"launch", "-n", "2", "--"};
-  auto first = train_args(w, "a.safetensors", 3, 4);
-  std::vector<std::string> l = launch2;
-  l.insert(l.end(), first.begin(), first.end());
-  auto p1 = run(l, {"DFS_THREADS=1"}, w.path("a1.log"));
+  const std::vector<std::string> launch2 = {"launch", "-n", "2", "--"};
+  auto p1 = run(launched(launch2, train_args(w, "a.safetensors", 3, 4)), {"DFS_THREADS=1"},
+                w.path("a1.log"));
   INFO(p1->output());
   REQUIRE(p1->ok());
-  auto second = train_args(w, "a.safetensors", 6, 4);
-  second.push_back("--resume");
-  auto p2 = run(second, {"DFS_THREADS=1"}, w.path("a2.log"));
-  INFO(p2->output());
-  REQUIRE(p2->ok());
-  CHECK(p2->output().find("written by 2 processes, continued by 1") != std::string::npos);
-  CHECK(max_difference(w.path("straight.ckpt.safetensors"), w.path("a.ckpt.safetensors"),
-                       "model.")
-            .first <= kWeightTolerance);
+  check_resumed(resuming(train_args(w, "a.safetensors", 6, 4)), "a2.log",
+                "written by 2 processes, continued by 1", "a.ckpt.safetensors");
 
   // 1 process to step 3, then 2 processes to step 6.
   auto q1 = run(train_args(w, "b.safetensors", 3, 4), {"DFS_THREADS=1"}, w.path("b1.log"));
   REQUIRE(q1->ok());
-  auto resume2 = train_args(w, "b.safetensors", 6, 4);
-  resume2.push_back("--resume");
-  l = launch2;
-  l.insert(l.end(), resume2.begin(), resume2.end());
-  auto q2 = run(l, {"DFS_THREADS=1"}, w.path("b2.log"));
-  INFO(q2->output());
-  REQUIRE(q2->ok());
-  CHECK(q2->output().find("written by 1 process, continued by 2") != std::string::npos);
-  CHECK(max_difference(w.path("straight.ckpt.safetensors"), w.path("b.ckpt.safetensors"),
-                       "model.")
-            .first <= kWeightTolerance);
+  check_resumed(launched(launch2, resuming(train_args(w, "b.safetensors", 6, 4))), "b2.log",
+                "written by 1 process, continued by 2", "b.ckpt.safetensors");
 
   // A batch the new world size does not divide is refused, naming the fix.
-  auto odd = train_args(w, "b.safetensors", 8, 4);
-  odd.push_back("--resume");
-  l = {"launch", "-n", "3", "--"};
-  l.insert(l.end(), odd.begin(), odd.end());
-  auto q3 = run(l, {"DFS_THREADS=1"}, w.path("b3.log"));
+  auto q3 =
+      run(launched({"launch", "-n", "3", "--"}, resuming(train_args(w, "b.safetensors", 8, 4))),
+          {"DFS_THREADS=1"}, w.path("b3.log"));
   CHECK_FALSE(q3->ok());
   CHECK(q3->output().find("does not divide among 3 processes") != std::string::npos);
 }
@@ -280,8 +293,7 @@ TEST_CASE("A rank killed mid-run ends the others within the timeout; the checkpo
   Workdir w("kill");
   auto args = train_args(w, "k.safetensors", 100000, 4);
   args.back() = "10";  // --dist-timeout 10
-  auto r0 = start(args, rank_env(0, 2, test_port(1)), w.path("r0.log"));
-  auto r1 = start(args, rank_env(1, 2, test_port(1)), w.path("r1.log"));
+  auto [r0, r1] = start_ranks(w, args, args, 1);
   // Wait for a few checkpoints (one per step).
   const auto ckpt = w.path("k.ckpt.safetensors");
   const auto until = Clock::now() + std::chrono::seconds(120);
@@ -302,9 +314,8 @@ TEST_CASE("A rank killed mid-run ends the others within the timeout; the checkpo
   // The last checkpoint loads, and training resumes from it in one process.
   const auto info = train::read_checkpoint_info(ckpt);
   CHECK(info.step >= 3);
-  auto resume = train_args(w, "k.safetensors", static_cast<int>(info.step) + 2, 4);
-  resume.push_back("--resume");
-  auto again = run(resume, {"DFS_THREADS=1"}, w.path("again.log"));
+  auto again = run(resuming(train_args(w, "k.safetensors", static_cast<int>(info.step) + 2, 4)),
+                   {"DFS_THREADS=1"}, w.path("again.log"));
   INFO(again->output());
   CHECK(again->ok());
   for (const auto& e : fs::directory_iterator(w.dir))
@@ -314,10 +325,9 @@ TEST_CASE("A rank killed mid-run ends the others within the timeout; the checkpo
 TEST_CASE("dforce launch names a rank that dies and fails as a whole", "[distributed]") {
   SKIP_WITHOUT_C10D();
   Workdir w("launch");
-  std::vector<std::string> l = {"launch", "-n", "2", "--grace", "5", "--"};
-  auto args = train_args(w, "l.safetensors", 100000, 4);
-  l.insert(l.end(), args.begin(), args.end());
-  auto p = start(l, {"DFS_THREADS=1"}, w.path("launch.log"));
+  auto p = start(launched({"launch", "-n", "2", "--grace", "5", "--"},
+                          train_args(w, "l.safetensors", 100000, 4)),
+                 {"DFS_THREADS=1"}, w.path("launch.log"));
   // The launcher prints its ranks' pids; kill rank 1 once training runs.
   const auto ckpt = w.path("l.ckpt.safetensors");
   const auto until = Clock::now() + std::chrono::seconds(120);
@@ -343,10 +353,8 @@ TEST_CASE("Mismatched ranks are refused at start, and a missing peer times out",
           "[distributed]") {
   SKIP_WITHOUT_C10D();
   Workdir w("refuse");
-  auto r0 = start(train_args(w, "m.safetensors", 4, 4), rank_env(0, 2, test_port(2)),
-                  w.path("r0.log"));
-  auto r1 = start(train_args(w, "m.safetensors", 4, 8), rank_env(1, 2, test_port(2)),
-                  w.path("r1.log"));
+  auto [r0, r1] =
+      start_ranks(w, train_args(w, "m.safetensors", 4, 4), train_args(w, "m.safetensors", 4, 8), 2);
   REQUIRE(r0->wait(120));
   REQUIRE(r1->wait(120));
   const auto both = r0->output() + r1->output();

@@ -96,19 +96,14 @@ void check_seek_matches_sequential(const std::string& path, int samples, Decoder
 TEST_CASE("seeking to frame n equals decoding sequentially to n (Megamind, B-frames)",
           "[media][decoder][seek]") {
   if (!dfs_test::have_footage()) DFS_SKIP("opencv-doc sample footage not installed");
-  DecoderOptions opt;
-  opt.width = 96;  // small output keeps the comparison cheap; seeking logic is unchanged
-  opt.height = 72;
-  check_seek_matches_sequential(footage("Megamind.avi"), 40, opt);
+  // A small output keeps the comparison cheap; seeking logic is unchanged.
+  check_seek_matches_sequential(footage("Megamind.avi"), 40, DecoderOptions{96, 72});
 }
 
 TEST_CASE("seeking to frame n equals decoding sequentially to n (vtest, tree)",
           "[media][decoder][seek][slow]") {
   if (!dfs_test::have_footage()) DFS_SKIP("opencv-doc sample footage not installed");
-  DecoderOptions opt;
-  opt.width = 64;
-  opt.height = 48;
-  check_seek_matches_sequential(footage("vtest.avi"), 40, opt);
+  check_seek_matches_sequential(footage("vtest.avi"), 40, DecoderOptions{64, 48});
   check_seek_matches_sequential(footage("tree.avi"), 20, DecoderOptions{});
 }
 
@@ -131,10 +126,7 @@ TEST_CASE("decoding straight to a model resolution letterboxes, crops or stretch
           "[media][decoder]") {
   if (!dfs_test::have_footage()) DFS_SKIP("opencv-doc sample footage not installed");
   // Megamind is 720x528 (aspect 1.364); into 64x64 letterbox pads top and bottom.
-  DecoderOptions opt;
-  opt.width = 64;
-  opt.height = 64;
-  opt.fit = FitMode::kLetterbox;
+  DecoderOptions opt{64, 64, FitMode::Letterbox};
   auto dec = open_decoder(footage("Megamind.avi"), opt);
   const auto f = dec->frame_at(100);
   REQUIRE(f.image.width == 64);
@@ -143,7 +135,7 @@ TEST_CASE("decoding straight to a model resolution letterboxes, crops or stretch
   int top_sum = 0;
   for (int x = 0; x < 64; ++x) top_sum += f.image.row(0)[3 * x] + f.image.row(0)[3 * x + 1];
   CHECK(top_sum == 0);
-  opt.fit = FitMode::kCrop;
+  opt.fit = FitMode::Crop;
   auto crop = open_decoder(footage("Megamind.avi"), opt)->frame_at(100);
   int crop_top = 0;
   for (int x = 0; x < 64; ++x) crop_top += crop.image.row(0)[3 * x] + crop.image.row(0)[3 * x + 1];
@@ -157,10 +149,7 @@ TEST_CASE("every output column is written, at odd and even sizes, scaled or not"
   // skipped the tail of the row (swscale's unscaled fast path did at width 322).
   for (auto [w, h] : {std::pair{65, 49}, std::pair{63, 47}, std::pair{322, 242}, std::pair{0, 0}}) {
     INFO(w << "x" << h);
-    DecoderOptions opt;
-    opt.width = w;
-    opt.height = h;
-    opt.fit = FitMode::kStretch;
+    const DecoderOptions opt{w, h, FitMode::Stretch};
     const auto f = open_decoder(footage("Megamind.avi"), opt)->frame_at(100).image;
     for (int x : {f.width - 1, f.width - 2}) {
       int column_sum = 0;

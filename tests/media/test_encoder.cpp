@@ -28,6 +28,21 @@ std::vector<Frame> decode_all(const std::string& path) {
   return out;
 }
 
+// Default settings but `fps` frames per second and, where given, the x264 `preset`.
+EncodeSettings at_fps(double fps, const std::string& preset = "") {
+  EncodeSettings s;
+  s.fps = fps;
+  if (!preset.empty()) s.preset = preset;
+  return s;
+}
+
+// Encodes `frames` to `path` with `s`; what probe() then reports of the file.
+ProbeInfo encode_and_probe(const std::string& path, const std::vector<Frame>& frames,
+                           const EncodeSettings& s) {
+  encode_frames(path, frames, s);
+  return probe(path);
+}
+
 // Crops a decoded frame back to w x h (the encoder pads odd sizes to even).
 Frame crop_to(const Frame& f, int w, int h) {
   Frame out(w, h);
@@ -68,12 +83,9 @@ TEST_CASE(
     "[media][encoder][roundtrip]") {
   dfs_test::ScratchDir dir;
   const auto frames = pattern_clip(96, 64, 24);
-  EncodeSettings s;
-  s.fps = 12;
+  auto s = at_fps(12, "veryfast");
   s.crf = 18;
-  s.preset = "veryfast";
-  encode_frames(dir.file("clip.mp4"), frames, s);
-  const ProbeInfo p = probe(dir.file("clip.mp4"));
+  const ProbeInfo p = encode_and_probe(dir.file("clip.mp4"), frames, s);
   CHECK(p.codec == "h264");
   CHECK(p.pixel_format == "yuv420p");
   CHECK(p.fps == Approx(12.0));
@@ -105,10 +117,7 @@ TEST_CASE("odd sizes are padded to even for H.264 and VP9 and the picture is int
   const auto frames = pattern_clip(321, 241, 6);
   for (const char* name : {"odd.mp4", "odd.webm", "odd.mkv"}) {
     INFO(name);
-    EncodeSettings s;
-    s.fps = 24;
-    s.preset = "ultrafast";
-    encode_frames(dir.file(name), frames, s);
+    encode_frames(dir.file(name), frames, at_fps(24, "ultrafast"));
     const auto decoded = decode_all(dir.file(name));
     REQUIRE(decoded.size() == frames.size());
     CHECK(decoded[0].width == 322);
@@ -127,10 +136,7 @@ TEST_CASE("WebM/VP9 round trip keeps count and rate (PSNR > 32 dB)",
           "[media][encoder][roundtrip]") {
   dfs_test::ScratchDir dir;
   const auto frames = pattern_clip(64, 48, 10);
-  EncodeSettings s;
-  s.fps = 30;
-  encode_frames(dir.file("clip.webm"), frames, s);
-  const ProbeInfo p = probe(dir.file("clip.webm"));
+  const ProbeInfo p = encode_and_probe(dir.file("clip.webm"), frames, at_fps(30));
   CHECK(p.codec == "vp9");
   CHECK(p.fps == Approx(30.0).margin(0.05));
   CHECK(p.frame_count == 10);
@@ -156,10 +162,8 @@ TEST_CASE("GIF with few colours round-trips exactly, many colours stay close",
       }
     flat.push_back(f);
   }
-  EncodeSettings s;
-  s.fps = 10;
-  encode_frames(dir.file("flat.gif"), flat, s);
-  const ProbeInfo p = probe(dir.file("flat.gif"));
+  const auto s = at_fps(10);
+  const ProbeInfo p = encode_and_probe(dir.file("flat.gif"), flat, s);
   CHECK(p.codec == "gif");
   CHECK(p.fps == Approx(10.0).margin(0.01));
   const auto decoded = decode_all(dir.file("flat.gif"));
@@ -176,10 +180,8 @@ TEST_CASE("GIF with few colours round-trips exactly, many colours stay close",
 
 TEST_CASE("non-integer frame rates are kept (29.97)", "[media][encoder]") {
   dfs_test::ScratchDir dir;
-  EncodeSettings s;
-  s.fps = 30000.0 / 1001.0;
-  s.preset = "ultrafast";
-  encode_frames(dir.file("ntsc.mp4"), pattern_clip(32, 32, 8), s);
+  encode_frames(dir.file("ntsc.mp4"), pattern_clip(32, 32, 8),
+                at_fps(30000.0 / 1001.0, "ultrafast"));
   CHECK(probe(dir.file("ntsc.mp4")).fps == Approx(29.97).margin(0.01));
 }
 
@@ -243,10 +245,7 @@ TEST_CASE("writing into a missing or read-only folder fails at open with the fol
 TEST_CASE("streaming many frames does not need them all in memory", "[media][encoder]") {
   dfs_test::ScratchDir dir;
   Encoder enc;
-  EncodeSettings s;
-  s.preset = "ultrafast";
-  s.fps = 25;
-  enc.open(dir.file("stream.mp4"), s);
+  enc.open(dir.file("stream.mp4"), at_fps(25, "ultrafast"));
   for (int t = 0; t < 150; ++t) enc.write(dfs_test::pattern_frame(64, 48, t));
   enc.close();
   CHECK(probe(dir.file("stream.mp4")).frame_count == 150);

@@ -79,7 +79,7 @@ TEST_CASE("clips from the ffmpeg program decode in every codec and container", "
     INFO("worst PSNR " << worst);
     CHECK(worst > c.min_psnr);
     // Seek equals sequential, backwards and forwards.
-    auto seeker = open_decoder(out, DecoderOptions{0, 0, FitMode::kLetterbox, true, 0});
+    auto seeker = open_decoder(out, DecoderOptions{0, 0, FitMode::Letterbox, true, 0});
     for (std::int64_t n : {11, 3, 7, 0, 10, 5}) CHECK(seeker->frame_at(n).image == decoded[n]);
   }
 }

@@ -28,7 +28,7 @@ bool is_black(const Frame& f, int x, int y) {
 
 TEST_CASE("fit geometry letterboxes, crops and stretches as documented", "[media][frame_ops]") {
   // 768x576 (4:3) into 64x48 (4:3): all three fill exactly.
-  for (FitMode m : {FitMode::kLetterbox, FitMode::kCrop, FitMode::kStretch}) {
+  for (FitMode m : {FitMode::Letterbox, FitMode::Crop, FitMode::Stretch}) {
     const auto g = fit_geometry(768, 576, 0, 64, 48, m);
     CHECK(g.scaled_width == 64);
     CHECK(g.scaled_height == 48);
@@ -36,22 +36,22 @@ TEST_CASE("fit geometry letterboxes, crops and stretches as documented", "[media
     CHECK(g.offset_y == 0);
   }
   // 16:9 into 4:3: letterbox pads top/bottom, crop cuts left/right.
-  const auto lb = fit_geometry(1920, 1080, 0, 64, 48, FitMode::kLetterbox);
+  const auto lb = fit_geometry(1920, 1080, 0, 64, 48, FitMode::Letterbox);
   CHECK(lb.scaled_width == 64);
   CHECK(lb.scaled_height == 36);
   CHECK(lb.offset_y == 6);
-  const auto cr = fit_geometry(1920, 1080, 0, 64, 48, FitMode::kCrop);
+  const auto cr = fit_geometry(1920, 1080, 0, 64, 48, FitMode::Crop);
   CHECK(cr.scaled_height == 48);
   CHECK(cr.scaled_width == 85);
   CHECK(cr.offset_x == -10);
   // Non-square pixels: a 720x480 frame shown at 16:9 letterboxes like 16:9.
-  CHECK(fit_geometry(720, 480, 16.0 / 9.0, 64, 48, FitMode::kLetterbox).scaled_height == 36);
+  CHECK(fit_geometry(720, 480, 16.0 / 9.0, 64, 48, FitMode::Letterbox).scaled_height == 36);
 }
 
 TEST_CASE("resize with letterbox pads with black and keeps the picture's colour",
           "[media][frame_ops]") {
   const Frame wide = solid(160, 90, 200, 100, 50);
-  const Frame boxed = resize(wide, 64, 48, FitMode::kLetterbox);
+  const Frame boxed = resize(wide, 64, 48, FitMode::Letterbox);
   REQUIRE(boxed.width == 64);
   REQUIRE(boxed.height == 48);
   CHECK(is_black(boxed, 10, 0));
@@ -60,12 +60,12 @@ TEST_CASE("resize with letterbox pads with black and keeps the picture's colour"
   CHECK(mid[0] == 200);
   CHECK(mid[1] == 100);
   CHECK(mid[2] == 50);
-  const Frame cropped = resize(wide, 64, 48, FitMode::kCrop);
+  const Frame cropped = resize(wide, 64, 48, FitMode::Crop);
   CHECK_FALSE(is_black(cropped, 0, 0));
   CHECK_FALSE(is_black(cropped, 63, 47));
-  const Frame stretched = resize(wide, 64, 48, FitMode::kStretch);
+  const Frame stretched = resize(wide, 64, 48, FitMode::Stretch);
   CHECK_FALSE(is_black(stretched, 0, 0));
-  CHECK(resize(wide, 160, 90, FitMode::kLetterbox) == wide);  // same size: untouched
+  CHECK(resize(wide, 160, 90, FitMode::Letterbox) == wide);  // same size: untouched
   CHECK_THROWS_AS(resize(Frame{}, 8, 8), std::invalid_argument);
   CHECK_THROWS_AS(resize(wide, 0, 8), std::invalid_argument);
 }

@@ -23,7 +23,7 @@ TEST_CASE("thumbnail indices are the centres of equal segments", "[media][thumbn
 TEST_CASE("a thumbnail job delivers every thumbnail off the calling thread, in order",
           "[media][thumbnails]") {
   if (!dfs_test::have_footage()) DFS_SKIP("opencv-doc sample footage not installed");
-  ThumbnailRequest req{dfs_test::footage("Megamind.avi"), 6, 80, 60, FitMode::kLetterbox};
+  ThumbnailRequest req{dfs_test::footage("Megamind.avi"), 6, 80, 60, FitMode::Letterbox};
   std::mutex m;
   std::condition_variable cv;
   std::vector<std::int64_t> indices;
@@ -63,7 +63,7 @@ TEST_CASE("a thumbnail job delivers every thumbnail off the calling thread, in o
 TEST_CASE("cancelling a thumbnail job stops it early, dropping it joins cleanly",
           "[media][thumbnails]") {
   if (!dfs_test::have_footage()) DFS_SKIP("opencv-doc sample footage not installed");
-  ThumbnailRequest req{dfs_test::footage("vtest.avi"), 200, 32, 24, FitMode::kCrop};
+  ThumbnailRequest req{dfs_test::footage("vtest.avi"), 200, 32, 24, FitMode::Crop};
   std::atomic<int> seen{0};
   bool finished_ok = true;
   ThumbnailJob job(

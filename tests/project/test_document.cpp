@@ -388,11 +388,50 @@ TEST_CASE("export format follows the output path", "[project][export]") {
   CHECK(export_format_from_path("a/b.mp4") == ExportFormat::Mp4);
   CHECK(export_format_from_path("B.WEBM") == ExportFormat::WebM);
   CHECK(export_format_from_path("x.gif") == ExportFormat::Gif);
+  CHECK(export_format_from_path("take.MKV") == ExportFormat::Mkv);
   CHECK(export_format_from_path("frame.png") == ExportFormat::PngFrame);
   CHECK(export_format_from_path("frames/") == ExportFormat::PngSequence);
   CHECK(export_format_from_path("frames") == ExportFormat::PngSequence);
   CHECK_THROWS_WITH(export_format_from_path("x.docx"),
                     Catch::Contains("unknown extension '.docx'"));
+}
+
+TEST_CASE("project files store fit modes, export formats and ranges under their old names",
+          "[project][json]") {
+  Project p = sample_project();
+  const std::string webm = to_json(p);
+  CHECK(webm.find("\"fit\": \"crop\"") != std::string::npos);
+  CHECK(webm.find("\"format\": \"webm\"") != std::string::npos);
+  CHECK(webm.find("\"range\": \"in_out\"") != std::string::npos);
+  p.clip.fit = FitMode::Letterbox;
+  p.export_settings.format = ExportFormat::PngSequence;
+  p.export_settings.range = ExportRange::Generated;
+  const std::string png = to_json(p);
+  CHECK(png.find("\"fit\": \"letterbox\"") != std::string::npos);
+  CHECK(png.find("\"format\": \"png_sequence\"") != std::string::npos);
+  CHECK(png.find("\"range\": \"generated\"") != std::string::npos);
+  p.export_settings.format = ExportFormat::PngFrame;
+  CHECK(to_json(p).find("\"format\": \"png_frame\"") != std::string::npos);
+  // Older spellings still read.
+  CHECK(fit_mode_from_string("pad") == FitMode::Letterbox);
+  CHECK(export_format_from_string("png-seq") == ExportFormat::PngSequence);
+  CHECK(export_format_from_string("png") == ExportFormat::PngFrame);
+  CHECK(export_range_from_string("in-out") == ExportRange::InOut);
+}
+
+TEST_CASE("a project holds a concrete export format, never auto", "[project][validation]") {
+  Project p = sample_project();
+  p.export_settings.format = ExportFormat::Auto;
+  const auto problems = validation_problems(p);
+  REQUIRE(problems.size() == 1);
+  CHECK_THAT(problems[0], Catch::Contains("export.format must be mp4, mkv, webm"));
+  CHECK_THAT(problems[0], Catch::Contains("(got auto)"));
+  CHECK_THAT(load_error(sample_json_with("\"format\": \"webm\"", "\"format\": \"auto\"")),
+             Catch::Contains("export.format: unknown export format 'auto'"));
+  p.export_settings.format = ExportFormat::Mkv;  // Matroska is a format a project may hold
+  CHECK(validation_problems(p).empty());
+  CHECK(project_from_json(to_json(p)) == p);
+  CHECK(to_json(p).find("\"format\": \"mkv\"") != std::string::npos);
 }
 
 TEST_CASE("every generation setting takes part in a project's equality, so each change is an "

@@ -26,7 +26,7 @@ VideoDataset sample_clip_dataset() {
   dfs::media::DecoderOptions options;
   options.width = 128;
   options.height = 96;
-  options.fit = dfs::media::FitMode::kCrop;
+  options.fit = dfs::media::FitMode::Crop;
   auto decoder = dfs::media::open_decoder(kSampleClip, options);
   std::vector<torch::Tensor> frames;
   while (auto f = decoder->read()) {

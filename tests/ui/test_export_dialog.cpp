@@ -37,12 +37,20 @@ QAction* find_action(QWidget& window, const QString& text) {
   return nullptr;
 }
 
-void choose(QComboBox* box, const QString& text) {
+// Picks `text` in the dialog's combo box named `name`.
+void choose(QDialog& d, const char* name, const QString& text) {
+  auto* box = d.findChild<QComboBox*>(name);
   REQUIRE(box != nullptr);
   const int index = box->findText(text);
   INFO("option " << text.toStdString());
   REQUIRE(index >= 0);
   box->setCurrentIndex(index);
+}
+
+// What every export picks first: the format and where the file goes.
+void choose_output(QDialog& d, const QString& format, const QString& path) {
+  choose(d, "export_format", format);
+  d.findChild<QLineEdit*>("export_path")->setText(path);
 }
 
 // Generates 8 frames after 16 pinned clip frames with the tiny model.
@@ -86,11 +94,10 @@ TEST_CASE("Export dialog: GIF of the generated frames only, x2, at a chosen fram
   QString note;
   QSignalSpy exported(w.get(), &MainWindow::export_finished);
   export_with_dialog(*w, [&](QDialog& d) {
-    choose(d.findChild<QComboBox*>("export_format"), "Animated GIF");
-    d.findChild<QLineEdit*>("export_path")->setText(path);
-    choose(d.findChild<QComboBox*>("export_range"), "Generated frames only");
-    choose(d.findChild<QComboBox*>("export_scale"), "x2");
-    choose(d.findChild<QComboBox*>("export_filter"), "Nearest (exact pixels)");
+    choose_output(d, "Animated GIF", path);
+    choose(d, "export_range", "Generated frames only");
+    choose(d, "export_scale", "x2");
+    choose(d, "export_filter", "Nearest (exact pixels)");
     d.findChild<QDoubleSpinBox*>("export_fps")->setValue(5.0);
     note = d.findChild<QLabel*>("export_note")->text();
   });
@@ -123,10 +130,9 @@ TEST_CASE("Export dialog: PNG of the current frame, and a path that cannot be wr
   w->seek(20);  // a generated frame (16-23)
   QSignalSpy exported(w.get(), &MainWindow::export_finished);
   export_with_dialog(*w, [&](QDialog& d) {
-    choose(d.findChild<QComboBox*>("export_format"), "Current frame as PNG");
-    d.findChild<QLineEdit*>("export_path")->setText(png);
-    choose(d.findChild<QComboBox*>("export_scale"), "x4");
-    choose(d.findChild<QComboBox*>("export_filter"), "Nearest (exact pixels)");
+    choose_output(d, "Current frame as PNG", png);
+    choose(d, "export_scale", "x4");
+    choose(d, "export_filter", "Nearest (exact pixels)");
     CHECK_FALSE(d.findChild<QComboBox*>("export_range")->isEnabled());  // one frame: no range
   });
   REQUIRE(wait_until([&] { return exported.count() == 1; }, 60000));
@@ -156,8 +162,7 @@ TEST_CASE("Export dialog: PNG of the current frame, and a path that cannot be wr
   // A folder that does not exist: the export fails with a message, the window keeps its work.
   const size_t generated = w->generated_frames().size();
   export_with_dialog(*w, [&](QDialog& d) {
-    choose(d.findChild<QComboBox*>("export_format"), "MP4 (H.264)");
-    d.findChild<QLineEdit*>("export_path")->setText(dir.filePath("no/such/folder/out.mp4"));
+    choose_output(d, "MP4 (H.264)", dir.filePath("no/such/folder/out.mp4"));
   });
   REQUIRE(wait_until([&] { return exported.count() == 2; }, 60000));
   CHECK_FALSE(exported.at(1).at(0).toBool());

@@ -6,6 +6,7 @@
 #include <QDragEnterEvent>
 #include <QDropEvent>
 #include <QElapsedTimer>
+#include <QFile>
 #include <QMimeData>
 #include <QSignalSpy>
 #include <QTemporaryDir>
@@ -35,6 +36,14 @@ std::unique_ptr<MainWindow> open_studio() {
   auto window = dfs::ui::test::studio_with_vtest(7);
   REQUIRE(window);
   return window;
+}
+
+// Writes `bytes` to a new file at `path` (a file that only pretends to be a clip or a model).
+bool write_file(const QString& path, const QByteArray& bytes) {
+  QFile file(path);
+  if (!file.open(QIODevice::WriteOnly)) return false;
+  file.write(bytes);
+  return true;
 }
 
 }  // namespace
@@ -169,10 +178,7 @@ TEST_CASE("Studio: a broken clip or a missing file is reported and the window ke
   CHECK(w.last_error().contains("clip.mp4"));
   QTemporaryDir dir;
   const QString text = dir.filePath("not_a_video.mp4");
-  QFile file(text);
-  REQUIRE(file.open(QIODevice::WriteOnly));
-  file.write("this is not a video");
-  file.close();
+  REQUIRE(write_file(text, "this is not a video"));
   CHECK_FALSE(w.open_clip(text));
   CHECK(errors.count() == 2);
   // Still usable: the real clip opens afterwards.
@@ -189,10 +195,7 @@ TEST_CASE("Studio: a model file that fails to load is reported and the current m
   REQUIRE(wait_until([&] { return w.model_ready(); }, 60000));
   QTemporaryDir dir;
   const QString bad = dir.filePath("broken.safetensors");
-  QFile file(bad);
-  REQUIRE(file.open(QIODevice::WriteOnly));
-  file.write("\xff\xff\xff\xff\xff\xff\xff\x7f{not json");
-  file.close();
+  REQUIRE(write_file(bad, "\xff\xff\xff\xff\xff\xff\xff\x7f{not json"));
   QSignalSpy changed(&w, &MainWindow::model_changed);
   w.load_model(bad);
   REQUIRE(wait_until([&] { return changed.count() == 1; }, 60000));

@@ -10,7 +10,6 @@
 #include <QDoubleSpinBox>
 #include <QFormLayout>
 #include <QGroupBox>
-#include <QHBoxLayout>
 #include <QLabel>
 #include <QLineEdit>
 #include <QProgressBar>
@@ -22,6 +21,8 @@
 #include <QStackedWidget>
 #include <QVBoxLayout>
 #include <algorithm>
+
+#include "widget_row.h"
 
 namespace dfs::ui {
 
@@ -95,6 +96,21 @@ QDoubleSpinBox* dspin(double lo, double hi, double step, int decimals, const QSt
   return s;
 }
 
+// A combo box of `items` (an item's index is its value) with a tooltip.
+QComboBox* combo(const QStringList& items, const QString& tip) {
+  auto* c = new QComboBox;
+  c->addItems(items);
+  c->setToolTip(tip);
+  return c;
+}
+
+// A titled group box at the end of `root`; its rows go in the returned form.
+QFormLayout* add_section(QVBoxLayout* root, const QString& title) {
+  auto* box = new QGroupBox(title);
+  root->addWidget(box);
+  return new QFormLayout(box);
+}
+
 }  // namespace
 
 void ControlsPanel::build() {
@@ -102,79 +118,43 @@ void ControlsPanel::build() {
   root->setContentsMargins(6, 6, 6, 6);
 
   // [SECTION] What to generate
-  auto* what = new QGroupBox(tr("What to generate"));
-  auto* what_form = new QFormLayout(what);
-  mode_ = new QComboBox;
-  mode_->addItems({tr("Extend the clip"), tr("Regenerate a range"), tr("Fill a gap between pins")});
-  mode_->setToolTip(
-      tr("Extend: pin the clip's frames and add new frames after it.\n"
-         "Regenerate: re-make a range of the clip at a noise level, the rest pinned.\n"
-         "Fill a gap: keep frames up to A and from B on, re-make those between."));
+  QFormLayout* what_form = add_section(root, tr("What to generate"));
+  mode_ = combo({tr("Extend the clip"), tr("Regenerate a range"), tr("Fill a gap between pins")},
+                tr("Extend: pin the clip's frames and add new frames after it.\n"
+                   "Regenerate: re-make a range of the clip at a noise level, the rest pinned.\n"
+                   "Fill a gap: keep frames up to A and from B on, re-make those between."));
   what_form->addRow(tr("Mode"), mode_);
   mode_params_ = new QStackedWidget;
-  {
-    auto* page = new QWidget;
-    auto* l = new QHBoxLayout(page);
-    l->setContentsMargins(0, 0, 0, 0);
-    extend_frames_ = spin(dfs::limits::kTimelineFrames.int_min(), dfs::limits::kTimelineFrames.int_max(),
-                          tr("New frames to generate after the last clip frame."));
-    l->addWidget(new QLabel(tr("new frames")));
-    l->addWidget(extend_frames_);
-    mode_params_->addWidget(page);
-  }
-  {
-    auto* page = new QWidget;
-    auto* l = new QHBoxLayout(page);
-    l->setContentsMargins(0, 0, 0, 0);
-    range_first_ =
-        spin(0, 100000, tr("First timeline frame to regenerate (the selection fills this)."));
-    range_last_ = spin(0, 100000, tr("Last timeline frame to regenerate (inclusive)."));
-    range_level_ = dspin(0.01, 1.0, 0.05, 2,
-                         tr("Start noise level of the range: 1 = from scratch, "
-                            "0.5 = keep the structure, regenerate loosely."));
-    range_level_->setValue(1.0);
-    l->addWidget(range_first_);
-    l->addWidget(new QLabel("-"));
-    l->addWidget(range_last_);
-    l->addWidget(new QLabel(tr("at")));
-    l->addWidget(range_level_);
-    mode_params_->addWidget(page);
-  }
-  {
-    auto* page = new QWidget;
-    auto* l = new QHBoxLayout(page);
-    l->setContentsMargins(0, 0, 0, 0);
-    gap_a_ = spin(0, 100000, tr("Last kept frame before the gap (pinned)."));
-    gap_b_ = spin(0, 100000, tr("First kept frame after the gap (pinned)."));
-    l->addWidget(new QLabel(tr("keep to")));
-    l->addWidget(gap_a_);
-    l->addWidget(new QLabel(tr("and from")));
-    l->addWidget(gap_b_);
-    mode_params_->addWidget(page);
-  }
+  // One page of parameters per mode, in the mode box's order.
+  extend_frames_ =
+      spin(dfs::limits::kTimelineFrames.int_min(), dfs::limits::kTimelineFrames.int_max(),
+           tr("New frames to generate after the last clip frame."));
+  mode_params_->addWidget(widget_row({new QLabel(tr("new frames")), extend_frames_}));
+  range_first_ =
+      spin(0, 100000, tr("First timeline frame to regenerate (the selection fills this)."));
+  range_last_ = spin(0, 100000, tr("Last timeline frame to regenerate (inclusive)."));
+  range_level_ = dspin(0.01, 1.0, 0.05, 2,
+                       tr("Start noise level of the range: 1 = from scratch, "
+                          "0.5 = keep the structure, regenerate loosely."));
+  range_level_->setValue(1.0);
+  mode_params_->addWidget(
+      widget_row({range_first_, new QLabel("-"), range_last_, new QLabel(tr("at")), range_level_}));
+  gap_a_ = spin(0, 100000, tr("Last kept frame before the gap (pinned)."));
+  gap_b_ = spin(0, 100000, tr("First kept frame after the gap (pinned)."));
+  mode_params_->addWidget(
+      widget_row({new QLabel(tr("keep to")), gap_a_, new QLabel(tr("and from")), gap_b_}));
   what_form->addRow(mode_params_);
   apply_layout_ = new QPushButton(tr("Apply layout"));
   apply_layout_->setToolTip(tr("Rebuild pins and noise levels for the chosen mode (undoable)."));
   what_form->addRow(apply_layout_);
-  {
-    auto* row = new QWidget;
-    auto* l = new QHBoxLayout(row);
-    l->setContentsMargins(0, 0, 0, 0);
-    source_first_ = spin(0, 1000000, tr("First clip frame on the timeline."));
-    source_count_ =
-        spin(0, 1000000, tr("How many clip frames the timeline holds (from the first)."));
-    l->addWidget(source_first_);
-    l->addWidget(new QLabel(tr("count")));
-    l->addWidget(source_count_);
-    what_form->addRow(tr("Clip frames"), row);
-  }
-  fit_ = new QComboBox;
-  fit_->addItems({tr("Letterbox"), tr("Crop"), tr("Stretch")});
-  fit_->setToolTip(
-      tr("How clip frames are brought to the model's resolution: letterbox keeps "
-         "everything (black bars), crop fills and cuts the edges, stretch distorts."));
+  source_first_ = spin(0, 1000000, tr("First clip frame on the timeline."));
+  source_count_ = spin(0, 1000000, tr("How many clip frames the timeline holds (from the first)."));
+  what_form->addRow(tr("Clip frames"),
+                    widget_row({source_first_, new QLabel(tr("count")), source_count_}));
+  fit_ = combo({tr("Letterbox"), tr("Crop"), tr("Stretch")},
+               tr("How clip frames are brought to the model's resolution: letterbox keeps "
+                  "everything (black bars), crop fills and cuts the edges, stretch distorts."));
   what_form->addRow(tr("Fit to model"), fit_);
-  root->addWidget(what);
 
   connect(mode_, qOverload<int>(&QComboBox::currentIndexChanged), mode_params_,
           &QStackedWidget::setCurrentIndex);
@@ -200,8 +180,7 @@ void ControlsPanel::build() {
   });
 
   // [SECTION] Schedule
-  auto* sched = new QGroupBox(tr("Scheduling matrix"));
-  auto* sched_form = new QFormLayout(sched);
+  QFormLayout* sched_form = add_section(root, tr("Scheduling matrix"));
   shape_ = new QComboBox;
   shape_->addItem(tr("Full sequence"), static_cast<int>(ScheduleShape::FullSequence));
   shape_->addItem(tr("Autoregressive"), static_cast<int>(ScheduleShape::Autoregressive));
@@ -219,19 +198,12 @@ void ControlsPanel::build() {
                        tr("Pyramid/trapezoid: how many steps frame t lags frame "
                           "t-1 (u). 0 = full sequence, S = autoregressive."));
   sched_form->addRow(tr("Uncertainty"), uncertainty_);
-  ar_step_ = spin(dfs::limits::kArStep, tr("Async blocks: steps each block lags the previous one."));
+  ar_step_ =
+      spin(dfs::limits::kArStep, tr("Async blocks: steps each block lags the previous one."));
   block_ = spin(dfs::limits::kBlock, tr("Async blocks: frames per block."));
-  {
-    auto* row = new QWidget;
-    auto* l = new QHBoxLayout(row);
-    l->setContentsMargins(0, 0, 0, 0);
-    l->addWidget(ar_step_);
-    l->addWidget(new QLabel(tr("block")));
-    l->addWidget(block_);
-    sched_form->addRow(tr("Block lag"), row);
-  }
-  eta_ =
-      dspin(dfs::limits::kEta, 0.1, 2, tr("Sampler stochasticity: 0 = deterministic DDIM, 1 = DDPM-like."));
+  sched_form->addRow(tr("Block lag"), widget_row({ar_step_, new QLabel(tr("block")), block_}));
+  eta_ = dspin(dfs::limits::kEta, 0.1, 2,
+               tr("Sampler stochasticity: 0 = deterministic DDIM, 1 = DDPM-like."));
   sched_form->addRow(tr("Eta"), eta_);
   stab_user_ = dspin(dfs::limits::kStabilization, 0.01, 3,
                      tr("Stabilisation level for your pinned frames: they are shown "
@@ -241,7 +213,6 @@ void ControlsPanel::build() {
                              "earlier and now uses as context."));
   sched_form->addRow(tr("Stabilise pins"), stab_user_);
   sched_form->addRow(tr("Stabilise generated"), stab_generated_);
-  root->addWidget(sched);
 
   auto shape_edit = [this](const QString& label, const QString& key, const ProjectEdit& change) {
     emit_edit(label, change, key);
@@ -286,26 +257,24 @@ void ControlsPanel::build() {
       });
 
   // [SECTION] Guidance and window
-  auto* guide = new QGroupBox(tr("History guidance and window"));
-  auto* guide_form = new QFormLayout(guide);
-  guidance_ = new QComboBox;
-  guidance_->addItems({tr("None"), tr("Vanilla"), tr("Fractional")});
-  guidance_->setToolTip(
-      tr("History guidance (DFoT, Song et al. 2025). None: one model call per step.\n"
-         "Vanilla: eps(empty) + w (eps(history) - eps(empty)).\n"
-         "Fractional: also re-noises the history to level f for the guided term."));
+  QFormLayout* guide_form = add_section(root, tr("History guidance and window"));
+  guidance_ = combo({tr("None"), tr("Vanilla"), tr("Fractional")},
+                    tr("History guidance (DFoT, Song et al. 2025). None: one model call per step.\n"
+                       "Vanilla: eps(empty) + w (eps(history) - eps(empty)).\n"
+                       "Fractional: also re-noises the history to level f for the guided term."));
   guide_form->addRow(tr("Guidance"), guidance_);
   guidance_scale_ = dspin(dfs::limits::kGuidanceScale, 0.25, 2,
                           tr("Guidance scale w: 1 = plain, higher = follow the history more."));
   guide_form->addRow(tr("Scale"), guidance_scale_);
-  fractional_ =
-      dspin(dfs::limits::kGuidanceFraction, 0.05, 2, tr("Fractional guidance: level f the history is re-noised to."));
+  fractional_ = dspin(dfs::limits::kGuidanceFraction, 0.05, 2,
+                      tr("Fractional guidance: level f the history is re-noised to."));
   guide_form->addRow(tr("Fraction"), fractional_);
-  horizon_ = spin(dfs::limits::kHorizon,
-                  tr("Guidance horizon: frames generated together in one window. "
-                     "context + horizon must fit the model's max frames."));
+  horizon_ =
+      spin(dfs::limits::kHorizon, tr("Guidance horizon: frames generated together in one window. "
+                                     "context + horizon must fit the model's max frames."));
   guide_form->addRow(tr("Horizon"), horizon_);
-  context_ = spin(dfs::limits::kContext, tr("Known frames (pinned or generated earlier) each window carries."));
+  context_ = spin(dfs::limits::kContext,
+                  tr("Known frames (pinned or generated earlier) each window carries."));
   guide_form->addRow(tr("Context"), context_);
   window_pins_ = new QLabel;
   window_pins_->setWordWrap(true);
@@ -318,7 +287,6 @@ void ControlsPanel::build() {
       tr("Latent models: where the scene is static, generated frames keep the fine texture of the\n"
          "nearest pinned frame that the autoencoder loses. Off: the plain decoding."));
   guide_form->addRow(tr("Detail"), detail_transfer_);
-  root->addWidget(guide);
   connect(detail_transfer_, &QCheckBox::toggled, this, [this](bool on) {
     emit_edit(on ? tr("Keep pinned detail") : tr("Plain decoding"),
               [on](project::Project& p) { p.generation.rollout.detail_transfer = on; });
@@ -349,39 +317,23 @@ void ControlsPanel::build() {
   });
 
   // [SECTION] Seed and run
-  auto* run = new QGroupBox(tr("Run"));
-  auto* run_form = new QFormLayout(run);
-  {
-    auto* row = new QWidget;
-    auto* l = new QHBoxLayout(row);
-    l->setContentsMargins(0, 0, 0, 0);
-    seed_ = new QLineEdit;
-    seed_->setValidator(new QRegularExpressionValidator(QRegularExpression("[0-9]{1,19}"), seed_));
-    seed_->setToolTip(tr("Random seed: same seed + settings + device = the same frames."));
-    seed_locked_ = new QCheckBox(tr("lock"));
-    seed_locked_->setToolTip(
-        tr("Locked: every run uses this seed. Unlocked: a new seed is drawn per run."));
-    randomise_ = new QPushButton(tr("Randomise"));
-    randomise_->setToolTip(tr("Draw a new random seed now."));
-    l->addWidget(seed_, 1);
-    l->addWidget(seed_locked_);
-    l->addWidget(randomise_);
-    run_form->addRow(tr("Seed"), row);
-  }
-  {
-    auto* row = new QWidget;
-    auto* l = new QHBoxLayout(row);
-    l->setContentsMargins(0, 0, 0, 0);
-    generate_ = new QPushButton(tr("Generate"));
-    generate_->setToolTip(tr("Generate on a background thread (Ctrl+Enter)."));
-    generate_->setDefault(true);
-    stop_ = new QPushButton(tr("Stop"));
-    stop_->setToolTip(tr("Stop within one sampling step; frames already finished are kept (Esc)."));
-    stop_->setEnabled(false);
-    l->addWidget(generate_, 2);
-    l->addWidget(stop_, 1);
-    run_form->addRow(row);
-  }
+  QFormLayout* run_form = add_section(root, tr("Run"));
+  seed_ = new QLineEdit;
+  seed_->setValidator(new QRegularExpressionValidator(QRegularExpression("[0-9]{1,19}"), seed_));
+  seed_->setToolTip(tr("Random seed: same seed + settings + device = the same frames."));
+  seed_locked_ = new QCheckBox(tr("lock"));
+  seed_locked_->setToolTip(
+      tr("Locked: every run uses this seed. Unlocked: a new seed is drawn per run."));
+  randomise_ = new QPushButton(tr("Randomise"));
+  randomise_->setToolTip(tr("Draw a new random seed now."));
+  run_form->addRow(tr("Seed"), widget_row({{seed_, 1}, seed_locked_, randomise_}));
+  generate_ = new QPushButton(tr("Generate"));
+  generate_->setToolTip(tr("Generate on a background thread (Ctrl+Enter)."));
+  generate_->setDefault(true);
+  stop_ = new QPushButton(tr("Stop"));
+  stop_->setToolTip(tr("Stop within one sampling step; frames already finished are kept (Esc)."));
+  stop_->setEnabled(false);
+  run_form->addRow(widget_row({{generate_, 2}, {stop_, 1}}));
   progress_ = new QProgressBar;
   progress_->setRange(0, 1);
   progress_->setValue(0);
@@ -390,7 +342,6 @@ void ControlsPanel::build() {
   progress_text_ = new QLabel(tr("Ready."));
   progress_text_->setWordWrap(true);
   run_form->addRow(progress_text_);
-  root->addWidget(run);
   root->addStretch(1);
 
   connect(seed_, &QLineEdit::editingFinished, this, [this] {

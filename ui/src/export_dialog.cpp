@@ -3,19 +3,14 @@
 
 #include "dfs/limits.h"
 
-#include <QComboBox>
 #include <QDialogButtonBox>
-#include <QDoubleSpinBox>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QFormLayout>
-#include <QHBoxLayout>
-#include <QLabel>
-#include <QLineEdit>
 #include <QPushButton>
-#include <QSlider>
-#include <QSpinBox>
 #include <utility>
+
+#include "widget_row.h"
 
 namespace dfs::ui {
 namespace {
@@ -41,7 +36,6 @@ ExportDialog::ExportDialog(const project::ExportSettings& initial, int length, i
   setWindowTitle(tr("Export"));
   auto* form = new QFormLayout(this);
 
-  format_ = new QComboBox;
   for (const FormatInfo& f : kFormats) format_->addItem(tr(f.label), static_cast<int>(f.format));
   format_->setCurrentIndex(format_->findData(static_cast<int>(initial.format)));
   format_->setToolTip(
@@ -49,60 +43,36 @@ ExportDialog::ExportDialog(const project::ExportSettings& initial, int length, i
          "export as a .json file, so dropping the export on the Studio restores them."));
   form->addRow(tr("Format"), format_);
 
-  auto* path_row = new QWidget;
-  auto* pl = new QHBoxLayout(path_row);
-  pl->setContentsMargins(0, 0, 0, 0);
-  path_ = new QLineEdit(QString::fromStdString(initial.path));
+  path_->setText(QString::fromStdString(initial.path));
   auto* browse_button = new QPushButton(tr("Browse..."));
-  pl->addWidget(path_, 1);
-  pl->addWidget(browse_button);
-  form->addRow(tr("Save to"), path_row);
+  form->addRow(tr("Save to"), widget_row({{path_, 1}, browse_button}));
 
-  range_ = new QComboBox;
   range_->addItem(tr("All frames"), static_cast<int>(project::ExportRange::All));
   range_->addItem(tr("Generated frames only"), static_cast<int>(project::ExportRange::Generated));
   range_->addItem(tr("In to out"), static_cast<int>(project::ExportRange::InOut));
   range_->setCurrentIndex(range_->findData(static_cast<int>(initial.range)));
   form->addRow(tr("Range"), range_);
-  auto* inout = new QWidget;
-  auto* il = new QHBoxLayout(inout);
-  il->setContentsMargins(0, 0, 0, 0);
-  in_ = new QSpinBox;
-  out_ = new QSpinBox;
   in_->setRange(0, std::max(0, length - 1));
   out_->setRange(0, std::max(0, length - 1));
   in_->setValue(std::clamp(initial.in, 0, std::max(0, length - 1)));
   out_->setValue(initial.out > 0 ? std::clamp(initial.out, 0, std::max(0, length - 1))
                                  : std::max(0, length - 1));
-  il->addWidget(in_);
-  il->addWidget(new QLabel(tr("to")));
-  il->addWidget(out_);
-  form->addRow(tr("In / out"), inout);
+  form->addRow(tr("In / out"), widget_row({in_, new QLabel(tr("to")), out_}));
 
-  scale_ = new QComboBox;
   for (int s : {1, 2, 4}) scale_->addItem(QString("x%1").arg(s), s);
   scale_->setCurrentIndex(scale_->findData(initial.scale));
-  filter_ = new QComboBox;
   filter_->addItems({tr("Smooth"), tr("Nearest (exact pixels)")});
   filter_->setCurrentIndex(initial.smooth ? 0 : 1);
-  auto* scale_row = new QWidget;
-  auto* sl = new QHBoxLayout(scale_row);
-  sl->setContentsMargins(0, 0, 0, 0);
-  sl->addWidget(scale_);
-  sl->addWidget(filter_, 1);
-  form->addRow(tr("Scale"), scale_row);
+  form->addRow(tr("Scale"), widget_row({scale_, {filter_, 1}}));
 
-  fps_ = new QDoubleSpinBox;
   fps_->setRange(dfs::limits::kExportFps.widget_min(0.001), dfs::limits::kExportFps.widget_max());
   fps_->setDecimals(3);
   fps_->setValue(initial.fps > 0 ? initial.fps : (clip_fps > 0 ? clip_fps : 8.0));
   form->addRow(tr("Frame rate"), fps_);
-  quality_ = new QSlider(Qt::Horizontal);
   quality_->setRange(0, 100);
   quality_->setValue(initial.quality);
   quality_->setToolTip(tr("0 = smallest file, 100 = best picture (maps to the codec's CRF)."));
   form->addRow(tr("Quality"), quality_);
-  note_ = new QLabel;
   note_->setWordWrap(true);
   form->addRow(note_);
 

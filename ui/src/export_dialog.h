@@ -4,16 +4,15 @@
 // thread with a progress dialog. GUI thread only.
 #pragma once
 
+#include <QComboBox>
 #include <QDialog>
+#include <QDoubleSpinBox>
+#include <QLabel>
+#include <QLineEdit>
+#include <QSlider>
+#include <QSpinBox>
 
 #include "dfs/project/document.h"
-
-class QComboBox;
-class QDoubleSpinBox;
-class QLineEdit;
-class QSlider;
-class QSpinBox;
-class QLabel;
 
 namespace dfs::ui {
 
@@ -37,16 +36,18 @@ class ExportDialog : public QDialog {
   int current_;
   int model_w_;
   int model_h_;
-  QComboBox* format_ = nullptr;
-  QLineEdit* path_ = nullptr;
-  QComboBox* range_ = nullptr;
-  QSpinBox* in_ = nullptr;
-  QSpinBox* out_ = nullptr;
-  QComboBox* scale_ = nullptr;
-  QComboBox* filter_ = nullptr;
-  QDoubleSpinBox* fps_ = nullptr;
-  QSlider* quality_ = nullptr;
-  QLabel* note_ = nullptr;
+  // The form's fields live as long as the dialog; the constructor fills and lays them out (the
+  // layout parents them).
+  QComboBox* const format_ = new QComboBox;
+  QLineEdit* const path_ = new QLineEdit;
+  QComboBox* const range_ = new QComboBox;
+  QSpinBox* const in_ = new QSpinBox;
+  QSpinBox* const out_ = new QSpinBox;
+  QComboBox* const scale_ = new QComboBox;
+  QComboBox* const filter_ = new QComboBox;
+  QDoubleSpinBox* const fps_ = new QDoubleSpinBox;
+  QSlider* const quality_ = new QSlider(Qt::Horizontal);
+  QLabel* const note_ = new QLabel;
 };
 
 }  // namespace dfs::ui

@@ -249,37 +249,19 @@ void ImGuiWidget::feed_modifiers(Qt::KeyboardModifiers modifiers) {
   io.KeySuper = modifiers & Qt::MetaModifier;
 }
 
-void ImGuiWidget::mousePressEvent(QMouseEvent* event) {
+void ImGuiWidget::feed_mouse(QMouseEvent* event) {
   ImGui::SetCurrentContext(context_);
   ImGuiIO& io = ImGui::GetIO();
   const QPointF p = event->position();
   io.MousePos = ImVec2(static_cast<float>(p.x()), static_cast<float>(p.y()));
   feed_modifiers(event->modifiers());
+  // A move has no button; a double click is a press (ImGui tells double clicks itself).
   const int button = to_imgui_button(event->button());
-  if (button >= 0) io.MouseDown[button] = true;
+  if (button >= 0) io.MouseDown[button] = event->type() != QEvent::MouseButtonRelease;
   request_redraw();
 }
 
-void ImGuiWidget::mouseReleaseEvent(QMouseEvent* event) {
-  ImGui::SetCurrentContext(context_);
-  ImGuiIO& io = ImGui::GetIO();
-  const QPointF p = event->position();
-  io.MousePos = ImVec2(static_cast<float>(p.x()), static_cast<float>(p.y()));
-  feed_modifiers(event->modifiers());
-  const int button = to_imgui_button(event->button());
-  if (button >= 0) io.MouseDown[button] = false;
-  request_redraw();
-}
-
-void ImGuiWidget::mouseMoveEvent(QMouseEvent* event) {
-  ImGui::SetCurrentContext(context_);
-  const QPointF p = event->position();
-  ImGui::GetIO().MousePos = ImVec2(static_cast<float>(p.x()), static_cast<float>(p.y()));
-  feed_modifiers(event->modifiers());
-  request_redraw();
-}
-
-void ImGuiWidget::wheelEvent(QWheelEvent* event) {
+void ImGuiWidget::feed_wheel(QWheelEvent* event) {
   ImGui::SetCurrentContext(context_);
   ImGuiIO& io = ImGui::GetIO();
   // Qt reports eighths of a degree; one notch = 15 degrees = 120 units = 1.0 for ImGui.
@@ -315,13 +297,6 @@ void ImGuiWidget::keyReleaseEvent(QKeyEvent* event) {
   event->ignore();
 }
 
-void ImGuiWidget::leaveEvent(QEvent* event) {
-  ImGui::SetCurrentContext(context_);
-  ImGui::GetIO().MousePos = ImVec2(-FLT_MAX, -FLT_MAX);
-  request_redraw();
-  QWidget::leaveEvent(event);
-}
-
 void ImGuiWidget::focusOutEvent(QFocusEvent* event) {
   ImGui::SetCurrentContext(context_);
   ImGuiIO& io = ImGui::GetIO();
@@ -332,16 +307,39 @@ void ImGuiWidget::focusOutEvent(QFocusEvent* event) {
 }
 
 bool ImGuiWidget::event(QEvent* event) {
-  // Tab must reach ImGui (text fields), not move Qt's focus chain, while ImGui is typing.
-  if (event->type() == QEvent::KeyPress && context_ != nullptr) {
-    auto* key = static_cast<QKeyEvent*>(event);
-    if (key->key() == Qt::Key_Tab || key->key() == Qt::Key_Backtab) {
+  // Every pointer event reaches ImGui the same way, here rather than in one handler each. As
+  // in QWidget::event, a disabled widget takes no mouse or wheel input.
+  switch (event->type()) {
+    case QEvent::MouseButtonPress:
+    case QEvent::MouseButtonDblClick:
+    case QEvent::MouseButtonRelease:
+    case QEvent::MouseMove:
+      if (!isEnabled()) break;
+      feed_mouse(static_cast<QMouseEvent*>(event));
+      return true;
+    case QEvent::Wheel:
+      if (!isEnabled()) break;
+      feed_wheel(static_cast<QWheelEvent*>(event));
+      return true;
+    case QEvent::Leave:
       ImGui::SetCurrentContext(context_);
-      if (ImGui::GetIO().WantTextInput) {
-        keyPressEvent(key);
-        return true;
+      ImGui::GetIO().MousePos = ImVec2(-FLT_MAX, -FLT_MAX);
+      request_redraw();
+      break;  // QWidget::event goes on to leaveEvent()
+    case QEvent::KeyPress: {
+      // Tab must reach ImGui (text fields), not move Qt's focus chain, while ImGui is typing.
+      auto* key = static_cast<QKeyEvent*>(event);
+      if (context_ != nullptr && (key->key() == Qt::Key_Tab || key->key() == Qt::Key_Backtab)) {
+        ImGui::SetCurrentContext(context_);
+        if (ImGui::GetIO().WantTextInput) {
+          keyPressEvent(key);
+          return true;
+        }
       }
+      break;
     }
+    default:
+      break;
   }
   return QWidget::event(event);
 }

@@ -48,8 +48,7 @@ void NoiseCurvePanel::set_current_frame(int frame) {
 }
 
 void NoiseCurvePanel::set_selection(int first, int last) {
-  selection_first_ = first;
-  selection_last_ = last;
+  selection_ = {first, last};
   content_changed();
 }
 
@@ -59,12 +58,12 @@ bool NoiseCurvePanel::pinned(int frame) const {
 }
 
 int NoiseCurvePanel::range_first() const {
-  return selection_first_ <= selection_last_ ? std::max(0, selection_first_) : 0;
+  return selection_.empty() ? 0 : std::max(0, selection_.first);
 }
 
 int NoiseCurvePanel::range_last() const {
   const int last = static_cast<int>(levels_.size()) - 1;
-  return selection_first_ <= selection_last_ ? std::min(last, selection_last_) : last;
+  return selection_.empty() ? last : std::min(last, selection_.last);
 }
 
 void NoiseCurvePanel::commit(const QString& what) {
@@ -109,14 +108,13 @@ void NoiseCurvePanel::draw_ui() {
 
   // [SECTION] Bar: range, level, presets
   {
-    int range[2] = {selection_first_ <= selection_last_ ? selection_first_ : 0,
-                    selection_first_ <= selection_last_ ? selection_last_ : std::max(0, count - 1)};
+    int range[2] = {selection_.empty() ? 0 : selection_.first,
+                    selection_.empty() ? std::max(0, count - 1) : selection_.last};
     ImGui::SetNextItemWidth(150);
     if (ImGui::DragInt2("##range", range, 0.25f, 0, std::max(0, count - 1))) {
-      selection_first_ = std::min(range[0], range[1]);
-      selection_last_ = std::max(range[0], range[1]);
-      const int a = selection_first_;
-      const int b = selection_last_;
+      selection_ = FrameSpan::between(range[0], range[1]);
+      const int a = selection_.first;
+      const int b = selection_.last;
       QTimer::singleShot(0, this, [this, a, b] { emit selection_changed(a, b); });
     }
     if (ImGui::IsItemHovered())
@@ -213,9 +211,8 @@ void NoiseCurvePanel::draw_ui() {
   if (drag_ == Drag::Paint && io.MouseDown[ImGuiMouseButton_Left]) {
     const int f = frame_at(mouse.x);
     const double level = level_at(mouse.y);
-    const int from = last_paint_frame_ < 0 ? f : std::min(f, last_paint_frame_);
-    const int to = last_paint_frame_ < 0 ? f : std::max(f, last_paint_frame_);
-    for (int i = from; i <= to; ++i) {
+    const FrameSpan crossed = FrameSpan::between(last_paint_frame_ < 0 ? f : last_paint_frame_, f);
+    for (int i = crossed.first; i <= crossed.last; ++i) {
       if (pinned(i)) continue;
       double& value = levels_[static_cast<size_t>(i)];
       if (value != level) {
@@ -230,8 +227,7 @@ void NoiseCurvePanel::draw_ui() {
     }
   } else if (drag_ == Drag::Select && io.MouseDown[ImGuiMouseButton_Left]) {
     const int f = frame_at(mouse.x);
-    selection_first_ = std::min(drag_anchor_, f);
-    selection_last_ = std::max(drag_anchor_, f);
+    selection_ = FrameSpan::between(drag_anchor_, f);
   } else if (drag_ == Drag::Pan && io.MouseDown[ImGuiMouseButton_Middle]) {
     view_first_ -= static_cast<double>(io.MouseDelta.x) / plot_w * view_count_;
   } else if (drag_ != Drag::None) {
@@ -242,12 +238,11 @@ void NoiseCurvePanel::draw_ui() {
     } else if (drag_ == Drag::Select) {
       const int f = frame_at(mouse.x);
       if (f == drag_anchor_ && mouse.y >= ruler_y) {
-        selection_first_ = 0;  // a click on the ruler seeks and clears the selection
-        selection_last_ = -1;
+        selection_ = {};  // a click on the ruler seeks and clears the selection
         QTimer::singleShot(0, this, [this, f] { emit frame_clicked(f); });
       }
-      const int a = selection_first_;
-      const int b = selection_last_;
+      const int a = selection_.first;
+      const int b = selection_.last;
       QTimer::singleShot(0, this, [this, a, b] { emit selection_changed(a, b); });
     }
     drag_ = Drag::None;
@@ -265,9 +260,9 @@ void NoiseCurvePanel::draw_ui() {
     draw->AddRectFilled(ImVec2(x_of(i - 0.5), plot0.y - kPlotPad), ImVec2(x_of(i + 0.5), ruler_y),
                         bg);
   }
-  if (selection_first_ <= selection_last_)
-    draw->AddRectFilled(ImVec2(x_of(selection_first_ - 0.5), plot0.y - kPlotPad),
-                        ImVec2(x_of(selection_last_ + 0.5), ruler_y + kRulerHeight),
+  if (!selection_.empty())
+    draw->AddRectFilled(ImVec2(x_of(selection_.first - 0.5), plot0.y - kPlotPad),
+                        ImVec2(x_of(selection_.last + 0.5), ruler_y + kRulerHeight),
                         to_u32(colors::kSelection, 0.22f));
   for (int q = 0; q <= 4; ++q) {
     const float y = y_of(q / 4.0);

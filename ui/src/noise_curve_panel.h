@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "dfs/ui/imgui_widget.h"
+#include "frame_span.h"
 
 namespace dfs::ui {
 
@@ -38,8 +39,8 @@ class NoiseCurvePanel : public ImGuiWidget {
   void set_current_frame(int frame);
   void set_selection(int first, int last);  // inclusive; first > last = none
   const std::vector<double>& levels() const { return levels_; }
-  int selection_first() const { return selection_first_; }
-  int selection_last() const { return selection_last_; }
+  int selection_first() const { return selection_.first; }
+  int selection_last() const { return selection_.last; }
 
   // Presets, also reachable from the bar. All skip pinned frames. They act on the
   // selection, or on the whole timeline if nothing is selected, and commit.
@@ -65,8 +66,7 @@ class NoiseCurvePanel : public ImGuiWidget {
   std::vector<double> levels_;
   std::vector<std::uint8_t> flags_;
   int current_frame_ = 0;
-  int selection_first_ = 0;
-  int selection_last_ = -1;
+  FrameSpan selection_;
   float range_level_ = 0.5f;
   // View: frames [view_first_, view_first_ + view_count_) fill the plot width.
   double view_first_ = 0;

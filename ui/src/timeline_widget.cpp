@@ -117,14 +117,12 @@ void TimelineWidget::set_current(int position) {
 }
 
 void TimelineWidget::set_selection(int first, int last) {
-  selection_first_ = first;
-  selection_last_ = last;
+  selection_ = {first, last};
   update();
 }
 
 void TimelineWidget::set_in_out(int in, int out) {
-  in_ = in;
-  out_ = out;
+  in_out_ = {in, out};
   update();
 }
 
@@ -226,9 +224,9 @@ void TimelineWidget::paintEvent(QPaintEvent*) {
   }
 
   // [selection]
-  if (selection_first_ <= selection_last_) {
-    const double x0 = x_of(selection_first_);
-    const double x1 = x_of(selection_last_ + 1);
+  if (!selection_.empty()) {
+    const double x0 = x_of(selection_.first);
+    const double x1 = x_of(selection_.last + 1);
     p.fillRect(QRectF(x0, 0, x1 - x0, height() - kRulerHeight), qcolor(colors::kSelection, 60));
     p.setPen(QPen(qcolor(colors::kSelection), 1));
     p.drawRect(QRectF(x0, 0, x1 - x0, height() - kRulerHeight - 1));
@@ -258,9 +256,9 @@ void TimelineWidget::paintEvent(QPaintEvent*) {
   }
 
   // [in/out] Export range brackets, when set (I and O keys).
-  if (in_ <= out_ && (in_ > 0 || out_ < length_ - 1)) {
-    const double x0 = x_of(in_);
-    const double x1 = x_of(out_ + 1);
+  if (!in_out_.empty() && (in_out_.first > 0 || in_out_.last < length_ - 1)) {
+    const double x0 = x_of(in_out_.first);
+    const double x1 = x_of(in_out_.last + 1);
     p.setPen(QPen(QColor(240, 240, 240), 2));
     p.drawLine(QPointF(x0, ry), QPointF(x1, ry));
     p.drawLine(QPointF(x0, ry), QPointF(x0, ry + 8));
@@ -308,14 +306,13 @@ void TimelineWidget::mouseMoveEvent(QMouseEvent* event) {
   const int pos = position_at(pt.x());
   if (drag_ == Drag::Scrub && pos != drag_anchor_) drag_ = Drag::Select;
   if (drag_ == Drag::Select) {
-    selection_first_ = std::min(drag_anchor_, pos);
-    selection_last_ = std::max(drag_anchor_, pos);
+    selection_ = FrameSpan::between(drag_anchor_, pos);
     update();
   }
 }
 
 void TimelineWidget::mouseReleaseEvent(QMouseEvent*) {
-  if (drag_ == Drag::Select) emit selection_changed(selection_first_, selection_last_);
+  if (drag_ == Drag::Select) emit selection_changed(selection_.first, selection_.last);
   drag_ = Drag::None;
 }
 

@@ -17,6 +17,8 @@
 #include <map>
 #include <vector>
 
+#include "frame_span.h"
+
 namespace dfs::ui {
 
 class TimelineWidget : public QWidget {
@@ -38,8 +40,8 @@ class TimelineWidget : public QWidget {
   void set_current(int position);
   void set_selection(int first, int last);  // inclusive; first > last = none
   void set_in_out(int in, int out);         // export in/out points (brackets on the ruler)
-  int selection_first() const { return selection_first_; }
-  int selection_last() const { return selection_last_; }
+  int selection_first() const { return selection_.first; }
+  int selection_last() const { return selection_.last; }
   int thumbnails_received() const { return thumbnails_received_; }
 
   static QString timecode(int frame, double fps);  // "00:01:02.05" (hh:mm:ss.ff)
@@ -76,10 +78,8 @@ class TimelineWidget : public QWidget {
   std::map<int, QImage> results_;
   std::map<int, QImage> previews_;
   int current_ = 0;
-  int selection_first_ = 0;
-  int selection_last_ = -1;
-  int in_ = 0;
-  int out_ = -1;
+  FrameSpan selection_;
+  FrameSpan in_out_;  // export in/out points
   // View: first visible position (fractional) and zoom; zoom 0 = fit the whole timeline.
   double view_first_ = 0;
   double zoom_ = 0;  // pixels per frame; 0 = fit

@@ -31,8 +31,7 @@ DenoiseFn history_guidance(DenoiseFn denoise, NoiseSchedule schedule, GuidanceSe
     std::vector<torch::Tensor> xs{call.x[0]}, levels{call.levels[0]};
     for (const auto& l : history_levels) {
       const auto renoised =
-          schedule
-              .add_noise(history.clean.unsqueeze(0), history.noise.unsqueeze(0), l.unsqueeze(0))
+          schedule.add_noise(history.clean.unsqueeze(0), history.noise.unsqueeze(0), l.unsqueeze(0))
               .squeeze(0);
       xs.push_back(torch::where(known_x, renoised, call.x[0]));
       levels.push_back(torch::where(known, l.to(torch::kFloat32), call.levels[0]));

@@ -16,15 +16,14 @@ ModelConfig ModelConfig::preset(const std::string& name) {
     // The shipped model's size, chosen with `dforce bench` on a 2-core CPU: 8x8 patches give
     // 8x6 = 48 tokens per frame; 4x4 patches (192 tokens) cost ~3x more per forward (spatial
     // attention grows with tokens^2) and missed the 24 frames/s target by far.
-    c.name = "demo";
-    c.width = 64;
-    c.height = 48;
-    c.max_frames = 16;
-    c.patch = 8;
-    c.dim = 96;
-    c.depth = 4;
-    c.heads = 4;
-    return c;
+    return {.name = "demo",
+            .width = 64,
+            .height = 48,
+            .max_frames = 16,
+            .patch = 8,
+            .dim = 96,
+            .depth = 4,
+            .heads = 4};
   }
   if (name == "demo-causal") {
     c = preset("demo");
@@ -33,7 +32,7 @@ ModelConfig ModelConfig::preset(const std::string& name) {
     return c;
   }
   if (name == "latent" || name == "latent-causal") {
-    // The latent transformer (DESIGN.md "Latent space"): 256x192 frames -> 32x24x8 latents of
+    // The latent transformer (docs/DESIGN.md "Latent space"): 256x192 frames -> 32x24x8 latents of
     // the ae-demo autoencoder. 4x4 latent patches give 8x6 = 48 tokens per frame, each holding
     // 4*4*8 = 128 values in a 128-wide token: no squeeze (the 64x48 pixel model put 192 values
     // into 64). Chosen with `dforce bench` on the 2-core CPU: 2x2 patches (192 tokens of 64)
@@ -42,47 +41,48 @@ ModelConfig ModelConfig::preset(const std::string& name) {
     // 24 frames/s. Overlapping 8x8 kernels at stride 4 blend neighbouring tokens (no seams at
     // 32-pixel borders). EDM preconditioning with sigma_data = 1 (normalised latents) passes
     // a clean input through at low noise.
-    c.name = name;
-    c.width = 32;
-    c.height = 24;
-    c.channels = 8;
-    c.max_frames = 16;
-    c.patch = 4;
-    c.dim = 128;
-    c.depth = 4;
-    c.heads = 4;
-    c.mlp_ratio = 2;
-    c.overlap = true;
-    c.objective = Objective::Edm;
-    c.sigma_data = 1.0;
-    c.causal = name == "latent-causal";
-    return c;
+    return {.name = name,
+            .width = 32,
+            .height = 24,
+            .channels = 8,
+            .max_frames = 16,
+            .patch = 4,
+            .dim = 128,
+            .depth = 4,
+            .heads = 4,
+            .mlp_ratio = 2,
+            .overlap = true,
+            .causal = name == "latent-causal",
+            .objective = Objective::Edm,
+            .sigma_data = 1.0};
   }
   if (name == "latent-tiny") {
     // For fast tests: 64x48 frames -> 8x6x8 latents of ae-tiny, 2x2 patches (12 tokens of 32).
-    c = preset("latent");
-    c.name = name;
-    c.width = 8;
-    c.height = 6;
-    c.patch = 2;
-    c.dim = 32;
-    c.depth = 2;
-    c.heads = 2;
-    c.causal = false;
-    return c;
+    return {.name = name,
+            .width = 8,
+            .height = 6,
+            .channels = 8,
+            .max_frames = 16,
+            .patch = 2,
+            .dim = 32,
+            .depth = 2,
+            .heads = 2,
+            .mlp_ratio = 2,
+            .overlap = true,
+            .objective = Objective::Edm,
+            .sigma_data = 1.0};
   }
   if (name == "tiny") {
     // For fast tests: a few thousand parameters, 32x24, 8 frames.
-    c.name = "tiny";
-    c.width = 32;
-    c.height = 24;
-    c.max_frames = 8;
-    c.patch = 4;
-    c.dim = 32;
-    c.depth = 2;
-    c.heads = 2;
-    c.mlp_ratio = 2;
-    return c;
+    return {.name = "tiny",
+            .width = 32,
+            .height = 24,
+            .max_frames = 8,
+            .patch = 4,
+            .dim = 32,
+            .depth = 2,
+            .heads = 2,
+            .mlp_ratio = 2};
   }
   if (name == "tiny-causal") {
     c = preset("tiny");

@@ -13,48 +13,39 @@
 
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/noise.h"
+#include "dfs/enum_names.h"
 
 namespace dfs::diffusion {
 
+namespace {
+
+constexpr EnumNames<NoiseScheduleKind, 3> kNoiseScheduleNames{
+    {{NoiseScheduleKind::Cosine, "cosine"},
+     {NoiseScheduleKind::Sigmoid, "sigmoid"},
+     {NoiseScheduleKind::Linear, "linear"}}};
+
+constexpr EnumNames<Objective, 4> kObjectiveNames{
+    {{Objective::V, "v"}, {Objective::X0, "x0"}, {Objective::Eps, "eps"}, {Objective::Edm, "edm"}}};
+
+}  // namespace
+
 NoiseScheduleKind noise_schedule_from_string(const std::string& name) {
-  if (name == "cosine") return NoiseScheduleKind::Cosine;
-  if (name == "sigmoid") return NoiseScheduleKind::Sigmoid;
-  if (name == "linear") return NoiseScheduleKind::Linear;
-  throw Error("unknown noise schedule '" + name + "' (expected cosine, sigmoid or linear)");
+  if (const auto kind = enum_from_name(kNoiseScheduleNames, name)) return *kind;
+  throw Error("unknown noise schedule '" + name + "' (expected " +
+              enum_choices(kNoiseScheduleNames) + ")");
 }
 
 std::string to_string(NoiseScheduleKind kind) {
-  switch (kind) {
-    case NoiseScheduleKind::Cosine:
-      return "cosine";
-    case NoiseScheduleKind::Sigmoid:
-      return "sigmoid";
-    case NoiseScheduleKind::Linear:
-      return "linear";
-  }
-  return "unknown";
+  return enum_name(kNoiseScheduleNames, kind, "unknown");
 }
 
 Objective objective_from_string(const std::string& name) {
-  if (name == "v") return Objective::V;
-  if (name == "x0") return Objective::X0;
-  if (name == "eps") return Objective::Eps;
-  if (name == "edm") return Objective::Edm;
-  throw Error("unknown objective '" + name + "' (expected v, x0, eps or edm)");
+  if (const auto objective = enum_from_name(kObjectiveNames, name)) return *objective;
+  throw Error("unknown objective '" + name + "' (expected " + enum_choices(kObjectiveNames) + ")");
 }
 
 std::string to_string(Objective objective) {
-  switch (objective) {
-    case Objective::V:
-      return "v";
-    case Objective::X0:
-      return "x0";
-    case Objective::Eps:
-      return "eps";
-    case Objective::Edm:
-      return "edm";
-  }
-  return "unknown";
+  return enum_name(kObjectiveNames, objective, "unknown");
 }
 
 namespace {
@@ -106,10 +97,12 @@ Table make_table(NoiseScheduleKind kind) {
   return table;
 }
 
-const Table& table_for(NoiseScheduleKind kind) {
-  static const Table cosine = make_table(NoiseScheduleKind::Cosine);
-  static const Table sigmoid = make_table(NoiseScheduleKind::Sigmoid);
-  static const Table linear = make_table(NoiseScheduleKind::Linear);
+// Make(kind) for each schedule kind, built once, on first use.
+template <auto Make>
+const auto& once_per_kind(NoiseScheduleKind kind) {
+  static const auto cosine = Make(NoiseScheduleKind::Cosine);
+  static const auto sigmoid = Make(NoiseScheduleKind::Sigmoid);
+  static const auto linear = Make(NoiseScheduleKind::Linear);
   switch (kind) {
     case NoiseScheduleKind::Sigmoid:
       return sigmoid;
@@ -119,6 +112,10 @@ const Table& table_for(NoiseScheduleKind kind) {
       break;
   }
   return cosine;
+}
+
+const Table& table_for(NoiseScheduleKind kind) {
+  return once_per_kind<make_table>(kind);
 }
 
 torch::Tensor make_log_table(NoiseScheduleKind kind) {
@@ -131,18 +128,7 @@ torch::Tensor make_log_table(NoiseScheduleKind kind) {
 
 // log(abar) at the K + 1 grid points as a CPU float64 tensor (built once per kind).
 const torch::Tensor& log_table_for(NoiseScheduleKind kind) {
-  static const torch::Tensor cosine = make_log_table(NoiseScheduleKind::Cosine);
-  static const torch::Tensor sigmoid = make_log_table(NoiseScheduleKind::Sigmoid);
-  static const torch::Tensor linear = make_log_table(NoiseScheduleKind::Linear);
-  switch (kind) {
-    case NoiseScheduleKind::Sigmoid:
-      return sigmoid;
-    case NoiseScheduleKind::Linear:
-      return linear;
-    case NoiseScheduleKind::Cosine:
-      break;
-  }
-  return cosine;
+  return once_per_kind<make_log_table>(kind);
 }
 
 // Appends singleton dims so that levels [B, T] broadcast against x [B, T, C, H, W].

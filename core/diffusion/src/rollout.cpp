@@ -1,5 +1,5 @@
 // Rollouts of any length: plan the sliding windows, run each through the sampler, stream
-// final frames out in timeline order (DESIGN.md "Guidance horizon and arbitrary length").
+// final frames out in timeline order (docs/DESIGN.md "Guidance horizon and arbitrary length").
 #include <torch/torch.h>
 
 #include <algorithm>

@@ -185,7 +185,11 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
 
     detail::adapt_threads_to_load();  // a busy neighbour: fewer threads (load_adaptive.h)
     DenoiseCall call{torch::where(known_mask_x, history_fed, x_fed).unsqueeze(0),
-                     fed_levels_m.unsqueeze(0), positions, known_prefix, needed, history};
+                     fed_levels_m.unsqueeze(0),
+                     positions,
+                     known_prefix,
+                     needed,
+                     history};
     auto x0 = model(call);
     ++result.forwards;
     if (x0.sizes() != call.x.sizes())

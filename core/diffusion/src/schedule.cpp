@@ -8,53 +8,43 @@
 #include <vector>
 
 #include "dfs/diffusion/api.h"
+#include "dfs/enum_names.h"
 #include "dfs/limits.h"
 
 namespace dfs::diffusion {
 
+namespace {
+
+constexpr EnumNames<ScheduleShape, 5> kShapeNames{
+    {{ScheduleShape::FullSequence, "full_sequence"},
+     {ScheduleShape::Autoregressive, "autoregressive"},
+     {ScheduleShape::Pyramid, "pyramid"},
+     {ScheduleShape::Trapezoid, "trapezoid"},
+     {ScheduleShape::AsyncBlocks, "async_blocks"}}};
+
+constexpr EnumNames<GuidanceMode, 3> kGuidanceNames{{{GuidanceMode::None, "none"},
+                                                     {GuidanceMode::Vanilla, "vanilla"},
+                                                     {GuidanceMode::Fractional, "fractional"}}};
+
+}  // namespace
+
 const char* to_string(ScheduleShape shape) {
-  switch (shape) {
-    case ScheduleShape::FullSequence:
-      return "full_sequence";
-    case ScheduleShape::Autoregressive:
-      return "autoregressive";
-    case ScheduleShape::Pyramid:
-      return "pyramid";
-    case ScheduleShape::Trapezoid:
-      return "trapezoid";
-    case ScheduleShape::AsyncBlocks:
-      return "async_blocks";
-  }
-  return "unknown";
+  return enum_name(kShapeNames, shape, "unknown");
 }
 
 ScheduleShape schedule_shape_from_string(const std::string& name) {
-  for (ScheduleShape shape :
-       {ScheduleShape::FullSequence, ScheduleShape::Autoregressive, ScheduleShape::Pyramid,
-        ScheduleShape::Trapezoid, ScheduleShape::AsyncBlocks}) {
-    if (name == to_string(shape)) return shape;
-  }
-  throw Error("unknown schedule shape '" + name +
-              "' (expected full_sequence, autoregressive, pyramid, trapezoid or async_blocks)");
+  if (const auto shape = enum_from_name(kShapeNames, name)) return *shape;
+  throw Error("unknown schedule shape '" + name + "' (expected " + enum_choices(kShapeNames) + ")");
 }
 
 const char* to_string(GuidanceMode mode) {
-  switch (mode) {
-    case GuidanceMode::None:
-      return "none";
-    case GuidanceMode::Vanilla:
-      return "vanilla";
-    case GuidanceMode::Fractional:
-      return "fractional";
-  }
-  return "unknown";
+  return enum_name(kGuidanceNames, mode, "unknown");
 }
 
 GuidanceMode guidance_mode_from_string(const std::string& name) {
-  for (GuidanceMode mode : {GuidanceMode::None, GuidanceMode::Vanilla, GuidanceMode::Fractional}) {
-    if (name == to_string(mode)) return mode;
-  }
-  throw Error("unknown history guidance '" + name + "' (expected none, vanilla or fractional)");
+  if (const auto mode = enum_from_name(kGuidanceNames, name)) return *mode;
+  throw Error("unknown history guidance '" + name + "' (expected " + enum_choices(kGuidanceNames) +
+              ")");
 }
 
 namespace {

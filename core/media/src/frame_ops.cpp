@@ -32,22 +32,8 @@ void require(const Frame& f, const char* what) {
 
 FitMode parse_fit_mode(const char* text) {
   const std::string t = text ? text : "";
-  if (t == "letterbox" || t == "pad") return FitMode::kLetterbox;
-  if (t == "crop" || t == "fill") return FitMode::kCrop;
-  if (t == "stretch") return FitMode::kStretch;
-  throw std::invalid_argument("unknown fit mode '" + t + "' (letterbox, crop or stretch)");
-}
-
-const char* to_string(FitMode mode) {
-  switch (mode) {
-    case FitMode::kLetterbox:
-      return "letterbox";
-    case FitMode::kCrop:
-      return "crop";
-    case FitMode::kStretch:
-      return "stretch";
-  }
-  return "?";
+  if (const auto mode = enum_from_name(kFitModeNames, t)) return *mode;
+  throw std::invalid_argument("unknown fit mode '" + t + "' (" + enum_choices(kFitModeNames) + ")");
 }
 
 FitGeometry fit_geometry(int src_w, int src_h, double src_aspect, int dst_w, int dst_h,
@@ -55,12 +41,12 @@ FitGeometry fit_geometry(int src_w, int src_h, double src_aspect, int dst_w, int
   if (src_w <= 0 || src_h <= 0 || dst_w <= 0 || dst_h <= 0)
     throw std::invalid_argument("fit_geometry: sizes must be positive");
   FitGeometry g{dst_w, dst_h, 0, 0};
-  if (fit == FitMode::kStretch) return g;
+  if (fit == FitMode::Stretch) return g;
   const double aspect = src_aspect > 0 ? src_aspect : static_cast<double>(src_w) / src_h;
   const double box = static_cast<double>(dst_w) / dst_h;
   const bool wider = aspect > box;
   // Letterbox: the longer relative side touches the box. Crop: the shorter one does.
-  if ((fit == FitMode::kLetterbox) == wider) {
+  if ((fit == FitMode::Letterbox) == wider) {
     g.scaled_width = dst_w;
     g.scaled_height = std::max(1, static_cast<int>(std::lround(dst_w / aspect)));
   } else {

@@ -1,6 +1,6 @@
 // json_io.h — (private) the JSON shapes of the project's parts, shared by the project file
-// (document.cpp) and the generation metadata (generation.cpp), so both spell a field the same
-// way and reject a bad value with the same message.
+// (json_io.cpp) and the generation metadata (generation_metadata.cpp), so both spell a field the
+// same way and reject a bad value with the same message. Defined in json_io.cpp.
 //
 // Every reader takes the dotted path of the object it reads ("generation", "timeline") and
 // names the full field in its errors: "timeline.noise[3] must be a number".

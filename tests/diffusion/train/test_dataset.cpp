@@ -9,36 +9,20 @@
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/train/dataset.h"
 #include "dfs/diffusion/weights.h"
+#include "diffusion/diffusion_test_util.h"
 
-namespace fs = std::filesystem;
 using namespace dfs::diffusion;
 using namespace dfs::diffusion::train;
+using dfs_test::error_of;
 
 namespace {
 
-fs::path temp_path(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / "dfs_train_tests";
-  fs::create_directories(dir);
-  return dir / name;
+std::filesystem::path temp_path(const std::string& name) {
+  return dfs_test::temp_path_in("dfs_train_tests", name);
 }
 
 VideoDataset small_synthetic(uint64_t seed = 1) {
-  SyntheticSettings s;
-  s.clips = 3;
-  s.frames = 20;
-  s.width = 32;
-  s.height = 24;
-  s.seed = seed;
-  return make_synthetic_dataset(s);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return dfs_test::synthetic_dataset(3, 20, seed);
 }
 
 }  // namespace

@@ -19,17 +19,15 @@
 #include "dfs/diffusion/train/eval.h"
 #include "dfs/diffusion/train/trainer.h"
 #include "dfs/diffusion/weights.h"
+#include "diffusion/diffusion_test_util.h"
 
-namespace fs = std::filesystem;
 using namespace dfs::diffusion;
 using namespace dfs::diffusion::train;
 
 namespace {
 
-fs::path temp_path(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / ("dfs_latent_train_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return dir / name;
+std::filesystem::path temp_path(const std::string& name) {
+  return dfs_test::temp_path_in("dfs_latent_train_" + std::to_string(::getpid()), name);
 }
 
 // A "photograph" a tiny autoencoder can hold: soft colour blobs (Gaussians, 6-20 px) over a
@@ -57,20 +55,26 @@ std::vector<torch::Tensor> stills(int n, uint64_t seed) {
   return out;
 }
 
+// A camera that only pans (no still shots, zoom, rotation, cut-outs or lighting drift), 64x48.
 MotionSettings pans(int clips, int frames, uint64_t seed) {
-  MotionSettings m;
-  m.clips = clips;
-  m.frames = frames;
-  m.width = 64;
-  m.height = 48;
-  m.seed = seed;
-  m.p_static = 0;
-  m.p_layers = 0;
-  m.p_lighting = 0;
-  m.max_zoom = 0;
-  m.max_rotation = 0;
-  m.max_pan = 3.0;
-  return m;
+  return {.clips = clips,
+          .frames = frames,
+          .width = 64,
+          .height = 48,
+          .max_pan = 3.0,
+          .max_zoom = 0,
+          .max_rotation = 0,
+          .p_static = 0,
+          .p_layers = 0,
+          .p_lighting = 0,
+          .seed = seed};
+}
+
+// A dataset of the motion clips `m` over `photos`.
+VideoDataset motion_dataset(const std::vector<torch::Tensor>& photos, const MotionSettings& m) {
+  VideoDataset d;
+  append_motion_clips(d, photos, m);
+  return d;
 }
 
 }  // namespace
@@ -78,11 +82,7 @@ MotionSettings pans(int clips, int frames, uint64_t seed) {
 TEST_CASE("synthetic motion clips are deterministic in their seed and differ across seeds",
           "[train][motion]") {
   const auto photos = stills(3, 1);
-  MotionSettings m;
-  m.clips = 6;
-  m.frames = 8;
-  m.width = 64;
-  m.height = 48;
+  MotionSettings m{.clips = 6, .frames = 8, .width = 64, .height = 48};
   VideoDataset a, b, c;
   append_motion_clips(a, photos, m);
   append_motion_clips(b, photos, m);
@@ -108,9 +108,7 @@ TEST_CASE("a panning camera moves the picture between frames and never leaves th
           "[train][motion]") {
   // A still camera gives identical frames; a pan changes every frame but keeps the picture
   // (no border fill: the view stays inside the still, so no frame has a constant edge row).
-  auto m = pans(8, 6, 3);
-  VideoDataset d;
-  append_motion_clips(d, stills(2, 5), m);
+  const auto d = motion_dataset(stills(2, 5), pans(8, 6, 3));
   int moving = 0;
   for (const auto& clip : d.clips) {
     const auto f = d.frames.narrow(0, clip.first, clip.length).to(torch::kFloat32);
@@ -120,24 +118,17 @@ TEST_CASE("a panning camera moves the picture between frames and never leaves th
   CHECK(moving >= 6);
   auto still_cam = pans(3, 5, 4);
   still_cam.p_static = 1;
-  VideoDataset s;
-  append_motion_clips(s, stills(2, 5), still_cam);
+  const auto s = motion_dataset(stills(2, 5), still_cam);
   for (const auto& clip : s.clips)
     CHECK(torch::equal(s.frames[clip.first], s.frames[clip.first + clip.length - 1]));
 }
 
 TEST_CASE("the autoencoder trainer learns and resumes bit-for-bit", "[train][latent]") {
-  VideoDataset d;
-  append_motion_clips(d, stills(4, 11), pans(6, 10, 1));
-  AutoencoderTrainSettings s;
-  s.batch_size = 4;
-  s.crop = 32;
-  s.optimizer.warmup_steps = 5;
-  s.optimizer.schedule_steps = 300;
+  const auto d = motion_dataset(stills(4, 11), pans(6, 10, 1));
+  auto s = dfs_test::ae_train_settings(4, 32, 5, 300);
   const auto cfg = autoencoder_preset("ae-tiny");
   // Held-out pictures: pans over stills the trainer never sees, all frames held out.
-  VideoDataset test;
-  append_motion_clips(test, stills(2, 500), pans(2, 6, 9));
+  auto test = motion_dataset(stills(2, 500), pans(2, 6, 9));
   for (auto& c : test.clips) c.train_length = 0;
   AutoencoderTrainer straight(cfg, s, d);
   auto untrained = straight.finished(32);
@@ -178,25 +169,16 @@ TEST_CASE("the autoencoder trainer learns and resumes bit-for-bit", "[train][lat
   auto other = s;
   other.crop = 24;
   AutoencoderTrainer d2(cfg, other, d);
-  try {
-    d2.load_checkpoint(ckpt);
-    FAIL("resumed with a different crop");
-  } catch (const Error& e) {
-    CHECK(std::string(e.what()).find("crop") != std::string::npos);
-  }
+  CHECK(dfs_test::refusal_of([&] { d2.load_checkpoint(ckpt); }, "resumed with a different crop")
+            .find("crop") != std::string::npos);
 }
 
 TEST_CASE("a tiny latent model trained for a fixed number of steps beats copy-last on a pan",
           "[train][latent][slow]") {
   // Training data: pans over textured stills; test: pans over stills never seen.
-  VideoDataset d;
-  append_motion_clips(d, stills(6, 100), pans(40, 12, 1));
-  AutoencoderTrainSettings as;
-  as.batch_size = 8;
-  as.crop = 48;
-  as.optimizer.warmup_steps = 20;
-  as.optimizer.schedule_steps = 500;
-  AutoencoderTrainer ae_trainer(autoencoder_preset("ae-tiny"), as, d);
+  auto d = motion_dataset(stills(6, 100), pans(40, 12, 1));
+  AutoencoderTrainer ae_trainer(autoencoder_preset("ae-tiny"),
+                                dfs_test::ae_train_settings(8, 48, 20, 500), d);
   for (int i = 0; i < 500; ++i) ae_trainer.step();
   auto ae = ae_trainer.finished(256);
   encode_dataset(d, ae);
@@ -216,8 +198,7 @@ TEST_CASE("a tiny latent model trained for a fixed number of steps beats copy-la
   trainer.export_model(path, {{"test", "pan"}});
   Model model = Model::load(path, "cpu");
 
-  VideoDataset test;
-  append_motion_clips(test, stills(3, 900), pans(6, 12, 77));
+  const auto test = motion_dataset(stills(3, 900), pans(6, 12, 77));
   const int context = 4, horizon = 4;
   double model_psnr = 0, copy_psnr = 0;
   int scored = 0;

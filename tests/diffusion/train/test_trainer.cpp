@@ -10,27 +10,18 @@
 #include "dfs/diffusion/train/dataset.h"
 #include "dfs/diffusion/train/eval.h"
 #include "dfs/diffusion/train/trainer.h"
+#include "dfs/diffusion/weights.h"
+#include "diffusion/diffusion_test_util.h"
 
-namespace fs = std::filesystem;
 using namespace dfs::diffusion;
 using namespace dfs::diffusion::train;
+using dfs_test::error_of;
+using dfs_test::synthetic_dataset;
 
 namespace {
 
-fs::path temp_path(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / "dfs_train_tests";
-  fs::create_directories(dir);
-  return dir / name;
-}
-
-VideoDataset synthetic(int clips, int frames, uint64_t seed) {
-  SyntheticSettings s;
-  s.clips = clips;
-  s.frames = frames;
-  s.width = 32;
-  s.height = 24;
-  s.seed = seed;
-  return make_synthetic_dataset(s);
+std::filesystem::path temp_path(const std::string& name) {
+  return dfs_test::temp_path_in("dfs_train_tests", name);
 }
 
 TrainRecipe small_recipe() {
@@ -42,30 +33,25 @@ TrainRecipe small_recipe() {
   return r;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 // All trained state of a checkpoint file, for bitwise comparison.
-std::map<std::string, torch::Tensor> tensors_of_checkpoint(const std::string& path);
-
-}  // namespace
-
-#include "dfs/diffusion/weights.h"
-
-namespace {
 std::map<std::string, torch::Tensor> tensors_of_checkpoint(const std::string& path) {
   return load_safetensors(path).tensors;
 }
+
+// A checkpoint `name` of one training step of the small recipe on `data`; its path.
+std::string one_step_checkpoint(const TrainRecipe& r, const VideoDataset& data,
+                                const std::string& name) {
+  const auto path = temp_path(name).string();
+  Trainer t(r.model, r.train, data);
+  t.step();
+  t.save_checkpoint(path);
+  return path;
+}
+
 }  // namespace
 
 TEST_CASE("checkpoint then resume equals an uninterrupted run bit for bit", "[train]") {
-  const auto data = synthetic(2, 12, 3);
+  const auto data = synthetic_dataset(2, 12, 3);
   const auto r = small_recipe();
   const auto straight = temp_path("straight.ckpt").string();
   const auto halfway = temp_path("halfway.ckpt").string();
@@ -104,14 +90,9 @@ TEST_CASE("checkpoint then resume equals an uninterrupted run bit for bit", "[tr
 }
 
 TEST_CASE("resuming with a different configuration or data refuses with a message", "[train]") {
-  const auto data = synthetic(2, 12, 3);
+  const auto data = synthetic_dataset(2, 12, 3);
   const auto r = small_recipe();
-  const auto path = temp_path("cfg.ckpt").string();
-  {
-    Trainer t(r.model, r.train, data);
-    t.step();
-    t.save_checkpoint(path);
-  }
+  const auto path = one_step_checkpoint(r, data, "cfg.ckpt");
   SECTION("another learning rate") {
     auto s = r.train;
     s.learning_rate *= 2;
@@ -127,21 +108,16 @@ TEST_CASE("resuming with a different configuration or data refuses with a messag
     REQUIRE_THAT(error_of([&] { t.load_checkpoint(path); }), Catch::Contains("model.depth"));
   }
   SECTION("other data") {
-    const auto other = synthetic(2, 12, 4);
+    const auto other = synthetic_dataset(2, 12, 4);
     Trainer t(r.model, r.train, other);
     REQUIRE_THAT(error_of([&] { t.load_checkpoint(path); }), Catch::Contains("different data"));
   }
 }
 
 TEST_CASE("a damaged checkpoint gives a clear error", "[train]") {
-  const auto data = synthetic(2, 12, 3);
+  const auto data = synthetic_dataset(2, 12, 3);
   const auto r = small_recipe();
-  const auto path = temp_path("damaged.ckpt").string();
-  {
-    Trainer t(r.model, r.train, data);
-    t.step();
-    t.save_checkpoint(path);
-  }
+  const auto path = one_step_checkpoint(r, data, "damaged.ckpt");
   std::string bytes;
   {
     std::ifstream f(path, std::ios::binary);
@@ -159,7 +135,7 @@ TEST_CASE("a damaged checkpoint gives a clear error", "[train]") {
 }
 
 TEST_CASE("bad training input is refused with a message", "[train]") {
-  const auto data = synthetic(1, 12, 3);
+  const auto data = synthetic_dataset(1, 12, 3);
   auto r = small_recipe();
   SECTION("clips longer than the model's window") {
     r.train.clip_frames = r.model.max_frames + 1;

@@ -1,25 +1,19 @@
-// Training and evaluating the latent autoencoder (see ae_trainer.h).
+// Training the latent autoencoder (see ae_trainer.h). Encoding a dataset with it is in
+// latent_encoding.cpp, scoring its reconstructions in ae_eval.cpp, what it shares with the
+// diffusion trainer in train_common.cpp.
 //
 // Index
 //   [SECTION] Settings and presets
 //   [SECTION] Losses
 //   [SECTION] Trainer
 //   [SECTION] Checkpoints and the finished autoencoder
-//   [SECTION] Evaluation
 #include "dfs/diffusion/train/ae_trainer.h"
 
-#include <chrono>
 #include <cmath>
-#include <cstdio>
-#include <filesystem>
 #include <random>
-#include <set>
-#include <sstream>
 
 #include "dfs/diffusion/api.h"
-#include "dfs/diffusion/denoiser.h"
 #include "dfs/diffusion/model_impl.h"
-#include "dfs/diffusion/train/eval.h"
 #include "dfs/diffusion/weights.h"
 #include "train_common.h"
 
@@ -27,66 +21,51 @@ namespace dfs::diffusion::train {
 
 // [SECTION] Settings and presets ---------------------------------------------------------
 
+namespace {
+
+// The optimiser's settings under the keys TrainSettings gives them ("adam_beta1" for beta1,
+// "adam_eps" for eps, the field's name otherwise), in the order they are read.
+template <class Optimizer, class F>
+void for_each_optimizer_field(Optimizer& o, F&& f) {
+  f("learning_rate", o.learning_rate);
+  f("min_learning_rate_fraction", o.min_learning_rate_fraction);
+  f("warmup_steps", o.warmup_steps);
+  f("schedule_steps", o.schedule_steps);
+  f("weight_decay", o.weight_decay);
+  f("adam_beta1", o.beta1);
+  f("adam_beta2", o.beta2);
+  f("adam_eps", o.eps);
+  f("grad_clip", o.grad_clip);
+  f("ema_decay", o.ema_decay);
+}
+
+}  // namespace
+
+// AutoencoderTrainSettings in JSON: the optimiser's settings (for_each_optimizer_field), then
+// every other field under its own name, read in this order; an absent key keeps the default.
+// (nlohmann's macro defines to_json / from_json for the listed fields, found by ADL.)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AutoencoderTrainSettings, batch_size, crop,
+                                                l1_weight, gradient_weight, ssim_weight,
+                                                latent_noise, p_flip, seed, decoder_only,
+                                                adversarial_weight)
+
 nlohmann::json AutoencoderTrainSettings::to_json() const {
-  const auto& o = optimizer;
-  return {{"learning_rate", o.learning_rate},
-          {"min_learning_rate_fraction", o.min_learning_rate_fraction},
-          {"warmup_steps", o.warmup_steps},
-          {"schedule_steps", o.schedule_steps},
-          {"weight_decay", o.weight_decay},
-          {"adam_beta1", o.beta1},
-          {"adam_beta2", o.beta2},
-          {"adam_eps", o.eps},
-          {"grad_clip", o.grad_clip},
-          {"ema_decay", o.ema_decay},
-          {"batch_size", batch_size},
-          {"crop", crop},
-          {"l1_weight", l1_weight},
-          {"gradient_weight", gradient_weight},
-          {"ssim_weight", ssim_weight},
-          {"latent_noise", latent_noise},
-          {"p_flip", p_flip},
-          {"seed", seed},
-          {"decoder_only", decoder_only},
-          {"adversarial_weight", adversarial_weight}};
+  nlohmann::json j = *this;
+  for_each_optimizer_field(optimizer, [&](const char* key, const auto& value) { j[key] = value; });
+  return j;
 }
 
 AutoencoderTrainSettings AutoencoderTrainSettings::from_json(const nlohmann::json& j) {
-  AutoencoderTrainSettings s;
-  auto& o = s.optimizer;
-  try {
-    o.learning_rate = j.value("learning_rate", o.learning_rate);
-    o.min_learning_rate_fraction =
-        j.value("min_learning_rate_fraction", o.min_learning_rate_fraction);
-    o.warmup_steps = j.value("warmup_steps", o.warmup_steps);
-    o.schedule_steps = j.value("schedule_steps", o.schedule_steps);
-    o.weight_decay = j.value("weight_decay", o.weight_decay);
-    o.beta1 = j.value("adam_beta1", o.beta1);
-    o.beta2 = j.value("adam_beta2", o.beta2);
-    o.eps = j.value("adam_eps", o.eps);
-    o.grad_clip = j.value("grad_clip", o.grad_clip);
-    o.ema_decay = j.value("ema_decay", o.ema_decay);
-    s.batch_size = j.value("batch_size", s.batch_size);
-    s.crop = j.value("crop", s.crop);
-    s.l1_weight = j.value("l1_weight", s.l1_weight);
-    s.gradient_weight = j.value("gradient_weight", s.gradient_weight);
-    s.ssim_weight = j.value("ssim_weight", s.ssim_weight);
-    s.latent_noise = j.value("latent_noise", s.latent_noise);
-    s.p_flip = j.value("p_flip", s.p_flip);
-    s.seed = j.value("seed", s.seed);
-    s.decoder_only = j.value("decoder_only", s.decoder_only);
-    s.adversarial_weight = j.value("adversarial_weight", s.adversarial_weight);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("autoencoder training settings: ") + e.what());
-  }
-  s.validate();
-  return s;
+  return detail::settings_from_json<AutoencoderTrainSettings>(
+      "autoencoder training settings", [&](AutoencoderTrainSettings& s) {
+        for_each_optimizer_field(
+            s.optimizer, [&](const char* key, auto& value) { value = j.value(key, value); });
+        j.get_to(s);
+      });
 }
 
 void AutoencoderTrainSettings::validate() const {
-  auto require = [](bool ok, const std::string& what) {
-    if (!ok) throw Error("autoencoder training settings: " + what);
-  };
+  const detail::SettingsRequirement require("autoencoder training settings");
   const auto& o = optimizer;
   require(o.learning_rate > 0 && o.learning_rate < 1, "learning_rate must be in (0, 1)");
   require(o.min_learning_rate_fraction >= 0 && o.min_learning_rate_fraction <= 1,
@@ -167,23 +146,21 @@ torch::Tensor PatchDiscriminatorImpl::forward(const torch::Tensor& rgb) {
   return net->forward(rgb);
 }
 
-struct AutoencoderTrainer::State {
+struct AutoencoderTrainer::State : detail::TrainerCore {
   AutoencoderConfig config;
   AutoencoderTrainSettings settings;
-  const VideoDataset* dataset = nullptr;
-  std::string fingerprint;
-  torch::Device device{torch::kCPU};
   Autoencoder model{nullptr};
   Autoencoder ema{nullptr};
-  AdamWState opt;
   PatchDiscriminator disc{nullptr};  // adversarial_weight > 0 only
   AutoencoderConfig frozen;          // decoder_only: the starting autoencoder's statistics
   AdamWState disc_opt;
   std::vector<int64_t> train_frames;  // dataset frame indices the trainer may draw
-  int64_t step = 0;
-  double seconds = 0;
 
   torch::Tensor make_batch(int64_t step_index, at::Generator& gen) const;
+  detail::RunRecord record() const override;
+  void add_own_tensors(std::map<std::string, torch::Tensor>& tensors) const override;
+  void load_own_tensors(const std::map<std::string, torch::Tensor>& tensors,
+                        const std::string& path) override;
 };
 
 torch::Tensor AutoencoderTrainer::State::make_batch(int64_t step_index, at::Generator& gen) const {
@@ -227,13 +204,7 @@ AutoencoderTrainer::AutoencoderTrainer(const AutoencoderConfig& config,
     for (int64_t i = 0; i < c.train_length; ++i) st.train_frames.push_back(c.first + i);
   if (st.train_frames.empty()) throw Error("the dataset has no training frames");
   st.fingerprint = dataset.fingerprint();
-  st.model = Autoencoder(st.config);
-  st.model->reset_parameters(detail::splitmix64(settings.seed));
-  st.ema = Autoencoder(st.config);
-  st.model->to(st.device);
-  st.ema->to(st.device);
-  st.model->train();
-  st.ema->eval();
+  detail::make_model_and_ema(st.model, st.ema, st.config, settings.seed, st.device);
   const auto ema_named = st.ema->named_parameters();
   for (const auto& p : st.model->named_parameters()) {
     const bool preview = p.key().rfind("preview.", 0) == 0;  // fitted, not trained
@@ -303,9 +274,7 @@ const AutoencoderTrainSettings& AutoencoderTrainer::settings() const {
   return state_->settings;
 }
 int64_t AutoencoderTrainer::parameter_count() const {
-  int64_t n = 0;
-  for (const auto& p : state_->opt.params) n += p.numel();
-  return n;
+  return state_->parameter_count();
 }
 
 TrainStepStats AutoencoderTrainer::step() {
@@ -349,100 +318,61 @@ TrainStepStats AutoencoderTrainer::step() {
   loss.backward();
   if (st.disc)
     for (auto& p : st.disc->parameters()) p.mutable_grad() = torch::Tensor();
-  TrainStepStats stats;
-  stats.loss = loss.item<double>();
-  if (!std::isfinite(stats.loss))
-    throw Error(
-        "autoencoder training diverged at step " + std::to_string(st.step) +
-        " (loss is not finite); lower the learning rate or resume from the last checkpoint");
-  const double lr = learning_rate_at(s.optimizer, st.step);
-  stats.learning_rate = lr;
-  stats.grad_norm = adamw_update(st.opt, s.optimizer, st.step, lr);
-  ++st.step;
-  stats.step = st.step;
-  return stats;
+  return st.finish_step(loss.item<double>(), s.optimizer, "autoencoder training");
 }
 
 // [SECTION] Checkpoints and the finished autoencoder -------------------------------------
 
+const detail::CheckpointKind kAutoencoderCheckpoint(
+    kAutoencoderCheckpointFormat, "autoencoder",
+    "'%s' has no '%s' metadata — is it an autoencoder checkpoint?",
+    "'%s' is not an autoencoder training checkpoint (format '%s')",
+    "Resume with the same options, or start a new run without --resume.", /*has_extra=*/false);
+
 AutoencoderCheckpointInfo read_autoencoder_checkpoint_info(const std::string& path) {
-  TensorFile file;
-  try {
-    file = load_safetensors(path);
-  } catch (const Error& e) {
-    throw Error(std::string("cannot read checkpoint: ") + e.what());
+  const auto h = detail::read_checkpoint_header<AutoencoderConfig, AutoencoderTrainSettings>(
+      path, kAutoencoderCheckpoint);
+  return {h.config, h.settings, h.step, h.seconds, h.dataset};
+}
+
+detail::RunRecord AutoencoderTrainer::State::record() const {
+  return {config.to_json(), settings.to_json(), fingerprint};
+}
+
+// The discriminator's optimiser state, and with decoder_only the frozen encoder (not in the
+// optimiser).
+void AutoencoderTrainer::State::add_own_tensors(
+    std::map<std::string, torch::Tensor>& tensors) const {
+  if (disc) detail::add_optimizer_tensors(disc_opt, tensors);
+  if (settings.decoder_only)
+    for (const auto& p : model->encoder->named_parameters())
+      tensors["frozen.encoder." + p.key()] = p.value().detach().cpu().contiguous();
+}
+
+void AutoencoderTrainer::State::load_own_tensors(
+    const std::map<std::string, torch::Tensor>& tensors, const std::string& path) {
+  if (disc) detail::load_optimizer_tensors(disc_opt, tensors, path);
+  if (settings.decoder_only) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->encoder->named_parameters()) {
+      p.value().copy_(
+          detail::checkpoint_tensor(tensors, "frozen.encoder." + p.key(), p.value(), path));
+      ema->encoder->named_parameters()[p.key()].copy_(p.value());
+    }
   }
-  auto meta = [&](const char* key) -> const std::string& {
-    const auto it = file.metadata.find(key);
-    if (it == file.metadata.end())
-      throw Error("'" + path + "' has no '" + key +
-                  "' metadata — is it an autoencoder checkpoint?");
-    return it->second;
-  };
-  if (meta("format") != kAutoencoderCheckpointFormat)
-    throw Error("'" + path + "' is not an autoencoder training checkpoint (format '" +
-                meta("format") + "')");
-  AutoencoderCheckpointInfo info;
-  try {
-    info.config = AutoencoderConfig::from_json(nlohmann::json::parse(meta("autoencoder_config")));
-    info.settings =
-        AutoencoderTrainSettings::from_json(nlohmann::json::parse(meta("train_settings")));
-    info.step = std::stoll(meta("step"));
-    info.seconds = std::stod(meta("seconds"));
-    info.dataset_fingerprint = meta("dataset");
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("checkpoint '" + path + "': bad metadata: " + e.what());
-  } catch (const std::logic_error&) {
-    throw Error("checkpoint '" + path + "': bad step or time in the metadata");
-  }
-  return info;
 }
 
 void AutoencoderTrainer::save_checkpoint(const std::string& path,
                                          const nlohmann::json& extra) const {
-  const auto& st = *state_;
-  TensorFile file;
-  detail::add_optimizer_tensors(st.opt, file.tensors);
-  if (st.disc) detail::add_optimizer_tensors(st.disc_opt, file.tensors);
-  if (st.settings.decoder_only)  // the frozen encoder is not in the optimiser
-    for (const auto& p : st.model->encoder->named_parameters())
-      file.tensors["frozen.encoder." + p.key()] = p.value().detach().cpu().contiguous();
-  file.metadata["format"] = kAutoencoderCheckpointFormat;
-  file.metadata["autoencoder_config"] = st.config.to_json().dump();
-  file.metadata["train_settings"] = st.settings.to_json().dump();
-  file.metadata["step"] = std::to_string(st.step);
-  file.metadata["seconds"] = std::to_string(st.seconds);
-  file.metadata["dataset"] = st.fingerprint;
-  file.metadata["extra"] = extra.is_null() ? "{}" : extra.dump();
-  save_safetensors(path, file);
+  state_->save_checkpoint(path, kAutoencoderCheckpoint, extra);
 }
 
 void AutoencoderTrainer::load_checkpoint(const std::string& path) {
-  auto& st = *state_;
   const auto info = read_autoencoder_checkpoint_info(path);
-  std::string diff = detail::json_diff(st.config.to_json(), info.config.to_json(), "autoencoder.");
-  const auto diff_train =
-      detail::json_diff(st.settings.to_json(), info.settings.to_json(), "train.");
-  if (!diff_train.empty()) diff += (diff.empty() ? "" : "; ") + diff_train;
-  if (!diff.empty())
-    throw Error("refusing to resume from '" + path + "': its configuration differs (" + diff +
-                "). Resume with the same options, or start a new run without --resume.");
-  if (info.dataset_fingerprint != st.fingerprint)
-    throw Error("refusing to resume from '" + path + "': it was trained on different data (" +
-                info.dataset_fingerprint + ", this dataset is " + st.fingerprint + ")");
-  const TensorFile file = load_safetensors(path);
-  detail::load_optimizer_tensors(st.opt, file.tensors, path);
-  if (st.disc) detail::load_optimizer_tensors(st.disc_opt, file.tensors, path);
-  if (st.settings.decoder_only) {
-    torch::NoGradGuard no_grad;
-    for (auto& p : st.model->encoder->named_parameters()) {
-      p.value().copy_(
-          detail::checkpoint_tensor(file.tensors, "frozen.encoder." + p.key(), p.value(), path));
-      st.ema->encoder->named_parameters()[p.key()].copy_(p.value());
-    }
-  }
-  st.step = info.step;
-  st.seconds = info.seconds;
+  state_->load_checkpoint(
+      path, kAutoencoderCheckpoint,
+      {info.config.to_json(), info.settings.to_json(), info.dataset_fingerprint}, info.step,
+      info.seconds);
 }
 
 Autoencoder AutoencoderTrainer::finished(int frames, double* preview_psnr) const {
@@ -484,200 +414,6 @@ Autoencoder AutoencoderTrainer::finished(int frames, double* preview_psnr) const
 
 TrainLoopResult run_training(AutoencoderTrainer& trainer, const TrainLoopOptions& options) {
   return detail::run_loop(trainer, options, trainer.batch_size());
-}
-
-// [SECTION] Encoding a dataset for a latent model ----------------------------------------
-
-std::string autoencoder_fingerprint(Autoencoder& ae) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a 64
-  auto mix = [&h](const void* p, size_t n) {
-    const auto* b = static_cast<const uint8_t*>(p);
-    for (size_t i = 0; i < n; ++i) {
-      h ^= b[i];
-      h *= 1099511628211ull;
-    }
-  };
-  const auto config = ae->config().to_json().dump();
-  mix(config.data(), config.size());
-  for (const auto& p : ae->named_parameters()) {
-    const auto t = p.value().detach().to(torch::kCPU, torch::kFloat32).contiguous();
-    mix(p.key().data(), p.key().size());
-    mix(t.data_ptr<float>(), static_cast<size_t>(t.numel()) * sizeof(float));
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
-
-void encode_dataset(VideoDataset& data, Autoencoder& ae, const std::string& cache,
-                    const std::function<void(const std::string&)>& log) {
-  if (data.width() % kLatentFactor != 0 || data.height() % kLatentFactor != 0)
-    throw Error("latent models need frames whose sides are multiples of 8; the dataset is " +
-                std::to_string(data.width()) + "x" + std::to_string(data.height()));
-  const std::string key = data.fingerprint() + "/" + autoencoder_fingerprint(ae);
-  if (!cache.empty() && std::filesystem::exists(cache)) {
-    try {
-      const auto file = load_safetensors(cache);
-      const auto it = file.metadata.find("key");
-      if (it != file.metadata.end() && it->second == key && file.tensors.count("latents") &&
-          file.tensors.count("latents_flipped")) {
-        data.latents = file.tensors.at("latents").to(torch::kFloat32);
-        data.latents_flipped = file.tensors.at("latents_flipped").to(torch::kFloat32);
-        if (data.latents.size(0) == data.frame_count()) {
-          if (log) log("latents from " + cache);
-          return;
-        }
-      }
-    } catch (const Error&) {
-      // An unreadable cache is rebuilt below.
-    }
-  }
-  torch::NoGradGuard no_grad;
-  ae->eval();
-  const auto device = ae->parameters().front().device();
-  const int64_t n = data.frame_count();
-  const int64_t c = ae->config().latent_channels;
-  data.latents = torch::empty({n, c, data.height() / kLatentFactor, data.width() / kLatentFactor});
-  data.latents_flipped = torch::empty_like(data.latents);
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < n; i += 32) {
-    const int64_t k = std::min<int64_t>(32, n - i);
-    const auto x = frames_to_float(data, i, k).to(device);
-    data.latents.narrow(0, i, k).copy_(ae->encode(x).cpu());
-    data.latents_flipped.narrow(0, i, k).copy_(ae->encode(x.flip({3})).cpu());
-    if (log && (i / 32) % 64 == 63)
-      log("encoded " + std::to_string(i + k) + " / " + std::to_string(n) + " frames");
-  }
-  if (log) {
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    char line[128];
-    std::snprintf(line, sizeof line, "encoded %lld frames (and their mirror images) in %.0f s",
-                  static_cast<long long>(n), s);
-    log(line);
-  }
-  if (!cache.empty()) {
-    TensorFile file;
-    file.metadata["format"] = "dfs-latent-cache";
-    file.metadata["key"] = key;
-    file.tensors["latents"] = data.latents.to(torch::kFloat16);
-    file.tensors["latents_flipped"] = data.latents_flipped.to(torch::kFloat16);
-    save_safetensors(cache, file);
-    // Use exactly what the cache holds, so a later run from the cache trains identically.
-    data.latents = file.tensors["latents"].to(torch::kFloat32);
-    data.latents_flipped = file.tensors["latents_flipped"].to(torch::kFloat32);
-  }
-}
-
-// [SECTION] Evaluation -------------------------------------------------------------------
-
-torch::Tensor area_downsample(const torch::Tensor& x, int width, int height) {
-  namespace F = torch::nn::functional;
-  return F::interpolate(
-      x, F::InterpolateFuncOptions().size(std::vector<int64_t>{height, width}).mode(torch::kArea));
-}
-
-namespace {
-
-torch::Tensor bicubic(const torch::Tensor& x, int width, int height) {
-  namespace F = torch::nn::functional;
-  return F::interpolate(x, F::InterpolateFuncOptions()
-                               .size(std::vector<int64_t>{height, width})
-                               .mode(torch::kBicubic)
-                               .align_corners(false));
-}
-
-// float [N, 3, H, W] in [-1, 1] -> uint8 [N, H, W, 3]
-torch::Tensor to_u8(const torch::Tensor& x) {
-  return float_to_uint8(x.clamp(-1, 1));
-}
-
-}  // namespace
-
-std::vector<ReconstructionScores> evaluate_autoencoder(Autoencoder& ae, const VideoDataset& data,
-                                                       int max_frames,
-                                                       const std::vector<std::string>& names) {
-  if (data.width() % kLatentFactor != 0 || data.height() % kLatentFactor != 0)
-    throw Error("autoencoder evaluation needs frames whose sides are multiples of 8");
-  torch::NoGradGuard no_grad;
-  ae->eval();
-  std::vector<ReconstructionScores> out;
-  for (const auto& clip : data.clips) {
-    if (!names.empty() && std::find(names.begin(), names.end(), clip.name) == names.end()) continue;
-    ReconstructionScores r;
-    r.clip = clip.name;
-    r.unseen = clip.train_length == 0;
-    const int64_t first = clip.held_out_first(), count = clip.held_out_length();
-    if (count < 1) continue;
-    const int64_t n = std::min<int64_t>(max_frames, count);
-    std::vector<int64_t> pick;
-    for (int64_t i = 0; i < n; ++i) pick.push_back(first + i * count / n);
-    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    double sharp_rec = 0, sharp_true = 0;
-    for (int64_t f : pick) {
-      const auto truth_u8 = data.frames[f];
-      const auto x = uint8_to_float(truth_u8.unsqueeze(0));
-      const auto z = ae->encode(x);
-      const auto y = ae->decode(z);
-      const auto p = ae->preview(z);
-      const auto y_u8 = to_u8(y)[0], p_u8 = to_u8(p)[0];
-      const auto b_u8 = to_u8(bicubic(area_downsample(x, 64, 48), data.width(), data.height()))[0];
-      s[0] += psnr_u8(y_u8, truth_u8);
-      s[1] += ssim_u8(y_u8, truth_u8);
-      s[2] += psnr_u8(to_u8(area_downsample(y.clamp(-1, 1), 64, 48))[0],
-                      to_u8(area_downsample(x, 64, 48))[0]);
-      s[3] += psnr_u8(b_u8, truth_u8);
-      s[4] += ssim_u8(b_u8, truth_u8);
-      s[5] += psnr_u8(p_u8, truth_u8);
-      s[6] += psnr_u8(p_u8, y_u8);
-      const auto st = frame_statistics(torch::stack({y_u8, truth_u8}));
-      sharp_rec += st[0][2].item<double>();
-      sharp_true += st[1][2].item<double>();
-    }
-    const double k = static_cast<double>(pick.size());
-    r.frames = static_cast<int>(pick.size());
-    r.psnr = s[0] / k, r.ssim = s[1] / k, r.psnr_64x48 = s[2] / k;
-    r.psnr_bicubic = s[3] / k, r.ssim_bicubic = s[4] / k;
-    r.psnr_preview = s[5] / k, r.psnr_preview_vs_decoder = s[6] / k;
-    r.sharpness_ratio = sharp_true > 0 ? sharp_rec / sharp_true : 0;
-    out.push_back(r);
-  }
-  return out;
-}
-
-nlohmann::json to_json(const std::vector<ReconstructionScores>& scores) {
-  nlohmann::json a = nlohmann::json::array();
-  for (const auto& r : scores)
-    a.push_back({{"clip", r.clip},
-                 {"frames", r.frames},
-                 {"unseen", r.unseen},
-                 {"psnr", r.psnr},
-                 {"ssim", r.ssim},
-                 {"psnr_64x48", r.psnr_64x48},
-                 {"psnr_bicubic_from_64x48", r.psnr_bicubic},
-                 {"ssim_bicubic_from_64x48", r.ssim_bicubic},
-                 {"psnr_preview", r.psnr_preview},
-                 {"psnr_preview_vs_decoder", r.psnr_preview_vs_decoder},
-                 {"sharpness_ratio", r.sharpness_ratio}});
-  return a;
-}
-
-std::string to_text(const std::vector<ReconstructionScores>& scores) {
-  std::ostringstream o;
-  o << "clip              frames  PSNR   SSIM  | at 64x48 | bicubic from 64x48 | preview (vs "
-       "decoder) | sharpness\n";
-  for (const auto& r : scores) {
-    char line[256];
-    std::snprintf(line, sizeof line,
-                  "%-16s %5d %s %5.2f  %.3f | %6.2f   | %5.2f  %.3f       | %5.2f (%5.2f)    | "
-                  "%3.0f %%\n",
-                  r.clip.c_str(), r.frames, r.unseen ? "U" : " ", r.psnr, r.ssim, r.psnr_64x48,
-                  r.psnr_bicubic, r.ssim_bicubic, r.psnr_preview, r.psnr_preview_vs_decoder,
-                  100 * r.sharpness_ratio);
-    o << line;
-  }
-  o << "(U = a whole clip no training step saw; PSNR in dB, peak 255; sharpness = mean "
-       "|Laplacian| of the reconstruction / of the true frames)\n";
-  return o.str();
 }
 
 }  // namespace dfs::diffusion::train

@@ -6,6 +6,7 @@
 
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/weights.h"
+#include "file_metadata.h"
 
 namespace dfs::diffusion::train {
 
@@ -118,19 +119,11 @@ void save_dataset(const std::string& path, const VideoDataset& dataset) {
 }
 
 VideoDataset load_dataset(const std::string& path) {
-  TensorFile file;
-  try {
-    file = load_safetensors(path);
-  } catch (const Error& e) {
-    throw Error(std::string("cannot read dataset: ") + e.what());
-  }
-  auto meta = [&](const char* key) -> const std::string& {
-    auto it = file.metadata.find(key);
-    if (it == file.metadata.end())
-      throw dataset_error(path, std::string("missing metadata '") + key +
-                                    "' — is this a dataset made by `dforce dataset`?");
-    return it->second;
-  };
+  const TensorFile file = detail::read_tensor_file(path, "dataset");
+  const detail::MetadataReader meta(file, [&](const std::string& key) {
+    return dataset_error(
+        path, "missing metadata '" + key + "' — is this a dataset made by `dforce dataset`?");
+  });
   if (meta("format") != kDatasetFormat)
     throw dataset_error(
         path, "metadata format is '" + meta("format") + "', expected '" + kDatasetFormat + "'");

@@ -1,110 +1,28 @@
 // Evaluation of a trained model on held-out data: loss by level, prediction vs baselines,
-// long rollouts (statistics + scene consistency), contact sheet. See eval.h.
+// long rollouts (statistics + scene consistency), contact sheet. See eval.h; the metrics are in
+// eval_metrics.cpp, the report's JSON and text in eval_report.cpp.
 //
 // Index
-//   [SECTION] Metrics
 //   [SECTION] Helpers (frames <-> tensors, held-out windows)
 //   [SECTION] (a) loss by level
 //   [SECTION] (b) prediction
 //   [SECTION] (c) long rollouts
-//   [SECTION] (d) contact sheet, report
+//   [SECTION] (d) contact sheet
 #include "dfs/diffusion/train/eval.h"
 
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
-#include <limits>
 #include <map>
 #include <memory>
-#include <sstream>
 
 #include "dfs/diffusion/denoiser.h"
 #include "dfs/diffusion/model_file.h"
 #include "dfs/diffusion/model_impl.h"
 #include "dfs/diffusion/noise.h"
+#include "eval_report.h"
 
 namespace dfs::diffusion::train {
-
-// [SECTION] Metrics ----------------------------------------------------------------------
-
-double psnr_u8(const torch::Tensor& a, const torch::Tensor& b) {
-  const double mse = (a.to(torch::kFloat64) - b.to(torch::kFloat64)).pow(2).mean().item<double>();
-  if (mse <= 0) return std::numeric_limits<double>::infinity();
-  return 10.0 * std::log10(255.0 * 255.0 / mse);  // 10 log10(peak^2 / MSE)
-}
-
-double ssim_u8(const torch::Tensor& a, const torch::Tensor& b) {
-  // Wang, Bovik, Sheikh & Simoncelli 2004, Eq. 13 with C1 = (K1 L)^2, C2 = (K2 L)^2,
-  // K1 = 0.01, K2 = 0.03, L = 255, local statistics under an 11x11 Gaussian (sigma 1.5),
-  // the mean SSIM map over the valid region, per channel, averaged over R, G, B. The Gaussian
-  // is separable: two 11-tap passes instead of one 121-tap one (float32: same value to ~1e-6,
-  // and fast enough for 256x192 frames).
-  constexpr double kC1 = (0.01 * 255) * (0.01 * 255);
-  constexpr double kC2 = (0.03 * 255) * (0.03 * 255);
-  const int win = std::min<int>(11, static_cast<int>(std::min(a.size(0), a.size(1))));
-  auto g = torch::arange(win, torch::kFloat64) - (win - 1) / 2.0;
-  g = torch::exp(-g.pow(2) / (2 * 1.5 * 1.5));
-  g = (g / g.sum()).to(torch::kFloat32);
-  const auto gx = g.view({1, 1, 1, win}).repeat({3, 1, 1, 1});
-  const auto gy = g.view({1, 1, win, 1}).repeat({3, 1, 1, 1});
-  auto x = a.to(torch::kFloat32).permute({2, 0, 1}).unsqueeze(0);  // [1, 3, H, W]
-  auto y = b.to(torch::kFloat32).permute({2, 0, 1}).unsqueeze(0);
-  namespace F = torch::nn::functional;
-  auto blur = [&](const torch::Tensor& t) {
-    return F::conv2d(F::conv2d(t, gx, F::Conv2dFuncOptions().groups(3)), gy,
-                     F::Conv2dFuncOptions().groups(3));
-  };
-  // Centre the values first: the local variances are differences of large squares.
-  const auto mean = (x.mean() + y.mean()) / 2;
-  x = x - mean;
-  y = y - mean;
-  const auto mx = blur(x), my = blur(y);
-  const auto sxx = blur(x * x) - mx * mx;
-  const auto syy = blur(y * y) - my * my;
-  const auto sxy = blur(x * y) - mx * my;
-  const auto mxs = mx + mean, mys = my + mean;  // the true local means
-  const auto map = ((2 * mxs * mys + kC1) * (2 * sxy + kC2)) /
-                   ((mxs * mxs + mys * mys + kC1) * (sxx + syy + kC2));
-  return map.to(torch::kFloat64).mean().item<double>();
-}
-
-namespace {
-torch::Tensor frame_statistics_chunk(const torch::Tensor& frames_u8);
-}  // namespace
-
-torch::Tensor frame_statistics(const torch::Tensor& frames_u8) {
-  // In chunks: a float copy of ten thousand 256x192 frames would need gigabytes.
-  constexpr int64_t kChunk = 128;
-  if (frames_u8.size(0) <= kChunk) return frame_statistics_chunk(frames_u8);
-  std::vector<torch::Tensor> parts;
-  for (int64_t i = 0; i < frames_u8.size(0); i += kChunk)
-    parts.push_back(
-        frame_statistics_chunk(frames_u8.narrow(0, i, std::min(kChunk, frames_u8.size(0) - i))));
-  return torch::cat(parts);
-}
-
-namespace {
-
-torch::Tensor frame_statistics_chunk(const torch::Tensor& frames_u8) {
-  const auto f = frames_u8.to(torch::kFloat32);  // [N, H, W, 3]
-  const auto n = f.size(0);
-  const auto mean = f.reshape({n, -1}).mean(1);
-  // BT.601 luma, as dfs_media's grayscale.
-  const auto luma =
-      f.select(3, 0) * 0.299 + f.select(3, 1) * 0.587 + f.select(3, 2) * 0.114;  // [N, H, W]
-  const auto contrast = luma.reshape({n, -1}).std(1, /*unbiased=*/false);
-  // Sharpness: mean absolute 4-neighbour Laplacian over the interior.
-  const auto c = luma.narrow(1, 1, luma.size(1) - 2).narrow(2, 1, luma.size(2) - 2);
-  const auto up = luma.narrow(1, 0, luma.size(1) - 2).narrow(2, 1, luma.size(2) - 2);
-  const auto down = luma.narrow(1, 2, luma.size(1) - 2).narrow(2, 1, luma.size(2) - 2);
-  const auto left = luma.narrow(1, 1, luma.size(1) - 2).narrow(2, 0, luma.size(2) - 2);
-  const auto right = luma.narrow(1, 1, luma.size(1) - 2).narrow(2, 2, luma.size(2) - 2);
-  const auto sharp = (up + down + left + right - 4 * c).abs().reshape({n, -1}).mean(1);
-  return torch::stack({mean, contrast, sharp}, 1);
-}
-
-}  // namespace
 
 // [SECTION] Helpers (frames <-> tensors, held-out windows) --------------------------------
 
@@ -484,7 +402,7 @@ std::vector<torch::Tensor> long_rollout(Model& model, const VideoDataset& data,
 
 }  // namespace
 
-// [SECTION] (d) contact sheet, report ------------------------------------------------------
+// [SECTION] (d) contact sheet ------------------------------------------------------------
 
 namespace {
 
@@ -496,14 +414,6 @@ void paste(torch::Tensor& sheet, const torch::Tensor& tile, int row, int col) {
   sheet.narrow(0, kSheetGap + row * (h + kSheetGap), h)
       .narrow(1, kSheetGap + col * (w + kSheetGap), w)
       .copy_(tile);
-}
-
-std::string fmt(double v, int decimals = 2) {
-  if (std::isinf(v)) return "inf";
-  if (std::isnan(v)) return "n/a";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-  return buf;
 }
 
 }  // namespace
@@ -568,7 +478,7 @@ EvalReport evaluate_model(const std::string& model_path, const VideoDataset& dat
       for (int with = 1; with >= 0; --with) {
         const double level = with ? s.stabilization : 0.0;
         say(s, "(c) " + clip.name + ": " + std::to_string(s.rollout_frames) +
-                   "-frame rollout, stabilisation " + fmt(level, 3));
+                   "-frame rollout, stabilisation " + detail::format_number(level, 3));
         double secs = 0;
         const auto frames = long_rollout(model, data, clip, s, level, secs);
         auto r = score_rollout(clip.name, clip_index, data, frames, idx, report.training_ranges);
@@ -585,153 +495,6 @@ EvalReport evaluate_model(const std::string& model_path, const VideoDataset& dat
   report.contact_sheet = to_frame(sheet);
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return report;
-}
-
-nlohmann::json EvalReport::to_json() const {
-  nlohmann::json j;
-  j["model"] = model_path;
-  j["seconds"] = seconds;
-  auto num = [](double v) -> nlohmann::json {
-    return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
-  };
-  auto vec = [&](const std::vector<double>& v) {
-    nlohmann::json a = nlohmann::json::array();
-    for (double x : v) a.push_back(num(x));
-    return a;
-  };
-  for (const auto& l : loss_by_level)
-    j["loss_by_level"].push_back({{"level", l.level}, {"loss", num(l.loss)}});
-  for (const auto& p : prediction)
-    j["prediction"].push_back({{"clip", p.clip},
-                               {"segments", p.segments},
-                               {"psnr_sample", vec(p.psnr_sample)},
-                               {"ssim_sample", vec(p.ssim_sample)},
-                               {"psnr_mean", vec(p.psnr_mean)},
-                               {"ssim_mean", vec(p.ssim_mean)},
-                               {"psnr_copy_last", vec(p.psnr_copy)},
-                               {"ssim_copy_last", vec(p.ssim_copy)},
-                               {"psnr_linear", vec(p.psnr_linear)},
-                               {"ssim_linear", vec(p.ssim_linear)},
-                               {"psnr_sample_64x48", vec(p.psnr_sample_64)},
-                               {"psnr_mean_64x48", vec(p.psnr_mean_64)},
-                               {"psnr_copy_last_64x48", vec(p.psnr_copy_64)},
-                               {"psnr_linear_64x48", vec(p.psnr_linear_64)},
-                               {"sharpness_ratio_sample", vec(p.sharpness_ratio_sample)},
-                               {"baseline", p.baseline},
-                               {"psnr_baseline_sample_upscaled", vec(p.psnr_baseline_sample)},
-                               {"ssim_baseline_sample_upscaled", vec(p.ssim_baseline_sample)},
-                               {"psnr_baseline_mean_upscaled", vec(p.psnr_baseline_mean)},
-                               {"ssim_baseline_mean_upscaled", vec(p.ssim_baseline_mean)},
-                               {"psnr_baseline_mean_64x48", vec(p.psnr_baseline_mean_64)}});
-  for (const auto& r : rollouts) {
-    nlohmann::json counts = nlohmann::json::object();
-    for (const auto& [name, k] : r.nearest_clip_counts) counts[name] = k;
-    j["rollouts"].push_back({{"clip", r.clip},
-                             {"stabilization", r.stabilization},
-                             {"frames", r.frames},
-                             {"in_range_mean", r.in_range_mean},
-                             {"in_range_contrast", r.in_range_contrast},
-                             {"in_range_sharpness", r.in_range_sharpness},
-                             {"in_range_all", r.in_range_all},
-                             {"truth_in_range_all", r.truth_in_range_all},
-                             {"in_range_all_own_clip", r.in_range_all_own},
-                             {"truth_in_range_all_own_clip", r.truth_in_range_all_own},
-                             {"own_clip_ranges",
-                              {{"mean", {r.ranges.mean_lo, r.ranges.mean_hi}},
-                               {"contrast", {r.ranges.contrast_lo, r.ranges.contrast_hi}},
-                               {"sharpness", {r.ranges.sharpness_lo, r.ranges.sharpness_hi}}}},
-                             {"same_scene", r.same_scene},
-                             {"first_scene_exit", r.first_scene_exit},
-                             {"nearest_clip_counts", counts},
-                             {"seconds", r.seconds}});
-  }
-  const auto& t = training_ranges;
-  j["training_ranges"] = {{"mean", {t.mean_lo, t.mean_hi}},
-                          {"contrast", {t.contrast_lo, t.contrast_hi}},
-                          {"sharpness", {t.sharpness_lo, t.sharpness_hi}}};
-  return j;
-}
-
-std::string EvalReport::to_text() const {
-  std::ostringstream o;
-  o << "(a) held-out loss by noise level (unweighted objective MSE)\n    level:";
-  for (const auto& l : loss_by_level) o << "  " << fmt(l.level);
-  o << "\n    loss: ";
-  for (const auto& l : loss_by_level) o << "  " << fmt(l.loss, 4);
-  o << "\n";
-  for (const auto& p : prediction) {
-    o << "(b) " << p.clip << " (" << p.segments
-      << " segments), PSNR dB / SSIM per predicted frame\n";
-    auto row = [&](const char* name, const std::vector<double>& ps, const std::vector<double>& ss) {
-      char head[32];
-      std::snprintf(head, sizeof head, "    %-12s", name);
-      o << head;
-      for (size_t k = 0; k < ps.size(); ++k) o << " " << fmt(ps[k], 1) << "/" << fmt(ss[k], 2);
-      o << "\n";
-    };
-    row("sample", p.psnr_sample, p.ssim_sample);
-    row("mean", p.psnr_mean, p.ssim_mean);
-    row("copy-last", p.psnr_copy, p.ssim_copy);
-    row("linear", p.psnr_linear, p.ssim_linear);
-    if (!p.baseline.empty()) {
-      row("base sample", p.psnr_baseline_sample, p.ssim_baseline_sample);
-      row("base mean", p.psnr_baseline_mean, p.ssim_baseline_mean);
-    }
-    auto row64 = [&](const char* name, const std::vector<double>& ps) {
-      char head[40];
-      std::snprintf(head, sizeof head, "    %-12s", name);
-      o << head;
-      for (double v : ps) o << " " << fmt(v, 1) << "     ";
-      o << "\n";
-    };
-    if (!p.psnr_mean_64.empty() && (p.psnr_mean_64.size() == p.psnr_mean.size())) {
-      o << "    at 64x48 (PSNR dB):\n";
-      row64("sample", p.psnr_sample_64);
-      row64("mean", p.psnr_mean_64);
-      row64("copy-last", p.psnr_copy_64);
-      row64("linear", p.psnr_linear_64);
-      if (!p.baseline.empty()) row64("base mean", p.psnr_baseline_mean_64);
-      o << "    sharpness of one sample / truth:";
-      for (double v : p.sharpness_ratio_sample) o << " " << fmt(100 * v, 0) << "%";
-      o << "\n";
-    }
-  }
-  if (!rollouts.empty()) {
-    const auto& t = training_ranges;
-    o << "(c) long rollouts; in-range = inside the 1-99% range of all training frames: mean "
-      << fmt(t.mean_lo, 1) << ".." << fmt(t.mean_hi, 1) << ", contrast " << fmt(t.contrast_lo, 1)
-      << ".." << fmt(t.contrast_hi, 1) << ", sharpness " << fmt(t.sharpness_lo, 1) << ".."
-      << fmt(t.sharpness_hi, 1) << "\n"
-      << "    own = all three inside the ranges of the context's own clip's training frames;\n"
-      << "    truth = the clip's held-out true frames inside (the yardstick's own score)\n";
-    std::string last_clip;
-    for (const auto& r : rollouts) {
-      if (r.clip == last_clip) continue;
-      last_clip = r.clip;
-      const auto& c = r.ranges;
-      o << "    " << r.clip << " own ranges: mean " << fmt(c.mean_lo, 1) << ".."
-        << fmt(c.mean_hi, 1) << ", contrast " << fmt(c.contrast_lo, 1) << ".."
-        << fmt(c.contrast_hi, 1) << ", sharpness " << fmt(c.sharpness_lo, 1) << ".."
-        << fmt(c.sharpness_hi, 1) << "\n";
-    }
-    o << "    clip        stab   frames  in-range(mean/contrast/sharp/all) truth   own  truth  "
-         "same-scene  first-exit  nearest\n";
-    for (const auto& r : rollouts) {
-      char line[256];
-      std::string nearest;
-      for (const auto& [name, k] : r.nearest_clip_counts)
-        nearest += name + ":" + std::to_string(k) + " ";
-      std::snprintf(line, sizeof line,
-                    "    %-10s  %5.3f  %6d  %5.1f%% %5.1f%% %5.1f%% %5.1f%% %5.1f%% %5.1f%% "
-                    "%5.1f%%     %5.1f%%      %6d  ",
-                    r.clip.c_str(), r.stabilization, r.frames, 100 * r.in_range_mean,
-                    100 * r.in_range_contrast, 100 * r.in_range_sharpness, 100 * r.in_range_all,
-                    100 * r.truth_in_range_all, 100 * r.in_range_all_own,
-                    100 * r.truth_in_range_all_own, 100 * r.same_scene, r.first_scene_exit);
-      o << line << nearest << "\n";
-    }
-  }
-  return o.str();
 }
 
 }  // namespace dfs::diffusion::train

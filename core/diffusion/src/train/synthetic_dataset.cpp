@@ -39,6 +39,19 @@ bool covers(const MovingObject& o, double px, double py) {
   return false;
 }
 
+// Reflects a position that left [lo, hi] back inside and reverses its velocity (an elastic
+// bounce off a border).
+void bounce(double& position, double& velocity, double lo, double hi) {
+  if (position < lo) {
+    position = 2 * lo - position;
+    velocity = -velocity;
+  }
+  if (position > hi) {
+    position = 2 * hi - position;
+    velocity = -velocity;
+  }
+}
+
 }  // namespace
 
 VideoDataset make_synthetic_dataset(const SyntheticSettings& s) {
@@ -94,22 +107,8 @@ VideoDataset make_synthetic_dataset(const SyntheticSettings& s) {
       for (auto& o : objects) {  // constant velocity, elastic bounce off the borders
         o.x += o.vx;
         o.y += o.vy;
-        if (o.x < o.radius) {
-          o.x = 2 * o.radius - o.x;
-          o.vx = -o.vx;
-        }
-        if (o.x > w - o.radius) {
-          o.x = 2 * (w - o.radius) - o.x;
-          o.vx = -o.vx;
-        }
-        if (o.y < o.radius) {
-          o.y = 2 * o.radius - o.y;
-          o.vy = -o.vy;
-        }
-        if (o.y > h - o.radius) {
-          o.y = 2 * (h - o.radius) - o.y;
-          o.vy = -o.vy;
-        }
+        bounce(o.x, o.vx, o.radius, w - o.radius);
+        bounce(o.y, o.vy, o.radius, h - o.radius);
       }
     }
     append_clip(ds, "synth" + std::to_string(clip), "synthetic:seed=" + std::to_string(s.seed),

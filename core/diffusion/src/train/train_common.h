@@ -1,24 +1,38 @@
 // What the diffusion trainer and the autoencoder trainer share, internal to src/train:
-// per-step seeds, config diffs for refusing a resume, optimiser tensors in checkpoints, and the
-// training loop (steps, time limit, stop flag, periodic checkpoints, progress).
+// per-step seeds, the frame of their settings' from_json and validate, checkpoints (metadata,
+// optimiser tensors, saving, the resume check), the state both keep and the end of their step,
+// and the training loop. Definitions: train_common.cpp, except the templates here.
+//
+// Index
+//   [SECTION] Deterministic per-step randomness
+//   [SECTION] Settings
+//   [SECTION] Checkpoints
+//   [SECTION] Trainer state, the optimiser step, saving and resuming
+//   [SECTION] Training loop
 #pragma once
 
 #include <torch/torch.h>
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <string>
+#include <utility>
 
+#include "../load_adaptive.h"
 #include "dfs/diffusion/api.h"
+#include "dfs/diffusion/train/dataset.h"
 #include "dfs/diffusion/train/distributed.h"
 #include "dfs/diffusion/train/optimizer.h"
 #include "dfs/diffusion/train/trainer.h"
-#include "../load_adaptive.h"
+#include "dfs/diffusion/weights.h"
+#include "file_metadata.h"
 
 namespace dfs::diffusion::train::detail {
+
+// [SECTION] Deterministic per-step randomness --------------------------------------------
 
 // SplitMix64 (Steele et al. 2014): a good 64-bit mixer to derive independent seeds.
 inline uint64_t splitmix64(uint64_t x) {
@@ -36,56 +50,161 @@ inline uint64_t step_seed(uint64_t seed, int64_t step, uint64_t stream) {
 inline constexpr uint64_t kStreamData = 1;   // clip choice, augmentation, level pattern
 inline constexpr uint64_t kStreamNoise = 2;  // levels and Gaussian noise (torch generator)
 
-// "prefix.key: checkpoint X, requested Y; ..." for every key whose value differs.
-inline std::string json_diff(const nlohmann::json& expected, const nlohmann::json& found,
-                             const std::string& prefix) {
-  std::string out;
-  std::set<std::string> keys;
-  for (auto it = expected.begin(); it != expected.end(); ++it) keys.insert(it.key());
-  for (auto it = found.begin(); it != found.end(); ++it) keys.insert(it.key());
-  for (const auto& k : keys) {
-    const auto a = expected.contains(k) ? expected[k].dump() : std::string("(absent)");
-    const auto b = found.contains(k) ? found[k].dump() : std::string("(absent)");
-    if (a != b)
-      out += (out.empty() ? "" : "; ") + prefix + k + ": checkpoint " + b + ", requested " + a;
+// [SECTION] Settings ---------------------------------------------------------------------
+
+// The frame of a settings struct's from_json: read(s) fills default settings from JSON; a JSON
+// type error becomes Error("<what>: <why>"); then the settings are validated.
+template <class Settings, class Read>
+Settings settings_from_json(const std::string& what, Read&& read) {
+  Settings s;
+  try {
+    read(s);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(what + ": " + e.what());
   }
-  return out;
+  s.validate();
+  return s;
+}
+
+// A settings struct's validate() check: require(ok, message) throws Error("<what>: <message>")
+// when !ok.
+class SettingsRequirement {
+ public:
+  explicit SettingsRequirement(std::string what) : what_(std::move(what)) {}
+  void operator()(bool ok, const std::string& message) const;
+
+ private:
+  std::string what_;
+};
+
+// "prefix.key: checkpoint X, requested Y; ..." for every key whose value differs.
+std::string json_diff(const nlohmann::json& expected, const nlohmann::json& found,
+                      const std::string& prefix);
+
+// [SECTION] Checkpoints ------------------------------------------------------------------
+
+// How one trainer's checkpoints are told apart, and the words of its errors (each trainer keeps
+// the wording its errors always had).
+struct CheckpointKind {
+  const char* format;         // metadata "format"
+  const char* config_name;    // "model": the architecture is metadata "model_config", and a
+                              // resume refusal names its keys "model.<key>"
+  const char* missing_key;    // error for an absent metadata key: printf pattern of path, key
+  const char* wrong_format;   // error for another format: printf pattern of path, format
+  const char* resume_advice;  // ends the refusal to resume with other settings
+  bool has_extra;             // reads the free-form "extra" metadata back
+};
+
+// What must match for a checkpoint to continue a run.
+struct RunRecord {
+  nlohmann::json config;    // the architecture
+  nlohmann::json settings;  // the training settings
+  std::string dataset;      // the training data's fingerprint
+};
+
+// What read_checkpoint_header reads from a checkpoint's metadata.
+template <class Config, class Settings>
+struct CheckpointHeader {
+  Config config;
+  Settings settings;
+  int64_t step = 0;
+  double seconds = 0;    // training wall time so far
+  std::string dataset;   // the training data's fingerprint
+  nlohmann::json extra;  // CheckpointKind::has_extra only
+};
+
+// Loads checkpoint `path` ("cannot read checkpoint: ...") and checks its format.
+TensorFile open_checkpoint(const std::string& path, const CheckpointKind& kind);
+// The checkpoint's metadata by key; a missing key is an Error worded by `kind`.
+MetadataReader checkpoint_metadata(const TensorFile& file, const std::string& path,
+                                   const CheckpointKind& kind);
+// Runs read(), turning a JSON error into Error("checkpoint '<path>': bad metadata: ...") and a
+// number that does not parse into "... bad step or time in the metadata".
+void read_checkpoint_fields(const std::string& path, const std::function<void()>& read);
+
+// A checkpoint's metadata without its weights; throws Error.
+template <class Config, class Settings>
+CheckpointHeader<Config, Settings> read_checkpoint_header(const std::string& path,
+                                                          const CheckpointKind& kind) {
+  const TensorFile file = open_checkpoint(path, kind);
+  const MetadataReader meta = checkpoint_metadata(file, path, kind);
+  CheckpointHeader<Config, Settings> h;
+  read_checkpoint_fields(path, [&] {
+    h.config =
+        Config::from_json(nlohmann::json::parse(meta(kind.config_name + std::string("_config"))));
+    h.settings = Settings::from_json(nlohmann::json::parse(meta("train_settings")));
+    h.step = std::stoll(meta("step"));
+    h.seconds = std::stod(meta("seconds"));
+    h.dataset = meta("dataset");
+    if (kind.has_extra) h.extra = nlohmann::json::parse(meta("extra"));
+  });
+  return h;
 }
 
 // Checkpoint tensors "model.<name>", "ema.<name>", "adam_m.<name>", "adam_v.<name>".
-inline void add_optimizer_tensors(const AdamWState& st,
-                                  std::map<std::string, torch::Tensor>& tensors) {
-  for (size_t i = 0; i < st.params.size(); ++i) {
-    tensors["model." + st.names[i]] = st.params[i].detach().cpu().contiguous();
-    tensors["ema." + st.names[i]] = st.ema[i].detach().cpu().contiguous();
-    tensors["adam_m." + st.names[i]] = st.m[i].cpu().contiguous();
-    tensors["adam_v." + st.names[i]] = st.v[i].cpu().contiguous();
-  }
+void add_optimizer_tensors(const AdamWState& st, std::map<std::string, torch::Tensor>& tensors);
+// Tensor `name` of a checkpoint, which must have like's shape and type; throws Error.
+torch::Tensor checkpoint_tensor(const std::map<std::string, torch::Tensor>& tensors,
+                                const std::string& name, const torch::Tensor& like,
+                                const std::string& path);
+// Copies the tensors add_optimizer_tensors wrote into `st`; throws Error.
+void load_optimizer_tensors(AdamWState& st, const std::map<std::string, torch::Tensor>& tensors,
+                            const std::string& path);
+
+// [SECTION] Trainer state, the optimiser step, saving and resuming -----------------------
+
+// What both trainers' states hold, and their checkpoints; Trainer::State and
+// AutoencoderTrainer::State extend it.
+struct TrainerCore {
+  const VideoDataset* dataset = nullptr;  // outlives the trainer
+  std::string fingerprint;                // the dataset's, recorded in checkpoints
+  torch::Device device{torch::kCPU};
+  AdamWState opt;      // trained parameters (fixed order), EMA copies, AdamW moments
+  int64_t step = 0;    // steps done
+  double seconds = 0;  // training wall time, resumes included
+
+  int64_t parameter_count() const;  // elements of the trained parameters
+  // A step's end, once the gradients are in opt.params: refuses a non-finite `loss` ("<what>
+  // diverged at step ..."), makes one AdamW update at the scheduled learning rate and advances
+  // `step`.
+  TrainStepStats finish_step(double loss, const OptimizerSettings& o, const std::string& what);
+
+  // Checkpoints: the optimiser's tensors, the trainer's own (the hooks below) and the metadata
+  // read_checkpoint_header reads (record(), step, seconds, `extra`). Atomic.
+  void save_checkpoint(const std::string& path, const CheckpointKind& kind,
+                       const nlohmann::json& extra) const;
+  // Refuses checkpoint `path`, whose metadata says `recorded`, unless it continues this run: the
+  // same config and settings (the message names every difference) and the same data. Then
+  // restores the optimiser's tensors, the trainer's own, `step` and `seconds`.
+  void load_checkpoint(const std::string& path, const CheckpointKind& kind,
+                       const RunRecord& recorded, int64_t checkpoint_step,
+                       double checkpoint_seconds);
+
+  virtual ~TrainerCore() = default;
+  // This run as its checkpoints record it.
+  virtual RunRecord record() const = 0;
+  // The trainer's checkpoint tensors beyond the optimiser's; load_own_tensors throws Error when
+  // one is missing or misshapen.
+  virtual void add_own_tensors(std::map<std::string, torch::Tensor>& tensors) const = 0;
+  virtual void load_own_tensors(const std::map<std::string, torch::Tensor>& tensors,
+                                const std::string& path) = 0;
+};
+
+// Makes `model` and its EMA twin `ema` from `config` on `device`, the model's initial weights
+// drawn from `seed` (same seed => same weights): the model in training mode, the EMA in eval.
+template <class Net, class Config>
+void make_model_and_ema(Net& model, Net& ema, const Config& config, uint64_t seed,
+                        const torch::Device& device) {
+  model = Net(config);
+  model->reset_parameters(splitmix64(seed));
+  ema = Net(config);
+  model->to(device);
+  ema->to(device);
+  model->train();
+  ema->eval();
 }
 
-inline torch::Tensor checkpoint_tensor(const std::map<std::string, torch::Tensor>& tensors,
-                                       const std::string& name, const torch::Tensor& like,
-                                       const std::string& path) {
-  const auto it = tensors.find(name);
-  if (it == tensors.end())
-    throw Error("checkpoint '" + path + "' is missing tensor '" + name + "'");
-  if (it->second.sizes() != like.sizes() || it->second.scalar_type() != like.scalar_type())
-    throw Error("checkpoint '" + path + "': tensor '" + name + "' has the wrong shape or type");
-  return it->second;
-}
-
-inline void load_optimizer_tensors(AdamWState& st,
-                                   const std::map<std::string, torch::Tensor>& tensors,
-                                   const std::string& path) {
-  torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < st.params.size(); ++i) {
-    const auto& n = st.names[i];
-    st.params[i].copy_(checkpoint_tensor(tensors, "model." + n, st.params[i], path));
-    st.ema[i].copy_(checkpoint_tensor(tensors, "ema." + n, st.ema[i], path));
-    st.m[i].copy_(checkpoint_tensor(tensors, "adam_m." + n, st.m[i], path));
-    st.v[i].copy_(checkpoint_tensor(tensors, "adam_v." + n, st.v[i], path));
-  }
-}
+// [SECTION] Training loop ----------------------------------------------------------------
 
 // Runs steps until a limit or the stop flag; checkpoints every checkpoint_every_seconds and
 // once at the end (when a path is given). T: step(), step_count(), add_seconds(double),
@@ -122,14 +241,15 @@ TrainLoopResult run_loop(T& trainer, const TrainLoopOptions& options, int batch_
     if (options.max_steps > 0 && trainer.step_count() >= options.max_steps) break;
     const double elapsed = std::chrono::duration<double>(clock::now() - start).count();
     int code = 0;
-    if (options.stop && options.stop->load()) code = 3;
-    else if (options.max_seconds > 0 && elapsed >= options.max_seconds) code = 2;
+    if (options.stop && options.stop->load())
+      code = 3;
+    else if (options.max_seconds > 0 && elapsed >= options.max_seconds)
+      code = 2;
     else if (!options.checkpoint_path.empty() &&
              std::chrono::duration<double>(clock::now() - last_checkpoint).count() >=
                  options.checkpoint_every_seconds)
       code = 1;
-    if (options.distributed)
-      code = static_cast<int>(std::lround(options.distributed->max(code)));
+    if (options.distributed) code = static_cast<int>(std::lround(options.distributed->max(code)));
     if (code == 2) break;
     if (code == 3) {
       result.stopped = true;

@@ -1,8 +1,8 @@
 // The diffusion-forcing trainer: batches, per-frame levels, weighted loss, AdamW, EMA,
-// checkpoints. See trainer.h for the formulas' sources.
+// checkpoints. See trainer.h for the formulas' sources; the settings and recipes are in
+// train_settings.cpp, what the autoencoder trainer shares in train_common.cpp.
 //
 // Index
-//   [SECTION] Settings and recipes
 //   [SECTION] Deterministic per-step randomness
 //   [SECTION] Trainer state, batches, loss
 //   [SECTION] Optimiser step (AdamW + clipping + EMA)
@@ -17,7 +17,6 @@
 #include <cmath>
 #include <map>
 #include <random>
-#include <set>
 
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/denoiser.h"
@@ -28,171 +27,12 @@
 
 namespace dfs::diffusion::train {
 
-// [SECTION] Settings and recipes ---------------------------------------------------------
-
-nlohmann::json TrainSettings::to_json() const {
-  nlohmann::json j = {{"batch_size", batch_size},
-                      {"clip_frames", clip_frames},
-                      {"learning_rate", learning_rate},
-                      {"min_learning_rate_fraction", min_learning_rate_fraction},
-                      {"warmup_steps", warmup_steps},
-                      {"schedule_steps", schedule_steps},
-                      {"weight_decay", weight_decay},
-                      {"adam_beta1", adam_beta1},
-                      {"adam_beta2", adam_beta2},
-                      {"adam_eps", adam_eps},
-                      {"grad_clip", grad_clip},
-                      {"ema_decay", ema_decay},
-                      {"min_snr_gamma", min_snr_gamma},
-                      {"loss_weight_floor", loss_weight_floor},
-                      {"p_shared_level", p_shared_level},
-                      {"p_clean_prefix", p_clean_prefix},
-                      {"p_flip", p_flip},
-                      {"p_crop", p_crop},
-                      {"min_crop_scale", min_crop_scale},
-                      {"seed", seed}};
-  // Written only when set, so checkpoints made before the field existed still resume.
-  if (clip_balance != 1.0) j["clip_balance"] = clip_balance;
-  return j;
-}
-
-TrainSettings TrainSettings::from_json(const nlohmann::json& j) {
-  TrainSettings s;
-  try {
-    s.batch_size = j.value("batch_size", s.batch_size);
-    s.clip_frames = j.value("clip_frames", s.clip_frames);
-    s.learning_rate = j.value("learning_rate", s.learning_rate);
-    s.min_learning_rate_fraction =
-        j.value("min_learning_rate_fraction", s.min_learning_rate_fraction);
-    s.warmup_steps = j.value("warmup_steps", s.warmup_steps);
-    s.schedule_steps = j.value("schedule_steps", s.schedule_steps);
-    s.weight_decay = j.value("weight_decay", s.weight_decay);
-    s.adam_beta1 = j.value("adam_beta1", s.adam_beta1);
-    s.adam_beta2 = j.value("adam_beta2", s.adam_beta2);
-    s.adam_eps = j.value("adam_eps", s.adam_eps);
-    s.grad_clip = j.value("grad_clip", s.grad_clip);
-    s.ema_decay = j.value("ema_decay", s.ema_decay);
-    s.min_snr_gamma = j.value("min_snr_gamma", s.min_snr_gamma);
-    s.loss_weight_floor = j.value("loss_weight_floor", s.loss_weight_floor);
-    s.p_shared_level = j.value("p_shared_level", s.p_shared_level);
-    s.p_clean_prefix = j.value("p_clean_prefix", s.p_clean_prefix);
-    s.p_flip = j.value("p_flip", s.p_flip);
-    s.p_crop = j.value("p_crop", s.p_crop);
-    s.min_crop_scale = j.value("min_crop_scale", s.min_crop_scale);
-    s.seed = j.value("seed", s.seed);
-    s.clip_balance = j.value("clip_balance", s.clip_balance);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("training settings: ") + e.what());
-  }
-  s.validate();
-  return s;
-}
-
-void TrainSettings::validate() const {
-  auto require = [](bool ok, const std::string& what) {
-    if (!ok) throw Error("training settings: " + what);
-  };
-  auto prob = [&](double p, const char* name) {
-    require(p >= 0 && p <= 1, std::string(name) + " must be a probability in [0, 1]");
-  };
-  require(batch_size >= 1 && batch_size <= 4096, "batch_size must be in 1..4096");
-  require(clip_frames >= 0 && clip_frames <= 1024,
-          "clip_frames must be in 0..1024 (0 = model max_frames)");
-  require(learning_rate > 0 && learning_rate < 1, "learning_rate must be in (0, 1)");
-  require(min_learning_rate_fraction >= 0 && min_learning_rate_fraction <= 1,
-          "min_learning_rate_fraction must be in [0, 1]");
-  require(warmup_steps >= 0, "warmup_steps must be >= 0");
-  require(schedule_steps >= 1, "schedule_steps must be >= 1");
-  require(weight_decay >= 0 && weight_decay < 1, "weight_decay must be in [0, 1)");
-  require(adam_beta1 >= 0 && adam_beta1 < 1 && adam_beta2 >= 0 && adam_beta2 < 1,
-          "Adam betas must be in [0, 1)");
-  require(adam_eps > 0, "adam_eps must be > 0");
-  require(ema_decay >= 0 && ema_decay < 1, "ema_decay must be in [0, 1)");
-  require(min_snr_gamma > 0, "min_snr_gamma must be > 0");
-  require(loss_weight_floor >= 0 && loss_weight_floor <= 1, "loss_weight_floor must be in [0, 1]");
-  prob(p_shared_level, "p_shared_level");
-  prob(p_clean_prefix, "p_clean_prefix");
-  prob(p_flip, "p_flip");
-  prob(p_crop, "p_crop");
-  require(min_crop_scale > 0.3 && min_crop_scale <= 1, "min_crop_scale must be in (0.3, 1]");
-  require(clip_balance >= 0 && clip_balance <= 1, "clip_balance must be in [0, 1]");
-}
-
-TrainRecipe train_recipe(const std::string& name) {
-  TrainRecipe r;
-  if (name == "demo") {
-    r.model = ModelConfig::preset("demo");
-    r.model.overlap = true;  // see demo-cpu
-    r.train.batch_size = 8;
-    r.train.learning_rate = 1e-3;
-    r.train.warmup_steps = 100;
-  } else if (name == "demo-gpu") {
-    r.model = ModelConfig::preset("demo");
-    r.model.overlap = true;  // see demo-cpu
-    r.train.batch_size = 64;
-    r.train.learning_rate = 2e-3;
-    r.train.warmup_steps = 200;
-  } else if (name == "demo-cpu") {
-    // The engine's demo architecture made ~3x cheaper per clip for a shared 2-core CPU:
-    // width 64 instead of 96 and MLP ratio 2 instead of 4 (same resolution, patch, depth
-    // and 16-frame window). Smaller batches give more updates per minute, which matters more
-    // than gradient noise this early in training.
-    r.model = ModelConfig::preset("demo");
-    r.model.dim = 64;
-    r.model.mlp_ratio = 2;
-    // x0 objective: measured on the tiny model, after a few hundred steps an x0-model's
-    // estimates improve monotonically as the level drops, whereas a v-model's mid-level
-    // estimates are still worse than its level-1 estimate, so its DDIM trajectories end in
-    // noise. With minutes of CPU, blurry-but-right beats sharp-but-noisy (models/README.md).
-    r.model.objective = Objective::X0;
-    // Overlapping 16x16 patches at stride 8 in the stem and the head: with disjoint 8x8
-    // patches each output patch is an independent linear image of its token, and long
-    // rollouts (generated frames fed back as context) grew visible blocks within 50-100 frames.
-    r.model.overlap = true;
-    r.train.batch_size = 4;
-    r.train.learning_rate = 8e-4;
-    r.train.warmup_steps = 100;
-  } else if (name == "latent-cpu" || name == "latent-gpu") {
-    // The shipped latent model (ModelConfig::preset("latent")) on ae-demo latents. Latents are
-    // precomputed, so crops are off (a crop would need re-encoding); flips use the flipped
-    // frames' latents. The x0 objective, not the preset's EDM: measured on these latents after
-    // 1,200 steps (models/README.md), EDM's samples kept visible grain (at low noise it must
-    // predict the noise itself, which a briefly trained network cannot) and scored 0.3-2.7 dB
-    // lower; x0's are clean, if softer. `--model objective=edm` trains the EDM variant.
-    r.model = ModelConfig::preset("latent");
-    if (name == "latent-cpu") r.model.objective = Objective::X0;
-    r.train.batch_size = name == "latent-cpu" ? 4 : 64;
-    r.train.learning_rate = name == "latent-cpu" ? 8e-4 : 2e-3;
-    r.train.warmup_steps = 200;
-    r.train.p_crop = 0;
-  } else if (name == "latent-tiny") {
-    r.model = ModelConfig::preset("latent-tiny");
-    r.train.batch_size = 8;
-    r.train.learning_rate = 2e-3;
-    r.train.warmup_steps = 20;
-    r.train.p_crop = 0;
-  } else if (name == "tiny") {
-    r.model = ModelConfig::preset("tiny");
-    r.model.objective = Objective::X0;  // see demo-cpu
-    r.train.batch_size = 8;
-    r.train.learning_rate = 2e-3;
-    r.train.warmup_steps = 20;
-    r.train.p_crop = 0;  // tiny synthetic frames: cropping only blurs the shapes
-  } else {
-    throw Error("unknown training recipe '" + name +
-                "' (known: latent-cpu, latent-gpu, latent-tiny, demo, demo-cpu, demo-gpu, tiny)");
-  }
-  r.model.name = name;
-  return r;
-}
-
 // [SECTION] Deterministic per-step randomness --------------------------------------------
 
 namespace {
 
 using detail::kStreamData;
 using detail::kStreamNoise;
-using detail::splitmix64;
 using detail::step_seed;
 constexpr int64_t kMeasureStep = -1;  // step index of the throwaway batch of measure_step_seconds
 
@@ -237,30 +77,28 @@ struct Batch {
 
 // [SECTION] Trainer state, batches, loss -------------------------------------------------
 
-struct Trainer::State {
+struct Trainer::State : detail::TrainerCore {
   ModelConfig config;
   TrainSettings settings;
-  const VideoDataset* dataset = nullptr;
-  std::string fingerprint;
-  torch::Device device{torch::kCPU};
   NoiseSchedule schedule;
   Denoiser model{nullptr};
   Denoiser ema{nullptr};
-  AdamWState opt;  // parameters (fixed order), EMA copies, AdamW moments
-  int64_t step = 0;
-  double seconds = 0;
   int frames = 0;                    // T, frames per training clip
   bool latent = false;               // the model runs on dataset->latents
   Autoencoder autoencoder{nullptr};  // latent models: written with the exported model
   // Valid window starts: clip c contributes starts [0, starts[c]).
   std::vector<int64_t> starts;
   int64_t total_starts = 0;
-  std::vector<double> clip_cdf;  // clip_balance != 1: cumulative clip probabilities
+  std::vector<double> clip_cdf;       // clip_balance != 1: cumulative clip probabilities
   std::shared_ptr<Distributed> dist;  // data-parallel: this rank's share of each batch
 
   Batch make_batch(int64_t step_index) const;
   torch::Tensor loss_weights(const torch::Tensor& levels) const;
   torch::Tensor predict(Denoiser& net, const torch::Tensor& x_n, const torch::Tensor& levels) const;
+  detail::RunRecord record() const override;
+  void add_own_tensors(std::map<std::string, torch::Tensor>& tensors) const override;
+  void load_own_tensors(const std::map<std::string, torch::Tensor>& tensors,
+                        const std::string& path) override;
 };
 
 Batch Trainer::State::make_batch(int64_t step_index) const {
@@ -425,13 +263,7 @@ Trainer::Trainer(const ModelConfig& model, const TrainSettings& settings,
   st.fingerprint = dataset.fingerprint();
 
   // Same seed => same initial weights (reset_parameters draws from its own generator).
-  st.model = Denoiser(model);
-  st.model->reset_parameters(splitmix64(settings.seed));
-  st.ema = Denoiser(model);
-  st.model->to(st.device);
-  st.ema->to(st.device);
-  st.model->train();
-  st.ema->eval();
+  detail::make_model_and_ema(st.model, st.ema, model, settings.seed, st.device);
   torch::NoGradGuard no_grad;
   const auto ema_named = st.ema->named_parameters();
   for (const auto& p : st.model->named_parameters())
@@ -494,27 +326,10 @@ void Trainer::add_seconds(double s) {
 }
 
 int64_t Trainer::parameter_count() const {
-  int64_t n = 0;
-  for (const auto& p : state_->opt.params) n += p.numel();
-  return n;
+  return state_->parameter_count();
 }
 
 // [SECTION] Optimiser step (AdamW + clipping + EMA) --------------------------------------
-
-OptimizerSettings optimizer_settings(const TrainSettings& s) {
-  OptimizerSettings o;
-  o.learning_rate = s.learning_rate;
-  o.min_learning_rate_fraction = s.min_learning_rate_fraction;
-  o.warmup_steps = s.warmup_steps;
-  o.schedule_steps = s.schedule_steps;
-  o.weight_decay = s.weight_decay;
-  o.beta1 = s.adam_beta1;
-  o.beta2 = s.adam_beta2;
-  o.eps = s.adam_eps;
-  o.grad_clip = s.grad_clip;
-  o.ema_decay = s.ema_decay;
-  return o;
-}
 
 TrainStepStats Trainer::step() {
   auto& st = *state_;
@@ -543,24 +358,13 @@ TrainStepStats Trainer::step() {
   const auto loss = (per_frame * st.loss_weights(levels) * mask).sum() / counted.to(st.device);
   loss.backward();
 
-  TrainStepStats stats;
-  stats.loss = loss.item<double>();
+  double loss_value = loss.item<double>();
   if (st.dist) {
     // Summed over ranks, the shares' gradients are the one-process batch's gradients.
     st.dist->allreduce_gradients(st.opt.params);
-    stats.loss = st.dist->sum(stats.loss);
+    loss_value = st.dist->sum(loss_value);
   }
-  if (!std::isfinite(stats.loss))
-    throw Error(
-        "training diverged at step " + std::to_string(st.step) +
-        " (loss is not finite); lower the learning rate or resume from the last checkpoint");
-  const auto opt = optimizer_settings(s);
-  const double lr = learning_rate_at(opt, st.step);
-  stats.learning_rate = lr;
-  stats.grad_norm = adamw_update(st.opt, opt, st.step, lr);
-  ++st.step;
-  stats.step = st.step;
-  return stats;
+  return st.finish_step(loss_value, optimizer_settings(s), "training");
 }
 
 double Trainer::measure_step_seconds(int repeats) {
@@ -601,81 +405,48 @@ torch::Tensor Trainer::frame_losses(const torch::Tensor& x0, const torch::Tensor
 
 // [SECTION] Checkpoints and export -------------------------------------------------------
 
+const detail::CheckpointKind kTrainingCheckpoint(
+    kCheckpointFormat, "model",
+    "checkpoint '%s' has no '%s' metadata — is it a training checkpoint?",
+    "'%s' is not a training checkpoint (format '%s')",
+    "Resume with the same --config and options, or start a new run without --resume.",
+    /*has_extra=*/true);
+
 CheckpointInfo read_checkpoint_info(const std::string& path) {
-  TensorFile file;
-  try {
-    file = load_safetensors(path);
-  } catch (const Error& e) {
-    throw Error(std::string("cannot read checkpoint: ") + e.what());
+  const auto h =
+      detail::read_checkpoint_header<ModelConfig, TrainSettings>(path, kTrainingCheckpoint);
+  if (h.step < 0) throw Error("checkpoint '" + path + "': negative step");
+  return {h.config, h.settings, h.step, h.dataset, h.seconds, h.extra};
+}
+
+detail::RunRecord Trainer::State::record() const {
+  return {config.to_json(), settings.to_json(), fingerprint};
+}
+
+void Trainer::State::add_own_tensors(std::map<std::string, torch::Tensor>& tensors) const {
+  for (const auto& b : model->named_buffers())
+    tensors["buffer." + b.key()] = b.value().cpu().contiguous();
+}
+
+void Trainer::State::load_own_tensors(const std::map<std::string, torch::Tensor>& tensors,
+                                      const std::string& path) {
+  torch::NoGradGuard no_grad;
+  const auto ema_buffers = ema->named_buffers();
+  for (const auto& b : model->named_buffers()) {
+    b.value().copy_(detail::checkpoint_tensor(tensors, "buffer." + b.key(), b.value(), path));
+    ema_buffers[b.key()].copy_(b.value());
   }
-  auto meta = [&](const char* key) -> const std::string& {
-    auto it = file.metadata.find(key);
-    if (it == file.metadata.end())
-      throw Error("checkpoint '" + path + "' has no '" + key +
-                  "' metadata — is it a training checkpoint?");
-    return it->second;
-  };
-  if (meta("format") != kCheckpointFormat)
-    throw Error("'" + path + "' is not a training checkpoint (format '" + meta("format") + "')");
-  CheckpointInfo info;
-  try {
-    info.model = ModelConfig::from_json(nlohmann::json::parse(meta("model_config")));
-    info.train = TrainSettings::from_json(nlohmann::json::parse(meta("train_settings")));
-    info.step = std::stoll(meta("step"));
-    info.seconds = std::stod(meta("seconds"));
-    info.dataset_fingerprint = meta("dataset");
-    info.extra = nlohmann::json::parse(meta("extra"));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("checkpoint '" + path + "': bad metadata: " + e.what());
-  } catch (const std::logic_error& e) {  // stoll / stod
-    throw Error("checkpoint '" + path + "': bad step or time in the metadata");
-  }
-  if (info.step < 0) throw Error("checkpoint '" + path + "': negative step");
-  return info;
 }
 
 void Trainer::save_checkpoint(const std::string& path, const nlohmann::json& extra) const {
-  const auto& st = *state_;
-  TensorFile file;
-  detail::add_optimizer_tensors(st.opt, file.tensors);
-  for (const auto& b : st.model->named_buffers())
-    file.tensors["buffer." + b.key()] = b.value().cpu().contiguous();
-  file.metadata["format"] = kCheckpointFormat;
-  file.metadata["model_config"] = st.config.to_json().dump();
-  file.metadata["train_settings"] = st.settings.to_json().dump();
-  file.metadata["step"] = std::to_string(st.step);
-  file.metadata["seconds"] = std::to_string(st.seconds);
-  file.metadata["dataset"] = st.fingerprint;
-  file.metadata["extra"] = extra.is_null() ? "{}" : extra.dump();
-  save_safetensors(path, file);
+  state_->save_checkpoint(path, kTrainingCheckpoint, extra);
 }
 
 void Trainer::load_checkpoint(const std::string& path) {
-  auto& st = *state_;
   const auto info = read_checkpoint_info(path);
-  std::string diff = detail::json_diff(st.config.to_json(), info.model.to_json(), "model.");
-  const auto diff_train = detail::json_diff(st.settings.to_json(), info.train.to_json(), "train.");
-  if (!diff_train.empty()) diff += (diff.empty() ? "" : "; ") + diff_train;
-  if (!diff.empty())
-    throw Error(
-        "refusing to resume from '" + path + "': its configuration differs (" + diff +
-        "). Resume with the same --config and options, or start a new run without --resume.");
-  if (info.dataset_fingerprint != st.fingerprint)
-    throw Error("refusing to resume from '" + path + "': it was trained on different data (" +
-                info.dataset_fingerprint + ", this dataset is " + st.fingerprint + ")");
-  const TensorFile file = load_safetensors(path);
-  detail::load_optimizer_tensors(st.opt, file.tensors, path);
-  torch::NoGradGuard no_grad;
-  auto fetch = [&](const std::string& name, const torch::Tensor& like) {
-    return detail::checkpoint_tensor(file.tensors, name, like, path);
-  };
-  const auto ema_buffers = st.ema->named_buffers();
-  for (const auto& b : st.model->named_buffers()) {
-    b.value().copy_(fetch("buffer." + b.key(), b.value()));
-    ema_buffers[b.key()].copy_(b.value());
-  }
-  st.step = info.step;
-  st.seconds = info.seconds;
+  state_->load_checkpoint(path, kTrainingCheckpoint,
+                          {info.model.to_json(), info.train.to_json(), info.dataset_fingerprint},
+                          info.step, info.seconds);
 }
 
 void Trainer::load_weights(const std::string& model_path) {

@@ -15,10 +15,10 @@
 #include <unistd.h>
 
 #include "dfs/media/encoder.h"
-#include "dfs/partial_files.h"
 #include "dfs/media/error.h"
 #include "dfs/media/frame_ops.h"
 #include "dfs/media/metadata.h"
+#include "dfs/partial_files.h"
 #include "ffmpeg/av_common.h"
 #include "palette.h"
 
@@ -35,7 +35,7 @@ std::string lower_extension(const std::string& path) {
 }
 
 bool is_video(ExportFormat f) {
-  return f == ExportFormat::kMp4 || f == ExportFormat::kMkv || f == ExportFormat::kWebm;
+  return f == ExportFormat::Mp4 || f == ExportFormat::Mkv || f == ExportFormat::WebM;
 }
 
 // Encodes one RGB frame as a complete PNG file image (libav's PNG encoder).
@@ -96,7 +96,8 @@ void write_file(const std::string& path, const std::vector<std::uint8_t>& bytes)
   if (!ok) {
     if (err == 0) err = errno;
     std::remove(tmp.c_str());
-    throw Error(path, "cannot write the file completely (" + dfs::write_error_text(err ? err : EIO) +
+    throw Error(path, "cannot write the file completely (" +
+                          dfs::write_error_text(err ? err : EIO) +
                           "); nothing was written under this name");
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -119,49 +120,24 @@ void check_folder(const std::string& path, const fs::path& folder_in) {
 ExportFormat parse_export_format(const std::string& text) {
   std::string t = text;
   for (auto& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (t == "auto" || t.empty()) return ExportFormat::kAuto;
-  if (t == "mp4" || t == "h264" || t == "mov") return ExportFormat::kMp4;
-  if (t == "mkv" || t == "matroska") return ExportFormat::kMkv;
-  if (t == "webm" || t == "vp9") return ExportFormat::kWebm;
-  if (t == "gif") return ExportFormat::kGif;
-  if (t == "png") return ExportFormat::kPng;
-  if (t == "png-seq" || t == "png_sequence" || t == "pngs" || t == "frames")
-    return ExportFormat::kPngSequence;
-  throw Error("", "unknown export format '" + text + "' (mp4, mkv, webm, gif, png, png-seq)");
-}
-
-const char* to_string(ExportFormat format) {
-  switch (format) {
-    case ExportFormat::kAuto:
-      return "auto";
-    case ExportFormat::kMp4:
-      return "mp4";
-    case ExportFormat::kMkv:
-      return "mkv";
-    case ExportFormat::kWebm:
-      return "webm";
-    case ExportFormat::kGif:
-      return "gif";
-    case ExportFormat::kPngSequence:
-      return "png-seq";
-    case ExportFormat::kPng:
-      return "png";
-  }
-  return "?";
+  if (t.empty()) return ExportFormat::Auto;
+  if (const auto format = enum_from_name(kExportFormatNames, t)) return *format;
+  throw Error("",
+              "unknown export format '" + text + "' (" + enum_choices(kExportFormatNames) + ")");
 }
 
 ExportFormat format_for_path(const std::string& path) {
   if (!path.empty() && (path.back() == '/' || path.back() == '\\'))
-    return ExportFormat::kPngSequence;
+    return ExportFormat::PngSequence;
   std::error_code ec;
-  if (fs::is_directory(path, ec)) return ExportFormat::kPngSequence;
+  if (fs::is_directory(path, ec)) return ExportFormat::PngSequence;
   const std::string ext = lower_extension(path);
-  if (ext == ".mp4" || ext == ".m4v" || ext == ".mov") return ExportFormat::kMp4;
-  if (ext == ".mkv") return ExportFormat::kMkv;
-  if (ext == ".webm") return ExportFormat::kWebm;
-  if (ext == ".gif") return ExportFormat::kGif;
-  if (ext == ".png") return ExportFormat::kPng;
-  if (ext.empty()) return ExportFormat::kPngSequence;
+  if (ext == ".mp4" || ext == ".m4v" || ext == ".mov") return ExportFormat::Mp4;
+  if (ext == ".mkv") return ExportFormat::Mkv;
+  if (ext == ".webm") return ExportFormat::WebM;
+  if (ext == ".gif") return ExportFormat::Gif;
+  if (ext == ".png") return ExportFormat::PngFrame;
+  if (ext.empty()) return ExportFormat::PngSequence;
   throw Error(path, "cannot tell the export format from the extension '" + ext +
                         "' (use .mp4, .mkv, .webm, .gif, .png or a folder)");
 }
@@ -170,7 +146,7 @@ struct Encoder::Impl {
   std::string path;     // the final name
   std::string partial;  // what the muxer writes until finish() renames it to `path`
   EncodeSettings settings;
-  ExportFormat format = ExportFormat::kAuto;
+  ExportFormat format = ExportFormat::Auto;
   std::int64_t frames = 0;
   int width = 0, height = 0;          // size of the frames given (fixed by the first)
   int enc_width = 0, enc_height = 0;  // size encoded (even for yuv420p)
@@ -216,16 +192,16 @@ struct Encoder::Impl {
   }
 
   bool uses_muxer() const {
-    return format != ExportFormat::kPng && format != ExportFormat::kPngSequence;
+    return format != ExportFormat::PngFrame && format != ExportFormat::PngSequence;
   }
 
   void open_output() {
     using namespace ffmpeg;
-    const char* muxer = format == ExportFormat::kMp4    ? "mp4"
-                        : format == ExportFormat::kMkv  ? "matroska"
-                        : format == ExportFormat::kWebm ? "webm"
-                                                        : "gif";
-    if (format == ExportFormat::kMp4 && lower_extension(path) == ".mov") muxer = "mov";
+    const char* muxer = format == ExportFormat::Mp4    ? "mp4"
+                        : format == ExportFormat::Mkv  ? "matroska"
+                        : format == ExportFormat::WebM ? "webm"
+                                                       : "gif";
+    if (format == ExportFormat::Mp4 && lower_extension(path) == ".mov") muxer = "mov";
     // The muxer writes the partial file (MP4's faststart re-reads it by this name).
     int rc = avformat_alloc_output_context2(&out, nullptr, muxer, partial.c_str());
     if (rc < 0 || !out)
@@ -252,9 +228,9 @@ struct Encoder::Impl {
         enc_height = std::max(2, height & ~1);
       }
     }
-    const char* encoder_name = format == ExportFormat::kWebm  ? "libvpx-vp9"
-                               : format == ExportFormat::kGif ? "gif"
-                                                              : "libx264";
+    const char* encoder_name = format == ExportFormat::WebM  ? "libvpx-vp9"
+                               : format == ExportFormat::Gif ? "gif"
+                                                             : "libx264";
     const AVCodec* enc = avcodec_find_encoder_by_name(encoder_name);
     if (!enc)
       throw Error(path, std::string("this FFmpeg build has no ") + encoder_name + " encoder");
@@ -279,7 +255,7 @@ struct Encoder::Impl {
       codec->pix_fmt = AV_PIX_FMT_PAL8;
     }
     if (out->oformat->flags & AVFMT_GLOBALHEADER) codec->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
-    if (format == ExportFormat::kWebm) {
+    if (format == ExportFormat::WebM) {
       const int crf = settings.crf >= 0 ? settings.crf : 32;
       if (crf > 63) throw Error(path, "VP9 CRF must be 0..63");
       codec->bit_rate = 0;  // constant quality
@@ -307,11 +283,11 @@ struct Encoder::Impl {
     if (rc < 0) throw Error(path, "cannot configure the output stream");
     stream->time_base = codec->time_base;
     stream->avg_frame_rate = rate;
-    if (!settings.metadata_json.empty() && format != ExportFormat::kGif)
+    if (!settings.metadata_json.empty() && format != ExportFormat::Gif)
       av_dict_set(&out->metadata, "comment", settings.metadata_json.c_str(), 0);
     AVDictionary* opts = nullptr;
-    if (format == ExportFormat::kMp4) av_dict_set(&opts, "movflags", "+faststart", 0);
-    if (format == ExportFormat::kGif)
+    if (format == ExportFormat::Mp4) av_dict_set(&opts, "movflags", "+faststart", 0);
+    if (format == ExportFormat::Gif)
       av_dict_set_int(&opts, "loop", settings.gif_loop < 0 ? -1 : settings.gif_loop, 0);
     rc = avformat_write_header(out, &opts);
     av_dict_free(&opts);
@@ -345,7 +321,7 @@ struct Encoder::Impl {
     if (rc < 0 && !frame->buf[0]) rc = av_frame_get_buffer(frame.get(), 0);
     if (rc < 0) rc = av_frame_get_buffer(frame.get(), 0);
     if (rc < 0) throw Error(path, "out of memory for an encoder frame");
-    if (format == ExportFormat::kGif) {
+    if (format == ExportFormat::Gif) {
       const IndexedImage indexed = quantize(rgb, settings.gif_dither);
       for (int y = 0; y < rgb.height; ++y)
         std::memcpy(frame->data[0] + static_cast<size_t>(y) * frame->linesize[0],
@@ -426,14 +402,14 @@ void write_frame(Encoder::Impl& s, const Frame& frame) {
   const Frame* src = &frame;
   Frame fitted;
   if (frame.width != s.width || frame.height != s.height) {
-    fitted = resize(frame, s.width, s.height, FitMode::kLetterbox);
+    fitted = resize(frame, s.width, s.height, FitMode::Letterbox);
     src = &fitted;
   }
   switch (s.format) {
-    case ExportFormat::kPng:
+    case ExportFormat::PngFrame:
       write_file(s.path, encode_png(*src, s.path));
       break;
-    case ExportFormat::kPngSequence: {
+    case ExportFormat::PngSequence: {
       const std::string file = s.sequence_file(s.frames);
       write_file(file, encode_png(*src, file));
       break;
@@ -460,7 +436,7 @@ void Encoder::open(const std::string& path, const EncodeSettings& settings) {
   auto impl = std::make_unique<Impl>();
   impl->path = path;
   impl->settings = settings;
-  impl->format = settings.format == ExportFormat::kAuto ? format_for_path(path) : settings.format;
+  impl->format = settings.format == ExportFormat::Auto ? format_for_path(path) : settings.format;
   if (!(settings.fps > 0) || !std::isfinite(settings.fps) || settings.fps > 1000)
     throw Error(path, "frame rate must be between 0 and 1000 frames per second");
   if (!settings.metadata_json.empty() && !nlohmann::json::accept(settings.metadata_json))
@@ -472,7 +448,7 @@ void Encoder::open(const std::string& path, const EncodeSettings& settings) {
   const fs::path target(clean);
   check_folder(path, target.parent_path());
   std::error_code ec;
-  if (impl->format == ExportFormat::kPngSequence) {
+  if (impl->format == ExportFormat::PngSequence) {
     impl->path = clean;
     if (!fs::exists(target, ec) && !fs::create_directory(target, ec))
       throw Error(path, "cannot create the folder: " + ec.message());
@@ -514,7 +490,7 @@ void Encoder::write(const Frame& frame) {
   Impl& s = *impl_;
   if (frame.empty() || frame.rgb.size() < frame.byte_size())
     throw Error(s.path, "cannot encode an empty frame");
-  if (s.format == ExportFormat::kPng && s.frames > 0)
+  if (s.format == ExportFormat::PngFrame && s.frames > 0)
     throw Error(s.path, "a single PNG holds one frame; export a PNG sequence or video for more");
   try {
     write_frame(s, frame);
@@ -573,7 +549,7 @@ void encode_frames(const std::string& path, const std::vector<Frame>& frames,
 
 void write_png(const std::string& path, const Frame& frame) {
   EncodeSettings settings;
-  settings.format = ExportFormat::kPng;
+  settings.format = ExportFormat::PngFrame;
   encode_frames(path, {frame}, settings);
 }
 

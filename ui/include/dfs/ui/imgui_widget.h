@@ -66,20 +66,18 @@ class ImGuiWidget : public QWidget {
   virtual void draw_ui() = 0;
 
   void paintEvent(QPaintEvent* event) override;
-  void mousePressEvent(QMouseEvent* event) override;
-  void mouseReleaseEvent(QMouseEvent* event) override;
-  void mouseMoveEvent(QMouseEvent* event) override;
-  void wheelEvent(QWheelEvent* event) override;
   void keyPressEvent(QKeyEvent* event) override;
   void keyReleaseEvent(QKeyEvent* event) override;
-  void leaveEvent(QEvent* event) override;
   void focusOutEvent(QFocusEvent* event) override;
+  // Feeds the pointer (buttons, position, wheel, leaving) to ImGui, and Tab while it types.
   bool event(QEvent* event) override;
 
  private:
-  bool ensure_gl();     // creates the GL context, surface and renderer once
-  void render_frame();  // one ImGui frame into the FBO, read back into image_
-  void release_gl();    // shuts the renderer backend down and frees GL objects
+  bool ensure_gl();                     // creates the GL context, surface and renderer once
+  void render_frame();                  // one ImGui frame into the FBO, read back into image_
+  void release_gl();                    // shuts the renderer backend down and frees GL objects
+  void feed_mouse(QMouseEvent* event);  // press, double click, release or move
+  void feed_wheel(QWheelEvent* event);
   void feed_key(QKeyEvent* event, bool down);
   void feed_modifiers(Qt::KeyboardModifiers modifiers);
 

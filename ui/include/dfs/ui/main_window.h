@@ -103,12 +103,15 @@ class MainWindow : public QMainWindow {
   void dropEvent(QDropEvent* event) override;
 
  private:
-  struct State;
+  struct State;  // main_window_state.h, which also says which file holds what
   std::unique_ptr<State> s_;
 
   void build_ui();
   void build_menus();
+  void show_timeline_menu(int position, const QPoint& global_pos);
   void connect_worker();
+  void end_run();  // a run finished, stopped or failed: show what arrived, unlock the controls
+  void on_model_loaded(const diffusion::ModelInfo& info, const QString& path, const QString& note);
   void refresh_all();
   void refresh_plan(const project::Project* override_project = nullptr);
   void refresh_flags();

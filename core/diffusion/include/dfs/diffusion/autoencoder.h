@@ -1,7 +1,7 @@
 // dfs/diffusion/autoencoder.h — the latent space: a small convolutional autoencoder (torch).
 //
 // A latent model runs its diffusion transformer on the latents of this autoencoder instead of
-// on pixels (DESIGN.md "Latent space"; in the spirit of TAESD, Bohan 2023, and of latent
+// on pixels (docs/DESIGN.md "Latent space"; in the spirit of TAESD, Bohan 2023, and of latent
 // diffusion, Rombach et al. 2022, Sec. 3):
 //   encoder  RGB [N, 3, H, W] in [-1, 1] -> latents [N, C, H/8, W/8]
 //            three stride-2 conv stages (widths encoder_widths), residual blocks, a 3x3 out

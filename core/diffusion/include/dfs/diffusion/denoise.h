@@ -45,7 +45,8 @@ using DenoiseFn = std::function<torch::Tensor(const DenoiseCall& call)>;
 using PredictFn = std::function<torch::Tensor(const DenoiseCall& call)>;
 
 // The model wrapper's one formula: x0 from the prediction at (x, level) for `objective`
-// (Salimans & Ho 2022, Sec. 4 and App. D; EDM: Karras et al. 2022, Eq. 7), see NoiseSchedule::to_x0.
+// (Salimans & Ho 2022, Sec. 4 and App. D; EDM: Karras et al. 2022, Eq. 7), see
+// NoiseSchedule::to_x0.
 DenoiseFn x0_denoiser(PredictFn predict, NoiseSchedule schedule, Objective objective);
 
 }  // namespace dfs::diffusion

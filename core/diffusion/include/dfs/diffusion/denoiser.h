@@ -1,6 +1,6 @@
 // dfs/diffusion/denoiser.h — the denoiser network and its KV cache (torch).
 //
-// Architecture (DESIGN.md "The model"): a patchify conv stem (x `patch` downsampling) plus a
+// Architecture (docs/DESIGN.md "The model"): a patchify conv stem (x `patch` downsampling) plus a
 // learned spatial position embedding; `depth` factorised space-time blocks, each
 //   spatial attention within a frame -> temporal attention across frames at each position
 //   (rotary time positions, Su et al. 2021 "RoFormer", so windows slide; causal optional)

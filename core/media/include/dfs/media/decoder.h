@@ -36,7 +36,7 @@ namespace dfs::media {
 struct DecoderOptions {
   int width = 0;                                // output size; 0,0 = native (display orientation)
   int height = 0;                               //   both or neither must be set
-  FitMode fit = FitMode::kLetterbox;            // how the picture goes into width x height
+  FitMode fit = FitMode::Letterbox;             // how the picture goes into width x height
   bool apply_rotation = true;                   // honour the container's rotation metadata
   std::size_t cache_frames = 48;                // LRU capacity in frames (0 disables the cache)
   std::size_t cache_bytes = 256u << 20;         // ... and in bytes (4K frames: ~10 of them)

@@ -28,29 +28,22 @@
 #include <string>
 #include <vector>
 
+#include "dfs/fit_and_format.h"
 #include "dfs/frame.h"
 
 namespace dfs::media {
 
-enum class ExportFormat {
-  kAuto,         // from the path: .mp4/.mov/.m4v → kMp4, .webm → kWebm, .mkv → kMkv, .gif →
-                 // kGif, .png → kPng, a directory or a path ending in '/' → kPngSequence
-  kMp4,          // H.264 (libx264) yuv420p, +faststart
-  kMkv,          // H.264 (libx264) yuv420p in Matroska
-  kWebm,         // VP9 (libvpx-vp9) yuv420p
-  kGif,          // animated GIF, 256-colour palette per frame (median cut), dithered
-  kPngSequence,  // directory of frame_000000.png, frame_000001.png... (lossless)
-  kPng,          // a single PNG (exactly one frame)
-};
-ExportFormat parse_export_format(
-    const std::string& text);  // "mp4", "webm", "gif", "png", "png-seq"...
-const char* to_string(ExportFormat format);
+// The export formats (dfs/fit_and_format.h); Auto resolves from the path (format_for_path).
+using ExportFormat = dfs::ExportFormat;
+// Parses a format name or alias ("mp4", "webm", "gif", "png", "png-seq", ...); throws Error.
+ExportFormat parse_export_format(const std::string& text);
+using dfs::to_string;
 ExportFormat format_for_path(const std::string& path);  // what kAuto resolves to; Error if unknown
 
 enum class EvenSize { kPad, kScale };
 
 struct EncodeSettings {
-  ExportFormat format = ExportFormat::kAuto;
+  ExportFormat format = ExportFormat::Auto;
   double fps = 8.0;               // frames per second (> 0; non-integers are kept as a rational)
   int crf = -1;                   // quality, lower is better: H.264 0-51, VP9 0-63;
                                   // -1 = format default (H.264 20, VP9 32)

@@ -6,20 +6,17 @@
 
 #include <cstdint>
 
+#include "dfs/fit_and_format.h"
 #include "dfs/frame.h"
 
 namespace dfs::media {
 
-// How a frame of one aspect ratio goes into a box of another.
-enum class FitMode {
-  kLetterbox,  // scale to fit inside, pad the rest with black (nothing lost, nothing distorted)
-  kCrop,       // scale to cover, cut the centre (fills the box, loses the edges)
-  kStretch,    // scale each axis independently (fills, distorts)
-};
+// How a frame of one aspect ratio goes into a box of another (dfs/fit_and_format.h).
+using FitMode = dfs::FitMode;
 
 // Parses "letterbox" | "crop" | "stretch" (also "pad", "fill"); throws std::invalid_argument.
 FitMode parse_fit_mode(const char* text);
-const char* to_string(FitMode mode);
+using dfs::to_string;
 
 enum class Filter {
   kNearest,  // blocky: exact pixels, for inspecting a model's low-resolution output
@@ -28,7 +25,7 @@ enum class Filter {
 
 // Resizes `src` to exactly width x height with `fit`. `src_aspect` is the aspect ratio the
 // source is *displayed* at (0: width/height of src, i.e. square pixels).
-Frame resize(const Frame& src, int width, int height, FitMode fit = FitMode::kLetterbox,
+Frame resize(const Frame& src, int width, int height, FitMode fit = FitMode::Letterbox,
              Filter filter = Filter::kSmooth, double src_aspect = 0);
 
 // Enlarges by an integer factor (>= 1) for display/export of model-resolution frames.

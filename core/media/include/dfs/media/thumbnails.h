@@ -3,8 +3,8 @@
 // ThumbnailJob starts a worker thread in its constructor. The callback runs ON THAT WORKER
 // THREAD once per thumbnail, in order (a Qt caller forwards it with a queued signal). cancel()
 // is honoured between thumbnails (one seek + decode at most, ~0.4 s on a 250-frame GOP at
-// 768x576 here); the destructor cancels and joins, so a job can be dropped at any time. Errors (bad file) are not thrown: they are stored and
-// reported through error() and the finished callback.
+// 768x576 here); the destructor cancels and joins, so a job can be dropped at any time. Errors (bad
+// file) are not thrown: they are stored and reported through error() and the finished callback.
 #pragma once
 
 #include <atomic>
@@ -26,7 +26,7 @@ struct ThumbnailRequest {
   int count = 10;    // thumbnails wanted (clamped to the frame count)
   int width = 160;   // thumbnail box, pixels
   int height = 90;
-  FitMode fit = FitMode::kLetterbox;
+  FitMode fit = FitMode::Letterbox;
 };
 
 // Indices of `count` evenly spaced frames of a `frame_count`-frame clip: the centres of

@@ -7,7 +7,7 @@
 //   [SECTION] Clip reference        ClipRef, FitMode
 //   [SECTION] Timeline              Timeline + the three layouts (extend, regenerate, fill gap)
 //   [SECTION] Settings              GenerationSettings (wraps the engine's RolloutSettings)
-//   [SECTION] Export settings       ExportSettings
+//   [SECTION] Export settings       ExportSettings, ExportFormat, ExportRange
 //   [SECTION] Results               Results
 //   [SECTION] Project               the plain value that is saved, validated, undone
 //   [SECTION] JSON                  to/from JSON text, format version
@@ -25,6 +25,7 @@
 // message names the field, e.g. "generation.steps must be in 1..1000 (got 0)".
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <set>
@@ -33,6 +34,8 @@
 #include <vector>
 
 #include "dfs/diffusion/api.h"
+#include "dfs/enum_names.h"
+#include "dfs/fit_and_format.h"
 
 namespace dfs::project {
 
@@ -44,14 +47,13 @@ struct Error : std::runtime_error {  // every user-causable project error
 
 // [SECTION] Clip reference --------------------------------------------------------------
 
-// How a clip of another aspect ratio is brought to the model's resolution.
-enum class FitMode {
-  Letterbox,  // scale to fit inside, pad the rest with black (keeps everything, default)
-  Crop,       // scale to cover, centre-crop the overflow (keeps the aspect, loses the edges)
-  Stretch,    // scale each axis independently (keeps everything, distorts)
-};
-const char* to_string(FitMode mode);               // "letterbox", "crop", "stretch"
-FitMode fit_mode_from_string(const std::string&);  // throws Error naming the valid values
+// How a clip of another aspect ratio is brought to the model's resolution: the one FitMode of
+// dfs/fit_and_format.h (Letterbox, the default, Crop, Stretch), which dfs_media implements.
+using FitMode = dfs::FitMode;
+using dfs::to_string;  // to_string(FitMode), to_string(ExportFormat): the names a project stores
+// Parses a name of dfs::kFitModeNames ("letterbox", "crop", "stretch", or an alias); throws
+// Error naming the valid values.
+FitMode fit_mode_from_string(const std::string&);
 
 // The source clip, as probed when it was opened. The probe fields are a summary for display
 // and for checking the timeline against the clip; 0 / "" when unknown (no clip).
@@ -128,17 +130,27 @@ struct GenerationSettings {
 
 // [SECTION] Export settings -----------------------------------------------------------------
 
-enum class ExportFormat {
-  Mp4,          // H.264 yuv420p, +faststart
-  WebM,         // VP9
-  Gif,          // palette-based animated GIF
-  PngSequence,  // a folder of frame_000000.png, ...
-  PngFrame,     // one PNG: the frame at `in` (the current frame)
-};
-const char* to_string(ExportFormat format);  // "mp4", "webm", "gif", "png_sequence", "png_frame"
-ExportFormat export_format_from_string(const std::string&);  // throws Error
-// Guesses the format from an output path: .mp4/.m4v/.mov, .webm, .gif, .png; a path ending in
-// '/' or without an extension is a PNG sequence folder. Throws Error for other extensions.
+// The one ExportFormat of dfs/fit_and_format.h. A project always holds a concrete format:
+// ExportFormat::Auto (resolve from the path) is never stored, and validation rejects it.
+using ExportFormat = dfs::ExportFormat;
+
+// The names a project accepts for its export format: dfs::kExportFormatNames without Auto's.
+inline constexpr auto kProjectExportFormatNames = [] {
+  constexpr std::size_t kAutoNames = [] {
+    std::size_t n = 0;
+    for (const auto& e : kExportFormatNames) n += e.value == ExportFormat::Auto ? 1 : 0;
+    return n;
+  }();
+  EnumNames<ExportFormat, kExportFormatNames.size() - kAutoNames> out{};
+  std::size_t i = 0;
+  for (const auto& e : kExportFormatNames)
+    if (e.value != ExportFormat::Auto) out[i++] = e;
+  return out;
+}();
+// Parses a name of kProjectExportFormatNames ("mp4", "png_sequence", or an alias); throws Error.
+ExportFormat export_format_from_string(const std::string&);
+// Guesses the format from an output path: .mp4/.m4v/.mov, .mkv, .webm, .gif, .png; a path ending
+// in '/' or without an extension is a PNG sequence folder. Throws Error for other extensions.
 ExportFormat export_format_from_path(const std::string& path);
 
 enum class ExportRange {
@@ -146,8 +158,16 @@ enum class ExportRange {
   Generated,  // only positions that were generated (not pinned)
   InOut,      // positions in [in, out]
 };
-const char* to_string(ExportRange range);                  // "all", "generated", "in_out"
-ExportRange export_range_from_string(const std::string&);  // throws Error
+inline constexpr EnumNames<ExportRange, 4> kExportRangeNames{{
+    {ExportRange::All, "all"},
+    {ExportRange::Generated, "generated"},
+    {ExportRange::InOut, "in_out"},
+    {ExportRange::InOut, "in-out"},
+}};
+inline const char* to_string(ExportRange range) {  // "all", "generated", "in_out"
+  return enum_name(kExportRangeNames, range);
+}
+ExportRange export_range_from_string(const std::string&);  // throws Error naming the valid values
 
 struct ExportSettings {
   ExportFormat format = ExportFormat::Mp4;

@@ -36,6 +36,7 @@
 
 #include "dfs/diffusion/api.h"
 #include "dfs/frame.h"
+#include "dfs/media/probe.h"
 #include "dfs/project/document.h"
 
 namespace dfs::project {
@@ -233,6 +234,10 @@ class GenerationJob {
 // Fits a clip frame to the model's resolution (the job's step 1, exposed for the Studio's
 // viewer and tests). Throws Error for an empty frame.
 Frame fit_to_model(const Frame& frame, int width, int height, FitMode fit);
+
+// Fills a clip's probe summary (size as displayed, fps, frame count, duration, codec) from a
+// probe of its file; keeps the path and the fit mode.
+void set_clip_probe(ClipRef& clip, const media::ProbeInfo& info);
 
 // The engine timeline for positions [first, end) (end < 0: the timeline's length) from frames
 // already at model resolution: `content[p]` is position p's content (empty where there is none;

@@ -34,13 +34,12 @@ inline constexpr const char* kAutoencoderCheckpointFormat = "dfs-ae-checkpoint";
 
 struct AutoencoderTrainSettings {
   OptimizerSettings optimizer{2e-3, 0.05, 100, 10000, 0.0, 0.9, 0.99, 1e-8, 1.0, 0.999};
-  int batch_size = 8;
-  int crop = 128;  // square crop side (pixels), a multiple of 8, <= the frame's smaller side
-  double l1_weight = 1.0;
-  double gradient_weight = 0.5;
-  double ssim_weight = 0.2;
-  double latent_noise = 0.05;
-  double p_flip = 0.5;
+  int batch_size = 8;  // crops per step
+  int crop = 128;      // square crop side (pixels), a multiple of 8, <= the frame's smaller side
+  // The reconstruction loss's terms (see the formula above).
+  double l1_weight = 1.0, gradient_weight = 0.5, ssim_weight = 0.2;
+  double latent_noise = 0.05;  // latent noise before decoding, times the batch's latent std
+  double p_flip = 0.5;         // horizontal flip probability
   uint64_t seed = 0;
   // Decoder fine-tuning (`dforce ae train --from AE --decoder-only`): the encoder, and so the
   // latent space a transformer was trained on, stays fixed; only the decoder learns.

@@ -105,7 +105,7 @@ VideoDataset make_synthetic_dataset(const SyntheticSettings& settings);
 // [SECTION] Synthetic camera motion over still photographs ------------------------------------
 
 // Clips rendered from still photographs so that a model sees many scenes move in the ways
-// real footage moves (DESIGN.md "Broad training data"). Each clip picks a background still and:
+// real footage moves (docs/DESIGN.md "Broad training data"). Each clip picks a background still and:
 //   * a camera: still (p_static), or a pan up to max_pan pixels/frame, a zoom up to max_zoom
 //     per frame and a roll up to max_rotation radians/frame, linear or eased in and out; the
 //     view always stays inside the photograph;

@@ -18,16 +18,15 @@
 namespace dfs::diffusion::train {
 
 struct OptimizerSettings {
-  double learning_rate = 1e-3;
-  double min_learning_rate_fraction = 0.05;
-  int warmup_steps = 100;
-  int64_t schedule_steps = 10000;
-  double weight_decay = 0.01;
-  double beta1 = 0.9;
-  double beta2 = 0.99;
-  double eps = 1e-8;
-  double grad_clip = 1.0;  // <= 0 disables
-  double ema_decay = 0.999;
+  double learning_rate = 1e-3;               // peak learning rate
+  double min_learning_rate_fraction = 0.05;  // the cosine decays to this fraction of the peak
+  int warmup_steps = 100;                    // linear warm-up from 0 (steps)
+  int64_t schedule_steps = 10000;            // cosine horizon (steps); the rate stays at min after
+  double weight_decay = 0.01;                // decoupled, matrices only
+  double beta1 = 0.9, beta2 = 0.99;          // Adam's moment decay rates
+  double eps = 1e-8;                         // Adam's denominator guard
+  double grad_clip = 1.0;                    // global L2 norm; <= 0 disables
+  double ema_decay = 0.999;                  // with warm-up min(decay, (1 + t) / (10 + t))
 };
 
 // The learning rate of step `step` (0-based).

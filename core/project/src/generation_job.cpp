@@ -1,36 +1,29 @@
-// generation.cpp — the one generation path: Project + Model -> decoded, fitted source frames ->
-// engine timeline -> run_rollout -> sink. Plus the sinks, the export metadata and model lookup.
+// generation_job.cpp — the one generation path: Project + Model -> decoded, fitted source frames
+// -> engine timeline -> run_rollout -> sink (GenerationJob), and the steps it exposes
+// (fit_to_model, build_rollout_timeline, plan_generation, fit_window_to_model).
 //
 // Index
-//   [SECTION] Helpers
+//   [SECTION] Source frames
 //   [SECTION] Timeline building
-//   [SECTION] Sinks
 //   [SECTION] GenerationJob
-//   [SECTION] Generation metadata
-//   [SECTION] Model lookup
 #include "dfs/project/generation.h"
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
-#include <cstdlib>
+#include <exception>
 #include <filesystem>
-#include <optional>
+#include <memory>
 
 #include "dfs/media/decoder.h"
-#include "dfs/media/encoder.h"
-#include "dfs/media/error.h"
 #include "dfs/media/frame_ops.h"
-#include "dfs/media/metadata.h"
-#include "dfs/version.h"
-#include "json_io.h"
+#include "errors.h"
 
 namespace dfs::project {
 
 namespace fs = std::filesystem;
-using detail::json;
+using detail::translate_errors;
 
-// [SECTION] Helpers ------------------------------------------------------------------------------
+// [SECTION] Source frames -------------------------------------------------------------------------
 
 namespace {
 
@@ -38,31 +31,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-media::FitMode to_media(FitMode fit) {
-  switch (fit) {
-    case FitMode::Letterbox:
-      return media::FitMode::kLetterbox;
-    case FitMode::Crop:
-      return media::FitMode::kCrop;
-    case FitMode::Stretch:
-      return media::FitMode::kStretch;
-  }
-  return media::FitMode::kLetterbox;
-}
-
-// Runs `f`, turning the libraries' own exceptions into project Errors with a prefix, so callers
-// catch one type.
-template <typename F>
-auto translate_errors(const std::string& what, F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Error(what.empty() ? std::string(e.what()) : what + ": " + e.what());
-  }
 }
 
 // Reads clip frames in any order, sequentially when possible (read() is much cheaper than a
@@ -106,6 +74,15 @@ class SourceReader {
 
 }  // namespace
 
+void set_clip_probe(ClipRef& clip, const media::ProbeInfo& info) {
+  clip.width = info.display_width > 0 ? info.display_width : info.width;
+  clip.height = info.display_height > 0 ? info.display_height : info.height;
+  clip.fps = info.fps;
+  clip.frame_count = static_cast<int>(info.frame_count);
+  clip.duration_s = info.duration;
+  clip.codec = info.codec;
+}
+
 Frame fit_to_model(const Frame& frame, int width, int height, FitMode fit) {
   if (frame.empty()) throw Error("cannot fit an empty frame to the model's resolution");
   if (frame.byte_size() != frame.rgb.size())
@@ -114,7 +91,7 @@ Frame fit_to_model(const Frame& frame, int width, int height, FitMode fit) {
   if (frame.width == width && frame.height == height)
     return frame;  // exact: pins stay bit-identical
   return translate_errors("resizing a frame", [&] {
-    return media::resize(frame, width, height, to_media(fit), media::Filter::kSmooth);
+    return media::resize(frame, width, height, fit, media::Filter::kSmooth);
   });
 }
 
@@ -168,226 +145,12 @@ bool fit_window_to_model(GenerationSettings& s, const diffusion::ModelInfo& mode
   return true;
 }
 
-// [SECTION] Sinks ---------------------------------------------------------------------------------
-
-void MemorySink::begin(const SinkFormat& format) {
-  std::lock_guard lock(mutex_);
-  format_ = format;
-  frames_.clear();
-  origins_.clear();
-  finished_ = cancelled_ = false;
-}
-
-void MemorySink::write(int position, const Frame& frame, FrameOrigin origin) {
-  std::lock_guard lock(mutex_);
-  frames_[position] = frame;
-  origins_[position] = origin;
-}
-
-void MemorySink::finish(bool cancelled) {
-  std::lock_guard lock(mutex_);
-  finished_ = true;
-  cancelled_ = cancelled;
-}
-
-SinkFormat MemorySink::format() const {
-  std::lock_guard lock(mutex_);
-  return format_;
-}
-
-std::map<int, Frame> MemorySink::frames() const {
-  std::lock_guard lock(mutex_);
-  return frames_;
-}
-
-std::vector<int> MemorySink::positions() const {
-  std::lock_guard lock(mutex_);
-  std::vector<int> out;
-  out.reserve(frames_.size());
-  for (const auto& kv : frames_) out.push_back(kv.first);
-  return out;
-}
-
-bool MemorySink::has(int position) const {
-  std::lock_guard lock(mutex_);
-  return frames_.count(position) != 0;
-}
-
-Frame MemorySink::frame(int position) const {
-  std::lock_guard lock(mutex_);
-  auto it = frames_.find(position);
-  return it == frames_.end() ? Frame{} : it->second;
-}
-
-FrameOrigin MemorySink::origin(int position) const {
-  std::lock_guard lock(mutex_);
-  auto it = origins_.find(position);
-  if (it == origins_.end()) throw Error("frame " + std::to_string(position) + " was not received");
-  return it->second;
-}
-
-bool MemorySink::finished() const {
-  std::lock_guard lock(mutex_);
-  return finished_;
-}
-
-bool MemorySink::cancelled() const {
-  std::lock_guard lock(mutex_);
-  return cancelled_;
-}
-
-struct EncoderSink::Impl {
-  ExportSettings settings;
-  std::string metadata;
-  media::Encoder encoder;
-  int written = 0;
-  bool open = false;
-};
-
-EncoderSink::EncoderSink(ExportSettings settings, std::string metadata_json)
-    : impl_(std::make_unique<Impl>()) {
-  impl_->settings = std::move(settings);
-  impl_->metadata = std::move(metadata_json);
-  if (impl_->settings.path.empty()) throw Error("no output path given for the export");
-}
-
-EncoderSink::~EncoderSink() = default;
-
-void EncoderSink::begin(const SinkFormat& format) {
-  const ExportSettings& s = impl_->settings;
-  media::EncodeSettings e;
-  switch (s.format) {
-    case ExportFormat::Mp4:
-      e.format = media::ExportFormat::kMp4;
-      break;
-    case ExportFormat::WebM:
-      e.format = media::ExportFormat::kWebm;
-      break;
-    case ExportFormat::Gif:
-      e.format = media::ExportFormat::kGif;
-      break;
-    case ExportFormat::PngSequence:
-      e.format = media::ExportFormat::kPngSequence;
-      break;
-    case ExportFormat::PngFrame:
-      e.format = media::ExportFormat::kPng;
-      break;
-  }
-  e.fps = s.fps > 0 ? s.fps : (format.fps > 0 ? format.fps : 8.0);
-  // Quality 0..100 -> CRF, lower CRF = better. Linear maps chosen so that the default 80 gives
-  // H.264 CRF 16 (visually lossless for small upscaled frames) and VP9 CRF 27.
-  const double q = std::clamp(s.quality, 0, 100);
-  e.crf = s.format == ExportFormat::WebM ? static_cast<int>(std::lround(55.0 - 0.35 * q))
-                                         : static_cast<int>(std::lround(40.0 - 0.3 * q));
-  e.metadata_json = impl_->metadata;
-  translate_errors("cannot export", [&] { impl_->encoder.open(s.path, e); });
-  impl_->open = true;
-}
-
-void EncoderSink::write(int position, const Frame& frame, FrameOrigin origin) {
-  const ExportSettings& s = impl_->settings;
-  bool take = true;
-  if (s.format == ExportFormat::PngFrame)
-    take = position == s.in;
-  else if (s.range == ExportRange::Generated)
-    take = origin == FrameOrigin::Generated;
-  else if (s.range == ExportRange::InOut)
-    take = position >= s.in && position <= s.out;
-  if (!take || !impl_->open) return;
-  translate_errors("cannot export", [&] {
-    if (s.scale > 1)
-      impl_->encoder.write(media::upscale(
-          frame, s.scale, s.smooth ? media::Filter::kSmooth : media::Filter::kNearest));
-    else
-      impl_->encoder.write(frame);
-  });
-  ++impl_->written;
-}
-
-void EncoderSink::finish(bool cancelled) {
-  if (!impl_->open) return;
-  impl_->open = false;
-  if (impl_->written == 0) {
-    try {
-      impl_->encoder.close();
-    } catch (const std::exception&) {
-      // Nothing was written: there is no file to finalise.
-    }
-    if (!cancelled)
-      throw Error("nothing to export to '" + impl_->settings.path +
-                  "': the export range holds no frames");
-    return;
-  }
-  if (cancelled) {
-    // Finalise what we have so the file plays; an error here must not hide the cancel.
-    try {
-      impl_->encoder.close();
-    } catch (const std::exception&) {
-    }
-    return;
-  }
-  translate_errors("cannot finish the export", [&] { impl_->encoder.close(); });
-}
-
-int EncoderSink::frames_written() const {
-  return impl_->written;
-}
-const std::string& EncoderSink::output_path() const {
-  return impl_->settings.path;
-}
-
-PngCacheSink::PngCacheSink(std::string cache_dir, FrameSink* next)
-    : dir_(std::move(cache_dir)), next_(next) {}
-
-void PngCacheSink::begin(const SinkFormat& format) {
-  std::error_code ec;
-  fs::create_directories(dir_, ec);
-  if (ec) throw Error("cannot create the cache folder '" + dir_ + "': " + ec.message());
-  if (next_) next_->begin(format);
-}
-
-void PngCacheSink::write(int position, const Frame& frame, FrameOrigin origin) {
-  if (origin == FrameOrigin::Generated) {
-    Results naming;
-    naming.cache_dir = dir_;
-    const std::string path = naming.cached_frame_path(position);
-    translate_errors("cannot cache a generated frame", [&] { media::write_png(path, frame); });
-  }
-  if (next_) next_->write(position, frame, origin);
-}
-
-void PngCacheSink::finish(bool cancelled) {
-  if (next_) next_->finish(cancelled);
-}
-
-void TeeSink::begin(const SinkFormat& format) {
-  for (FrameSink* s : sinks_) s->begin(format);
-}
-
-void TeeSink::write(int position, const Frame& frame, FrameOrigin origin) {
-  for (FrameSink* s : sinks_) s->write(position, frame, origin);
-}
-
-void TeeSink::finish(bool cancelled) {
-  // Every sink gets its finish even if one throws; the first error is reported.
-  std::exception_ptr first;
-  for (FrameSink* s : sinks_) {
-    try {
-      s->finish(cancelled);
-    } catch (...) {
-      if (!first) first = std::current_exception();
-    }
-  }
-  if (first) std::rethrow_exception(first);
-}
-
 double GenerationResult::frames_per_second() const {
   const double gen = seconds - decode_seconds;
   return generated.empty() || gen <= 0 ? 0.0 : static_cast<double>(generated.size()) / gen;
 }
 
-// [SECTION] GenerationJob
-// ---------------------------------------------------------------------------
+// [SECTION] GenerationJob -------------------------------------------------------------------------
 
 struct GenerationJob::Impl {
   Project project;
@@ -446,7 +209,7 @@ GenerationPlan plan_generation(const Project& project, const diffusion::ModelInf
         "frames, raise their noise level, or extend the clip");
 
   // Known frames long before the first generated one are never in a window: the rollout
-  // carries at most `context` known frames (DESIGN.md, "Guidance horizon"). Skipping them
+  // carries at most `context` known frames (docs/DESIGN.md, "Guidance horizon"). Skipping them
   // keeps decoding, memory and planning independent of the clip's length.
   plan.start = std::max(0, first_generated - project.generation.rollout.context);
 
@@ -680,164 +443,6 @@ GenerationResult GenerationJob::run(FrameSink& sink, const ProgressCallback& on_
     if (dynamic_cast<const Error*>(&e)) throw;
     throw Error(e.what());
   }
-}
-
-// [SECTION] Generation metadata
-// ---------------------------------------------------------------------
-
-std::string generation_metadata_json(const Project& p, const diffusion::ModelInfo* model,
-                                     int indent) {
-  json m{{"path", p.model_path}};
-  if (model) {
-    m["name"] = model->name;
-    m["width"] = model->width;
-    m["height"] = model->height;
-    m["max_frames"] = model->max_frames;
-    m["causal"] = model->causal;
-    m["objective"] = model->objective;
-    m["noise_schedule"] = model->noise_schedule;
-    m["parameter_count"] = model->parameter_count;
-  }
-  // Exports write this before the rollout runs (the encoder is opened first), so the frames
-  // this run will generate — every unpinned position — count as well as earlier results.
-  std::vector<int> generated;
-  for (int i = 0; i < p.timeline.length(); ++i) {
-    const bool earlier = static_cast<size_t>(i) < p.results.generated.size() &&
-                         p.results.generated[static_cast<size_t>(i)];
-    if (earlier || !p.timeline.pinned(i)) generated.push_back(i);
-  }
-  json j{{"format", kGenerationFormat},
-         {"format_version", kGenerationFormatVersion},
-         {"app", "Diffusion Forcing Studio"},
-         {"app_version", kVersion},
-         {"model", m},
-         {"seed", p.generation.rollout.seed},
-         {"settings", detail::settings_to_json_object(p.generation)},
-         {"clip", detail::clip_to_json(p.clip)},
-         {"fit", to_string(p.clip.fit)},
-         {"timeline", detail::timeline_to_json(p.timeline)},
-         {"export", detail::export_to_json(p.export_settings)},
-         {"generated", generated}};
-  return j.dump(indent);
-}
-
-void restore_from_metadata(Project& project, const std::string& text, const RestoreOptions& what) {
-  const json j = detail::parse_object(text, "generation settings");
-  const auto format_it = j.find("format");
-  const std::string format =
-      format_it != j.end() && format_it->is_string() ? format_it->get<std::string>() : "";
-  Project next = project;
-  if (format == kProjectFormat) {
-    const Project from = project_from_json(text);
-    if (what.settings) next.generation = from.generation;
-    if (what.timeline) next.timeline = from.timeline;
-    if (what.clip) next.clip = from.clip;
-    if (what.model) next.model_path = from.model_path;
-  } else if (format == kGenerationFormat) {
-    int version = 0;
-    if (auto v = j.find("format_version"); v != j.end() && v->is_number_integer())
-      version = v->get<int>();
-    if (version < 1 || version > kGenerationFormatVersion)
-      throw Error("generation settings format_version " + std::to_string(version) +
-                  " is not supported (this build reads 1.." +
-                  std::to_string(kGenerationFormatVersion) + ")");
-    if (what.settings && j.contains("settings"))
-      next.generation = detail::settings_from_json_object(j.at("settings"), "settings");
-    if (what.timeline && j.contains("timeline"))
-      next.timeline = detail::timeline_from_json(j.at("timeline"), "timeline");
-    if (what.clip && j.contains("clip")) next.clip = detail::clip_from_json(j.at("clip"), "clip");
-    if (what.model && j.contains("model")) {
-      const json& m = j.at("model");
-      if (!m.is_object()) throw Error("model must be an object");
-      if (auto path = m.find("path"); path != m.end()) {
-        if (!path->is_string()) throw Error("model.path must be a string");
-        next.model_path = path->get<std::string>();
-      }
-    }
-  } else {
-    throw Error("these are not Diffusion Forcing Studio generation settings (\"format\" is \"" +
-                format + "\"; expected \"" + kGenerationFormat + "\" or \"" + kProjectFormat +
-                "\")");
-  }
-  // Results of the old timeline do not describe the restored one.
-  if (what.timeline) next.results = Results{};
-  validate(next);
-  project = std::move(next);
-}
-
-void restore_from_exported_file(Project& project, const std::string& exported_path,
-                                const RestoreOptions& what) {
-  std::error_code ec;
-  if (!fs::exists(exported_path, ec))
-    throw Error("cannot read settings from '" + exported_path + "': no such file");
-  const std::optional<std::string> text =
-      translate_errors("cannot read settings from '" + exported_path + "'",
-                       [&] { return media::read_generation_metadata(exported_path); });
-  if (!text)
-    throw Error(
-        "'" + exported_path +
-        "' carries no generation settings (it was not exported by Diffusion Forcing Studio, "
-        "or its metadata and .json sidecar were removed)");
-  try {
-    restore_from_metadata(project, *text, what);
-  } catch (const Error& e) {
-    throw Error("cannot restore settings from '" + exported_path + "': " + e.what());
-  }
-}
-
-// [SECTION] Model lookup
-// ----------------------------------------------------------------------------
-
-namespace {
-constexpr const char* kDemoModelName = "demo.safetensors";
-
-bool is_file(const fs::path& p) {
-  std::error_code ec;
-  return fs::is_regular_file(p, ec);
-}
-}  // namespace
-
-std::string find_demo_model(const std::string& executable_path) {
-  if (const char* env = std::getenv("DFS_MODEL"); env && *env && is_file(env)) return env;
-  std::error_code ec;
-  fs::path exe = executable_path;
-  if (exe.empty() || !exe.has_parent_path()) exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!exe.empty()) {
-    const fs::path dir = fs::absolute(exe, ec).parent_path();
-    for (const fs::path& candidate :
-         {dir / ".." / ".." / "models" / kDemoModelName,
-          dir / ".." / "share" / "dfstudio" / "models" / kDemoModelName})
-      // Normalised first: "bin/.." must not need "bin" to exist.
-      if (is_file(candidate.lexically_normal())) return candidate.lexically_normal().string();
-  }
-  const fs::path local = fs::path("models") / kDemoModelName;
-  if (is_file(local)) return local.string();
-  return "";
-}
-
-diffusion::Model load_model_or_demo(const std::string& path, const std::string& executable_path,
-                                    std::string* warning, const std::string& device) {
-  if (warning) warning->clear();
-  std::string chosen = path;
-  if (!chosen.empty() && !is_file(chosen)) {
-    if (fs::path(chosen).filename() != kDemoModelName)
-      throw Error("model file '" + chosen +
-                  "' does not exist (give a .safetensors model file, or "
-                  "leave --model out to use the shipped demo model)");
-    chosen.clear();  // "the demo model" wherever it is installed
-  }
-  if (chosen.empty()) chosen = find_demo_model(executable_path);
-  if (!chosen.empty())
-    return translate_errors("cannot load model '" + chosen + "'",
-                            [&] { return diffusion::Model::load(chosen, device); });
-  if (warning)
-    *warning =
-        "no model file found ($DFS_MODEL, models/demo.safetensors next to the build or install); "
-        "using a randomly initialised 'demo' model: the generated frames will look like noise, "
-        "not like a continuation of the clip";
-  return translate_errors("cannot create the fallback model", [&] {
-    return diffusion::Model::random("demo", 0, device == "auto" ? "cpu" : device);
-  });
 }
 
 }  // namespace dfs::project

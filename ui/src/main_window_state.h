@@ -1,0 +1,134 @@
+// main_window_state.h — MainWindow's private state, shared by the main_window_*.cpp files.
+//
+// Not part of dfs_ui's interface: only MainWindow's own translation units include it. Where each
+// part of the window lives:
+//   main_window.cpp             construction, docks, widget wiring, refresh (document -> widgets)
+//   main_window_actions.cpp     menus, QActions and shortcuts, the filmstrip's context menu
+//   main_window_files.cpp       clips, projects, restore from an export, drag and drop, recent
+//                               files, autosave, closing
+//   main_window_model.cpp       loading a model on the worker, the Model panel
+//   main_window_generation.cpp  the worker's signals, generation start/stop/progress/results
+//   main_window_editing.cpp     undoable edits, pins, selection, undo/redo
+//   main_window_playback.cpp    seeking, J/K/L playback, view modes
+//   main_window_export.cpp      the export dialog and the export thread
+//
+// Everything here is touched on the GUI thread only, except what is named otherwise
+// (export_done / export_cancel are shared with the export thread).
+#pragma once
+
+#include <QImage>
+#include <QString>
+#include <QThread>
+#include <QTimer>
+#include <atomic>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include "dfs/diffusion/api.h"
+#include "dfs/frame.h"
+#include "dfs/media/decoder.h"
+#include "dfs/media/thumbnails.h"
+#include "dfs/project/document.h"
+#include "dfs/project/generation.h"
+#include "dfs/ui/main_window.h"
+#include "planning.h"
+
+class QAction;
+class QLabel;
+class QMenu;
+class QProgressDialog;
+class QTextBrowser;
+
+namespace dfs::ui {
+
+class ControlsPanel;
+class GenerationWorker;
+class HeatMapPanel;
+class NoiseCurvePanel;
+class TimelineWidget;
+class ViewerWidget;
+
+// A deep copy: the QImage owns its pixels, so `frame` may go away.
+inline QImage to_qimage(const Frame& frame) {
+  if (frame.empty()) return {};
+  return QImage(frame.rgb.data(), frame.width, frame.height, frame.stride(), QImage::Format_RGB888)
+      .copy();
+}
+
+struct MainWindow::State {
+  StudioOptions options;
+  project::Document doc;
+  // Source clip (GUI thread decoder for the viewer; the worker and exports open their own).
+  QString clip_path;
+  std::unique_ptr<media::Decoder> decoder;
+  int decoded_index = -1;
+  QImage decoded_image;
+  std::unique_ptr<media::ThumbnailJob> thumbnails;
+  int thumbnail_ticket = 0;
+  // Model, owned by the worker; the GUI keeps its description.
+  std::optional<diffusion::ModelInfo> model_info;
+  bool model_loading = false;  // a load is queued on the worker
+  QString model_note;
+  QThread worker_thread;
+  GenerationWorker* worker = nullptr;
+  // Generation.
+  bool generating = false;
+  std::map<int, Frame> generated;
+  std::map<int, Frame> previews;
+  project::Project run_project;
+  std::set<int> pending_results;   // final frames received but not shown yet
+  std::set<int> pending_previews;  // previews received but not shown yet
+  bool preview_pending = false;
+  bool progress_pending = false;
+  project::GenerationProgress latest_progress;
+  QTimer display_flush;
+  int preview_updates = 0;
+  double last_fps = 0;
+  PlanResult plan;
+  // Viewing and playback.
+  int current = 0;
+  int selection_first = 0;
+  int selection_last = -1;
+  QTimer play_timer;
+  int play_direction = 0;  // 0 = paused, +1 forward, -1 backward
+  int play_speed = 1;      // J/L pressed repeatedly doubles it
+  // Export.
+  bool exporting = false;
+  std::shared_ptr<std::atomic<int>> export_done;
+  std::shared_ptr<std::atomic<bool>> export_cancel;
+  QProgressDialog* export_dialog = nullptr;
+  QTimer export_poll;
+  // Autosave.
+  QTimer autosave_timer;
+  QString last_error;
+  // Widgets.
+  ViewerWidget* viewer = nullptr;
+  TimelineWidget* timeline = nullptr;
+  NoiseCurvePanel* noise = nullptr;
+  HeatMapPanel* heat = nullptr;
+  ControlsPanel* controls = nullptr;
+  QTextBrowser* model_text = nullptr;
+  QLabel* status_device = nullptr;
+  QLabel* status_model = nullptr;
+  QLabel* status_fps = nullptr;
+  QLabel* status_note = nullptr;
+  // Actions, owned by the window. Those a context menu offers too are built once and added to
+  // both the menu bar and that menu, so text, shortcut and behaviour cannot drift apart.
+  QAction* undo_action = nullptr;
+  QAction* redo_action = nullptr;
+  QAction* pin_range_action = nullptr;       // Edit menu and filmstrip context menu
+  QAction* unpin_range_action = nullptr;     // Edit menu and filmstrip context menu
+  QAction* pin_all_source_action = nullptr;  // Edit menu and filmstrip context menu
+  QAction* clear_pins_action = nullptr;      // Edit menu and filmstrip context menu
+  QMenu* recent_menu = nullptr;
+  std::vector<QAction*> view_modes;
+
+  // Forgets the generated frames and live previews, and the filmstrip's generated pictures
+  // (the document's results are the caller's to reset). main_window_generation.cpp.
+  void clear_generated();
+};
+
+}  // namespace dfs::ui
