@@ -41,6 +41,7 @@ dfs_fuzz_target(fuzz_safetensors ${dfs_src}/diffusion/fuzz/fuzz_safetensors.cpp 
   LIBS dfs_frame dfs_torch nlohmann_json::nlohmann_json)
 dfs_fuzz_target(fuzz_dataset ${dfs_src}/diffusion/fuzz/fuzz_dataset.cpp CXX17
   SOURCES ${dfs_src}/diffusion/src/weights.cpp ${dfs_src}/diffusion/src/train/dataset.cpp
+          ${dfs_src}/diffusion/src/train/file_metadata.cpp
   LIBS dfs_frame dfs_torch nlohmann_json::nlohmann_json)
 foreach(t fuzz_safetensors fuzz_dataset)
   target_include_directories(${t} PRIVATE ${dfs_diffusion_inc})

@@ -59,6 +59,16 @@ namespace {
 
 // [SECTION] dataset pack / synth / info ----------------------------------------------------
 
+// Options of `dataset build` (registered in every build; it runs only with the media library).
+struct BuildOptions {
+  std::string opencv_data = "/usr/share/doc/opencv-doc/examples/data";
+  std::string visp_data = "/usr/share/visp-images-data/ViSP-images";
+  std::vector<std::string> still_dirs = {"/usr/share/wallpapers", "/usr/share/backgrounds"};
+  std::vector<std::string> unseen = {"tree", "visp_mbt_cube"};
+  int width = 256, height = 192;
+  train::MotionSettings motion;
+};
+
 #ifdef DFS_WITH_MEDIA
 bool is_image(const fs::path& p) {
   auto e = p.extension().string();
@@ -193,21 +203,12 @@ namespace {
 
 // [SECTION] dataset build: the broad training set from Debian's packages -----------------------
 
-// The real footage and still photographs Debian ships (docs/DESIGN.md "Data"), at fixed paths so that
-// the same packages give the same dataset. `unseen` clips are held out whole.
+// The real footage and still photographs Debian ships (docs/DESIGN.md "Data"), at fixed paths so
+// that the same packages give the same dataset. `unseen` clips are held out whole.
 struct BuildSource {
   std::string name;
   std::string path;  // video file, or folder of frames
   bool unseen = false;
-};
-
-struct BuildOptions {
-  std::string opencv_data = "/usr/share/doc/opencv-doc/examples/data";
-  std::string visp_data = "/usr/share/visp-images-data/ViSP-images";
-  std::vector<std::string> still_dirs = {"/usr/share/wallpapers", "/usr/share/backgrounds"};
-  std::vector<std::string> unseen = {"tree", "visp_mbt_cube"};
-  int width = 256, height = 192;
-  train::MotionSettings motion;
 };
 
 std::vector<BuildSource> build_sources(const BuildOptions& o) {
