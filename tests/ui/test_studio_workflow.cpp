@@ -332,3 +332,42 @@ TEST_CASE("Studio responsiveness: event-loop stalls and preview rate while gener
   CHECK(result.preview_updates > 0);
   CHECK(result.frames_generated == 16);
 }
+
+TEST_CASE("Studio: a Stop pressed before the queued run starts is honoured", "[gui]") {
+  // The run is queued to the worker thread; a Stop in the same turn of the GUI's event loop
+  // usually lands before the worker picks it up. It used to be erased when the run began.
+  auto window = open_studio();
+  MainWindow& w = *window;
+  REQUIRE(w.edit_project("Long run", [](dfs::project::Project& p) {
+    p.timeline = dfs::project::extend_layout(8, 16);
+    p.generation.rollout.sampler.schedule.steps = 20;
+  }));
+  QSignalSpy finished(&w, &MainWindow::generation_finished);
+  REQUIRE(w.start_generation());
+  w.stop_generation();
+  REQUIRE(wait_until([&] { return finished.count() == 1; }, 120000));
+  CHECK(finished.at(0).at(0).toBool() == true);  // cancelled
+  CHECK(w.generated_frames().size() < 16);
+  // The next run is not cancelled by the old Stop.
+  REQUIRE(w.edit_project("Short run", [](dfs::project::Project& p) {
+    p.timeline = dfs::project::extend_layout(8, 2);
+    p.generation.rollout.sampler.schedule.steps = 2;
+  }));
+  REQUIRE(w.start_generation());
+  REQUIRE(wait_until([&] { return finished.count() == 2; }, 120000));
+  CHECK(finished.at(1).at(0).toBool() == false);
+  CHECK(w.generated_frames().size() == 2);
+}
+
+TEST_CASE("Studio: loading a model file is an undo step that names the file", "[gui]") {
+  app();
+  MainWindow w(test_options());
+  w.show();
+  w.use_model(dfs::diffusion::Model::random("tiny", 3), "test model");
+  REQUIRE(wait_until([&] { return w.model_ready(); }, 60000));
+  QSignalSpy changed(&w, &MainWindow::model_changed);
+  w.load_model(QStringLiteral(DFS_SOURCE_DIR "/models/demo-64x48.safetensors"));
+  REQUIRE(wait_until([&] { return changed.count() == 1; }, 60000));
+  REQUIRE(changed.at(0).at(0).toBool());
+  CHECK(w.document().undo_label() == "Use model demo-64x48.safetensors");
+}

@@ -76,7 +76,6 @@ void GenerationWorker::adopt_model(const dfs::diffusion::Model& model, const QSt
 void GenerationWorker::generate(const dfs::project::Project& project,
                                 const dfs::ui::GenerationRequest& request) {
   lower_this_thread_priority();
-  cancel_.store(false);
   if (!model_) {
     emit failed(tr("No model is loaded yet. Open one with Model > Open model."));
     return;

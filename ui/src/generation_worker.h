@@ -50,6 +50,10 @@ class GenerationWorker : public QObject {
  public:
   explicit GenerationWorker(QObject* parent = nullptr) : QObject(parent) {}
 
+  // The GUI thread arms the flag before it queues generate(), and request_cancel() sets it:
+  // generate() itself never clears it, so a Stop pressed while the run still waits in the
+  // worker's queue is honoured.
+  void arm() { cancel_.store(false); }            // any thread, before queuing generate()
   void request_cancel() { cancel_.store(true); }  // any thread
   // Minimum time between two progress signals: the engine reports every step, and a tiny
   // model steps faster than a screen refreshes; flooding the GUI queue would stall it.

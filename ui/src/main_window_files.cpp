@@ -44,12 +44,6 @@ constexpr int kMaxRecent = 8;
 constexpr const char* kClipFilter =
     "Video clips (*.mp4 *.mov *.m4v *.mkv *.webm *.avi *.gif);;All files (*)";
 
-bool is_video_extension(const QString& suffix) {
-  static const QStringList kVideo = {"mp4", "mov", "m4v", "mkv",  "webm",
-                                     "avi", "gif", "mpg", "mpeg", "ogv"};
-  return kVideo.contains(suffix.toLower());
-}
-
 }  // namespace
 
 QString MainWindow::sample_clip_path() const {
@@ -288,7 +282,9 @@ void MainWindow::dropEvent(QDropEvent* event) {
   } else if (media::read_generation_metadata(path.toStdString()).has_value()) {
     // One of our exports: restore how it was made.
     restore_from_export(path);
-  } else if (is_video_extension(suffix) || suffix.isEmpty() || true) {
+  } else {
+    // Anything else is offered to FFmpeg as a clip: it reads far more containers than any
+    // list of extensions, and open_clip() says clearly when a file is not a video.
     open_clip(path);
   }
 }

@@ -212,6 +212,7 @@ bool MainWindow::start_generation() {
   s_->redo_action->setEnabled(false);
   GenerationWorker* worker = s_->worker;
   const project::Project run = s_->run_project;
+  worker->arm();  // before queuing: a Stop from now on reaches this run
   QMetaObject::invokeMethod(
       worker, [worker, run, request] { worker->generate(run, request); }, Qt::QueuedConnection);
   return true;

@@ -4,6 +4,7 @@
 #include "dfs/ui/main_window.h"
 
 #include <QCoreApplication>
+#include <QFileInfo>
 #include <QLocale>
 #include <QStatusBar>
 #include <QTextBrowser>
@@ -12,6 +13,7 @@
 #include <string>
 
 #include "generation_worker.h"
+
 #include "main_window_state.h"
 
 namespace dfs::ui {
@@ -68,7 +70,8 @@ void MainWindow::on_model_loaded(const diffusion::ModelInfo& info, const QString
   if (!path.isEmpty()) {
     const std::string model_path = path.toStdString();
     try {
-      s_->doc.edit("Model", [model_path](project::Project& p) { p.model_path = model_path; });
+      const std::string label = tr("Use model %1").arg(QFileInfo(path).fileName()).toStdString();
+      s_->doc.edit(label, [model_path](project::Project& p) { p.model_path = model_path; });
     } catch (const std::exception&) {
     }
   }
