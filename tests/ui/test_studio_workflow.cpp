@@ -46,6 +46,15 @@ bool write_file(const QString& path, const QByteArray& bytes) {
   return true;
 }
 
+// Sets up a run that extends the first 8 clip frames by `new_frames` with `steps` sampling
+// steps (one undo step named `label`).
+bool set_run(MainWindow& w, const char* label, int new_frames, int steps) {
+  return w.edit_project(label, [new_frames, steps](dfs::project::Project& p) {
+    p.timeline = dfs::project::extend_layout(8, new_frames);
+    p.generation.rollout.sampler.schedule.steps = steps;
+  });
+}
+
 }  // namespace
 
 TEST_CASE("Studio workflow: pin, noise range, generate, stop midway keeps frames, export MP4",
@@ -205,10 +214,7 @@ TEST_CASE("Studio: a model file that fails to load is reported and the current m
   CHECK(w.model_info()->name == "tiny");
   // And it still generates.
   REQUIRE(w.open_clip(dfs::ui::test::vtest_path()));
-  REQUIRE(w.edit_project("Small run", [](dfs::project::Project& p) {
-    p.timeline = dfs::project::extend_layout(8, 4);
-    p.generation.rollout.sampler.schedule.steps = 2;
-  }));
+  REQUIRE(set_run(w, "Small run", 4, 2));
   QSignalSpy finished(&w, &MainWindow::generation_finished);
   REQUIRE(w.start_generation());
   REQUIRE(wait_until([&] { return finished.count() == 1; }, 120000));
@@ -338,10 +344,7 @@ TEST_CASE("Studio: a Stop pressed before the queued run starts is honoured", "[g
   // usually lands before the worker picks it up. It used to be erased when the run began.
   auto window = open_studio();
   MainWindow& w = *window;
-  REQUIRE(w.edit_project("Long run", [](dfs::project::Project& p) {
-    p.timeline = dfs::project::extend_layout(8, 16);
-    p.generation.rollout.sampler.schedule.steps = 20;
-  }));
+  REQUIRE(set_run(w, "Long run", 16, 20));
   QSignalSpy finished(&w, &MainWindow::generation_finished);
   REQUIRE(w.start_generation());
   w.stop_generation();
@@ -349,10 +352,7 @@ TEST_CASE("Studio: a Stop pressed before the queued run starts is honoured", "[g
   CHECK(finished.at(0).at(0).toBool() == true);  // cancelled
   CHECK(w.generated_frames().size() < 16);
   // The next run is not cancelled by the old Stop.
-  REQUIRE(w.edit_project("Short run", [](dfs::project::Project& p) {
-    p.timeline = dfs::project::extend_layout(8, 2);
-    p.generation.rollout.sampler.schedule.steps = 2;
-  }));
+  REQUIRE(set_run(w, "Short run", 2, 2));
   REQUIRE(w.start_generation());
   REQUIRE(wait_until([&] { return finished.count() == 2; }, 120000));
   CHECK(finished.at(1).at(0).toBool() == false);
