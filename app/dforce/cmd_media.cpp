@@ -5,6 +5,7 @@
 //   dforce frames clip.mp4 --from 10 --to 40 --size 64x48 [--fit letterbox|crop|stretch] -o dir/
 //   dforce export frames_dir/ -o out.mp4 [--fps 8] [--format mp4|mkv|webm|gif|png-seq]
 //                 [--crf 20] [--preset medium] [--metadata settings.json]
+//   dforce export project.dfsproj [-o out.mp4]   (the Studio's File > Export, same code)
 //   dforce bench-decode [clip] [--size 64x48] [--repeat 3]
 #include <sys/resource.h>
 
@@ -23,6 +24,8 @@
 
 #include "commands.h"
 #include "dfs/media/media.h"
+#include "dfs/project/export.h"
+#include "dfs/project/generation.h"
 
 namespace dforce {
 namespace {
@@ -155,6 +158,7 @@ struct ExportOptions {
   std::string preset = "medium";
   std::string metadata;
   bool scale_to_even = false;
+  bool fps_given = false;
 };
 
 std::vector<fs::path> image_files(const std::string& dir) {
@@ -177,7 +181,50 @@ std::vector<fs::path> image_files(const std::string& dir) {
   return files;
 }
 
+// A saved project: its clip's frames and the generated frames saved beside it, through the
+// project's export settings (-o replaces the output and its format), as the Studio exports.
+void run_project_export(const ExportOptions& o) {
+  namespace dp = dfs::project;
+  dp::Document doc = dp::Document::load(o.input);
+  dp::Project p = doc.project();
+  if (!o.output.empty()) {
+    p.export_settings.path = fs::absolute(o.output).string();
+    p.export_settings.format = dp::export_format_from_path(o.output);
+  } else if (p.export_settings.path.empty()) {
+    throw std::runtime_error("the project has no export path yet: give one with -o");
+  } else {
+    p.export_settings.path = doc.resolve(p.export_settings.path);
+  }
+  if (o.format != "auto") p.export_settings.format = dm::parse_export_format(o.format);
+  if (o.fps_given) p.export_settings.fps = o.fps;
+  dp::validate(p);
+  std::string warning;
+  const auto model =
+      dp::load_model_or_demo(p.model_path.empty() ? "" : doc.resolve(p.model_path), "", &warning);
+  if (!warning.empty()) std::fprintf(stderr, "dforce: warning: %s\n", warning.c_str());
+  int missing = 0;
+  const auto generated = dp::load_saved_results(doc, &missing);
+  if (missing > 0)
+    std::fprintf(stderr, "dforce: warning: %d generated frames saved with the project are missing\n",
+                 missing);
+  const std::string clip = p.clip.path.empty() ? std::string() : doc.resolve(p.clip.path);
+  g_stop.store(false);
+  SigintGuard guard;
+  const auto outcome = dp::export_project(p, model.info(), generated, clip, nullptr, &g_stop);
+  if (outcome.cancelled) throw std::runtime_error("export interrupted: no file was written");
+  std::printf("exported %d frames (%zu generated) to %s\n", outcome.frames_written,
+              generated.size(), outcome.output.c_str());
+}
+
+bool is_project_file(const std::string& path) {
+  std::error_code ec;
+  const std::string ext = fs::path(path).extension().string();
+  return fs::is_regular_file(path, ec) && (ext == ".dfsproj" || ext == ".dfsproject");
+}
+
 void run_export(const ExportOptions& o) {
+  if (is_project_file(o.input)) return run_project_export(o);
+  if (o.output.empty()) throw std::runtime_error("give the output with -o");
   dm::EncodeSettings settings;
   settings.format = dm::parse_export_format(o.format);
   settings.fps = o.fps;
@@ -311,12 +358,16 @@ void register_media_commands(CLI::App& app) {
   }
   {
     auto* sub = app.add_subcommand(
-        "export", "Encode a folder of frames (PNG/JPEG/BMP, sorted by name) to video, GIF or PNGs");
+        "export",
+        "Encode a folder of frames (PNG/JPEG/BMP, sorted by name), or a saved Studio project "
+        "(.dfsproj: its clip and generated frames, as File > Export does), to video, GIF or PNGs");
     auto o = std::make_shared<ExportOptions>();
-    sub->add_option("input", o->input, "Folder of frames (or one image)")->required();
-    sub->add_option("-o,--output", o->output, "Output: .mp4, .mkv, .webm, .gif, .png or folder/")
+    sub->add_option("input", o->input, "Folder of frames, one image, or a .dfsproj project")
         ->required();
-    sub->add_option("--fps", o->fps, "Frames per second")->check(CLI::PositiveNumber);
+    sub->add_option("-o,--output", o->output,
+                    "Output: .mp4, .mkv, .webm, .gif, .png or folder/ (a project: default its "
+                    "own export path)");
+    auto* fps = sub->add_option("--fps", o->fps, "Frames per second")->check(CLI::PositiveNumber);
     sub->add_option("--format", o->format,
                     "auto (from the extension), mp4, mkv, webm, gif, png, png-seq");
     sub->add_option("--crf", o->crf,
@@ -327,7 +378,10 @@ void register_media_commands(CLI::App& app) {
                     "JSON file embedded in the output (and a .json sidecar)");
     sub->add_flag("--scale-to-even", o->scale_to_even,
                   "Scale odd sizes down to even instead of padding");
-    sub->callback([o] { run_export(*o); });
+    sub->callback([o, fps] {
+      o->fps_given = fps->count() > 0;
+      run_export(*o);
+    });
   }
   {
     auto* sub = app.add_subcommand(

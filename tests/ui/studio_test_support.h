@@ -42,12 +42,13 @@ inline QString vtest_path() {
 }
 
 // Options for test windows: no model loaded from disk (tests hand one over), errors recorded
-// instead of shown in dialogs, no autosave.
+// instead of shown in dialogs, no autosave, the default window layout.
 inline StudioOptions test_options() {
   StudioOptions options;
   options.load_model = false;
   options.quiet_errors = true;
   options.autosave = false;
+  options.restore_layout = false;  // every test starts from the same layout
   return options;
 }
 

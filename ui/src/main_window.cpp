@@ -7,7 +7,10 @@
 #include <QFileInfo>
 #include <QLabel>
 #include <QMessageBox>
+#include <QGuiApplication>
+#include <QScreen>
 #include <QScrollArea>
+#include <QSettings>
 #include <QStatusBar>
 #include <QTextBrowser>
 #include <QTimer>
@@ -27,6 +30,17 @@
 
 namespace dfs::ui {
 
+constexpr const char* kGeometryKey = "window/geometry";
+constexpr const char* kDockStateKey = "window/docks";
+
+// The status bar's form of a model note: its first sentence, at most 80 characters (the whole
+// note is the label's tooltip and in the Model panel).
+QString short_note(const QString& note) {
+  QString first = note.section(QStringLiteral(". "), 0, 0).trimmed();
+  if (first.size() > 80) first = first.left(79) + QChar(0x2026);
+  return first;
+}
+
 MainWindow::MainWindow(StudioOptions options, QWidget* parent)
     : QMainWindow(parent), s_(std::make_unique<State>()) {
   s_->options = std::move(options);
@@ -35,10 +49,10 @@ MainWindow::MainWindow(StudioOptions options, QWidget* parent)
   // PNG: Debian's Qt has no SVG image plugin unless qt6-svg is installed.
   setWindowIcon(QIcon(":/icons/dfstudio.png"));
   setAcceptDrops(true);
-  resize(1500, 950);
   build_ui();
   build_menus();
   connect_worker();
+  restore_layout();
 
   s_->play_timer.setTimerType(Qt::PreciseTimer);
   connect(&s_->play_timer, &QTimer::timeout, this, &MainWindow::step_playback);
@@ -57,9 +71,33 @@ MainWindow::MainWindow(StudioOptions options, QWidget* parent)
 MainWindow::~MainWindow() {
   if (s_->worker != nullptr) s_->worker->request_cancel();
   if (s_->export_cancel) s_->export_cancel->store(true);
+  s_->export_future.waitForFinished();  // the task removes its partial output as it stops
   s_->worker_thread.quit();
   s_->worker_thread.wait();
   s_->thumbnails.reset();
+}
+
+// The window opens where it was last closed, with its docks where the user left them; the first
+// time, at 1500 x 950 or what the screen's available area allows (a 1366 x 768 laptop), centred.
+// A saved geometry from a screen that is gone is moved back on screen by restoreGeometry.
+void MainWindow::restore_layout() {
+  const QSettings settings;
+  const QByteArray geometry = settings.value(kGeometryKey).toByteArray();
+  if (!s_->options.restore_layout || geometry.isEmpty() || !restoreGeometry(geometry)) {
+    const QScreen* screen = QGuiApplication::primaryScreen();
+    const QRect available = screen ? screen->availableGeometry() : QRect(0, 0, 1500, 950);
+    const QSize size = QSize(1500, 950).boundedTo(available.size() * 0.96);
+    resize(size);
+    move(available.center() - QPoint(size.width() / 2, size.height() / 2));
+  }
+  if (s_->options.restore_layout) restoreState(settings.value(kDockStateKey).toByteArray());
+}
+
+void MainWindow::save_layout() const {
+  if (!s_->options.restore_layout) return;
+  QSettings settings;
+  settings.setValue(kGeometryKey, saveGeometry());
+  settings.setValue(kDockStateKey, saveState());
 }
 
 void MainWindow::build_ui() {
@@ -307,8 +345,7 @@ void MainWindow::refresh_status() {
   }
   s_->status_fps->setText(s_->last_fps > 0 ? tr("%1 frames/s").arg(s_->last_fps, 0, 'f', 2)
                                            : tr("- frames/s"));
-  s_->status_note->setText(
-      s_->model_note.isEmpty() ? QString() : tr("Untrained demo model: results are noise-like"));
+  s_->status_note->setText(short_note(s_->model_note));
   s_->status_note->setToolTip(s_->model_note);
 }
 

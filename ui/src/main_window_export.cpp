@@ -1,6 +1,7 @@
 // main_window_export.cpp — MainWindow's export: the dialog with sensible first settings, and
-// the export itself on its own thread (generated frames where they exist, else the clip's
-// frames fitted to the model), with a progress dialog that can cancel it.
+// the export itself as a task on Qt's thread pool (project::export_project, the path `dforce
+// export <project>` takes too), with a progress dialog that can cancel it. The window waits for
+// a running export when it goes away, so the task never outlives it.
 #include "dfs/ui/main_window.h"
 
 #include <QDesktopServices>
@@ -8,93 +9,33 @@
 #include <QDir>
 #include <QFileInfo>
 #include <QMessageBox>
-#include <QPointer>
 #include <QProgressDialog>
 #include <QPushButton>
 #include <QStandardPaths>
 #include <QStatusBar>
 #include <QTimer>
 #include <QUrl>
+#include <QFutureWatcher>
+#include <QtConcurrent/QtConcurrentRun>
 #include <atomic>
 #include <exception>
 #include <memory>
 #include <string>
-#include <thread>
 
-#include "dfs/media/decoder.h"
-#include "dfs/project/generation.h"
+#include "dfs/project/export.h"
 #include "export_dialog.h"
 #include "main_window_state.h"
 
 namespace dfs::ui {
 namespace {
 
-// What an export thread reports back to the window.
-struct ExportOutcome {
+// What an export task reports back to the window.
+struct ExportReport {
   bool ok = true;
+  bool cancelled = false;
   QString error;   // why it failed or was cancelled (when !ok)
   QString output;  // the file or folder written
 };
-
-// Runs on the export thread, never touches the window: writes `project`'s export range through
-// an EncoderSink, the generated frames where they exist and the clip's frames (fitted to the
-// model) elsewhere. `done` counts the positions handled; `cancel` stops it between frames.
-ExportOutcome write_export(const project::Project& project, const diffusion::ModelInfo& info,
-                           const std::map<int, Frame>& generated, const std::string& clip,
-                           std::atomic<int>& done, const std::atomic<bool>& cancel) {
-  ExportOutcome outcome;
-  try {
-    const project::ExportSettings& es = project.export_settings;
-    project::EncoderSink sink(es, project::generation_metadata_json(project, &info));
-    project::SinkFormat format;
-    format.width = info.width;
-    format.height = info.height;
-    format.fps = project.clip.fps > 0 ? project.clip.fps : 8.0;
-    format.frames = project.timeline.length();
-    const project::Timeline& t = project.timeline;
-    int first = 0, last = t.length() - 1;
-    if (es.format == project::ExportFormat::PngFrame)
-      first = last = es.in;
-    else if (es.range == project::ExportRange::InOut) {
-      first = es.in;
-      last = es.out;
-    }
-    std::unique_ptr<media::Decoder> decoder;
-    sink.begin(format);
-    bool cancelled = false;
-    for (int p = first; p <= last; ++p) {
-      if (cancel.load()) {
-        cancelled = true;
-        break;
-      }
-      auto g = generated.find(p);
-      if (g != generated.end()) {
-        sink.write(p, g->second,
-                   t.pinned(p) ? project::FrameOrigin::Previous : project::FrameOrigin::Generated);
-      } else if (t.is_source(p) && es.range != project::ExportRange::Generated) {
-        if (!decoder) decoder = media::open_decoder(clip);
-        const Frame source = decoder->frame_at(t.clip_frame(p)).image;
-        sink.write(p, project::fit_to_model(source, info.width, info.height, project.clip.fit),
-                   project::FrameOrigin::Source);
-      }
-      done.store(p - first + 1);
-    }
-    sink.finish(cancelled);
-    outcome.output = QString::fromStdString(sink.output_path());
-    if (cancelled) {
-      outcome.ok = false;
-      outcome.error = QObject::tr("Export cancelled.");
-    } else if (sink.frames_written() == 0) {
-      outcome.ok = false;
-      outcome.error =
-          QObject::tr("Nothing was exported: the chosen range holds no frames (generate first?).");
-    }
-  } catch (const std::exception& e) {
-    outcome.ok = false;
-    outcome.error = QString::fromUtf8(e.what());
-  }
-  return outcome;
-}
 
 }  // namespace
 
@@ -169,41 +110,64 @@ bool MainWindow::start_export(const project::ExportSettings& settings) {
   });
   s_->export_poll.start();
 
-  QPointer<MainWindow> self(this);
-  std::thread([self, project, info, generated, clip, done, cancel] {
-    const ExportOutcome outcome = write_export(project, info, generated, clip, *done, *cancel);
-    if (!self) return;
-    QMetaObject::invokeMethod(
-        self,
-        [self, ok = outcome.ok, error = outcome.error, output = outcome.output] {
-          if (!self) return;
-          MainWindow* w = self;
-          w->s_->exporting = false;
-          w->s_->export_poll.stop();
-          if (w->s_->export_dialog) {
-            w->s_->export_dialog->close();
-            w->s_->export_dialog = nullptr;
-          }
-          if (!ok) {
-            w->report_error(QObject::tr("Export failed"), error);
-            emit w->export_finished(false, error);
-            return;
-          }
-          w->statusBar()->showMessage(QObject::tr("Exported %1").arg(output), 10000);
-          if (!w->s_->options.quiet_errors) {
-            auto* box = new QMessageBox(QMessageBox::Information, QObject::tr("Export finished"),
-                                        QObject::tr("Wrote %1").arg(output), QMessageBox::Ok, w);
-            QPushButton* open = box->addButton(QObject::tr("Open"), QMessageBox::ActionRole);
-            QObject::connect(open, &QPushButton::clicked, box,
-                             [output] { QDesktopServices::openUrl(QUrl::fromLocalFile(output)); });
-            box->setAttribute(Qt::WA_DeleteOnClose);
-            box->open();
-          }
-          emit w->export_finished(true, output);
-        },
-        Qt::QueuedConnection);
-  }).detach();
+  // The export runs on Qt's thread pool and touches only its copies; the window learns the
+  // outcome through the watcher (GUI thread). Closing the window cancels it and waits for it
+  // (~MainWindow), so it never outlives the window.
+  const QFuture<ExportReport> future = QtConcurrent::run([project, info, generated, clip, done, cancel] {
+    ExportReport report;
+    try {
+      const project::ExportOutcome outcome =
+          project::export_project(project, info, generated, clip, done.get(), cancel.get());
+      report.output = QString::fromStdString(outcome.output);
+      if (outcome.cancelled) {
+        report.ok = false;
+        report.cancelled = true;
+        report.error = QObject::tr("Export cancelled: no file was written.");
+      }
+    } catch (const std::exception& e) {
+      report.ok = false;
+      report.error = QString::fromUtf8(e.what());
+    }
+    return report;
+  });
+  auto* watcher = new QFutureWatcher<ExportReport>(this);
+  connect(watcher, &QFutureWatcher<ExportReport>::finished, this, [this, watcher] {
+    watcher->deleteLater();
+    const ExportReport report = watcher->result();
+    s_->exporting = false;
+    s_->export_poll.stop();
+    if (s_->export_dialog) {
+      s_->export_dialog->close();
+      s_->export_dialog = nullptr;
+    }
+    if (!report.ok) {
+      if (report.cancelled)
+        statusBar()->showMessage(report.error, 10000);
+      else
+        report_error(tr("Export failed"), report.error);
+      emit export_finished(false, report.error);
+      return;
+    }
+    const QString output = report.output;
+    statusBar()->showMessage(tr("Exported %1").arg(output), 10000);
+    if (!s_->options.quiet_errors) {
+      auto* box = new QMessageBox(QMessageBox::Information, tr("Export finished"),
+                                  tr("Wrote %1").arg(output), QMessageBox::Ok, this);
+      QPushButton* open = box->addButton(tr("Open"), QMessageBox::ActionRole);
+      connect(open, &QPushButton::clicked, box,
+              [output] { QDesktopServices::openUrl(QUrl::fromLocalFile(output)); });
+      box->setAttribute(Qt::WA_DeleteOnClose);
+      box->open();
+    }
+    emit export_finished(true, output);
+  });
+  s_->export_future = QFuture<void>(future);
+  watcher->setFuture(future);
   return true;
+}
+
+void MainWindow::cancel_export() {
+  if (s_->export_cancel) s_->export_cancel->store(true);
 }
 
 bool MainWindow::is_exporting() const {

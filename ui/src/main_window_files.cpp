@@ -341,11 +341,20 @@ bool MainWindow::confirm_discard() {
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {
+  if (s_->exporting && !s_->options.quiet_errors &&
+      QMessageBox::question(this, tr("Export running"),
+                            tr("An export is still running. Cancel it and close?"),
+                            QMessageBox::Yes | QMessageBox::No, QMessageBox::No) != QMessageBox::Yes) {
+    event->ignore();
+    return;
+  }
   if (!confirm_discard()) {
     event->ignore();
     return;
   }
+  save_layout();
   if (s_->worker != nullptr) s_->worker->request_cancel();
+  cancel_export();  // ~MainWindow waits for it; its partial file is removed
   event->accept();
 }
 

@@ -54,17 +54,17 @@ void MainWindow::on_model_loaded(const diffusion::ModelInfo& info, const QString
   s_->model_loading = false;
   s_->model_info = info;
   s_->model_note = note;
-  // A project made for a bigger model: shrink its window to fit this one.
-  const auto& r = s_->doc.project().generation.rollout;
-  if (info.max_frames > 0 && r.context + r.horizon > info.max_frames) {
-    const int max_frames = info.max_frames;
-    try {
-      s_->doc.edit("Fit the window to the model", [max_frames](project::Project& p) {
-        auto& rr = p.generation.rollout;
-        rr.context = std::min(rr.context, max_frames / 2);
-        rr.horizon = std::max(1, max_frames - rr.context);
-      });
-    } catch (const std::exception&) {
+  // A project made for a bigger model: shrink its window to fit this one, by the project
+  // layer's rule (the horizon shrinks first), the same as `dforce extend`/`generate`.
+  {
+    project::GenerationSettings fitted = s_->doc.project().generation;
+    if (project::fit_window_to_model(fitted, info)) {
+      try {
+        s_->doc.edit(tr("Fit the window to the model").toStdString(),
+                     [fitted](project::Project& p) { p.generation = fitted; });
+      } catch (const std::exception& e) {
+        statusBar()->showMessage(QString::fromUtf8(e.what()), 5000);
+      }
     }
   }
   if (!path.isEmpty()) {

@@ -10,12 +10,13 @@
 //   main_window_generation.cpp  the worker's signals, generation start/stop/progress/results
 //   main_window_editing.cpp     undoable edits, pins, selection, undo/redo
 //   main_window_playback.cpp    seeking, J/K/L playback, view modes
-//   main_window_export.cpp      the export dialog and the export thread
+//   main_window_export.cpp      the export dialog and the export task
 //
 // Everything here is touched on the GUI thread only, except what is named otherwise
-// (export_done / export_cancel are shared with the export thread).
+// (export_done / export_cancel are shared with the export task).
 #pragma once
 
+#include <QFuture>
 #include <QImage>
 #include <QString>
 #include <QThread>
@@ -99,6 +100,7 @@ struct MainWindow::State {
   bool exporting = false;
   std::shared_ptr<std::atomic<int>> export_done;
   std::shared_ptr<std::atomic<bool>> export_cancel;
+  QFuture<void> export_future;  // the running export task (QtConcurrent), waited for on close
   QProgressDialog* export_dialog = nullptr;
   QTimer export_poll;
   // Autosave.

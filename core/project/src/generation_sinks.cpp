@@ -159,6 +159,16 @@ void EncoderSink::finish(bool cancelled) {
   translate_errors("cannot finish the export", [&] { impl_->encoder.close(); });
 }
 
+void EncoderSink::discard() {
+  if (!impl_->open) return;
+  impl_->open = false;
+  try {
+    impl_->encoder.discard();
+  } catch (const std::exception&) {
+    // discard() is the way out of an error already being reported.
+  }
+}
+
 int EncoderSink::frames_written() const {
   return impl_->written;
 }

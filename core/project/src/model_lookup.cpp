@@ -57,9 +57,10 @@ diffusion::Model load_model_or_demo(const std::string& path, const std::string& 
                             [&] { return diffusion::Model::load(chosen, device); });
   if (warning)
     *warning =
-        "no model file found ($DFS_MODEL, models/demo.safetensors next to the build or install); "
-        "using a randomly initialised 'demo' model: the generated frames will look like noise, "
-        "not like a continuation of the clip";
+        "Untrained demo model: results are noise-like. No model file was found ($DFS_MODEL, "
+        "models/demo.safetensors next to the build or install), so a randomly initialised 'demo' "
+        "model is in use: the generated frames will look like noise, not like a continuation of "
+        "the clip";
   return translate_errors("cannot create the fallback model", [&] {
     return diffusion::Model::random("demo", 0, device == "auto" ? "cpu" : device);
   });

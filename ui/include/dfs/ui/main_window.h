@@ -35,6 +35,7 @@ struct StudioOptions {
   bool quiet_errors = false;  // record errors instead of opening dialogs (tests)
   bool autosave = true;       // periodic autosave of a dirty document
   int autosave_ms = 120000;   // its interval
+  bool restore_layout = true;  // open at the last window geometry and dock layout (QSettings)
 };
 
 class MainWindow : public QMainWindow {
@@ -81,6 +82,7 @@ class MainWindow : public QMainWindow {
 
   // [SECTION] Export
   bool start_export(const project::ExportSettings& settings);  // asynchronous
+  void cancel_export();  // takes effect within a frame; nothing is left under the final name
   bool is_exporting() const;
 
   const project::Document& document() const;
@@ -107,6 +109,8 @@ class MainWindow : public QMainWindow {
   std::unique_ptr<State> s_;
 
   void build_ui();
+  void restore_layout();
+  void save_layout() const;
   void build_menus();
   void show_timeline_menu(int position, const QPoint& global_pos);
   void connect_worker();

@@ -105,6 +105,9 @@ class EncoderSink : public FrameSink {
   void begin(const SinkFormat& format) override;
   void write(int position, const Frame& frame, FrameOrigin origin) override;
   void finish(bool cancelled) override;
+  // Abandons the output instead of finishing it: nothing appears under the final name (an
+  // export the user cancelled or that failed halfway). Never throws.
+  void discard();
   int frames_written() const;
   const std::string& output_path() const;
 
