@@ -15,6 +15,7 @@
 #include "dfs/diffusion/api.h"
 #include "dfs/project/document.h"
 #include "dfs/project/generation.h"
+#include "dfs/ui/imgui_widget.h"
 #include "dfs/ui/main_window.h"
 #include "studio_test_support.h"
 
@@ -146,4 +147,28 @@ TEST_CASE("Studio: the window opens inside the screen and comes back where it wa
     CHECK(w.size() == closed_size);
   }
   QSettings().remove("window");
+}
+
+TEST_CASE("Studio: every panel fits a 1366 x 768 laptop screen", "[gui]") {
+  auto window = dfs::ui::test::studio_with_vtest(5);
+  REQUIRE(window);
+  MainWindow& w = *window;
+  // A 1366 x 768 screen less a desktop's top bar and window title (about 60 pixels).
+  const QSize laptop(1366, 708);
+  INFO("minimum size " << w.minimumSizeHint().width() << "x" << w.minimumSizeHint().height());
+  CHECK(w.minimumSizeHint().width() <= laptop.width());
+  CHECK(w.minimumSizeHint().height() <= laptop.height());
+  w.resize(laptop);
+  wait_until([] { return false; }, 100);
+  CHECK(w.size() == laptop);
+  CHECK(w.statusBar()->geometry().bottom() < laptop.height());
+  for (const QWidget* panel : {static_cast<QWidget*>(w.heat_map_widget()),
+                               static_cast<QWidget*>(w.noise_curve_widget())}) {
+    const QRect r(panel->mapTo(&w, QPoint(0, 0)), panel->size());
+    INFO(panel->metaObject()->className() << " at " << r.x() << "," << r.y() << " " << r.width()
+                                          << "x" << r.height());
+    CHECK(r.right() < laptop.width());
+    CHECK(r.bottom() < laptop.height());
+    CHECK(r.height() > 60);
+  }
 }
