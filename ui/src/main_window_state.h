@@ -126,6 +126,10 @@ struct MainWindow::State {
   QMenu* recent_menu = nullptr;
   std::vector<QAction*> view_modes;
 
+  // [SECTION] Preferences (main_window_preferences.cpp)
+  Preferences preferences;   // as last applied
+  int threads_in_force = 0;  // reported by the worker after configure_threads
+
   // Forgets the generated frames and live previews, and the filmstrip's generated pictures
   // (the document's results are the caller's to reset). main_window_generation.cpp.
   void clear_generated();
