@@ -31,9 +31,15 @@ struct PresetDir {
   }
 };
 
-Project extend_project() {
+// A project on a 6-frame clip (the clip itself is not opened here).
+Project extend_project(int clip_frames = 6, int new_frames = 4) {
   Project p;
-  p.timeline = extend_layout(6, 4);  // 10 positions, 6 pinned
+  p.clip.path = "clip.mp4";
+  p.clip.width = 64;
+  p.clip.height = 48;
+  p.clip.fps = 10;
+  p.clip.frame_count = clip_frames;
+  p.timeline = extend_layout(clip_frames, new_frames);
   return p;
 }
 
@@ -76,8 +82,7 @@ TEST_CASE("a preset's curve is resampled to a timeline of another length", "[pre
   SchedulePreset preset;
   preset.name = "ramp";
   preset.start_levels = {0.0, 1.0};
-  Project p;
-  p.timeline = extend_layout(2, 3);  // 5 positions
+  Project p = extend_project(2, 3);  // 5 positions
   apply_preset(p, preset);
   REQUIRE(p.timeline.noise.size() == 5);
   CHECK(p.timeline.noise[0] == Approx(0.0));

@@ -58,6 +58,18 @@ struct StandardPathsTestMode {
   ~StandardPathsTestMode() { QStandardPaths::setTestModeEnabled(false); }
 };
 
+// LibTorch's thread count also sets the default of threads started later: put it back so the
+// tests that run after these in one process generate with the usual count.
+struct RestoreThreads {
+  MainWindow& window;
+  ~RestoreThreads() {
+    Preferences p = window.preferences();
+    p.threads = 0;
+    window.apply_preferences(p);
+    wait_until([this] { return window.threads_in_force() == dfs::ui::resolve_threads(0); }, 10000);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("preferences survive a QSettings ini file, and bad stored values fall back", "[prefs]") {
@@ -122,6 +134,7 @@ TEST_CASE("applied preferences reach the worker, autosave, the export dialog and
   options.autosave = true;  // the timer must be there to be set
   MainWindow w(options);
   w.show();
+  RestoreThreads restore{w};
   const Preferences prefs = non_default_preferences(dir.path());
   w.apply_preferences(prefs);
   CHECK(w.preferences() == prefs);
@@ -164,6 +177,7 @@ TEST_CASE("Edit > Preferences... applies and stores what the dialog's widgets sa
   REQUIRE(dir.isValid());
   MainWindow w(dfs::ui::test::test_options());
   w.show();
+  RestoreThreads restore{w};
   QAction* action = find_action(w, "Preferences...");
   REQUIRE(action != nullptr);
   CHECK(action->shortcut() == QKeySequence(QKeySequence::Preferences));
