@@ -67,7 +67,7 @@ TEST_CASE("a preset saved from a project and loaded back restores its schedule a
   save_preset(file.string(), preset_from_project(p, "Slow blocks!"));
 
   s = {};
-  set_noise_range(p.timeline, 0, 9, 1.0);
+  set_noise_range(p.timeline, 6, 9, 1.0);
   REQUIRE_FALSE(p == saved);
 
   const SchedulePreset loaded = load_preset(file.string());
@@ -78,16 +78,27 @@ TEST_CASE("a preset saved from a project and loaded back restores its schedule a
   CHECK(p == saved);
 }
 
-TEST_CASE("a preset's curve is resampled to a timeline of another length", "[presets]") {
-  SchedulePreset preset;
-  preset.name = "ramp";
-  preset.start_levels = {0.0, 1.0};
-  Project p = extend_project(2, 3);  // 5 positions
+TEST_CASE("a preset's curve goes onto the unpinned frames, resampled to their count", "[presets]") {
+  // Saved from a 6 + 4 extend: the curve is the 4 new frames' levels, not the pinned clip's.
+  Project source = extend_project(6, 4);
+  paste_noise_range(source.timeline, 6, 9, {0.2, 0.4, 0.6, 0.8});
+  const SchedulePreset preset = preset_from_project(source, "ramp");
+  CHECK(preset.start_levels == std::vector<double>{0.2, 0.4, 0.6, 0.8});
+
+  Project p = extend_project(30, 7);  // a longer clip, 7 new frames
+  const auto pinned_before = noise_range(p.timeline, 0, 29);
   apply_preset(p, preset);
-  REQUIRE(p.timeline.noise.size() == 5);
-  CHECK(p.timeline.noise[0] == Approx(0.0));
-  CHECK(p.timeline.noise[2] == Approx(0.5));
-  CHECK(p.timeline.noise[4] == Approx(1.0));
+  CHECK(noise_range(p.timeline, 0, 29) == pinned_before);  // pinned frames keep theirs
+  const auto got = noise_range(p.timeline, 30, 36);
+  CHECK(got.front() == Approx(0.2));
+  CHECK(got[3] == Approx(0.5));
+  CHECK(got.back() == Approx(0.8));
+
+  // A regenerated range in the middle of a clip takes the same curve.
+  Project regen = extend_project(20, 1);
+  regen.timeline = regenerate_layout(20, 5, 8);
+  apply_preset(regen, preset);
+  CHECK(noise_range(regen.timeline, 5, 8) == preset.start_levels);
 }
 
 TEST_CASE("a broken preset file gives a clear error and changes nothing", "[presets]") {

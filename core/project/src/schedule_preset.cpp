@@ -77,7 +77,9 @@ SchedulePreset preset_from_project(const Project& p, const std::string& name, bo
   SchedulePreset preset;
   preset.name = name;
   preset.schedule = p.generation.rollout.sampler.schedule;
-  if (with_levels) preset.start_levels = p.timeline.noise;
+  if (with_levels)
+    for (int i = 0; i < p.timeline.length(); ++i)
+      if (!p.timeline.pinned(i)) preset.start_levels.push_back(p.timeline.noise[i]);
   return preset;
 }
 
@@ -86,8 +88,11 @@ void apply_preset(Project& p, const SchedulePreset& preset) {
   if (!problems.empty()) throw Error("schedule preset '" + preset.name + "': " + problems.front());
   Project next = p;
   next.generation.rollout.sampler.schedule = preset.schedule;
-  if (!preset.start_levels.empty() && next.timeline.length() > 0)
-    next.timeline.noise = resample_levels(preset.start_levels, next.timeline.length());
+  std::vector<int> unpinned;
+  for (int i = 0; i < next.timeline.length(); ++i)
+    if (!next.timeline.pinned(i)) unpinned.push_back(i);
+  const auto levels = resample_levels(preset.start_levels, static_cast<int>(unpinned.size()));
+  for (std::size_t k = 0; k < levels.size(); ++k) next.timeline.noise[unpinned[k]] = levels[k];
   validate(next);
   p = std::move(next);
 }

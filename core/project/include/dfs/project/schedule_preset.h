@@ -31,8 +31,10 @@ inline constexpr const char* kPresetExtension = ".json";
 struct SchedulePreset {
   std::string name;                      // shown in menus; non-empty, at most 100 characters
   diffusion::ScheduleSettings schedule;  // shape, steps, uncertainty, ar_step, block
-  // The timeline's per-frame start levels when the preset was saved; empty = the preset leaves
-  // the noise curve alone. Applied resampled to the timeline's length (resample_levels).
+  // The start levels of the frames a generation changes (the timeline's unpinned positions, in
+  // order) when the preset was saved: the noise curve over the generated range, whatever the
+  // clip's length. Empty = the preset leaves the noise curve alone. Applied resampled onto the
+  // unpinned positions of the timeline it is applied to (resample_levels).
   std::vector<double> start_levels;
   friend bool operator==(const SchedulePreset&, const SchedulePreset&) = default;
 };
@@ -40,9 +42,9 @@ struct SchedulePreset {
 // The preset a project's current schedule makes (with its noise curve when `with_levels`).
 SchedulePreset preset_from_project(const Project& p, const std::string& name,
                                    bool with_levels = true);
-// Sets the project's schedule to the preset's and, when it has start levels and the timeline is
-// not empty, the timeline's noise curve to them resampled to its length. Throws Error (and
-// changes nothing) when the result would not be a valid project.
+// Sets the project's schedule to the preset's and, when it has start levels and the timeline has
+// unpinned positions, their levels to the preset's resampled to their count (pinned positions
+// keep theirs). Throws Error (and changes nothing) when the result would not be a valid project.
 void apply_preset(Project& p, const SchedulePreset& preset);
 
 // Every problem of the preset, one message each naming the field; empty when valid.
