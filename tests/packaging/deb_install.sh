@@ -3,8 +3,8 @@
 # installed programs, and removes the package again:
 #   1. `cpack -G DEB` in BUILD_DIR, then `apt-get install -y ./<package>.deb`;
 #   2. man pages: `man -w dforce dfstudio`, `man dforce` names its subcommands;
-#   3. the .dfsproj MIME type is installed and known to the MIME database (globs2; `xdg-mime query
-#      filetype` when xdg-utils is there), the desktop entry lists it and passes
+#   3. the .dfsproj MIME type is installed and known to the MIME database (globs2) and to the
+#      desktop database (`xdg-mime query default` when xdg-utils is there), the desktop entry passes
 #      desktop-file-validate (when installed), the AppStream metainfo passes appstreamcli;
 #   4. the installed `dforce --version`, `dfstudio --help` without a display, and `dforce extend`
 #      on the installed sample clip (from /usr/share) with the installed demo model, saving a
@@ -107,10 +107,20 @@ DFS_THREADS=2 /usr/bin/dforce extend "$sample" -n 2 --steps 2 -o "$work/extended
   --save-project "$project" >"$work/extend.log" 2>&1 || { cat "$work/extend.log"; fail "dforce extend"; }
 tail -2 "$work/extend.log" | sed 's/^/   /'
 [ -s "$work/extended.mp4" ] && [ -s "$project" ] || fail "dforce extend wrote no video or project"
+# Which application opens a project: the desktop database (update-desktop-database, run by
+# desktop-file-utils' trigger) and xdg-mime, when installed.
+if [ -f /usr/share/applications/mimeinfo.cache ]; then
+  grep -q "^application/x-dfstudio-project=.*dfstudio.desktop" /usr/share/applications/mimeinfo.cache ||
+    fail "the desktop database does not associate projects with dfstudio.desktop"
+  echo "   desktop database: $(grep '^application/x-dfstudio-project=' /usr/share/applications/mimeinfo.cache)"
+fi
 if command -v xdg-mime >/dev/null; then
-  type=$(xdg-mime query filetype "$project")
-  echo "   xdg-mime query filetype: $type"
-  [ "$type" = application/x-dfstudio-project ] || fail "xdg-mime sees '$type'"
+  default=$(xdg-mime query default application/x-dfstudio-project)
+  echo "   xdg-mime query default application/x-dfstudio-project: $default"
+  [ "$default" = dfstudio.desktop ] || fail "xdg-mime opens projects with '$default'"
+  # Outside a desktop session xdg-mime guesses a file's type with file(1), which sees JSON: for
+  # information only (the MIME database's answer is checked above).
+  echo "   (xdg-mime query filetype, file(1) fallback here: $(xdg-mime query filetype "$project"))"
 fi
 
 step "5. open the project from the desktop entry, as a double click does"
