@@ -70,6 +70,12 @@ struct RestoreThreads {
   }
 };
 
+// With $DFS_SCREENSHOT_DIR set, saves `widget` there as <name>.png (for the issue's notes).
+void screenshot(QWidget* widget, const QString& name) {
+  const QString dir = qEnvironmentVariable("DFS_SCREENSHOT_DIR");
+  if (!dir.isEmpty() && widget != nullptr) widget->grab().save(dir + "/" + name + ".png");
+}
+
 }  // namespace
 
 TEST_CASE("preferences survive a QSettings ini file, and bad stored values fall back", "[prefs]") {
@@ -192,6 +198,7 @@ TEST_CASE("Edit > Preferences... applies and stores what the dialog's widgets sa
     format->setCurrentIndex(format->findData(static_cast<int>(dfs::ExportFormat::WebM)));
     dialog->findChild<QSpinBox*>("autosave_seconds")->setValue(90);
     dialog->findChild<QDoubleSpinBox*>("stabilization_user")->setValue(0.05);
+    screenshot(dialog, "preferences_dialog");
     dialog->accept();
   });
   action->trigger();
@@ -247,6 +254,7 @@ TEST_CASE("a schedule preset round trip through the window, and a broken preset 
   REQUIRE(presets_menu->menu() != nullptr);
   emit presets_menu->menu()->aboutToShow();
   CHECK(find_action(*w, "Gentle trapezoid") != nullptr);
+  screenshot(presets_menu->menu(), "schedule_presets_menu");
 
   // A broken file: a clear error naming it, the project unchanged, no undo step.
   const QString broken = w->presets_dir() + "/broken.json";
