@@ -272,6 +272,15 @@ TEST_CASE("a schedule preset round trip through the window, and a broken preset 
   CHECK(w->document().project() == before);
   CHECK(w->document().undo_label() == undo_before);
 
+  // A preset file copied in under another file name is listed and loaded by the name inside.
+  const QString dir = w->presets_dir();
+  REQUIRE(QFile::copy(dir + "/Gentle_trapezoid.json", dir + "/copy.json"));
+  REQUIRE(QFile::remove(dir + "/Gentle_trapezoid.json"));
+  CHECK(w->schedule_presets().contains("Gentle trapezoid"));
+  CHECK(w->load_schedule_preset("Gentle trapezoid"));
+  CHECK(w->delete_schedule_preset("Gentle trapezoid"));
+  CHECK_FALSE(QFile::exists(dir + "/copy.json"));
+  REQUIRE(w->save_schedule_preset("Gentle trapezoid"));
   CHECK(w->delete_schedule_preset("Gentle trapezoid"));
   CHECK_FALSE(w->schedule_presets().contains("Gentle trapezoid"));
   QDir(w->presets_dir()).removeRecursively();

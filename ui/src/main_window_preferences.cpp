@@ -159,10 +159,23 @@ QStringList MainWindow::schedule_presets() const {
 
 namespace {
 
-// The file of a preset name (or the path itself when it names an existing file).
+// The file of a preset name (or the path itself when it names an existing file): the file its
+// name would be saved as, else a file in `dir` whose preset has that name (a file copied in
+// under another name), else the file it would be saved as.
 QString preset_path(const QString& dir, const QString& name_or_path) {
   if (name_or_path.contains('/') && QFileInfo::exists(name_or_path)) return name_or_path;
-  return dir + "/" + QString::fromStdString(project::preset_file_name(name_or_path.toStdString()));
+  const QString saved_as =
+      dir + "/" + QString::fromStdString(project::preset_file_name(name_or_path.toStdString()));
+  if (QFileInfo::exists(saved_as)) return saved_as;
+  for (const QFileInfo& f : QDir(dir).entryInfoList({"*.json"}, QDir::Files, QDir::Name)) {
+    try {
+      if (project::load_preset(f.filePath().toStdString()).name == name_or_path.toStdString())
+        return f.filePath();
+    } catch (const std::exception&) {
+      if (f.completeBaseName() == name_or_path) return f.filePath();  // listed by its file name
+    }
+  }
+  return saved_as;
 }
 
 }  // namespace
@@ -189,8 +202,18 @@ bool MainWindow::load_schedule_preset(const QString& name_or_path) {
     report_error(tr("Cannot load the preset"), QString::fromUtf8(e.what()));
     return false;
   }
-  return edit_project(tr("Schedule preset '%1'").arg(QString::fromStdString(preset.name)),
-                      [&preset](project::Project& p) { project::apply_preset(p, preset); });
+  // True once applied, also when the project already had these settings (no undo step then).
+  const bool changed =
+      edit_project(tr("Schedule preset '%1'").arg(QString::fromStdString(preset.name)),
+                   [&preset](project::Project& p) { project::apply_preset(p, preset); });
+  if (changed) return true;
+  project::Project p = s_->doc.project();
+  try {
+    project::apply_preset(p, preset);
+  } catch (const std::exception&) {
+    return false;  // edit_project reported it
+  }
+  return !s_->generating && p == s_->doc.project();
 }
 
 bool MainWindow::delete_schedule_preset(const QString& name) {

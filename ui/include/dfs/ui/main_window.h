@@ -99,7 +99,7 @@ class MainWindow : public QMainWindow {
   QString presets_dir() const;             // <app data>/presets
   QStringList schedule_presets() const;    // preset names there, sorted
   bool save_schedule_preset(const QString& name);    // the project's schedule + noise curve
-  bool load_schedule_preset(const QString& name_or_path);  // one undo step
+  bool load_schedule_preset(const QString& name_or_path);  // one undo step; false + error
   bool delete_schedule_preset(const QString& name);
   bool copy_noise_curve();   // the selection's levels (all when none) to the clipboard as JSON
   bool paste_noise_curve();  // clipboard levels onto the selection (all when none), resampled
