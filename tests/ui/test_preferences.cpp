@@ -320,6 +320,17 @@ TEST_CASE("a copied noise curve pastes onto another range in one undo step", "[p
   CHECK(got[3] == Approx(0.55));
   CHECK(got.back() == Approx(0.1));
 
+  // Another window (another project) pastes the same text: the clipboard carries it.
+  w->set_selection(a, a + 3);
+  REQUIRE(w->copy_noise_curve());
+  const auto copied = dfs::project::noise_range(w->document().project().timeline, a, a + 3);
+  auto other = dfs::ui::test::studio_with_vtest(5);
+  REQUIRE(other);
+  const int b = other->document().project().timeline.length() - 4;
+  other->set_selection(b, b + 3);
+  REQUIRE(other->paste_noise_curve());
+  CHECK(dfs::project::noise_range(other->document().project().timeline, b, b + 3) == copied);
+
   // Not a curve: a clear error, nothing changes.
   const auto before = w->document().project();
   QApplication::clipboard()->setText("hello");
