@@ -3,6 +3,7 @@
 //   dfstudio [--model PATH] [--clip PATH | --project PATH | FILE] [--frames N] [--steps S]
 //   [--generate] dfstudio --bench-ui [--clip PATH] [--model PATH | --random-model PRESET] [--frames
 //   N] [--steps S] [--contended]
+//   dfstudio FILE --quit-after S    open FILE, quit after S seconds (install checks)
 //
 // --bench-ui generates once with the window on screen and prints the longest event-loop stall
 // and the preview updates per second (dfs/ui/bench.h), then exits (0 if the run finished).
@@ -12,6 +13,7 @@
 #include <QCommandLineParser>
 #include <QEventLoop>
 #include <QFileInfo>
+#include <QSettings>
 #include <QThread>
 #include <QTimer>
 #include <algorithm>
@@ -22,6 +24,7 @@
 #include "dfs/diffusion/busy_neighbour.h"
 #include "dfs/ui/bench.h"
 #include "dfs/ui/main_window.h"
+#include "dfs/ui/preferences.h"
 #include "dfs/version.h"
 
 namespace {
@@ -73,27 +76,49 @@ int main(int argc, char** argv) {
       "bench-ui", "Measure event-loop stalls and preview rate during one generation, print, exit.");
   const QCommandLineOption contended_opt(
       "contended", "With --bench-ui: run it again beside a busy-loop process on one core.");
-  const QCommandLineOption autosave_opt(
-      "autosave-seconds", "Autosave a changed project every S seconds (default 120; 0 = off).",
+  const QCommandLineOption autosave_opt("autosave-seconds",
+                                        "Autosave a changed project every S seconds for this run "
+                                        "(default: the preference, 30; 0 = off).",
+                                        "S");
+  const QCommandLineOption quit_opt(
+      "quit-after",
+      "Quit S seconds after start, printing what is open; exit status 1 if anything failed "
+      "(errors are printed instead of shown). For scripted checks of an install.",
       "S");
   parser.addOptions({view_opt, model_opt, clip_opt, project_opt, random_opt, frames_opt, steps_opt,
-                     generate_opt, bench_opt, contended_opt, autosave_opt});
+                     generate_opt, bench_opt, contended_opt, autosave_opt, quit_opt});
   parser.addPositionalArgument("file", "A clip or a project to open (as from a file manager).",
                                "[file]");
   parser.process(app);
 
+  // Preferences (Edit > Preferences...): a stored value that is unreadable or out of range
+  // falls back to its default, and says so on stderr.
+  dfs::ui::Preferences prefs;
+  {
+    QSettings settings;
+    const QStringList problems = prefs.load(settings);
+    for (const QString& p : problems)
+      std::fprintf(stderr, "dfstudio: %s\n", p.toUtf8().constData());
+  }
   // Leave one core to the GUI (and the X server): on a 2-core machine a generation that takes
-  // every core makes the window stutter. $DFS_THREADS still wins.
-  if (qEnvironmentVariableIsSet("DFS_THREADS"))
-    dfs::diffusion::configure_threads();
-  else
-    dfs::diffusion::configure_threads(std::max(1, QThread::idealThreadCount() - 1));
+  // every core makes the window stutter (resolve_threads). $DFS_THREADS wins over the preference.
+  if (qEnvironmentVariableIsSet("DFS_THREADS")) prefs.threads = 0;
+  dfs::diffusion::configure_threads(dfs::ui::resolve_threads(prefs.threads));
 
   dfs::ui::StudioOptions options;
   options.model_path = parser.value(model_opt);
   options.load_model = !parser.isSet(random_opt);
   const bool bench = parser.isSet(bench_opt);
-  options.quiet_errors = bench;
+  double quit_after = -1;
+  if (parser.isSet(quit_opt)) {
+    bool ok = false;
+    quit_after = parser.value(quit_opt).toDouble(&ok);
+    if (!ok || !(quit_after >= 0) || quit_after > 86400) {
+      std::fprintf(stderr, "dfstudio: --quit-after must be a number of seconds, 0..86400\n");
+      return 2;
+    }
+  }
+  options.quiet_errors = bench || quit_after >= 0;
   options.autosave = !bench;
   if (parser.isSet(autosave_opt)) {
     bool ok = false;
@@ -104,9 +129,16 @@ int main(int argc, char** argv) {
     }
     options.autosave = options.autosave && seconds > 0;
     options.autosave_ms = static_cast<int>(seconds * 1000);
+  } else {
+    options.autosave = options.autosave && prefs.autosave_seconds > 0;
+    options.autosave_ms = std::max(1, prefs.autosave_seconds) * 1000;
   }
 
   dfs::ui::MainWindow window(options);
+  // --autosave-seconds (tests, scripts) wins over the stored interval for this run: applying an
+  // unchanged interval leaves the timer as the options set it.
+  if (parser.isSet(autosave_opt)) prefs.autosave_seconds = window.preferences().autosave_seconds;
+  window.apply_preferences(prefs);
   window.show();
   if (parser.isSet(random_opt)) {
     try {
@@ -126,7 +158,21 @@ int main(int argc, char** argv) {
     const QString suffix = QFileInfo(file).suffix().toLower();
     (suffix == "dfsproj" || suffix == "json" ? project : clip) = file;
   }
-  if (clip.isEmpty() && bench) clip = window.sample_clip_path();
+  if (clip.isEmpty() && project.isEmpty() && bench) clip = window.sample_clip_path();
+  if (quit_after >= 0) {
+    QObject::connect(&window, &dfs::ui::MainWindow::error_reported, [](const QString& message) {
+      std::fprintf(stderr, "dfstudio: %s\n", message.toUtf8().constData());
+    });
+    QTimer::singleShot(static_cast<int>(quit_after * 1000), &app, [&window] {
+      const dfs::project::Document& doc = window.document();
+      std::printf("dfstudio --quit-after: project '%s', clip '%s', %d timeline frames, model %s\n",
+                  doc.path().c_str(), doc.project().clip.path.c_str(),
+                  doc.project().timeline.length(),
+                  window.model_ready() ? window.model_info()->name.c_str() : "(not loaded)");
+      std::fflush(stdout);
+      QApplication::exit(window.last_error().isEmpty() ? 0 : 1);
+    });
+  }
   if (!project.isEmpty() && !window.open_project(project) && bench) {
     std::fprintf(stderr, "dfstudio: %s\n", window.last_error().toUtf8().constData());
     return 1;

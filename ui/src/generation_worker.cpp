@@ -58,8 +58,8 @@ void GenerationWorker::load_model(const QString& path, const QString& executable
   lower_this_thread_priority();
   try {
     std::string warning;
-    diffusion::Model model =
-        project::load_model_or_demo(path.toStdString(), executable_path.toStdString(), &warning);
+    diffusion::Model model = project::load_model_or_demo(
+        path.toStdString(), executable_path.toStdString(), &warning, device_);
     model_ = model;
     emit model_loaded(model_->info(), path, QString::fromStdString(warning));
   } catch (const std::exception& e) {

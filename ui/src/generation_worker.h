@@ -15,6 +15,7 @@
 #include <atomic>
 #include <map>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "dfs/diffusion/api.h"
@@ -65,6 +66,8 @@ class GenerationWorker : public QObject {
   // Uses an already-built model (tests, --bench-ui): takes a copy of the handle.
   void adopt_model(const dfs::diffusion::Model& model, const QString& note);
   void generate(const dfs::project::Project& project, const dfs::ui::GenerationRequest& request);
+  // The device later load_model() calls use: "auto", "cpu" or "cuda" (Preferences).
+  void set_device(const QString& device) { device_ = device.toStdString(); }
 
  signals:
   void model_loaded(const dfs::diffusion::ModelInfo& info, const QString& path,
@@ -78,6 +81,7 @@ class GenerationWorker : public QObject {
  private:
   std::optional<diffusion::Model> model_;
   std::atomic<bool> cancel_{false};
+  std::string device_ = "auto";
 };
 
 }  // namespace dfs::ui

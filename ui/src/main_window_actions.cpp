@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "main_window_state.h"
+#include "preferences_menus.h"
 #include "viewer_widget.h"
 
 namespace dfs::ui {
@@ -159,6 +160,9 @@ void MainWindow::build_menus() {
     s_->doc.set_results({});
     refresh_all();
   });
+
+  // [SECTION] Preferences, schedule presets, noise-curve clipboard (main_window_preferences.cpp)
+  add_preferences_menus(*this, edit, gen);
 
   // View
   QMenu* view = menuBar()->addMenu(tr("&View"));

@@ -45,22 +45,7 @@ void MainWindow::show_export_dialog() {
     report_error(tr("Nothing to export"), tr("Open a clip (and wait for the model) first."));
     return;
   }
-  project::ExportSettings initial = p.export_settings;
-  // First export of this project: a 256-pixel-wide model's frames go out at their own size.
-  if (initial.path.empty() && s_->model_info->width >= 256) initial.scale = 1;
-  if (initial.path.empty()) {
-    // Beside the clip when that folder is writable (sample clips often live in read-only
-    // system folders), else in the user's Videos folder.
-    const QFileInfo clip(QString::fromStdString(p.clip.path));
-    QString folder = p.clip.path.empty() ? QString() : clip.absolutePath();
-    if (folder.isEmpty() || !QFileInfo(folder).isWritable())
-      folder = QStandardPaths::writableLocation(QStandardPaths::MoviesLocation);
-    if (folder.isEmpty()) folder = QDir::homePath();
-    const QString name =
-        p.clip.path.empty() ? QStringLiteral("dfstudio_export") : clip.completeBaseName() + "_dfs";
-    const QString base = folder + "/" + name;
-    initial.path = (base + ".mp4").toStdString();
-  }
+  const project::ExportSettings initial = export_dialog_defaults();  // main_window_preferences.cpp
   ExportDialog dialog(initial, p.timeline.length(), s_->current, s_->model_info->width,
                       s_->model_info->height, p.clip.fps, this);
   if (dialog.exec() != QDialog::Accepted) return;

@@ -11,6 +11,7 @@
 //   main_window_editing.cpp     undoable edits, pins, selection, undo/redo
 //   main_window_playback.cpp    seeking, J/K/L playback, view modes
 //   main_window_export.cpp      the export dialog and the export task
+//   main_window_preferences.cpp preferences, schedule presets, noise-curve copy and paste
 //
 // Everything here is touched on the GUI thread only, except what is named otherwise
 // (export_done / export_cancel are shared with the export task).
@@ -127,6 +128,10 @@ struct MainWindow::State {
   QAction* clear_pins_action = nullptr;      // Edit menu and filmstrip context menu
   QMenu* recent_menu = nullptr;
   std::vector<QAction*> view_modes;
+
+  // [SECTION] Preferences (main_window_preferences.cpp)
+  Preferences preferences;   // as last applied
+  int threads_in_force = 0;  // reported by the worker after configure_threads
 
   // Forgets the generated frames and live previews, and the filmstrip's generated pictures
   // (the document's results are the caller's to reset). main_window_generation.cpp.

@@ -23,6 +23,7 @@
 #include "dfs/diffusion/api.h"
 #include "dfs/frame.h"
 #include "dfs/project/document.h"
+#include "dfs/ui/preferences.h"
 
 namespace dfs::ui {
 
@@ -89,6 +90,21 @@ class MainWindow : public QMainWindow {
   QString last_error() const;
   ImGuiWidget* heat_map_widget() const;
   ImGuiWidget* noise_curve_widget() const;
+
+  // [SECTION] Preferences, schedule presets, noise-curve clipboard (main_window_preferences.cpp)
+  Preferences preferences() const;                   // as last applied
+  void apply_preferences(const Preferences& prefs);  // invalid: report_error, nothing changes
+  bool edit_preferences();           // Edit > Preferences... (modal); true if OK applied them
+  int threads_in_force() const;      // generation threads the worker reported (0 = not yet)
+  int autosave_interval_ms() const;  // 0 = autosave off
+  project::ExportSettings export_dialog_defaults() const;  // what File > Export offers first
+  QString presets_dir() const;                             // <app data>/presets
+  QStringList schedule_presets() const;                    // preset names there, sorted
+  bool save_schedule_preset(const QString& name);          // the project's schedule + noise curve
+  bool load_schedule_preset(const QString& name_or_path);  // one undo step; false + error
+  bool delete_schedule_preset(const QString& name);
+  bool copy_noise_curve();   // the selection's levels (all when none) to the clipboard as JSON
+  bool paste_noise_curve();  // clipboard levels onto the selection (all when none), resampled
 
  signals:
   void model_changed(bool ok);
