@@ -19,6 +19,8 @@ full=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
       qt6-base-dev libqt6opengl6-dev libgl-dev libimgui-dev
       # GUI tests and screenshots run under a virtual X display.
       xvfb xauth imagemagick
+      # The .deb install test (tests/packaging/deb_install.sh) checks the desktop entry with these.
+      desktop-file-utils xdg-utils
       # Real footage for the sample clip, the tests and the demo model; sprites for synthetic data.
       opencv-doc dataset-fashion-mnist)
 
