@@ -56,7 +56,12 @@ void MainWindow::build_takes_dock() {
   auto* dock = new QDockWidget(tr("Takes"), this);
   dock->setObjectName("takes");
   dock->setWidget(s_->take_list);
-  addDockWidget(Qt::RightDockWidgetArea, dock);
+  addDockWidget(Qt::LeftDockWidgetArea, dock);
+  // A tab beside the Model panel: the first layout stays as it was.
+  if (auto* model = findChild<QDockWidget*>("model")) {
+    tabifyDockWidget(model, dock);
+    model->raise();
+  }
   auto id_to_index = [this](int id) { return s_->takes ? s_->takes->index_of(id) : -1; };
   TakeList* list = s_->take_list;
   connect(list, &TakeList::switch_requested, this,

@@ -33,7 +33,7 @@ TakeList::TakeList(QWidget* parent) : QWidget(parent) {
   compare_label_->hide();
 
   show_ = new QPushButton(tr("Show"));
-  show_->setToolTip(tr("Show this take's frames (double-click a row's date does the same)"));
+  show_->setToolTip(tr("Show this take's frames (or double-click its date)"));
   compare_ = new QPushButton(tr("Compare"));
   compare_->setToolTip(tr("Select two takes: A on the left (or under the wipe), B on the right"));
   stop_compare_ = new QPushButton(tr("Stop comparing"));
@@ -61,7 +61,10 @@ TakeList::TakeList(QWidget* parent) : QWidget(parent) {
   connect(tree_, &QTreeWidget::itemChanged, this, &TakeList::on_item_changed);
   connect(tree_, &QTreeWidget::itemSelectionChanged, this, &TakeList::update_buttons);
   connect(tree_, &QTreeWidget::itemDoubleClicked, this, [this](QTreeWidgetItem* item, int column) {
-    if (column != kName && column != kStar) emit switch_requested(item->data(kName, kIdRole).toInt());
+    if (column == kName || column == kStar) return;  // those edit the name / the star
+    const int id = item->data(kName, kIdRole).toInt();
+    // Queued: the window rebuilds the rows, which must not happen inside the tree's own signal.
+    QMetaObject::invokeMethod(this, [this, id] { emit switch_requested(id); }, Qt::QueuedConnection);
   });
   connect(show_, &QPushButton::clicked, this, [this] {
     if (const int id = single_selected()) emit switch_requested(id);
@@ -137,8 +140,18 @@ int TakeList::single_selected() const {
 void TakeList::on_item_changed(QTreeWidgetItem* item, int column) {
   if (filling_) return;
   const int id = item->data(kName, kIdRole).toInt();
-  if (column == kName) emit rename_requested(id, item->text(kName));
-  if (column == kStar) emit star_requested(id, item->checkState(kStar) == Qt::Checked);
+  // Queued: the window rebuilds the rows (deleting `item`), which must not happen while the
+  // tree is still inside this signal or its editor is closing.
+  if (column == kName) {
+    const QString name = item->text(kName);
+    QMetaObject::invokeMethod(
+        this, [this, id, name] { emit rename_requested(id, name); }, Qt::QueuedConnection);
+  }
+  if (column == kStar) {
+    const bool on = item->checkState(kStar) == Qt::Checked;
+    QMetaObject::invokeMethod(
+        this, [this, id, on] { emit star_requested(id, on); }, Qt::QueuedConnection);
+  }
 }
 
 void TakeList::update_buttons() {
