@@ -6,6 +6,8 @@
 #include <QFileInfo>
 #include <QSignalSpy>
 #include <QTemporaryDir>
+#include <QTreeWidget>
+#include <cstdlib>
 #include <catch2/catch.hpp>
 #include <map>
 
@@ -13,6 +15,7 @@
 #include "dfs/media/decoder.h"
 #include "dfs/media/probe.h"
 #include "dfs/project/document.h"
+#include "dfs/project/takes.h"
 #include "dfs/ui/main_window.h"
 #include "studio_test_support.h"
 
@@ -37,6 +40,14 @@ std::map<int, Frame> generate_with_seed(MainWindow& w, std::uint64_t seed) {
   REQUIRE(wait_until([&] { return finished.count() == 1; }, 120000));
   REQUIRE(finished.at(0).at(0).toBool() == false);
   return w.generated_frames();
+}
+
+// DFS_TEST_SCREENSHOTS=<folder>: keep pictures of the window for the closing note.
+void screenshot(MainWindow& w, const char* name) {
+  const char* folder = std::getenv("DFS_TEST_SCREENSHOTS");
+  if (folder == nullptr || *folder == 0) return;
+  QApplication::processEvents();
+  w.grab().save(QString("%1/%2.png").arg(folder, name));
 }
 
 bool same_frames(const std::map<int, Frame>& a, const std::map<int, Frame>& b) {
@@ -105,7 +116,9 @@ TEST_CASE("Takes: two generations are two takes; switch, compare, export, rename
   w.seek(12);
   CHECK(w.viewer_image(0) == image_of(take1.at(12)));
   CHECK(w.viewer_image(1) == image_of(take2.at(12)));
+  screenshot(w, "takes_side_by_side");
   REQUIRE(w.compare_takes(1, 0, 3));
+  screenshot(w, "takes_wipe");
   CHECK(w.viewer_image(0) == image_of(take2.at(12)));
   CHECK(w.viewer_image(1) == image_of(take1.at(12)));
   CHECK_FALSE(w.compare_takes(0, 1, 0));  // comparing needs two sides
@@ -181,6 +194,19 @@ TEST_CASE("Takes: two generations are two takes; switch, compare, export, rename
   REQUIRE(v.switch_take(1));
   CHECK(same_frames(v.generated_frames(), take2));
 
+  // The Takes dock's own list: an inline rename and the star check box reach the store.
+  auto* tree = v.findChild<QTreeWidget*>("take_list");
+  REQUIRE(tree);
+  REQUIRE(tree->topLevelItemCount() == 2);
+  CHECK(tree->topLevelItem(1)->font(0).bold());  // the take shown
+  tree->topLevelItem(1)->setText(0, "bright");
+  CHECK(wait_until([&] { return v.take_names().value(1) == "bright"; }, 5000));
+  tree->topLevelItem(0)->setCheckState(1, Qt::Checked);
+  CHECK(wait_until([&] { return v.take_starred(0); }, 5000));
+  CHECK(dfs::project::TakeStore::open(v.takes_folder().toStdString()).find(2)->name == "bright");
+  CHECK(v.take_starred(1));
+  screenshot(v, "takes_list");
+
   // Use take "calm" as context: its frames are pinned, the timeline grows, and the next run
   // keeps them bit-identical and continues after them.
   REQUIRE(v.use_take_as_context(0));
@@ -204,6 +230,7 @@ TEST_CASE("Takes: two generations are two takes; switch, compare, export, rename
   CHECK_FALSE(QFileInfo::exists(QString::fromStdString(take2_file)));
   CHECK_FALSE(QFileInfo::exists(QFileInfo(QString::fromStdString(take2_file)).absolutePath()));
   CHECK(v.take_names() == QStringList{"calm", "Take 3"});
+  CHECK(tree->topLevelItemCount() == 2);
   CHECK(QFileInfo::exists(QString::fromStdString(take_frame_file(v, 1, 8))));
   CHECK(v.switch_take(1));
   CHECK(same_frames(v.generated_frames(), take3));

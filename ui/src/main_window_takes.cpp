@@ -407,6 +407,7 @@ bool MainWindow::compare_takes(int a, int b, int view_mode) {
     return false;
   }
   set_view_mode(view_mode);
+  if (auto* dock = findChild<QDockWidget*>("takes")) dock->raise();  // which takes are compared
   s_->compare_a = id_a;
   s_->compare_b = id_b;
   // Land on a frame both takes have, so the comparison shows something at once.

@@ -23,6 +23,7 @@ TakeList::TakeList(QWidget* parent) : QWidget(parent) {
   tree_->setSelectionMode(QAbstractItemView::ExtendedSelection);
   tree_->setEditTriggers(QAbstractItemView::DoubleClicked | QAbstractItemView::EditKeyPressed);
   tree_->setAccessibleName(tr("Takes"));
+  tree_->setObjectName("take_list");
   tree_->header()->setStretchLastSection(false);
   tree_->header()->setSectionResizeMode(kName, QHeaderView::Stretch);
   for (int c = kStar; c < kColumns; ++c)
