@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -249,4 +250,27 @@ TEST_CASE("takes: the project records its takes folder and current take in JSON,
   std::string text = to_json(p);
   text.replace(text.find("\"current\": 3"), 12, "\"current\": \"x\"");
   CHECK_THROWS_WITH(project_from_json(text), Catch::Contains("takes.current"));
+}
+
+TEST_CASE("takes: time to keep and to read back 16 frames of 256x256 (hidden: run by tag)",
+          "[.][takes][bench]") {
+  TakesTempDir dir;
+  TakeStore store = TakeStore::open((dir.path / "t").string());
+  std::map<int, Frame> frames;
+  for (int p = 0; p < 16; ++p) {
+    Frame f(256, 256);
+    for (size_t i = 0; i < f.rgb.size(); ++i)
+      f.rgb[i] = static_cast<uint8_t>((i * 2654435761u + static_cast<size_t>(p) * 97) >> 13);
+    frames[p] = f;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const int id = store.add(info_with_seed(1), frames).id;
+  const auto t1 = std::chrono::steady_clock::now();
+  const auto back = store.load_frames(id);
+  const auto t2 = std::chrono::steady_clock::now();
+  CHECK((back == frames));
+  const auto ms = [](auto a, auto b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+  };
+  WARN("keep 16 frames 256x256: " << ms(t0, t1) << " ms; read back: " << ms(t1, t2) << " ms");
 }
