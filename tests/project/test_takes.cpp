@@ -40,8 +40,8 @@ struct TakesTempDir {
 Frame pattern(int seed, int position) {
   Frame f(32, 24);
   for (size_t i = 0; i < f.rgb.size(); ++i)
-    f.rgb[i] = static_cast<uint8_t>((i * 7 + static_cast<size_t>(seed) * 31 +
-                                     static_cast<size_t>(position) * 13) & 0xFF);
+    f.rgb[i] = static_cast<uint8_t>(
+        (i * 7 + static_cast<size_t>(seed) * 31 + static_cast<size_t>(position) * 13) & 0xFF);
   return f;
 }
 
@@ -159,10 +159,9 @@ TEST_CASE("takes: a bad or missing index is a clear error and nothing on disk ch
 
   SECTION("not JSON") {
     write_all(index, "{ this is not json");
-    CHECK_THROWS_WITH(TakeStore::open(folder),
-                      Catch::Contains("cannot read the takes index") &&
-                          Catch::Contains("not valid JSON") &&
-                          Catch::Contains("left as they are"));
+    CHECK_THROWS_WITH(TakeStore::open(folder), Catch::Contains("cannot read the takes index") &&
+                                                   Catch::Contains("not valid JSON") &&
+                                                   Catch::Contains("left as they are"));
     CHECK(read_all(index) == "{ this is not json");
   }
   SECTION("another format") {
@@ -215,9 +214,10 @@ TEST_CASE("takes: copy_to carries every take (Save As) and refuses to overwrite 
                     Catch::Contains("already exists"));
 }
 
-TEST_CASE("takes: the project records its takes folder and current take in JSON, undo keeps "
-          "them",
-          "[project][takes]") {
+TEST_CASE(
+    "takes: the project records its takes folder and current take in JSON, undo keeps "
+    "them",
+    "[project][takes]") {
   Project p;
   p.clip.path = "clip.mp4";
   p.clip.frame_count = 8;

@@ -7,8 +7,8 @@
 #include <QSignalSpy>
 #include <QTemporaryDir>
 #include <QTreeWidget>
-#include <cstdlib>
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <map>
 
 #include "dfs/frame.h"
@@ -64,9 +64,10 @@ std::string take_frame_file(const MainWindow& w, int take_id, int position) {
 
 }  // namespace
 
-TEST_CASE("Takes: two generations are two takes; switch, compare, export, rename and star "
-          "persist, use as context, delete removes files",
-          "[gui][takes]") {
+TEST_CASE(
+    "Takes: two generations are two takes; switch, compare, export, rename and star "
+    "persist, use as context, delete removes files",
+    "[gui][takes]") {
   auto window = dfs::ui::test::studio_with_vtest(7);
   REQUIRE(window);
   MainWindow& w = *window;
@@ -157,8 +158,8 @@ TEST_CASE("Takes: two generations are two takes; switch, compare, export, rename
     REQUIRE(w.export_take(0, es));
     REQUIRE(wait_until([&] { return exported_png.count() == 1; }, 120000));
     REQUIRE(exported_png.at(0).at(0).toBool());
-    const QStringList pngs = QDir(dir.filePath("take1_png")).entryList({"*.png"}, QDir::Files,
-                                                                       QDir::Name);
+    const QStringList pngs =
+        QDir(dir.filePath("take1_png")).entryList({"*.png"}, QDir::Files, QDir::Name);
     REQUIRE(pngs.size() == 8);
     CHECK(dfs::media::read_image(dir.filePath("take1_png/" + pngs.first()).toStdString()) ==
           take1.at(8));

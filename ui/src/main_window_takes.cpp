@@ -73,9 +73,8 @@ void MainWindow::build_takes_dock() {
           [this, id_to_index](int id, bool on) { star_take(id_to_index(id), on); });
   connect(list, &TakeList::delete_requested, this,
           [this, id_to_index](int id) { delete_take(id_to_index(id)); });
-  connect(list, &TakeList::compare_requested, this, [this, id_to_index](int a, int b) {
-    compare_takes(id_to_index(a), id_to_index(b), 2);
-  });
+  connect(list, &TakeList::compare_requested, this,
+          [this, id_to_index](int a, int b) { compare_takes(id_to_index(a), id_to_index(b), 2); });
   connect(list, &TakeList::stop_compare_requested, this, &MainWindow::stop_comparing);
   connect(list, &TakeList::context_requested, this,
           [this, id_to_index](int id) { use_take_as_context(id_to_index(id)); });
@@ -122,10 +121,10 @@ void MainWindow::build_takes_menu() {
   });
 }
 
-// [SECTION] Keeping takes --------------------------------------------------------------------------
+// [SECTION] Keeping takes
+// --------------------------------------------------------------------------
 
-void MainWindow::record_take(std::uint64_t seed, double seconds, bool cancelled,
-                             int frames_made) {
+void MainWindow::record_take(std::uint64_t seed, double seconds, bool cancelled, int frames_made) {
   if (frames_made <= 0 || s_->generated.empty()) return;  // a run stopped before any frame
   if (!s_->takes) {
     QString folder;
@@ -144,7 +143,8 @@ void MainWindow::record_take(std::uint64_t seed, double seconds, bool cancelled,
       folder = s_->takes_session_folder;
     }
     try {
-      s_->takes = std::make_unique<project::TakeStore>(project::TakeStore::open(folder.toStdString()));
+      s_->takes =
+          std::make_unique<project::TakeStore>(project::TakeStore::open(folder.toStdString()));
     } catch (const std::exception& e) {
       report_error(tr("This generation was not kept as a take"), what(e));
       return;
@@ -221,7 +221,8 @@ bool MainWindow::carry_takes_to(const QString& path) {
       }
       s_->takes = std::move(moved);
     } catch (const std::exception& e) {
-      report_error(tr("Cannot save the project"), tr("Its takes could not be copied: %1").arg(what(e)));
+      report_error(tr("Cannot save the project"),
+                   tr("Its takes could not be copied: %1").arg(what(e)));
       return false;
     }
   }
@@ -250,20 +251,22 @@ void MainWindow::refresh_takes() {
   }
   s_->take_list->set_rows(rows);
   QString compare;
-  if (s_->compare_a && s_->takes && s_->takes->find(s_->compare_a) && s_->takes->find(s_->compare_b))
+  if (s_->compare_a && s_->takes && s_->takes->find(s_->compare_a) &&
+      s_->takes->find(s_->compare_b))
     compare = tr("Comparing A: %1 with B: %2")
-                  .arg(qs(s_->takes->find(s_->compare_a)->name), qs(s_->takes->find(s_->compare_b)->name));
+                  .arg(qs(s_->takes->find(s_->compare_a)->name),
+                       qs(s_->takes->find(s_->compare_b)->name));
   s_->take_list->set_compare_text(compare);
 }
 
-// [SECTION] Public methods -------------------------------------------------------------------------
+// [SECTION] Public methods
+// -------------------------------------------------------------------------
 
 int MainWindow::take_id_at(int index) {
   if (!s_->takes || index < 0 || index >= s_->takes->size()) {
-    report_error(
-        tr("No such take"), tr("There is no take %1 (the project has %2).")
-                                .arg(index + 1)
-                                .arg(s_->takes ? s_->takes->size() : 0));
+    report_error(tr("No such take"), tr("There is no take %1 (the project has %2).")
+                                         .arg(index + 1)
+                                         .arg(s_->takes ? s_->takes->size() : 0));
     return 0;
   }
   return s_->takes->takes()[static_cast<size_t>(index)].id;

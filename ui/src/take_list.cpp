@@ -65,7 +65,8 @@ TakeList::TakeList(QWidget* parent) : QWidget(parent) {
     if (column == kName || column == kStar) return;  // those edit the name / the star
     const int id = item->data(kName, kIdRole).toInt();
     // Queued: the window rebuilds the rows, which must not happen inside the tree's own signal.
-    QMetaObject::invokeMethod(this, [this, id] { emit switch_requested(id); }, Qt::QueuedConnection);
+    QMetaObject::invokeMethod(
+        this, [this, id] { emit switch_requested(id); }, Qt::QueuedConnection);
   });
   connect(show_, &QPushButton::clicked, this, [this] {
     if (const int id = single_selected()) emit switch_requested(id);

@@ -118,7 +118,8 @@ void ViewerWidget::paintEvent(QPaintEvent*) {
       p.drawLine(split, r.y(), split, r.bottom());
       p.fillRect(QRect(split - 5, r.center().y() - 14, 10, 28), Qt::white);
       p.setPen(Qt::white);
-      p.drawText(QRect(r.x() + 6, r.y() + 4, 200, 20), Qt::AlignLeft, tr("A: %1").arg(original_label));
+      p.drawText(QRect(r.x() + 6, r.y() + 4, 200, 20), Qt::AlignLeft,
+                 tr("A: %1").arg(original_label));
       p.drawText(QRect(r.right() - 206, r.y() + 4, 200, 20), Qt::AlignRight,
                  tr("B: %1").arg(result_label));
       break;

@@ -49,8 +49,8 @@ class ViewerWidget : public QWidget {
   bool is_preview_ = false;
   QString caption_;
   bool smooth_ = true;
-  QString label_a_;  // "" = "original"
-  QString label_b_;  // "" = "generated" / "live preview"
+  QString label_a_;    // "" = "original"
+  QString label_b_;    // "" = "generated" / "live preview"
   double wipe_ = 0.5;  // divider position, fraction of the width
 };
 

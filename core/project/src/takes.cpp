@@ -153,8 +153,7 @@ TakeStore TakeStore::open(const std::string& folder) {
     const json j = detail::parse_object(read_text(index), "the takes index");
     const json* format = j.contains("format") ? &j.at("format") : nullptr;
     if (!format || !format->is_string() || format->get<std::string>() != kTakesFormat)
-      throw Error(std::string("it is not a takes index (no \"format\": \"") + kTakesFormat +
-                  "\")");
+      throw Error(std::string("it is not a takes index (no \"format\": \"") + kTakesFormat + "\")");
     const int version = need_int(j, "takes", "format_version", 1);
     if (version > kTakesFormatVersion)
       throw Error("it was written by a newer Diffusion Forcing Studio (format version " +
@@ -316,8 +315,7 @@ TakeStore TakeStore::copy_to(const std::string& folder) const {
   try {
     for (const TakeInfo& t : takes_) {
       fs::copy(take_dir(t.id), out.take_dir(t.id), fs::copy_options::recursive, ec);
-      if (ec)
-        throw Error("cannot copy take '" + t.name + "' to '" + folder + "': " + ec.message());
+      if (ec) throw Error("cannot copy take '" + t.name + "' to '" + folder + "': " + ec.message());
     }
     out.takes_ = takes_;
     out.write_index();

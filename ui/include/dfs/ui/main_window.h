@@ -161,7 +161,7 @@ class MainWindow : public QMainWindow {
   bool carry_takes_to(const QString& path);  // before saving the project as `path`
   void refresh_takes();
   void apply_take_compare(int position, QImage& a, QImage& b);  // refresh_viewer's hook
-  int take_id_at(int index);                              // 0 (and an error) if none
+  int take_id_at(int index);                                    // 0 (and an error) if none
 };
 
 }  // namespace dfs::ui

@@ -34,8 +34,8 @@ inline constexpr int kTakesFormatVersion = 1;
 inline constexpr const char* kTakesIndexName = "takes.json";
 
 struct TakeInfo {
-  int id = 0;                   // > 0, unique in its store, never reused
-  std::string name;             // "Take 3" unless renamed
+  int id = 0;        // > 0, unique in its store, never reused
+  std::string name;  // "Take 3" unless renamed
   bool starred = false;
   std::string created;          // UTC, ISO 8601 ("2026-12-06T02:14:31Z"); add() fills it if ""
   uint64_t seed = 0;            // seed the frames were made with
@@ -70,7 +70,7 @@ class TakeStore {
   // Reads a take's frames back. Throws Error naming the missing or unreadable file.
   std::map<int, Frame> load_frames(int id) const;
   std::string frame_path(int id, int position) const;  // folder/take_0001/frame_000012.png
-  std::string take_dir(int id) const;                   // folder/take_0001
+  std::string take_dir(int id) const;                  // folder/take_0001
 
   // Each rewrites the index; throws Error for an unknown id or an empty name.
   void rename(int id, const std::string& name);
