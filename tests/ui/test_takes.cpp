@@ -3,6 +3,7 @@
 // reopen), export a take to a real file and decode it back, use a take as pinned context for
 // the next extension, delete (its files go). A tiny random model and vtest.avi.
 #include <QDir>
+#include <QFile>
 #include <QFileInfo>
 #include <QSignalSpy>
 #include <QTemporaryDir>
@@ -235,4 +236,77 @@ TEST_CASE(
   CHECK(QFileInfo::exists(QString::fromStdString(take_frame_file(v, 1, 8))));
   CHECK(v.switch_take(1));
   CHECK(same_frames(v.generated_frames(), take3));
+}
+
+TEST_CASE("Takes: a stopped run with frames is a take; a broken takes index is reported when "
+          "the project opens and nothing on disk is lost",
+          "[gui][takes]") {
+  auto window = dfs::ui::test::studio_with_vtest(7);
+  REQUIRE(window);
+  MainWindow& w = *window;
+  INFO("last error: " << w.last_error().toStdString());
+  REQUIRE(w.edit_project("Extend 8 by 24", [](dfs::project::Project& p) {
+    p.timeline = dfs::project::extend_layout(8, 24);
+    p.generation.rollout.sampler.schedule.steps = 6;
+    p.generation.rollout.context = 4;
+    p.generation.rollout.horizon = 4;
+  }));
+  // Stop halfway: what finished is kept as a take, marked as stopped.
+  bool stop_sent = false;
+  QObject::connect(&w, &MainWindow::generation_progressed, &w, [&](int step, int total) {
+    if (!stop_sent && total > 0 && step * 2 >= total) {
+      stop_sent = true;
+      w.stop_generation();
+    }
+  });
+  QSignalSpy finished(&w, &MainWindow::generation_finished);
+  REQUIRE(w.start_generation());
+  REQUIRE(wait_until([&] { return finished.count() == 1; }, 120000));
+  REQUIRE(finished.at(0).at(0).toBool() == true);  // cancelled
+  const std::map<int, Frame> kept = w.generated_frames();
+  REQUIRE(!kept.empty());
+  REQUIRE(kept.size() < 24);
+  REQUIRE(w.take_count() == 1);
+  const auto store = dfs::project::TakeStore::open(w.takes_folder().toStdString());
+  CHECK(store.takes()[0].cancelled);
+  CHECK(same_frames(store.load_frames(store.takes()[0].id), kept));
+
+  QTemporaryDir dir;
+  REQUIRE(dir.isValid());
+  const QString project_path = dir.filePath("broken.dfsproj");
+  REQUIRE(w.save_project(project_path));
+  const QString index = dir.filePath("broken_takes/takes.json");
+  REQUIRE(QFileInfo::exists(index));
+  {
+    QFile file(index);
+    REQUIRE(file.open(QIODevice::WriteOnly | QIODevice::Truncate));
+    file.write("{ not json");
+  }
+  window.reset();
+
+  dfs::ui::test::app();
+  MainWindow v(dfs::ui::test::test_options());
+  v.show();
+  v.use_model(dfs::diffusion::Model::random("tiny", 7), "test model");
+  REQUIRE(wait_until([&] { return v.model_ready(); }, 60000));
+  QSignalSpy errors(&v, &MainWindow::error_reported);
+  REQUIRE(v.open_project(project_path));  // the project itself opens
+  CHECK(errors.count() == 1);
+  CHECK(v.last_error().contains("takes index"));
+  CHECK(v.last_error().contains("not valid JSON"));
+  CHECK(v.take_count() == 0);
+  CHECK(same_frames(v.generated_frames(), kept));  // the shown frames came back from the cache
+  // A new run is not written over the unreadable store; its files all stay.
+  REQUIRE(v.document().project().timeline.noise[31] == 1.0);  // the new frames are re-made
+  QSignalSpy finished2(&v, &MainWindow::generation_finished);
+  REQUIRE(v.start_generation());
+  REQUIRE(wait_until([&] { return finished2.count() == 1; }, 120000));
+  CHECK(errors.count() == 2);  // "This generation was not kept as a take: ..."
+  CHECK(v.last_error().contains("cannot read the takes index"));
+  CHECK(v.take_count() == 0);
+  QFile file(index);
+  REQUIRE(file.open(QIODevice::ReadOnly));
+  CHECK(file.readAll() == "{ not json");
+  CHECK(QDir(dir.filePath("broken_takes/take_0001")).entryList({"*.png"}, QDir::Files).size() ==
+        static_cast<int>(kept.size()));
 }
