@@ -310,3 +310,22 @@ TEST_CASE("Takes: a stopped run with frames is a take; a broken takes index is r
   CHECK(QDir(dir.filePath("broken_takes/take_0001")).entryList({"*.png"}, QDir::Files).size() ==
         static_cast<int>(kept.size()));
 }
+
+TEST_CASE("Takes: an untitled project's session folder goes with its window", "[gui][takes]") {
+  auto window = dfs::ui::test::studio_with_vtest(7);
+  REQUIRE(window);
+  REQUIRE(window->edit_project("Extend 8 by 4", [](dfs::project::Project& p) {
+    p.timeline = dfs::project::extend_layout(8, 4);
+    p.generation.rollout.sampler.schedule.steps = 2;
+    p.generation.rollout.context = 4;
+    p.generation.rollout.horizon = 4;
+  }));
+  generate_with_seed(*window, 5);
+  REQUIRE(window->take_count() == 1);
+  const QString session = window->takes_folder();
+  REQUIRE(QFileInfo::exists(session + "/takes.json"));
+  // Its path is what the project (and so an autosave) records: recovery after a crash finds it.
+  CHECK(QString::fromStdString(window->document().project().takes.folder) == session);
+  window.reset();  // closed without saving: the project, and its takes, were discarded
+  CHECK_FALSE(QFileInfo::exists(session));
+}

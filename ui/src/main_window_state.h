@@ -135,7 +135,16 @@ struct MainWindow::State {
 
   // [SECTION] Takes (main_window_takes.cpp)
   std::unique_ptr<project::TakeStore> takes;  // null until the first take or an opened folder
-  QString takes_session_folder;               // an untitled project's takes ("" = not made yet)
+  // An untitled project's takes folder ("" = not made yet). Removed with the window (its
+  // project was discarded); after a crash it stays, for recovery. Saving moves the takes out.
+  struct SessionTakesFolder {
+    QString path;
+    SessionTakesFolder() = default;
+    SessionTakesFolder(const SessionTakesFolder&) = delete;
+    SessionTakesFolder& operator=(const SessionTakesFolder&) = delete;
+    ~SessionTakesFolder();  // main_window_takes.cpp
+  };
+  SessionTakesFolder takes_session;
   TakeList* take_list = nullptr;
   int compare_a = 0;  // take ids shown side by side / wiped; 0 = not comparing
   int compare_b = 0;

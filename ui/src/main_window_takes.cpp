@@ -49,6 +49,10 @@ QString shown_date(const std::string& iso) {
 
 }  // namespace
 
+MainWindow::State::SessionTakesFolder::~SessionTakesFolder() {
+  if (!path.isEmpty()) QDir(path).removeRecursively();
+}
+
 // [SECTION] Dock and menu ------------------------------------------------------------------------
 
 void MainWindow::build_takes_dock() {
@@ -135,12 +139,12 @@ void MainWindow::record_take(std::uint64_t seed, double seconds, bool cancelled,
       const QFileInfo file(qs(s_->doc.path()));
       folder = file.absolutePath() + "/" + file.completeBaseName() + "_takes";
     } else {
-      if (s_->takes_session_folder.isEmpty())
-        s_->takes_session_folder =
-            QStandardPaths::writableLocation(QStandardPaths::AppDataLocation) + "/takes/session-" +
-            QDateTime::currentDateTimeUtc().toString("yyyyMMdd-hhmmss") + "-" +
-            QString::number(QCoreApplication::applicationPid());
-      folder = s_->takes_session_folder;
+      if (s_->takes_session.path.isEmpty())
+        s_->takes_session.path = QStandardPaths::writableLocation(QStandardPaths::AppDataLocation) +
+                                 "/takes/session-" +
+                                 QDateTime::currentDateTimeUtc().toString("yyyyMMdd-hhmmss") + "-" +
+                                 QString::number(QCoreApplication::applicationPid());
+      folder = s_->takes_session.path;
     }
     try {
       s_->takes =
@@ -214,10 +218,10 @@ bool MainWindow::carry_takes_to(const QString& path) {
       target = file.absolutePath() + "/" + file.completeBaseName() + "_takes_" + QString::number(n);
     try {
       auto moved = std::make_unique<project::TakeStore>(s_->takes->copy_to(target.toStdString()));
-      if (!s_->takes_session_folder.isEmpty() &&
-          here == QFileInfo(s_->takes_session_folder).absoluteFilePath()) {
+      if (!s_->takes_session.path.isEmpty() &&
+          here == QFileInfo(s_->takes_session.path).absoluteFilePath()) {
         QDir(here).removeRecursively();  // a session folder moves; another project's is copied
-        s_->takes_session_folder.clear();
+        s_->takes_session.path.clear();
       }
       s_->takes = std::move(moved);
     } catch (const std::exception& e) {
