@@ -139,11 +139,14 @@ void MainWindow::record_take(std::uint64_t seed, double seconds, bool cancelled,
       const QFileInfo file(qs(s_->doc.path()));
       folder = file.absolutePath() + "/" + file.completeBaseName() + "_takes";
     } else {
-      if (s_->takes_session.path.isEmpty())
-        s_->takes_session.path = QStandardPaths::writableLocation(QStandardPaths::AppDataLocation) +
-                                 "/takes/session-" +
-                                 QDateTime::currentDateTimeUtc().toString("yyyyMMdd-hhmmss") + "-" +
-                                 QString::number(QCoreApplication::applicationPid());
+      if (s_->takes_session.path.isEmpty()) {
+        // Unique per window: time, process and a counter (two windows may start in one second).
+        static int windows = 0;
+        s_->takes_session.path =
+            QStandardPaths::writableLocation(QStandardPaths::AppDataLocation) + "/takes/session-" +
+            QDateTime::currentDateTimeUtc().toString("yyyyMMdd-hhmmss") + "-" +
+            QString::number(QCoreApplication::applicationPid()) + "-" + QString::number(++windows);
+      }
       folder = s_->takes_session.path;
     }
     try {
