@@ -236,6 +236,15 @@ TEST_CASE(
   CHECK(QFileInfo::exists(QString::fromStdString(take_frame_file(v, 1, 8))));
   CHECK(v.switch_take(1));
   CHECK(same_frames(v.generated_frames(), take3));
+
+  // Save As copies the takes beside the new file; the first project keeps its own.
+  const QString first_takes = v.takes_folder();
+  REQUIRE(v.save_project(dir.filePath("copy.dfsproj")));
+  CHECK(v.takes_folder() == QFileInfo(dir.filePath("copy_takes")).absoluteFilePath());
+  CHECK(v.document().project().takes.folder == "copy_takes");
+  CHECK(dfs::project::TakeStore::open(dir.filePath("copy_takes").toStdString()).size() == 2);
+  CHECK(dfs::project::TakeStore::open(first_takes.toStdString()).size() == 2);
+  CHECK(dfs::media::read_image(take_frame_file(v, 3, 20)) == take3.at(20));
 }
 
 TEST_CASE("Takes: a stopped run with frames is a take; a broken takes index is reported when "
