@@ -77,6 +77,8 @@ void ViewerWidget::paintEvent(QPaintEvent*) {
                                : is_preview_       ? tr("live preview (x0 estimate)")
                                                    : tr("generated");
   const QString original_label = label_a_.isEmpty() ? tr("original") : label_a_;
+  // Side A is a clip frame (always smooth), or, comparing two takes, generated like side B.
+  const bool nearest_a = !label_a_.isEmpty() && nearest;
   switch (mode_) {
     case Mode::Result:
       if (!result_.isNull())
@@ -91,7 +93,7 @@ void ViewerWidget::paintEvent(QPaintEvent*) {
       const QRect left(area.x(), area.y(), area.width() / 2 - 2, area.height());
       const QRect right(area.x() + area.width() / 2 + 2, area.y(), area.width() / 2 - 2,
                         area.height());
-      draw_fitted(p, original_, left, original_label, false);
+      draw_fitted(p, original_, left, original_label, nearest_a);
       draw_fitted(p, result_, right, result_label, nearest);
       break;
     }
@@ -100,7 +102,7 @@ void ViewerWidget::paintEvent(QPaintEvent*) {
       const QImage& base = !original_.isNull() ? original_ : result_;
       const QRect r = fit_rect(base.size(), area);
       const int split = r.x() + static_cast<int>(r.width() * wipe_);
-      p.setRenderHint(QPainter::SmoothPixmapTransform, true);
+      p.setRenderHint(QPainter::SmoothPixmapTransform, !nearest_a);
       if (!original_.isNull()) {
         p.save();
         p.setClipRect(QRect(r.x(), r.y(), split - r.x(), r.height()));
