@@ -111,7 +111,7 @@ TEST_CASE("takes: add keeps frames as PNG files and an index that reloads equal"
   CHECK(again.load_frames(1).at(8) != frames.at(8));
 }
 
-TEST_CASE("takes: rename and star persist; delete removes the files; ids are never reused",
+TEST_CASE("takes: rename and star persist, delete removes the files, ids are never reused",
           "[project][takes]") {
   TakesTempDir dir;
   const std::string folder = (dir.path / "t").string();

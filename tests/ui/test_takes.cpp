@@ -66,7 +66,7 @@ std::string take_frame_file(const MainWindow& w, int take_id, int position) {
 }  // namespace
 
 TEST_CASE(
-    "Takes: two generations are two takes; switch, compare, export, rename and star "
+    "Takes: two generations are two takes, switch, compare, export, rename and star "
     "persist, use as context, delete removes files",
     "[gui][takes]") {
   auto window = dfs::ui::test::studio_with_vtest(7);
@@ -247,9 +247,10 @@ TEST_CASE(
   CHECK(dfs::media::read_image(take_frame_file(v, 3, 20)) == take3.at(20));
 }
 
-TEST_CASE("Takes: a stopped run with frames is a take; a broken takes index is reported when "
-          "the project opens and nothing on disk is lost",
-          "[gui][takes]") {
+TEST_CASE(
+    "Takes: a stopped run with frames is a take, a broken takes index is reported when "
+    "the project opens and nothing on disk is lost",
+    "[gui][takes]") {
   auto window = dfs::ui::test::studio_with_vtest(7);
   REQUIRE(window);
   MainWindow& w = *window;
