@@ -93,6 +93,8 @@ Project sample_project() {
   p.results.cache_dir = "cache";
   p.results.seed = 7;
   p.results.seconds = 3.25;
+  p.takes.folder = "clip_takes";
+  p.takes.current = 2;
   return p;
 }
 

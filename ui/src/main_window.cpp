@@ -50,6 +50,7 @@ MainWindow::MainWindow(StudioOptions options, QWidget* parent)
   setWindowIcon(QIcon(":/icons/dfstudio.png"));
   setAcceptDrops(true);
   build_ui();
+  build_takes_dock();  // before the menus: the View menu lists every dock
   build_menus();
   connect_worker();
   restore_layout();
@@ -327,6 +328,7 @@ void MainWindow::refresh_viewer() {
                 .arg(t.length() - 1)
                 .arg(TimelineWidget::timecode(pos, p.clip.fps > 0 ? p.clip.fps : 8.0),
                      state.join("  |  "));
+  apply_take_compare(pos, original, result);  // comparing two takes: they replace both sides
   s_->viewer->set_frame(original, result, is_preview, caption);
 }
 

@@ -190,6 +190,8 @@ void MainWindow::build_menus() {
   view->addSeparator();
   for (QDockWidget* dock : findChildren<QDockWidget*>()) view->addAction(dock->toggleViewAction());
 
+  build_takes_menu();  // [SECTION] Takes: its menu, and leaving a comparison by view mode
+
   // Playback (shortcuts live on the window so they work whichever panel has focus).
   QMenu* playback = menuBar()->addMenu(tr("&Playback"));
   playback->addAction(tr("Play / pause"), QKeySequence(Qt::Key_Space), this,

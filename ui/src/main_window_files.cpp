@@ -136,6 +136,8 @@ bool MainWindow::open_clip(const QString& path) {
   }
   s_->clear_generated();
   s_->doc.set_results({});
+  s_->doc.set_takes({s_->doc.project().takes.folder, 0});  // the takes stay, none is shown
+  stop_comparing();
   set_selection(0, -1);
   add_recent(path);
   s_->current = std::max(0, clip.frame_count - 1);
@@ -198,6 +200,7 @@ bool MainWindow::open_project(const QString& path) {
       }
     }
   }
+  attach_project_takes();
   add_recent(path);
   s_->current = 0;
   refresh_all();
@@ -226,6 +229,7 @@ bool MainWindow::save_project(const QString& path) {
       }
       s_->doc.set_results(results);
     }
+    if (!carry_takes_to(path)) return false;  // takes go to "<name>_takes/" beside it
     s_->doc.save_as(path.toStdString());
   } catch (const std::exception& e) {
     report_error(tr("Cannot save the project"), QString::fromUtf8(e.what()));

@@ -87,6 +87,8 @@ void MainWindow::connect_worker() {
     results.seed = summary.seed;
     results.seconds = summary.seconds;
     s_->doc.set_results(results);
+    record_take(summary.seed, summary.seconds, summary.cancelled,
+                static_cast<int>(summary.generated.size()));
     const QString text = summary.cancelled ? tr("Stopped after %1 s: kept %2 finished frames.")
                                                  .arg(summary.seconds, 0, 'f', 1)
                                                  .arg(summary.generated.size())

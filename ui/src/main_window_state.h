@@ -12,6 +12,7 @@
 //   main_window_playback.cpp    seeking, J/K/L playback, view modes
 //   main_window_export.cpp      the export dialog and the export task
 //   main_window_preferences.cpp preferences, schedule presets, noise-curve copy and paste
+//   main_window_takes.cpp       the take store, the Takes dock, switching/comparing takes
 //
 // Everything here is touched on the GUI thread only, except what is named otherwise
 // (export_done / export_cancel are shared with the export task).
@@ -35,6 +36,7 @@
 #include "dfs/media/thumbnails.h"
 #include "dfs/project/document.h"
 #include "dfs/project/generation.h"
+#include "dfs/project/takes.h"
 #include "dfs/ui/main_window.h"
 #include "planning.h"
 
@@ -47,6 +49,7 @@ class QTextBrowser;
 namespace dfs::ui {
 
 class ControlsPanel;
+class TakeList;
 class GenerationWorker;
 class HeatMapPanel;
 class NoiseCurvePanel;
@@ -136,6 +139,24 @@ struct MainWindow::State {
   // Forgets the generated frames and live previews, and the filmstrip's generated pictures
   // (the document's results are the caller's to reset). main_window_generation.cpp.
   void clear_generated();
+
+  // [SECTION] Takes (main_window_takes.cpp)
+  std::unique_ptr<project::TakeStore> takes;  // null until the first take or an opened folder
+  // An untitled project's takes folder ("" = not made yet). Removed with the window (its
+  // project was discarded); after a crash it stays, for recovery. Saving moves the takes out.
+  struct SessionTakesFolder {
+    QString path;
+    SessionTakesFolder() = default;
+    SessionTakesFolder(const SessionTakesFolder&) = delete;
+    SessionTakesFolder& operator=(const SessionTakesFolder&) = delete;
+    ~SessionTakesFolder();  // main_window_takes.cpp
+  };
+  SessionTakesFolder takes_session;
+  TakeList* take_list = nullptr;
+  int compare_a = 0;  // take ids shown side by side / wiped; 0 = not comparing
+  int compare_b = 0;
+  std::map<int, Frame> compare_a_frames;
+  std::map<int, Frame> compare_b_frames;
 };
 
 }  // namespace dfs::ui

@@ -44,6 +44,12 @@ void ViewerWidget::set_smooth(bool smooth) {
   update();
 }
 
+void ViewerWidget::set_side_labels(const QString& a, const QString& b) {
+  label_a_ = a;
+  label_b_ = b;
+  update();
+}
+
 void ViewerWidget::draw_fitted(QPainter& p, const QImage& image, const QRect& box,
                                const QString& label, bool nearest) {
   if (image.isNull()) {
@@ -67,7 +73,12 @@ void ViewerWidget::paintEvent(QPaintEvent*) {
   p.fillRect(rect(), QColor(12, 12, 14));
   const QRect area = rect().adjusted(4, 4, -4, -28);
   const bool nearest = !smooth_;
-  const QString result_label = is_preview_ ? tr("live preview (x0 estimate)") : tr("generated");
+  const QString result_label = !label_b_.isEmpty() ? label_b_
+                               : is_preview_       ? tr("live preview (x0 estimate)")
+                                                   : tr("generated");
+  const QString original_label = label_a_.isEmpty() ? tr("original") : label_a_;
+  // Side A is a clip frame (always smooth), or, comparing two takes, generated like side B.
+  const bool nearest_a = !label_a_.isEmpty() && nearest;
   switch (mode_) {
     case Mode::Result:
       if (!result_.isNull())
@@ -82,7 +93,7 @@ void ViewerWidget::paintEvent(QPaintEvent*) {
       const QRect left(area.x(), area.y(), area.width() / 2 - 2, area.height());
       const QRect right(area.x() + area.width() / 2 + 2, area.y(), area.width() / 2 - 2,
                         area.height());
-      draw_fitted(p, original_, left, tr("original"), false);
+      draw_fitted(p, original_, left, original_label, nearest_a);
       draw_fitted(p, result_, right, result_label, nearest);
       break;
     }
@@ -91,7 +102,7 @@ void ViewerWidget::paintEvent(QPaintEvent*) {
       const QImage& base = !original_.isNull() ? original_ : result_;
       const QRect r = fit_rect(base.size(), area);
       const int split = r.x() + static_cast<int>(r.width() * wipe_);
-      p.setRenderHint(QPainter::SmoothPixmapTransform, true);
+      p.setRenderHint(QPainter::SmoothPixmapTransform, !nearest_a);
       if (!original_.isNull()) {
         p.save();
         p.setClipRect(QRect(r.x(), r.y(), split - r.x(), r.height()));
@@ -109,7 +120,8 @@ void ViewerWidget::paintEvent(QPaintEvent*) {
       p.drawLine(split, r.y(), split, r.bottom());
       p.fillRect(QRect(split - 5, r.center().y() - 14, 10, 28), Qt::white);
       p.setPen(Qt::white);
-      p.drawText(QRect(r.x() + 6, r.y() + 4, 200, 20), Qt::AlignLeft, tr("A: original"));
+      p.drawText(QRect(r.x() + 6, r.y() + 4, 200, 20), Qt::AlignLeft,
+                 tr("A: %1").arg(original_label));
       p.drawText(QRect(r.right() - 206, r.y() + 4, 200, 20), Qt::AlignRight,
                  tr("B: %1").arg(result_label));
       break;

@@ -27,6 +27,11 @@ class ViewerWidget : public QWidget {
   void set_frame(const QImage& original, const QImage& result, bool is_preview,
                  const QString& caption);
   void set_smooth(bool smooth);  // scale generated frames smoothly (else nearest: exact pixels)
+  // Names of the two sides in Side by side / A/B wipe ("Take 1", "Take 2" when comparing two
+  // takes); "" = the defaults ("original" and "generated").
+  void set_side_labels(const QString& a, const QString& b);
+  const QImage& original_image() const { return original_; }  // side A
+  const QImage& result_image() const { return result_; }      // side B
 
  protected:
   void paintEvent(QPaintEvent* event) override;
@@ -44,6 +49,8 @@ class ViewerWidget : public QWidget {
   bool is_preview_ = false;
   QString caption_;
   bool smooth_ = true;
+  QString label_a_;    // "" = "original"
+  QString label_b_;    // "" = "generated" / "live preview"
   double wipe_ = 0.5;  // divider position, fraction of the width
 };
 

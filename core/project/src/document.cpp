@@ -120,6 +120,16 @@ void Document::set_results(Results results) {
   ++revision_;
 }
 
+void Document::set_takes(TakesRef takes) {
+  Project next = project_;
+  next.takes = std::move(takes);
+  validate(next);
+  if (next == project_) return;
+  project_ = std::move(next);
+  dirty_ = true;
+  ++revision_;
+}
+
 std::string Document::undo_label() const {
   return undo_.empty() ? "" : undo_.back().label;
 }
@@ -131,6 +141,7 @@ void Document::apply_snapshot(Project snapshot) {
   // Results are not undone: the generated pixels still exist. Keep them, fitted to the
   // restored timeline's length.
   snapshot.results = project_.results;
+  snapshot.takes = project_.takes;  // takes live on disk: undo neither deletes nor revives one
   if (!snapshot.results.generated.empty())
     snapshot.results.generated.resize(static_cast<size_t>(snapshot.timeline.length()), false);
   project_ = std::move(snapshot);

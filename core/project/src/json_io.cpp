@@ -211,6 +211,11 @@ void export_fields(Export& e, Visit& v) {
          e.scale, "smooth", e.smooth, "fps", e.fps, "quality", e.quality);
 }
 
+template <class Takes, class Visit>
+void takes_fields(Takes& t, Visit& v) {
+  fields(v, "folder", t.folder, "current", t.current);
+}
+
 template <class T, class Fields>
 json write_fields(const T& value, Fields fields) {
   json j = json::object();
@@ -318,6 +323,14 @@ ExportSettings export_from_json(const json& j, const std::string& where) {
   return read_fields<ExportSettings>(j, where, [](auto& x, auto& v) { export_fields(x, v); });
 }
 
+json takes_to_json(const TakesRef& t) {
+  return write_fields(t, [](auto& x, auto& v) { takes_fields(x, v); });
+}
+
+TakesRef takes_from_json(const json& j, const std::string& where) {
+  return read_fields<TakesRef>(j, where, [](auto& x, auto& v) { takes_fields(x, v); });
+}
+
 // Results store the generated positions as a list (compact for long timelines).
 json results_to_json(const Results& r, int /*length*/) {
   std::vector<int> positions;
@@ -365,7 +378,8 @@ std::string to_json(const Project& p, int indent) {
          {"timeline", detail::timeline_to_json(p.timeline)},
          {"generation", detail::settings_to_json_object(p.generation)},
          {"export", detail::export_to_json(p.export_settings)},
-         {"results", detail::results_to_json(p.results, p.timeline.length())}};
+         {"results", detail::results_to_json(p.results, p.timeline.length())},
+         {"takes", detail::takes_to_json(p.takes)}};
   return j.dump(indent) + (indent >= 0 ? "\n" : "");
 }
 
@@ -399,6 +413,7 @@ Project project_from_json(const std::string& text) {
     p.export_settings = detail::export_from_json(*e, "export");
   if (const json* r = detail::member(j, "results"))
     p.results = detail::results_from_json(*r, "results", p.timeline.length());
+  if (const json* k = detail::member(j, "takes")) p.takes = detail::takes_from_json(*k, "takes");
   validate(p);
   return p;
 }

@@ -30,6 +30,9 @@ ExportSettings export_from_json(const json& j, const std::string& where);
 json results_to_json(const Results& r, int length);
 Results results_from_json(const json& j, const std::string& where, int length);
 
+json takes_to_json(const TakesRef& t);
+TakesRef takes_from_json(const json& j, const std::string& where);
+
 // Parses text as a JSON object; throws Error("<what>: not valid JSON (...)") otherwise.
 json parse_object(const std::string& text, const std::string& what);
 

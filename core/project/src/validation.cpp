@@ -125,6 +125,8 @@ std::vector<std::string> validation_problems(const Project& p, int max_frames) {
     out.add("results.generated covers " + std::to_string(p.results.generated.size()) +
             " frames but the timeline has " + std::to_string(length));
   out.real_range("results.seconds", p.results.seconds, 0, 1e12);
+  if (p.takes.current < 0)
+    out.add("takes.current must be a take id >= 0 (got " + std::to_string(p.takes.current) + ")");
   return out.take();
 }
 

@@ -14,8 +14,11 @@
 // bar, last_error() and error_reported(). Nothing is lost and the app keeps running.
 #pragma once
 
+#include <QImage>
 #include <QMainWindow>
 #include <QString>
+#include <QStringList>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -106,6 +109,29 @@ class MainWindow : public QMainWindow {
   bool copy_noise_curve();   // the selection's levels (all when none) to the clipboard as JSON
   bool paste_noise_curve();  // clipboard levels onto the selection (all when none), resampled
 
+  // [SECTION] Takes (main_window_takes.cpp). Every generation that finishes, or is stopped
+  // with frames, is kept as a take on disk ("<project>_takes/" beside a saved project, a
+  // per-session folder for an untitled one). `index` counts takes in the Takes list's order,
+  // oldest first. Each returns false (and reports an error) on an invalid index or failure.
+  int take_count() const;
+  QStringList take_names() const;
+  int current_take() const;  // index of the take shown, -1 if none
+  bool take_starred(int index) const;
+  QString takes_folder() const;  // absolute; "" until the first take
+  bool switch_take(int index);   // its frames become the shown (generated) frames
+  bool rename_take(int index, const QString& name);
+  bool delete_take(int index);  // asks first unless quiet_errors; deletes its files
+  bool star_take(int index, bool starred);
+  // Shows take `a` on side A and take `b` on side B; view_mode 2 side by side, 3 A/B wipe.
+  // Ends when the view mode goes back to Result or Original, or with stop_comparing().
+  bool compare_takes(int a, int b, int view_mode);
+  void stop_comparing();
+  bool export_take(int index, const project::ExportSettings& settings);  // shows it, exports
+  // Shows the take, pins its frames and adds as many new frames again after the timeline's
+  // end: the next generation continues from the take.
+  bool use_take_as_context(int index);
+  QImage viewer_image(int side) const;  // the viewer's picture: 0 = side A, 1 = side B
+
  signals:
   void model_changed(bool ok);
   void clip_opened(const QString& path);
@@ -147,6 +173,15 @@ class MainWindow : public QMainWindow {
   void step_playback();
   void autosave();
   bool confirm_discard();
+  // Takes (private; main_window_takes.cpp).
+  void build_takes_dock();
+  void build_takes_menu();
+  void record_take(std::uint64_t seed, double seconds, bool cancelled, int frames_made);
+  void attach_project_takes();               // after a project was opened
+  bool carry_takes_to(const QString& path);  // before saving the project as `path`
+  void refresh_takes();
+  void apply_take_compare(int position, QImage& a, QImage& b);  // refresh_viewer's hook
+  int take_id_at(int index);                                    // 0 (and an error) if none
 };
 
 }  // namespace dfs::ui

@@ -9,6 +9,7 @@
 //   [SECTION] Settings              GenerationSettings (wraps the engine's RolloutSettings)
 //   [SECTION] Export settings       ExportSettings, ExportFormat, ExportRange
 //   [SECTION] Results               Results
+//   [SECTION] Takes                 TakesRef (the take store itself is dfs/project/takes.h)
 //   [SECTION] Project               the plain value that is saved, validated, undone
 //   [SECTION] JSON                  to/from JSON text, format version
 //   [SECTION] Document              Project + file path + undo/redo + atomic save
@@ -198,6 +199,17 @@ struct Results {
   friend bool operator==(const Results&, const Results&) = default;
 };
 
+// [SECTION] Takes --------------------------------------------------------------------------
+
+// Where the project's takes live (every kept generation; dfs/project/takes.h reads the folder)
+// and which one is shown. Like Results, not undone by undo: the takes exist on disk.
+struct TakesRef {
+  std::string folder;  // "" = none yet; relative to the project file's folder, or absolute
+                       // (an untitled project's per-session folder)
+  int current = 0;     // id of the take shown; 0 = none
+  friend bool operator==(const TakesRef&, const TakesRef&) = default;
+};
+
 // [SECTION] Project ------------------------------------------------------------------------
 
 // Everything that is saved. A plain value: compare, copy, hand to a worker thread.
@@ -208,6 +220,7 @@ struct Project {
   GenerationSettings generation;
   ExportSettings export_settings;
   Results results;
+  TakesRef takes;
   // Every field, so that a field added later can never be silently left out of "changed?"
   // (Document::edit records an undo step only when the project compares unequal).
   friend bool operator==(const Project&, const Project&) = default;
@@ -262,6 +275,9 @@ class Document {
 
   // Replaces the results (after a generation). Not undoable; marks the document dirty.
   void set_results(Results results);
+  // Replaces the takes folder / current take (a take was added, shown or the folder moved).
+  // Not undoable, like set_results; marks the document dirty. Throws Error if invalid.
+  void set_takes(TakesRef takes);
 
   bool can_undo() const { return !undo_.empty(); }
   bool can_redo() const { return !redo_.empty(); }
