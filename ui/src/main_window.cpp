@@ -133,7 +133,7 @@ void MainWindow::build_ui() {
   auto* controls_dock = make_dock(tr("Generate"), "generate", scroll, Qt::RightDockWidgetArea);
 
   s_->heat = new HeatMapPanel;
-  s_->heat->setMinimumHeight(220);
+  s_->heat->setMinimumHeight(150);
   auto* heat_dock = make_dock(tr("Scheduling matrix"), "heatmap", s_->heat, Qt::LeftDockWidgetArea);
 
   s_->model_text = new QTextBrowser;

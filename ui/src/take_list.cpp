@@ -54,6 +54,7 @@ TakeList::TakeList(QWidget* parent) : QWidget(parent) {
   row2->addWidget(delete_);
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(4, 4, 4, 4);
+  tree_->setMinimumHeight(48);  // the dock shares its column: fits a 1366 x 768 screen
   layout->addWidget(tree_, 1);
   layout->addWidget(compare_label_);
   layout->addLayout(row1);
