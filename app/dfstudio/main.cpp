@@ -14,7 +14,8 @@
 // asking, writes its document as JSON to PATH and exits (the kill tests' restart). The hidden
 // --test-edits N [--test-edit-ms MS] [--test-edit-log DIR] makes N numbered edits after the
 // start (edit K sets the seed to 100000 + K), printing "edit K" after each (and writing the
-// document after edit K to DIR/edit-K.json), so that a test can kill it mid-edit.
+// document after edit K to DIR/edit-K.json just before making it), so that a test can kill it
+// mid-edit and know what each autosave must hold.
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QEventLoop>
@@ -239,14 +240,20 @@ int main(int argc, char** argv) {
     timer->setInterval(std::max(0, pause));
     QObject::connect(timer, &QTimer::timeout, &window, [&window, timer, n, log, count = 0]() mutable {
       const int k = ++count;
-      window.edit_project(QString("Test edit %1").arg(k), [k](dfs::project::Project& p) {
+      const auto change = [k](dfs::project::Project& p) {
         p.generation.rollout.seed = 100000 + static_cast<std::uint64_t>(k);
         p.export_settings.quality = k % 101;
-      });
-      if (!log.isEmpty())
+      };
+      // The document after edit K is logged before the edit (and so before its autosave):
+      // whatever autosave a kill leaves, the test has the document it must equal.
+      if (!log.isEmpty()) {
+        dfs::project::Document after(window.document().project());
+        after.edit("expected", change);
         dfs::project::write_file_atomically(
             QString("%1/edit-%2.json").arg(log).arg(k).toStdString(),
-            dfs::project::to_json(window.document().project()));
+            dfs::project::to_json(after.project()));
+      }
+      window.edit_project(QString("Test edit %1").arg(k), change);
       std::printf("edit %d%s\n", k, window.edits_since_autosave() == 0 ? " autosaved" : "");
       std::fflush(stdout);
       if (k >= n) timer->stop();

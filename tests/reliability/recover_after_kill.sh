@@ -3,8 +3,9 @@
 #   recover_after_kill.sh DFSTUDIO DFORCE SAVE_LOOP CLIP [RUNS]
 #
 # Each run starts `dfstudio --project P --test-edits ...` (numbered edits every 15 ms, an
-# autosave after every edit: --autosave-edits 1; edit K sets the seed to 100000 + K and writes
-# the document after it to LOG/edit-K.json, then prints "edit K"), SIGKILLs it, then runs
+# autosave after every edit: --autosave-edits 1; edit K sets the seed to 100000 + K; the
+# document after it is written to LOG/edit-K.json just before the edit, and "edit K" printed
+# after it and its autosave), SIGKILLs it, then runs
 # `dfstudio --recover-to R.json` and checks:
 #   - the project file P is byte for byte what it was (autosave never writes it; nor does
 #     recovering);
@@ -52,7 +53,7 @@ before=$(sha256sum <"$p")
 studio_args=(--random-model tiny --project "$p" --autosave-edits 1 --autosave-seconds 30
              --test-edits 100000 --test-edit-ms 15)
 
-lost_total=0 inside=0 recovered=0 max_k=0
+lost_total=0 inside=0 recovered=0 max_k=0 ahead=0
 for ((i = 1; i <= runs; i++)); do
   rm -rf "$work/xdg" "$work/log" "$work/proj/"*.autosave* "$work/r.json"
   "$studio" "${studio_args[@]}" --test-edit-log "$work/log" >"$work/run.log" 2>"$work/run.err" &
@@ -68,7 +69,7 @@ for ((i = 1; i <= runs; i++)); do
     sleep_ms "$(rand_ms 0 3000)"
     kill -KILL "$pid" 2>/dev/null
   fi
-  wait "$pid" 2>/dev/null
+  { wait "$pid"; } 2>/dev/null
   ls "$work/proj" | grep -q '\.autosave\.partial-' && inside=$((inside + 1))
   printed=$(last_edit "$work/run.log")
   [ "$(sha256sum <"$p")" = "$before" ] || fail "run $i: the project file changed while editing"
@@ -79,17 +80,18 @@ for ((i = 1; i <= runs; i++)); do
   if [ "$k" -ne "$printed" ] && [ "$k" -ne $((printed + 1)) ]; then
     fail "run $i: recovered edit $k, but edit $printed had been made (and autosaved)"
   elif ! cmp -s "$work/r.json" "$work/log/edit-$k.json"; then
-    fail "run $i: the recovered document differs from the document after edit $k"
+    fail "run $i: the recovered document differs from the document after edit $k (printed $printed)"
   else
     recovered=$((recovered + 1))
     [ "$k" -lt "$printed" ] && lost_total=$((lost_total + printed - k))
+    [ "$k" -gt "$printed" ] && ahead=$((ahead + 1))
     [ "$k" -gt "$max_k" ] && max_k=$k
   fi
   echo "$out" | grep -q "as $p, unsaved" || fail "run $i: not recovered as an unsaved $p: $out"
   [ "$(sha256sum <"$p")" = "$before" ] || fail "run $i: recovering changed the project file"
 done
 echo "recover_after_kill: $runs kills ($inside inside an autosave), $recovered recovered equal," \
-     "$lost_total edits lost (up to edit $max_k)"
+     "$lost_total edits lost (up to edit $max_k; $ahead killed between an autosave and its print)"
 
 # Two Studios on the same project: A keeps running, B is killed. B must autosave under its own
 # name (A holds P.autosave), and only B's session is offered.
@@ -104,7 +106,7 @@ pids+=("$b")
 wait_for_edit "$work/b.log" "$b" || fail "two: Studio B made no edit"
 sleep 1
 kill -KILL "$b"
-wait "$b" 2>/dev/null
+{ wait "$b"; } 2>/dev/null
 printed=$(last_edit "$work/b.log")
 if out=$("$studio" --recover-to "$work/r.json" 2>&1); then
   k=$(( $(seed_of "$work/r.json") - 100000 ))
@@ -123,7 +125,7 @@ done
 out=$("$studio" --recover-to "$work/r2.json" 2>&1) && fail "two: a running Studio's session was offered: $out"
 [ -f "$work/proj/p.dfsproj.autosave" ] || fail "two: A's autosave is missing"
 kill -KILL "$a"
-wait "$a" 2>/dev/null
+{ wait "$a"; } 2>/dev/null
 [ "$(sha256sum <"$p")" = "$before" ] || fail "two: the project file changed"
 echo "recover_after_kill: two Studios: B killed after edit $printed, recovered its edit ${k:-?}; A (running) not offered"
 exit $((failures > 0))

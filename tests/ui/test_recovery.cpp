@@ -34,7 +34,13 @@ namespace {
 // Each test gets its own app data folder (QStandardPaths reads XDG_DATA_HOME on every call).
 struct AppData {
   QTemporaryDir dir;
+  QByteArray before = qgetenv("XDG_DATA_HOME");
+  bool was_set = qEnvironmentVariableIsSet("XDG_DATA_HOME");
   AppData() { qputenv("XDG_DATA_HOME", dir.path().toUtf8()); }
+  ~AppData() {
+    if (was_set) qputenv("XDG_DATA_HOME", before);
+    else qunsetenv("XDG_DATA_HOME");
+  }
   QString recovery() const {
     return QStandardPaths::writableLocation(QStandardPaths::AppDataLocation) + "/recovery";
   }

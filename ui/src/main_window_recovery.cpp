@@ -75,6 +75,7 @@ void MainWindow::install_document(project::Document doc) {
     }
   }
   s_->last_results = p.results;
+  ++s_->results_revision;  // another document's frames: never taken for the last ones autosaved
   refresh_all();
 }
 
@@ -129,9 +130,10 @@ bool MainWindow::autosave_now() {
     if (s_->autosave_file.isEmpty() || s_->autosave_for != doc_path) {
       QString target =
           doc_path.isEmpty() ? recovery::own_untitled_autosave_path() : doc_path + ".autosave";
-      for (const recovery::Entry& e : recovery::read_records())
-        if (!e.own && QFileInfo(e.session.autosave_path) == QFileInfo(target))
-          target = doc_path + QStringLiteral(".%1.autosave").arg(pid);
+      if (!doc_path.isEmpty())
+        for (const recovery::Entry& e : recovery::read_records())
+          if (!e.own && QFileInfo(e.session.autosave_path) == QFileInfo(target))
+            target = doc_path + QStringLiteral(".%1.autosave").arg(pid);
       if (!s_->autosave_file.isEmpty()) forget_own_session();  // the document it was for is gone
       s_->autosave_file = target;
       s_->autosave_for = doc_path;
