@@ -7,7 +7,9 @@
 #include <QCryptographicHash>
 #include <QDir>
 #include <QFile>
+#include <QFileDialog>
 #include <QJsonDocument>
+#include <QLineEdit>
 #include <QJsonObject>
 #include <QProcess>
 #include <QPushButton>
@@ -109,13 +111,19 @@ std::string plant_crashed_session(const AppData& data, const QString& project, i
   return expected;
 }
 
-// Clicks the button named `name` of the recovery dialog once it is up.
+// Clicks the button named `name` of the recovery dialog once it is up (polls: a slow machine
+// may take a while to show it).
 void answer_dialog_with(const QString& name) {
-  QTimer::singleShot(300, [name] {
+  auto* poll = new QTimer;
+  poll->setInterval(50);
+  QObject::connect(poll, &QTimer::timeout, [poll, name] {
     QWidget* dialog = QApplication::activeModalWidget();
-    if (dialog == nullptr) return;
+    if (dialog == nullptr || dialog->objectName() != "recovery_dialog") return;
     if (auto* button = dialog->findChild<QPushButton*>(name)) button->click();
+    poll->stop();
+    poll->deleteLater();
   });
+  poll->start();
 }
 
 }  // namespace
@@ -338,4 +346,42 @@ TEST_CASE("Recovery: a generation counts as an edit; its frames are autosaved an
   REQUIRE(w->generated_frames().size() == 4);
   for (const auto& [position, frame] : w->generated_frames())
     CHECK(frame == made.at(position));  // PNGs beside the autosave: bit-exact
+}
+
+TEST_CASE("Recovery: with dialogs, a missing clip opens \"Where is <clip>?\" and the answer is used",
+          "[gui][recovery]") {
+  AppData data;
+  QTemporaryDir dir;
+  const QString clip = dir.filePath("take2.avi");
+  REQUIRE(QFile::copy(dfs::ui::test::vtest_path(), clip));
+  StudioOptions asking = dfs::ui::test::test_options();
+  asking.quiet_errors = false;
+  auto w = window_with_vtest(asking);
+  REQUIRE(w->open_clip(clip));
+  const QString project = dir.filePath("shot2.dfsproj");
+  REQUIRE(w->save_project(project));
+  const QString moved = dir.filePath("elsewhere.avi");
+  REQUIRE(QFile::rename(clip, moved));
+  QString title;
+  QTimer poll;  // answers the file dialog once it is up, as a person would
+  poll.setInterval(100);
+  QObject::connect(&poll, &QTimer::timeout, [&] {
+    for (QWidget* top : QApplication::topLevelWidgets()) {
+      auto* dialog = qobject_cast<QFileDialog*>(top);
+      if (dialog == nullptr || !dialog->isVisible()) continue;
+      title = dialog->windowTitle();
+      // Type the path into the file name box and press Open.
+      auto* name = dialog->findChild<QLineEdit*>("fileNameEdit");
+      if (name == nullptr) continue;
+      name->setText(moved);
+      static_cast<QDialog*>(dialog)->accept();  // public in QDialog
+      poll.stop();
+    }
+  });
+  poll.start();
+  REQUIRE(w->open_project(project));
+  CHECK(title == "Where is take2.avi?");
+  CHECK(w->missing_clip().isEmpty());
+  CHECK(QFileInfo(QString::fromStdString(w->document().project().clip.path)) == QFileInfo(moved));
+  CHECK(w->document().undo_label() == "Locate clip elsewhere.avi");
 }
