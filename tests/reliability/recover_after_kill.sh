@@ -54,13 +54,17 @@ studio_args=(--random-model tiny --project "$p" --autosave-edits 1 --autosave-se
              --test-edits 100000 --test-edit-ms 15)
 
 lost_total=0 inside=0 recovered=0 max_k=0 ahead=0
-for ((i = 1; i <= runs; i++)); do
-  rm -rf "$work/xdg" "$work/log" "$work/proj/"*.autosave* "$work/r.json"
+# One kill and recovery; stderr goes nowhere when called (no "Killed" notices from the shell).
+one_run() {
+  local i=$1 pid printed k out
+  # run.log goes before the start: the shell truncates it in the child, maybe only after
+  # wait_for_edit has looked at the last run's.
+  rm -rf "$work/xdg" "$work/log" "$work/proj/"*.autosave* "$work/r.json" "$work/run.log"
   "$studio" "${studio_args[@]}" --test-edit-log "$work/log" >"$work/run.log" 2>"$work/run.err" &
   pid=$!
   pids+=("$pid")
   if ! wait_for_edit "$work/run.log" "$pid"; then
-    fail "run $i: the Studio made no edit: $(tail -3 "$work/run.err")"; kill -KILL "$pid"; continue
+    fail "run $i: the Studio made no edit: $(tail -3 "$work/run.err")"; kill -KILL "$pid"; return
   fi
   if [ $((i % 2)) -eq 0 ]; then
     sleep_ms "$(rand_ms 0 1500)"
@@ -74,7 +78,7 @@ for ((i = 1; i <= runs; i++)); do
   printed=$(last_edit "$work/run.log")
   [ "$(sha256sum <"$p")" = "$before" ] || fail "run $i: the project file changed while editing"
   if ! out=$("$studio" --recover-to "$work/r.json" 2>&1); then
-    fail "run $i: nothing recovered after $printed edits: $out"; continue
+    fail "run $i: nothing recovered after $printed edits: $out"; return
   fi
   k=$(( $(seed_of "$work/r.json") - 100000 ))
   if [ "$k" -ne "$printed" ] && [ "$k" -ne $((printed + 1)) ]; then
@@ -89,13 +93,14 @@ for ((i = 1; i <= runs; i++)); do
   fi
   echo "$out" | grep -q "as $p, unsaved" || fail "run $i: not recovered as an unsaved $p: $out"
   [ "$(sha256sum <"$p")" = "$before" ] || fail "run $i: recovering changed the project file"
-done
+}
+for ((i = 1; i <= runs; i++)); do one_run "$i" 2>/dev/null; done
 echo "recover_after_kill: $runs kills ($inside inside an autosave), $recovered recovered equal," \
      "$lost_total edits lost (up to edit $max_k; $ahead killed between an autosave and its print)"
 
 # Two Studios on the same project: A keeps running, B is killed. B must autosave under its own
 # name (A holds P.autosave), and only B's session is offered.
-rm -rf "$work/xdg" "$work/log" "$work/log2" "$work/proj/"*.autosave* "$work/r.json"
+rm -rf "$work/xdg" "$work/log" "$work/log2" "$work/proj/"*.autosave* "$work/r.json" "$work/a.log" "$work/b.log"
 "$studio" "${studio_args[@]}" --test-edit-ms 200 --test-edit-log "$work/log" >"$work/a.log" 2>&1 &
 a=$!
 pids+=("$a")

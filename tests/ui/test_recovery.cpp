@@ -119,6 +119,9 @@ void answer_dialog_with(const QString& name) {
   QObject::connect(poll, &QTimer::timeout, [poll, name] {
     QWidget* dialog = QApplication::activeModalWidget();
     if (dialog == nullptr || dialog->objectName() != "recovery_dialog") return;
+    // For the closing note: DFS_SCREENSHOT_DIR=... keeps a picture of the dialog.
+    if (const QString shots = qEnvironmentVariable("DFS_SCREENSHOT_DIR"); !shots.isEmpty())
+      dialog->grab().save(shots + "/recovery_dialog_before_" + name + ".png");
     if (auto* button = dialog->findChild<QPushButton*>(name)) button->click();
     poll->stop();
     poll->deleteLater();
@@ -208,6 +211,8 @@ TEST_CASE("Recovery: Later keeps a dead Studio's session, Recover opens it unsav
   answer_dialog_with("recover");
   w->check_recovery();
   CHECK(dfs::project::to_json(w->document().project()) == expected);
+  if (const QString shots = qEnvironmentVariable("DFS_SCREENSHOT_DIR"); !shots.isEmpty())
+    w->grab().save(shots + "/recovered_window.png");
   CHECK(w->document().dirty());
   CHECK(QFileInfo(QString::fromStdString(w->document().path())) == QFileInfo(project));
   CHECK(file_bytes(project) == on_disk);  // untouched until the user saves

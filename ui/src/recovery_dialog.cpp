@@ -18,7 +18,7 @@ QString RecoveryDialog::describe(const MainWindow::RecoverySession& s) {
   const QString when =
       ago < 120 ? tr("%1 s ago").arg(ago)
                 : ago < 7200 ? tr("%1 min ago").arg(ago / 60) : tr("%1 h ago").arg(ago / 3600);
-  return tr("%1: clip %2, %3 frames (%4 generated), %5 unsaved edits, autosaved %6 (%7)")
+  return tr("%1: clip %2, %3 frames (%4 generated)\n%5 unsaved edits, autosaved %6 (%7)")
       .arg(project, s.clip_name.isEmpty() ? tr("(none)") : s.clip_name)
       .arg(s.frames)
       .arg(s.generated)
@@ -45,7 +45,9 @@ RecoveryDialog::RecoveryDialog(QList<MainWindow::RecoverySession> sessions, QWid
     item->setToolTip(tr("Autosave: %1").arg(s.autosave_path));
   }
   list_->setCurrentRow(0);
-  list_->setMinimumWidth(640);
+  list_->setMinimumWidth(560);
+  list_->setWordWrap(true);
+  list_->setSpacing(4);
   layout->addWidget(list_);
   auto* buttons = new QDialogButtonBox;
   auto* recover = buttons->addButton(tr("&Recover"), QDialogButtonBox::AcceptRole);

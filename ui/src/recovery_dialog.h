@@ -27,8 +27,8 @@ class RecoveryDialog : public QDialog {
   QString recover_record() const { return recover_; }
   QList<MainWindow::RecoverySession> discarded() const { return discarded_; }
 
-  // One line describing a session, e.g. "shot.dfsproj: clip vtest.avi, 40 frames (16
-  // generated), 12 unsaved edits, autosaved 2026-12-06 02:14:30 (3 min ago)".
+  // Two lines describing a session, e.g. "shot.dfsproj: clip vtest.avi, 40 frames (16
+  // generated)" / "12 unsaved edits, autosaved 2026-12-06 02:14:30 (3 min ago)".
   static QString describe(const MainWindow::RecoverySession& session);
 
  private:
