@@ -9,19 +9,30 @@
 // and the preview updates per second (dfs/ui/bench.h), then exits (0 if the run finished).
 // With --contended it generates twice, idle and then beside a busy-loop process on one core
 // (dfs/diffusion/busy_neighbour.h), and prints both and the slowdown.
+//
+// Recovery (issue 11): on a normal start the Studio offers the sessions that a crash or a
+// `kill -9` left (MainWindow::check_recovery). --recover-to PATH recovers the newest one without
+// asking, writes its document as JSON to PATH and exits (the kill tests' restart). The hidden
+// --test-edits N [--test-edit-ms MS] [--test-edit-log DIR] makes N numbered edits after the
+// start (edit K sets the seed to 100000 + K), printing "edit K" after each (and writing the
+// document after edit K to DIR/edit-K.json just before making it), so that a test can kill it
+// mid-edit and know what each autosave must hold.
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QEventLoop>
+#include <QDir>
 #include <QFileInfo>
 #include <QSettings>
 #include <QThread>
 #include <QTimer>
 #include <algorithm>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/busy_neighbour.h"
+#include "dfs/project/document.h"
 #include "dfs/ui/bench.h"
 #include "dfs/ui/main_window.h"
 #include "dfs/ui/preferences.h"
@@ -85,8 +96,25 @@ int main(int argc, char** argv) {
       "Quit S seconds after start, printing what is open; exit status 1 if anything failed "
       "(errors are printed instead of shown). For scripted checks of an install.",
       "S");
+  // [SECTION] Recovery options
+  const QCommandLineOption autosave_edits_opt(
+      "autosave-edits", "Also autosave after every N edits (default 10; 0 = only on the timer).",
+      "N");
+  const QCommandLineOption recover_to_opt(
+      "recover-to",
+      "Recover the newest session a crash left, without asking; write its document (JSON) to "
+      "PATH and exit (0 recovered, 3 nothing to recover). The project file is not touched.",
+      "PATH");
+  QCommandLineOption test_edits_opt("test-edits", "Testing: make N numbered edits.", "N");
+  QCommandLineOption test_edit_ms_opt("test-edit-ms", "Testing: pause between edits.", "MS");
+  QCommandLineOption test_edit_log_opt("test-edit-log", "Testing: document after each edit.",
+                                       "DIR");
+  for (QCommandLineOption* o : {&test_edits_opt, &test_edit_ms_opt, &test_edit_log_opt})
+    o->setFlags(QCommandLineOption::HiddenFromHelp);
   parser.addOptions({view_opt, model_opt, clip_opt, project_opt, random_opt, frames_opt, steps_opt,
-                     generate_opt, bench_opt, contended_opt, autosave_opt, quit_opt});
+                     generate_opt, bench_opt, contended_opt, autosave_opt, quit_opt,
+                     autosave_edits_opt, recover_to_opt, test_edits_opt, test_edit_ms_opt,
+                     test_edit_log_opt});
   parser.addPositionalArgument("file", "A clip or a project to open (as from a file manager).",
                                "[file]");
   parser.process(app);
@@ -133,6 +161,19 @@ int main(int argc, char** argv) {
     options.autosave = options.autosave && prefs.autosave_seconds > 0;
     options.autosave_ms = std::max(1, prefs.autosave_seconds) * 1000;
   }
+  if (parser.isSet(autosave_edits_opt)) {
+    bool ok = false;
+    options.autosave_edits = parser.value(autosave_edits_opt).toInt(&ok);
+    if (!ok || options.autosave_edits < 0) {
+      std::fprintf(stderr, "dfstudio: --autosave-edits must be a whole number >= 0\n");
+      return 2;
+    }
+  }
+  const bool recover_to = parser.isSet(recover_to_opt);
+  if (recover_to) {
+    options.quiet_errors = true;
+    options.load_model = false;
+  }
 
   dfs::ui::MainWindow window(options);
   // --autosave-seconds (tests, scripts) wins over the stored interval for this run: applying an
@@ -140,6 +181,31 @@ int main(int argc, char** argv) {
   if (parser.isSet(autosave_opt)) prefs.autosave_seconds = window.preferences().autosave_seconds;
   window.apply_preferences(prefs);
   window.show();
+  if (recover_to) {
+    const auto sessions = window.recoverable_sessions();
+    if (sessions.isEmpty()) {
+      std::fprintf(stderr, "dfstudio: nothing to recover\n");
+      return 3;
+    }
+    const auto& s = sessions.front();
+    if (!window.recover_session(0)) {
+      std::fprintf(stderr, "dfstudio: %s\n", window.last_error().toUtf8().constData());
+      return 1;
+    }
+    try {
+      dfs::project::write_file_atomically(parser.value(recover_to_opt).toStdString(),
+                                          dfs::project::to_json(window.document().project()));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "dfstudio: %s\n", e.what());
+      return 1;
+    }
+    std::printf("dfstudio: recovered %s (pid %lld, %d edits, autosaved %s) as %s, %s\n",
+                s.autosave_path.toUtf8().constData(), static_cast<long long>(s.pid), s.edits,
+                s.saved_utc.toString(Qt::ISODateWithMs).toUtf8().constData(),
+                window.document().path().empty() ? "untitled" : window.document().path().c_str(),
+                window.document().dirty() ? "unsaved" : "saved");
+    return 0;
+  }
   if (parser.isSet(random_opt)) {
     try {
       window.use_model(dfs::diffusion::Model::random(parser.value(random_opt).toStdString(), 0),
@@ -211,6 +277,38 @@ int main(int argc, char** argv) {
       return loaded.ok ? 0 : 1;
     }
     if (parser.isSet(generate_opt)) window.start_generation();
+  }
+  if (parser.isSet(test_edits_opt)) {
+    const int n = parser.value(test_edits_opt).toInt();
+    const int pause = parser.isSet(test_edit_ms_opt) ? parser.value(test_edit_ms_opt).toInt() : 20;
+    const QString log = parser.value(test_edit_log_opt);
+    if (!log.isEmpty()) QDir().mkpath(log);
+    auto* timer = new QTimer(&window);
+    timer->setInterval(std::max(0, pause));
+    QObject::connect(timer, &QTimer::timeout, &window, [&window, timer, n, log, count = 0]() mutable {
+      const int k = ++count;
+      const auto change = [k](dfs::project::Project& p) {
+        p.generation.rollout.seed = 100000 + static_cast<std::uint64_t>(k);
+        p.export_settings.quality = k % 101;
+      };
+      // The document after edit K is logged before the edit (and so before its autosave):
+      // whatever autosave a kill leaves, the test has the document it must equal.
+      if (!log.isEmpty()) {
+        dfs::project::Document after(window.document().project());
+        after.edit("expected", change);
+        dfs::project::write_file_atomically(
+            QString("%1/edit-%2.json").arg(log).arg(k).toStdString(),
+            dfs::project::to_json(after.project()));
+      }
+      window.edit_project(QString("Test edit %1").arg(k), change);
+      std::printf("edit %d%s\n", k, window.edits_since_autosave() == 0 ? " autosaved" : "");
+      std::fflush(stdout);
+      if (k >= n) timer->stop();
+    });
+    timer->start();
+  } else if (!scripted && !bench) {
+    // Offer what a crash left (a dialog), once the window is up.
+    QTimer::singleShot(0, &window, [&window] { window.check_recovery(); });
   }
   if (parser.isSet(view_opt)) {
     const QStringList modes = {"result", "original", "side", "wipe"};

@@ -185,6 +185,7 @@ case_studio() {
   write_us=600
   for ((i = 1; i <= runs; i++)); do
     next_mode "$i"
+    rm -rf "$work/xdg"  # a first session each time (a crashed one's autosave is not reused)
     XDG_DATA_HOME="$work/xdg" XDG_CONFIG_HOME="$work/xdg" \
       kill_after "$(rand_ms 1000 4000)" "$work/studio.log" "$studio" --project "$p" --frames $((5 + i)) \
       --autosave-seconds 0.05 >/dev/null

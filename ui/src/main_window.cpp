@@ -237,6 +237,7 @@ void MainWindow::refresh_all() {
                            ? tr("untitled")
                            : QFileInfo(QString::fromStdString(s_->doc.path())).fileName();
   setWindowTitle(QString("%1%2 - Diffusion Forcing Studio").arg(name, s_->doc.dirty() ? "*" : ""));
+  note_document_change();  // [SECTION] Recovery: counts edits, autosaves every N (recovery.cpp)
 }
 
 void MainWindow::refresh_plan(const project::Project* override_project) {

@@ -7,6 +7,7 @@
 #include <QActionGroup>
 #include <QDockWidget>
 #include <QFileDialog>
+#include <QFileInfo>
 #include <QInputDialog>
 #include <QKeySequence>
 #include <QMenu>
@@ -68,6 +69,17 @@ void MainWindow::build_menus() {
         this, tr("Exported file"), {}, tr("Exports (*.mp4 *.webm *.gif *.png *.json)"));
     if (!path.isEmpty()) restore_from_export(path);
   });
+  // [SECTION] Recovery (main_window_recovery.cpp)
+  file->addSeparator();
+  file->addAction(tr("&Locate moved clip..."), this, [this] {
+    const QString current = missing_clip().isEmpty()
+                                ? QString::fromStdString(s_->doc.resolve(s_->doc.project().clip.path))
+                                : missing_clip();
+    const QString path = QFileDialog::getOpenFileName(
+        this, tr("Where is %1?").arg(QFileInfo(current).fileName()), QFileInfo(current).path());
+    if (!path.isEmpty()) relocate_clip(path);
+  });
+  file->addAction(tr("Recover &unsaved work..."), this, &MainWindow::check_recovery);
   file->addSeparator();
   file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
 

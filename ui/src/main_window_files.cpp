@@ -1,6 +1,7 @@
 // main_window_files.cpp — MainWindow's files: opening a clip (and the shipped sample clip),
 // opening and saving projects, restoring settings from an export, drag and drop, the recent
-// files menu, autosave, and the unsaved-changes question when closing.
+// files menu, and the unsaved-changes question when closing (autosave and recovery:
+// main_window_recovery.cpp).
 #include "dfs/ui/main_window.h"
 
 #include <QCloseEvent>
@@ -161,49 +162,18 @@ bool MainWindow::open_project(const QString& path) {
     report_error(tr("Busy"), tr("Stop the running generation before opening a project."));
     return false;
   }
+  project::Document doc;
   try {
-    project::Document doc = project::Document::load(path.toStdString());
-    s_->doc = std::move(doc);
+    doc = project::Document::load(path.toStdString());
   } catch (const std::exception& e) {
     report_error(tr("Cannot open the project"), QString::fromUtf8(e.what()));
     return false;
   }
-  s_->clear_generated();
-  s_->current = 0;
-  if (!s_->doc.project().clip.path.empty()) {
-    const QString clip = QString::fromStdString(s_->doc.resolve(s_->doc.project().clip.path));
-    if (attach_clip_media(clip) && s_->doc.project().clip.frame_count <= 0) {
-      // A hand-written or older project without the clip's probe summary: fill it in.
-      const media::ProbeInfo info = s_->decoder->info();
-      try {
-        s_->doc.edit("Clip information",
-                     [&info](project::Project& pr) { project::set_clip_probe(pr.clip, info); });
-        s_->doc.clear_history();
-      } catch (const std::exception& e) {
-        report_error(tr("The project does not match its clip"), QString::fromUtf8(e.what()));
-      }
-    }
-  } else {
-    attach_clip_media({});
-  }
+  install_document(std::move(doc));  // main_window_recovery.cpp
   const project::Project& p = s_->doc.project();
-  // Generated frames cached next to the project come back too.
-  if (!p.results.cache_dir.empty()) {
-    for (int i = 0; i < p.timeline.length(); ++i) {
-      if (!p.results.has(i)) continue;
-      const std::string file = s_->doc.resolve(p.results.cached_frame_path(i));
-      try {
-        s_->generated[i] = media::read_image(file);
-        s_->timeline->set_result_image(i, to_qimage(s_->generated[i]));
-      } catch (const std::exception&) {
-        // A missing cached frame just is not shown; the project itself is fine.
-      }
-    }
-  }
-  attach_project_takes();
   add_recent(path);
-  s_->current = 0;
-  refresh_all();
+  // A clip that moved: ask where it went (quiet: report it; relocate_clip() re-points it).
+  if (!s_->missing_clip.isEmpty()) ask_for_missing_clip();
   if (s_->model_info && !p.model_path.empty() && QString::fromStdString(p.model_path) != QString())
     load_model(QString::fromStdString(s_->doc.resolve(p.model_path)));
   return true;
@@ -235,6 +205,7 @@ bool MainWindow::save_project(const QString& path) {
     report_error(tr("Cannot save the project"), QString::fromUtf8(e.what()));
     return false;
   }
+  forget_own_session();  // the work is in the project file now: no autosave, no record
   add_recent(path);
   refresh_all();
   statusBar()->showMessage(tr("Saved %1").arg(path), 5000);
@@ -320,22 +291,6 @@ void MainWindow::rebuild_recent_menu() {
   if (recent.isEmpty()) s_->recent_menu->addAction(tr("(none)"))->setEnabled(false);
 }
 
-void MainWindow::autosave() {
-  if (!s_->doc.dirty() || s_->doc.project().clip.empty()) return;
-  QString target = QString::fromStdString(s_->doc.path());
-  if (target.isEmpty()) {
-    const QString dir = QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
-    QDir().mkpath(dir);
-    target = dir + "/untitled.dfsproj";
-  }
-  try {
-    project::write_file_atomically((target + ".autosave").toStdString(),
-                                   project::to_json(s_->doc.project()));
-  } catch (const std::exception& e) {
-    statusBar()->showMessage(tr("Autosave failed: %1").arg(QString::fromUtf8(e.what())), 5000);
-  }
-}
-
 bool MainWindow::confirm_discard() {
   if (!s_->doc.dirty() || s_->options.quiet_errors) return true;
   const auto answer = QMessageBox::question(
@@ -358,7 +313,8 @@ void MainWindow::closeEvent(QCloseEvent* event) {
   }
   save_layout();
   if (s_->worker != nullptr) s_->worker->request_cancel();
-  cancel_export();  // ~MainWindow waits for it; its partial file is removed
+  cancel_export();       // ~MainWindow waits for it; its partial file is removed
+  forget_own_session();  // a clean close: nothing to recover next time
   event->accept();
 }
 

@@ -69,16 +69,7 @@ void MainWindow::apply_preferences(const Preferences& prefs) {
 
   // An unchanged interval leaves the timer alone: StudioOptions (dfstudio --autosave-seconds, a
   // test's window without autosave) set it at construction, and that stays for the run.
-  if (autosave_changed) {
-    if (prefs.autosave_seconds > 0) {
-      s_->options.autosave_ms = prefs.autosave_seconds * 1000;
-      s_->autosave_timer.setInterval(s_->options.autosave_ms);
-    }
-    if (s_->options.autosave && prefs.autosave_seconds > 0)
-      s_->autosave_timer.start();
-    else
-      s_->autosave_timer.stop();
-  }
+  if (autosave_changed) set_autosave_interval(prefs.autosave_seconds * 1000);  // 0 = off
 
   // Stabilisation defaults are for new projects: an untouched, unsaved window takes them now
   // (opening a clip keeps the project's generation settings); an open project keeps its own.

@@ -13,6 +13,7 @@
 //   main_window_export.cpp      the export dialog and the export task
 //   main_window_preferences.cpp preferences, schedule presets, noise-curve copy and paste
 //   main_window_takes.cpp       the take store, the Takes dock, switching/comparing takes
+//   main_window_recovery.cpp    autosave, crash recovery (recovery.h), a clip that moved
 //
 // Everything here is touched on the GUI thread only, except what is named otherwise
 // (export_done / export_cancel are shared with the export task).
@@ -24,6 +25,7 @@
 #include <QThread>
 #include <QTimer>
 #include <atomic>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -131,6 +133,16 @@ struct MainWindow::State {
   QAction* clear_pins_action = nullptr;      // Edit menu and filmstrip context menu
   QMenu* recent_menu = nullptr;
   std::vector<QAction*> view_modes;
+  // [SECTION] Recovery (main_window_recovery.cpp)
+  QString autosave_file;                  // this session's autosave ("" until the first)
+  QString autosave_for;                   // the document path autosave_file was chosen for
+  std::uint64_t autosaved_revision = 0;   // document revision in the last autosave
+  std::uint64_t clean_revision = 0;       // document revision when it was last clean
+  int carried_edits = 0;                  // unsaved edits of a recovered session
+  std::uint64_t frames_revision = 0;      // results revision whose frames are autosaved
+  std::uint64_t results_revision = 0;     // bumped when the generated frames change
+  project::Results last_results;          // to notice a change of results
+  QString missing_clip;                   // clip named by the open project but not there
 
   // [SECTION] Preferences (main_window_preferences.cpp)
   Preferences preferences;   // as last applied

@@ -204,6 +204,13 @@ void Document::save_as(const std::string& path) {
   ++revision_;
 }
 
+void Document::adopt_path(const std::string& path) {
+  path_ = path;
+  dirty_ = true;
+  clear_history();
+  ++revision_;
+}
+
 void Document::save() {
   if (path_.empty()) throw Error("cannot save: the project has no file name yet (use Save As)");
   save_as(path_);

@@ -14,7 +14,9 @@
 // bar, last_error() and error_reported(). Nothing is lost and the app keeps running.
 #pragma once
 
+#include <QDateTime>
 #include <QImage>
+#include <QList>
 #include <QMainWindow>
 #include <QString>
 #include <QStringList>
@@ -37,8 +39,9 @@ struct StudioOptions {
   QString clip_path;          // opened at start when set
   bool load_model = true;     // load model_path at start (tests hand a model with use_model)
   bool quiet_errors = false;  // record errors instead of opening dialogs (tests)
-  bool autosave = true;       // periodic autosave of a dirty document
-  int autosave_ms = 120000;   // its interval
+  bool autosave = true;       // autosave a dirty document (and keep a recovery record)
+  int autosave_ms = 30000;    // at most this long between autosaves of a changed document
+  int autosave_edits = 10;    // ... and after this many edits (generated results count)
   bool restore_layout = true;  // open at the last window geometry and dock layout (QSettings)
 };
 
@@ -132,6 +135,39 @@ class MainWindow : public QMainWindow {
   bool use_take_as_context(int index);
   QImage viewer_image(int side) const;  // the viewer's picture: 0 = side A, 1 = side B
 
+  // [SECTION] Recovery — autosave, crash recovery, a clip that moved (main_window_recovery.cpp)
+  // A dirty document is autosaved atomically to "<project>.dfsproj.autosave" (untitled:
+  // <app data>/recovery/untitled-<pid>.dfsproj.autosave), never to the project file itself,
+  // with a session record in <app data>/recovery/ (ui/src/recovery.h) that a clean close,
+  // save or discard removes. A session whose Studio is no longer running is recoverable.
+  struct RecoverySession {
+    QString record_path;    // the record in <app data>/recovery/
+    QString project_path;   // the project it stands for; "" = untitled
+    QString autosave_path;  // the autosaved document
+    QDateTime saved_utc;    // when the autosave was written
+    int edits = 0;          // edits not saved to the project file
+    QString clip_name;      // its clip's file name
+    int frames = 0;         // timeline positions
+    int generated = 0;      // generated frames (autosaved as PNGs beside the autosave)
+    qint64 pid = 0;         // the Studio that wrote it
+  };
+  QList<RecoverySession> recoverable_sessions() const;  // crashed sessions, newest first
+  // Opens session `index` as a dirty document that points at its project's path (Save writes
+  // there; the project file stays untouched until then). False + report_error if it cannot.
+  bool recover_session(int index);
+  bool discard_session(int index);  // deletes its autosave and record
+  // Offers the recoverable sessions in a dialog (Recover / Discard / Later); under
+  // quiet_errors it only reports how many there are (tests call the methods above).
+  void check_recovery();
+  bool autosave_now();  // autosave + record now (when dirty); false if the write failed
+  QString autosave_path() const;       // this session's autosave ("" before the first)
+  int edits_since_autosave() const;
+  void set_autosave_interval(int ms);  // the preference; 0 = no timed autosave
+  // Points the project at its clip's new place, checking that frame count and size match
+  // (a warning if not); one undo step. open_project asks for it when the clip is missing.
+  bool relocate_clip(const QString& new_path);
+  QString missing_clip() const;  // the clip path the open project names but is not there
+
  signals:
   void model_changed(bool ok);
   void clip_opened(const QString& path);
@@ -182,6 +218,12 @@ class MainWindow : public QMainWindow {
   void refresh_takes();
   void apply_take_compare(int position, QImage& a, QImage& b);  // refresh_viewer's hook
   int take_id_at(int index);                                    // 0 (and an error) if none
+
+  // Recovery (main_window_recovery.cpp).
+  void install_document(project::Document doc);  // clip media, cached frames, refresh
+  void note_document_change();                   // counts edits; autosaves every N
+  void forget_own_session();                     // clean close/save: autosave + record go
+  void ask_for_missing_clip();
 };
 
 }  // namespace dfs::ui

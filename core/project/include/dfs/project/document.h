@@ -298,6 +298,10 @@ class Document {
   // A path from the project (clip, model, cache dir) made usable: relative paths are taken
   // against the project file's folder (or the current directory for an unsaved document).
   std::string resolve(const std::string& path_in_project) const;
+  // A document read back from an autosave (or any copy) made to stand for `path` without
+  // writing anything: path() becomes `path` ("" = untitled), the document is dirty and has no
+  // history, so Save writes it to `path` and the file there stays as it is until then.
+  void adopt_path(const std::string& path);
 
  private:
   struct Step {
