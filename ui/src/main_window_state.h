@@ -21,6 +21,7 @@
 #include <QThread>
 #include <QTimer>
 #include <atomic>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -45,6 +46,8 @@ class QTextBrowser;
 namespace dfs::ui {
 
 class ControlsPanel;
+class LearnDialog;
+struct LearnSession;  // main_window_learn.cpp
 class GenerationWorker;
 class HeatMapPanel;
 class NoiseCurvePanel;
@@ -125,6 +128,15 @@ struct MainWindow::State {
   QAction* clear_pins_action = nullptr;      // Edit menu and filmstrip context menu
   QMenu* recent_menu = nullptr;
   std::vector<QAction*> view_modes;
+
+  // [SECTION] Learning (main_window_learn.cpp)
+  std::shared_ptr<LearnSession> learning;  // the running session; its destructor stops it
+  LearnDialog* learn_dialog = nullptr;
+  QString next_model_label;        // undo label of the next model load ("" = "Use model <file>")
+  bool next_model_no_edit = false; // the next load follows the document (undo/redo): no step
+  std::string model_doc_path;      // the document's model_path the loaded model stands for
+  double learn_loss_before = std::numeric_limits<double>::quiet_NaN();
+  double learn_loss_after = std::numeric_limits<double>::quiet_NaN();
 
   // Forgets the generated frames and live previews, and the filmstrip's generated pictures
   // (the document's results are the caller's to reset). main_window_generation.cpp.
