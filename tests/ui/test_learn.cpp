@@ -5,6 +5,9 @@
 // undoable step. Also: Cancel keeps a usable model; a run interrupted by closing the window is
 // offered back and resumes from its checkpoint.
 #include <QDir>
+#include <QElapsedTimer>
+#include <QEventLoop>
+#include <QTimer>
 #include <QFile>
 #include <QFileInfo>
 #include <QProgressBar>
@@ -12,6 +15,8 @@
 #include <QTemporaryDir>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstdio>
+#include <functional>
 #include <string>
 
 #include "../../ui/src/learn_dialog.h"
@@ -25,12 +30,25 @@
 using dfs::ui::MainWindow;
 using dfs::ui::test::app;
 using dfs::ui::test::test_options;
-using dfs::ui::test::wait_until;
+
 
 namespace {
 
 QString repo_file(const char* relative) {
   return QDir(QStringLiteral(DFS_SOURCE_DIR)).filePath(relative);
+}
+
+// Waits on the event loop until `done()` without spinning: the GUI thread sleeps between
+// checks, so the low-priority learning thread gets the CPU (the shared wait_until polls).
+bool wait_until(const std::function<bool()>& done, int timeout_ms) {
+  QElapsedTimer clock;
+  clock.start();
+  while (!done() && clock.elapsed() < timeout_ms) {
+    QEventLoop loop;
+    QTimer::singleShot(100, &loop, &QEventLoop::quit);
+    loop.exec();
+  }
+  return done();
 }
 
 // A window with the shipped demo model loaded and a copy of the sample clip (in `dir`) open.
@@ -71,7 +89,10 @@ TEST_CASE("Learn this clip: 1 minute lowers the held-out loss; the model is used
   REQUIRE(w.start_learning(1.0));
   REQUIRE(w.is_learning());
   REQUIRE_FALSE(w.start_learning(1.0));  // one run at a time, refused with a message
-  REQUIRE(wait_until([&] { return !finished.isEmpty(); }, 240000));
+  const bool ended = wait_until([&] { return !finished.isEmpty(); }, 240000);
+  INFO("log:\n" << dialog_of(w)->log_text().toStdString() << "\nresult: "
+                 << dialog_of(w)->result_text().toStdString());
+  REQUIRE(ended);
   REQUIRE(finished.front().at(0).toBool());
   const QString learned = finished.front().at(1).toString();
   REQUIRE(QFileInfo(learned) == QFileInfo(expected));
@@ -94,6 +115,7 @@ TEST_CASE("Learn this clip: 1 minute lowers the held-out loss; the model is used
   // Lower held-out loss, as reported and measured again here on the same held-out frames.
   const double before = w.learning_loss_before(), after = w.learning_loss_after();
   INFO("held-out loss before " << before << ", after " << after);
+  std::printf("learn 1 min: %s\n", dialog_of(w)->result_text().toStdString().c_str());
   REQUIRE(std::isfinite(before));
   REQUIRE(after < before);
   const auto info = w.model_info();

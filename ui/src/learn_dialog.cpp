@@ -135,6 +135,14 @@ void LearnDialog::show_result(const QString& text) {
   progress_->setFormat(tr("finished"));
 }
 
+QString LearnDialog::log_text() const {
+  return log_->toPlainText();
+}
+
+QString LearnDialog::result_text() const {
+  return result_->text();
+}
+
 void LearnDialog::append_log(const QString& line) {
   log_->appendPlainText(line);
 }

@@ -41,6 +41,8 @@ class LearnDialog : public QDialog {
   const QImage& sample_image() const { return sample_; }
   QPushButton* start_button() const { return start_; }
   QPushButton* cancel_button() const { return cancel_; }
+  QString log_text() const;     // the run's log lines
+  QString result_text() const;  // the summary shown at the end
 
  signals:
   void start_requested(double minutes);

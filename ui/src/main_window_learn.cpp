@@ -53,7 +53,7 @@ struct LearnSession {
 
 namespace {
 
-constexpr int kLearnNice = 15;  // below the generation worker (5) and the GUI (0)
+constexpr int kLearnNice = 10;  // below the generation worker (5) and the GUI (0)
 
 // Context frames (the last two) and the sampled continuation on top; the clip's true frames
 // under the continuation.
