@@ -22,6 +22,7 @@
 #include "../../ui/src/learn_dialog.h"
 #include "../../ui/src/loss_curve_widget.h"
 #include "dfs/diffusion/learn.h"
+#include "dfs/project/document.h"
 #include "dfs/project/generation.h"
 #include "dfs/project/learn.h"
 #include "dfs/ui/main_window.h"
@@ -158,6 +159,20 @@ TEST_CASE("Learn this clip: Cancel keeps a usable model; a closed run resumes", 
     REQUIRE(w.start_learning(10.0));
     auto* d = dialog_of(w);
     REQUIRE(d != nullptr);
+    REQUIRE(wait_until([&] { return d->loss_curve()->point_count() >= 1; }, 120000));
+    // Generation stays usable meanwhile: a short run finishes while the learning goes on.
+    REQUIRE(w.edit_project("Short run", [](dfs::project::Project& p) {
+      p.timeline = dfs::project::extend_layout(8, 4);
+      p.generation.rollout.sampler.schedule.steps = 2;
+      p.generation.rollout.context = 4;
+      p.generation.rollout.horizon = 4;
+    }));
+    QSignalSpy generated(&w, &MainWindow::generation_finished);
+    REQUIRE(w.start_generation());
+    REQUIRE(wait_until([&] { return !generated.isEmpty(); }, 120000));
+    REQUIRE_FALSE(generated.front().at(0).toBool());  // not cancelled
+    REQUIRE(w.generated_frames().size() == 4);
+    REQUIRE(w.is_learning());
     REQUIRE(wait_until([&] { return d->loss_curve()->point_count() >= 3; }, 120000));
     steps_at_close = static_cast<long long>(d->loss_curve()->points().back().first);
     // Closing the window mid-run: the run stops at its next step with a checkpoint, and is

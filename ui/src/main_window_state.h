@@ -11,6 +11,7 @@
 //   main_window_editing.cpp     undoable edits, pins, selection, undo/redo
 //   main_window_playback.cpp    seeking, J/K/L playback, view modes
 //   main_window_export.cpp      the export dialog and the export thread
+//   main_window_learn.cpp       Learn this clip: the learning thread, its dialog, resume offers
 //
 // Everything here is touched on the GUI thread only, except what is named otherwise
 // (export_done / export_cancel are shared with the export thread).

@@ -174,9 +174,14 @@ LearnResult learn_frames(const std::vector<Frame>& frames, const LearnSettings& 
     lp.checkpointed = p.checkpointed;
     cb.on_progress(lp);
   };
+  auto last_sample = std::chrono::steady_clock::now();
   if (s.sample_frames > 0 && cb.on_sample)
     tc.on_checkpoint = [&](train::Trainer& trainer) {
       if (abandoned() || (cb.stop && cb.stop->load())) return;
+      const auto now = std::chrono::steady_clock::now();
+      if (std::chrono::duration<double>(now - last_sample).count() < s.sample_minutes * 60 - 1)
+        return;
+      last_sample = now;
       trainer.export_model(preview, {{"preview_of", s.output}});
       const auto smp = sample(preview, data, s.sample_frames, trainer.step_count(), device);
       std::error_code ec;

@@ -36,7 +36,9 @@ struct LearnSettings {
   std::string command;            // what started it (provenance)
   std::string device = "cpu";     // cpu, cuda or auto
   double held_out_fraction = 0.2; // the clip's last part: never trained on, measured on
-  int sample_frames = 4;          // preview continuation at each checkpoint and at the end
+  int sample_frames = 4;          // preview continuation length (0 = none)
+  double sample_minutes = 3;      // a preview at the first checkpoint this long after the last
+                                  // one (each costs an export and a short rollout), and at the end
   bool measure = true;            // held-out loss before and after
 };
 
@@ -62,7 +64,7 @@ struct LearnSample {
 struct LearnCallbacks {
   std::function<void(const std::string& line)> log;
   std::function<void(const LearnProgress&)> on_progress;  // every step
-  std::function<void(const LearnSample&)> on_sample;      // after checkpoints and at the end
+  std::function<void(const LearnSample&)> on_sample;      // every sample_minutes and at the end
   // Set: checkpoint at the next step, write the model (the EMA weights so far), measure, return.
   const std::atomic<bool>* stop = nullptr;
   // Set together with `stop` when nobody waits for the result (the window is closing): the
