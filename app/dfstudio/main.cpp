@@ -76,8 +76,12 @@ int main(int argc, char** argv) {
   const QCommandLineOption autosave_opt(
       "autosave-seconds", "Autosave a changed project every S seconds (default 120; 0 = off).",
       "S");
+  const QCommandLineOption learn_opt(  // [SECTION] Learning
+      "learn", "Start Model > Learn this clip on the opened clip for this many minutes.",
+      "MINUTES");
   parser.addOptions({view_opt, model_opt, clip_opt, project_opt, random_opt, frames_opt, steps_opt,
                      generate_opt, bench_opt, contended_opt, autosave_opt});
+  parser.addOption(learn_opt);
   parser.addPositionalArgument("file", "A clip or a project to open (as from a file manager).",
                                "[file]");
   parser.process(app);
@@ -165,6 +169,17 @@ int main(int argc, char** argv) {
       return loaded.ok ? 0 : 1;
     }
     if (parser.isSet(generate_opt)) window.start_generation();
+  }
+  if (parser.isSet(learn_opt)) {  // [SECTION] Learning
+    bool ok = false;
+    const double minutes = parser.value(learn_opt).toDouble(&ok);
+    if (!ok || !(minutes > 0)) {
+      std::fprintf(stderr, "dfstudio: --learn takes a number of minutes > 0\n");
+      return 1;
+    }
+    if (!wait_for_model(window, 120000) || !window.start_learning(minutes))
+      std::fprintf(stderr, "dfstudio: cannot learn: %s\n",
+                   window.last_error().toUtf8().constData());
   }
   if (parser.isSet(view_opt)) {
     const QStringList modes = {"result", "original", "side", "wipe"};

@@ -10,6 +10,7 @@
 #include <QTimer>
 #include <QFile>
 #include <QFileInfo>
+#include <QProcess>
 #include <QProgressBar>
 #include <QSignalSpy>
 #include <QTemporaryDir>
@@ -211,4 +212,50 @@ TEST_CASE("Learn this clip: Cancel keeps a usable model; a closed run resumes", 
   REQUIRE(model.info().width == w.model_info()->width);
   REQUIRE(w.undo());
   REQUIRE(w.document().project().model_path == before_model);
+}
+
+TEST_CASE("Learn this clip: kill -9 during learning; the next start offers the run back",
+          "[learn][slow]") {
+  app();  // the event loop waits below need the application
+  QTemporaryDir dir;
+  REQUIRE(dir.isValid());
+  const QString clip = dir.filePath("vtest_clip.mp4");
+  REQUIRE(QFile::copy(repo_file("resources/samples/vtest_clip.mp4"), clip));
+  const QString ckpt = dir.filePath("vtest_clip.learned.ckpt.safetensors");
+  const QString state = dir.filePath("vtest_clip.learned.learning.json");
+  // The real Studio, learning for 10 minutes (a checkpoint every minute), killed once its first
+  // checkpoint is on disk.
+  QProcess studio;
+  studio.setProcessChannelMode(QProcess::MergedChannels);
+  studio.start(QDir(QStringLiteral(QT_TESTCASE_BUILDDIR)).filePath("../app/dfstudio"),
+               {"--learn", "10", "--autosave-seconds", "0", clip});
+  REQUIRE(studio.waitForStarted(10000));
+  const bool checkpointed = wait_until(
+      [&] { return QFile::exists(ckpt) || studio.state() == QProcess::NotRunning; }, 240000);
+  INFO("dfstudio output: " << studio.readAll().toStdString());
+  REQUIRE(checkpointed);
+  REQUIRE(studio.state() == QProcess::Running);
+  REQUIRE(QFile::exists(state));
+  studio.kill();  // SIGKILL: no checkpoint on the way out, no clean-up
+  REQUIRE(studio.waitForFinished(10000));
+  REQUIRE(QFile::exists(ckpt));
+  REQUIRE(QFile::exists(state));
+  REQUIRE_FALSE(QFile::exists(dir.filePath("vtest_clip.learned.safetensors")));
+
+  const auto pending = dfs::project::find_pending_learning(clip.toStdString());
+  REQUIRE(pending.has_value());
+  REQUIRE(pending->steps_done > 0);
+  REQUIRE(pending->seconds_done >= 55);  // a minute of training, less what a step takes
+  REQUIRE(pending->minutes_left() < 10.0);
+
+  // The next start with that clip offers it; Discard forgets the run (and only the run).
+  QString reopened;
+  auto window = studio_with_sample(dir, reopened);
+  REQUIRE(window);
+  REQUIRE(window->has_pending_learning());
+  window->discard_learning();
+  REQUIRE_FALSE(window->has_pending_learning());
+  REQUIRE_FALSE(QFile::exists(ckpt));
+  REQUIRE_FALSE(QFile::exists(state));
+  REQUIRE(QFile::exists(clip));
 }
