@@ -134,6 +134,13 @@ TEST_CASE("Learn this clip: 1 minute lowers the held-out loss; the model is used
   CHECK(d->loss_curve()->point_count() >= 5);
   CHECK(d->progress_bar()->value() >= 800);
   REQUIRE_FALSE(d->sample_image().isNull());
+  // Evidence for the issue's closing note: $DFS_TEST_SCREENSHOTS/learn_*.png when set.
+  if (const QString shots = qEnvironmentVariable("DFS_TEST_SCREENSHOTS"); !shots.isEmpty()) {
+    d->show();
+    wait_until([] { return false; }, 300);
+    d->grab().save(QDir(shots).filePath("learn_dialog.png"));
+    w.grab().save(QDir(shots).filePath("learn_window_model_panel.png"));
+  }
 
   // Undo returns to the demo model (the document and the loaded model).
   REQUIRE(w.undo());

@@ -268,10 +268,12 @@ bool MainWindow::run_learning(double minutes, bool resume) {
         }
         statusBar()->showMessage(summary, 15000);
         // Becomes the project's model as one undo step, once no generation holds the worker.
+        // (The retry timer holds the function; the function itself only a weak reference.)
         auto adopt = std::make_shared<std::function<void()>>();
-        *adopt = [this, file, adopt] {
+        std::weak_ptr<std::function<void()>> weak = adopt;
+        *adopt = [this, file, weak] {
           if (s_->generating || s_->model_loading) {
-            QTimer::singleShot(300, this, *adopt);
+            if (auto again = weak.lock()) QTimer::singleShot(300, this, [again] { (*again)(); });
             return;
           }
           s_->next_model_label = tr("Use learned model %1").arg(QFileInfo(file).fileName());
