@@ -44,17 +44,6 @@ train::VideoDataset pack(const std::vector<Frame>& frames, const LearnSettings& 
   return data;
 }
 
-// The held-out loss learn reports: every level of EvalSettings' default list, up to 4 windows,
-// 4 noise draws each, seed 0, so that two models see the same noisy inputs.
-train::EvalSettings loss_settings(const std::string& device) {
-  train::EvalSettings es;
-  es.loss_windows = 4;
-  es.loss_draws = 4;
-  es.seed = 0;
-  es.device = device == "auto" ? (runtime_info().cuda_available ? "cuda" : "cpu") : device;
-  return es;
-}
-
 // Samples `count` frames after the last training frames of the clip with the model at `path`.
 LearnSample sample(const std::string& path, const train::VideoDataset& data, int count,
                    int64_t step, const std::string& device) {
@@ -103,6 +92,17 @@ std::string stem_of(const std::string& output) {
 
 }  // namespace
 
+namespace train {
+EvalSettings learn_loss_settings(const std::string& device) {
+  EvalSettings es;
+  es.loss_windows = 4;
+  es.loss_draws = 4;
+  es.seed = 0;
+  es.device = device == "auto" ? (runtime_info().cuda_available ? "cuda" : "cpu") : device;
+  return es;
+}
+}  // namespace train
+
 LearnCheckpointInfo read_learn_checkpoint(const std::string& path) {
   const auto info = train::read_checkpoint_info(path);
   return {info.step, info.seconds};
@@ -112,7 +112,8 @@ double held_out_loss(const std::string& model_path, const std::vector<Frame>& fr
                      double held_out_fraction, const std::string& device) {
   LearnSettings s;
   s.held_out_fraction = held_out_fraction;
-  return train::mean_held_out_loss(model_path, pack(frames, s), loss_settings(device));
+  return train::mean_held_out_loss(model_path, pack(frames, s),
+                                   train::learn_loss_settings(device));
 }
 
 LearnResult learn_frames(const std::vector<Frame>& frames, const LearnSettings& s,
@@ -131,7 +132,7 @@ LearnResult learn_frames(const std::vector<Frame>& frames, const LearnSettings& 
   r.checkpoint = s.checkpoint.empty() ? train::default_checkpoint_path(s.output) : s.checkpoint;
   r.train_frames = static_cast<int>(clip.train_length);
   r.held_out_frames = static_cast<int>(clip.held_out_length());
-  const auto es = loss_settings(s.device);
+  const auto es = train::learn_loss_settings(s.device);
   if (s.measure) {
     r.loss_before = train::mean_held_out_loss(s.from, data, es);
     char buf[160];

@@ -150,6 +150,9 @@ EvalReport evaluate_model(const std::string& model_path, const VideoDataset& dat
 // model and the data do not match or no clip has held-out frames.
 double mean_held_out_loss(const std::string& model_path, const VideoDataset& data,
                           const EvalSettings& settings);
+// The settings `dforce learn` and the Studio's "Learn this clip" measure with: the default
+// levels, up to 4 windows per clip, 4 noise draws each, seed 0 (defined in learn.cpp).
+EvalSettings learn_loss_settings(const std::string& device = "cpu");
 
 // [SECTION] Metrics (exposed for tests) --------------------------------------------------
 
