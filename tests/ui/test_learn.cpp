@@ -7,13 +7,13 @@
 #include <QDir>
 #include <QElapsedTimer>
 #include <QEventLoop>
-#include <QTimer>
 #include <QFile>
 #include <QFileInfo>
 #include <QProcess>
 #include <QProgressBar>
 #include <QSignalSpy>
 #include <QTemporaryDir>
+#include <QTimer>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
@@ -32,7 +32,6 @@
 using dfs::ui::MainWindow;
 using dfs::ui::test::app;
 using dfs::ui::test::test_options;
-
 
 namespace {
 
@@ -92,8 +91,9 @@ TEST_CASE("Learn this clip: 1 minute lowers the held-out loss; the model is used
   REQUIRE(w.is_learning());
   REQUIRE_FALSE(w.start_learning(1.0));  // one run at a time, refused with a message
   const bool ended = wait_until([&] { return !finished.isEmpty(); }, 240000);
-  INFO("log:\n" << dialog_of(w)->log_text().toStdString() << "\nresult: "
-                 << dialog_of(w)->result_text().toStdString());
+  INFO("log:\n"
+       << dialog_of(w)->log_text().toStdString()
+       << "\nresult: " << dialog_of(w)->result_text().toStdString());
   REQUIRE(ended);
   REQUIRE(finished.front().at(0).toBool());
   const QString learned = finished.front().at(1).toString();
@@ -147,9 +147,8 @@ TEST_CASE("Learn this clip: 1 minute lowers the held-out loss; the model is used
   REQUIRE(w.document().project().model_path == before_model);
   REQUIRE(wait_until(
       [&] {
-        return w.model_info() &&
-               dfs::project::describe_training(w.model_info()->provenance_json)
-                       .rfind("Learned from", 0) != 0;
+        return w.model_info() && dfs::project::describe_training(w.model_info()->provenance_json)
+                                         .rfind("Learned from", 0) != 0;
       },
       60000));
 }

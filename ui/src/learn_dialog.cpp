@@ -56,8 +56,9 @@ LearnDialog::LearnDialog(QWidget* parent) : QDialog(parent) {
   progress_->setValue(0);
   progress_->setFormat(tr("idle"));
   layout->addWidget(progress_);
-  status_ = new QLabel(tr("Fine-tunes the current model on the open clip, in the background "
-                          "at low priority; generation stays usable meanwhile."));
+  status_ =
+      new QLabel(tr("Fine-tunes the current model on the open clip, in the background "
+                    "at low priority; generation stays usable meanwhile."));
   status_->setWordWrap(true);
   layout->addWidget(status_);
   curve_ = new LossCurveWidget;

@@ -30,8 +30,8 @@ class LearnDialog : public QDialog {
   void set_minutes(double minutes);
   void set_target(const QString& clip, const QString& output);  // what is learned, where to
   void set_running(bool running, double budget_seconds = 0);
-  void show_progress(long long step, double steps_per_second, double loss,
-                     double elapsed_seconds, double eta_seconds);
+  void show_progress(long long step, double steps_per_second, double loss, double elapsed_seconds,
+                     double eta_seconds);
   void show_sample(const QImage& strip, const QString& caption);
   void show_result(const QString& text);
   void append_log(const QString& line);

@@ -158,19 +158,16 @@ diffusion::LearnResult learn_clip(const LearnRequest& r, const diffusion::LearnC
   } else {
     remove_run_files(s.output, s.checkpoint);  // an old run's leftovers must not be resumed
   }
-  const nlohmann::json state = {{"version", 1},
-                                {"clip", r.clip_path},
-                                {"from", from},
-                                {"fit", to_string(r.fit)},
-                                {"output", s.output},
-                                {"checkpoint", s.checkpoint},
-                                {"minutes", r.minutes},
-                                {"started", dfs::now_utc()}};
+  const nlohmann::json state = {{"version", 1},         {"clip", r.clip_path},
+                                {"from", from},         {"fit", to_string(r.fit)},
+                                {"output", s.output},   {"checkpoint", s.checkpoint},
+                                {"minutes", r.minutes}, {"started", dfs::now_utc()}};
   const std::string state_file = learning_state_path(s.output);
   if (!r.resume) write_file_atomically(state_file, state.dump(2) + "\n");
   diffusion::LearnResult result;
   try {
-    result = translate_errors("learning failed", [&] { return diffusion::learn_frames(frames, s, cb); });
+    result =
+        translate_errors("learning failed", [&] { return diffusion::learn_frames(frames, s, cb); });
   } catch (...) {
     std::error_code ec;
     if (!fs::is_regular_file(s.checkpoint, ec)) remove_quietly(state_file);

@@ -26,19 +26,18 @@ namespace {
 
 train::VideoDataset pack(const std::vector<Frame>& frames, const LearnSettings& s) {
   if (frames.size() < 2)
-    throw Error("learning needs a clip of at least 2 frames, got " +
-                std::to_string(frames.size()));
+    throw Error("learning needs a clip of at least 2 frames, got " + std::to_string(frames.size()));
   train::VideoDataset data;
   train::append_clip(data, s.clip_name, s.clip_source, frames, s.held_out_fraction);
   const auto& c = data.clips.front();
-  data.provenance = {{"made_by", "learn this clip"},
-                     {"command", s.command},
-                     {"size", {data.width(), data.height()}},
-                     {"fit", s.fit},
-                     {"held_out_fraction", s.held_out_fraction},
-                     {"split", "by time: last part of the clip"},
-                     {"sources",
-                      {{{"name", c.name}, {"file", s.clip_source}, {"frames", c.length}}}}};
+  data.provenance = {
+      {"made_by", "learn this clip"},
+      {"command", s.command},
+      {"size", {data.width(), data.height()}},
+      {"fit", s.fit},
+      {"held_out_fraction", s.held_out_fraction},
+      {"split", "by time: last part of the clip"},
+      {"sources", {{{"name", c.name}, {"file", s.clip_source}, {"frames", c.length}}}}};
   if (c.held_out_length() < 1)
     throw Error("the clip is too short to hold any frames out for measuring");
   return data;
@@ -112,8 +111,7 @@ double held_out_loss(const std::string& model_path, const std::vector<Frame>& fr
                      double held_out_fraction, const std::string& device) {
   LearnSettings s;
   s.held_out_fraction = held_out_fraction;
-  return train::mean_held_out_loss(model_path, pack(frames, s),
-                                   train::learn_loss_settings(device));
+  return train::mean_held_out_loss(model_path, pack(frames, s), train::learn_loss_settings(device));
 }
 
 LearnResult learn_frames(const std::vector<Frame>& frames, const LearnSettings& s,

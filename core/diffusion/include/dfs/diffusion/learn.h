@@ -24,32 +24,32 @@
 namespace dfs::diffusion {
 
 struct LearnSettings {
-  std::string from;               // starting model file (fine-tuning keeps its architecture)
-  std::string output;             // model file to write (EMA weights + provenance)
-  std::string checkpoint;         // "" = <output without .safetensors>.ckpt.safetensors
-  double minutes = 1;             // training budget of this run (wall clock), > 0
-  double checkpoint_minutes = 1;  // between checkpoints (one more at the end or on stop)
-  bool resume = false;            // continue from `checkpoint` (same frames and start model)
-  std::string clip_name = "clip"; // the clip's name in the dataset and the provenance
-  std::string clip_source;        // where the frames came from (the clip's file name)
-  std::string fit = "letterbox";  // how they were fitted (provenance only)
-  std::string command;            // what started it (provenance)
-  std::string device = "cpu";     // cpu, cuda or auto
-  double held_out_fraction = 0.2; // the clip's last part: never trained on, measured on
-  int sample_frames = 4;          // preview continuation length (0 = none)
-  double sample_minutes = 3;      // a preview at the first checkpoint this long after the last
-                                  // one (each costs an export and a short rollout), and at the end
-  bool measure = true;            // held-out loss before and after
+  std::string from;                // starting model file (fine-tuning keeps its architecture)
+  std::string output;              // model file to write (EMA weights + provenance)
+  std::string checkpoint;          // "" = <output without .safetensors>.ckpt.safetensors
+  double minutes = 1;              // training budget of this run (wall clock), > 0
+  double checkpoint_minutes = 1;   // between checkpoints (one more at the end or on stop)
+  bool resume = false;             // continue from `checkpoint` (same frames and start model)
+  std::string clip_name = "clip";  // the clip's name in the dataset and the provenance
+  std::string clip_source;         // where the frames came from (the clip's file name)
+  std::string fit = "letterbox";   // how they were fitted (provenance only)
+  std::string command;             // what started it (provenance)
+  std::string device = "cpu";      // cpu, cuda or auto
+  double held_out_fraction = 0.2;  // the clip's last part: never trained on, measured on
+  int sample_frames = 4;           // preview continuation length (0 = none)
+  double sample_minutes = 3;       // a preview at the first checkpoint this long after the last
+                                   // one (each costs an export and a short rollout), and at the end
+  bool measure = true;             // held-out loss before and after
 };
 
 struct LearnProgress {
-  int64_t step = 0;               // optimisation steps done (resumes included)
-  double steps_per_second = 0;    // this run's average
-  double loss = 0;                // this step's training loss
-  double loss_average = 0;        // recent average
-  double elapsed_seconds = 0;     // this run
-  double eta_seconds = -1;        // budget left (< 0 unknown)
-  bool checkpointed = false;      // a checkpoint was written after this step
+  int64_t step = 0;             // optimisation steps done (resumes included)
+  double steps_per_second = 0;  // this run's average
+  double loss = 0;              // this step's training loss
+  double loss_average = 0;      // recent average
+  double elapsed_seconds = 0;   // this run
+  double eta_seconds = -1;      // budget left (< 0 unknown)
+  bool checkpointed = false;    // a checkpoint was written after this step
 };
 
 // A short continuation sampled with the weights of the moment: `frames` follow `context`, the
@@ -73,12 +73,12 @@ struct LearnCallbacks {
 };
 
 struct LearnResult {
-  std::string output;       // the model file written
-  std::string checkpoint;   // the checkpoint file (kept; the caller may delete it)
-  int64_t steps = 0;        // total optimisation steps (resumes included)
-  int64_t steps_run = 0;    // this run
-  double seconds = 0;       // training time in total
-  bool stopped = false;     // by the stop flag
+  std::string output;      // the model file written
+  std::string checkpoint;  // the checkpoint file (kept; the caller may delete it)
+  int64_t steps = 0;       // total optimisation steps (resumes included)
+  int64_t steps_run = 0;   // this run
+  double seconds = 0;      // training time in total
+  bool stopped = false;    // by the stop flag
   int train_frames = 0;
   int held_out_frames = 0;
   double loss_before = std::numeric_limits<double>::quiet_NaN();  // held-out, the start model
