@@ -79,8 +79,9 @@ bool is_image(const fs::path& p) {
 }
 
 // Decodes one clip (a video file, or a folder of images in name order) at width x height.
-torch::Tensor decode_clip(const fs::path& input, int width, int height, dfs::media::FitMode fit,
-                          int64_t max_frames, std::string& note) {
+std::vector<dfs::Frame> decode_clip(const fs::path& input, int width, int height,
+                                    dfs::media::FitMode fit, int64_t max_frames,
+                                    std::string& note) {
   std::vector<dfs::Frame> frames;
   try {
     if (fs::is_directory(input)) {
@@ -115,11 +116,7 @@ torch::Tensor decode_clip(const fs::path& input, int width, int height, dfs::med
     throw Error(e.what());
   }
   if (frames.size() < 2) throw Error("'" + input.string() + "' gave fewer than 2 frames");
-  auto t = torch::empty({static_cast<int64_t>(frames.size()), height, width, 3}, torch::kUInt8);
-  for (size_t i = 0; i < frames.size(); ++i)
-    std::memcpy(t[static_cast<int64_t>(i)].data_ptr<uint8_t>(), frames[i].rgb.data(),
-                frames[i].byte_size());
-  return t;
+  return frames;
 }
 
 std::vector<fs::path> expand_inputs(const std::vector<std::string>& inputs) {
@@ -166,7 +163,7 @@ train::VideoDataset pack_clips(const std::vector<std::string>& inputs, int width
   nlohmann::json sources = nlohmann::json::array();
   for (const auto& path : expand_inputs(inputs)) {
     std::string note;
-    torch::Tensor frames;
+    std::vector<dfs::Frame> frames;
     try {
       frames = decode_clip(path, width, height, fit, max_frames, note);
     } catch (const Error& e) {
@@ -179,12 +176,13 @@ train::VideoDataset pack_clips(const std::vector<std::string>& inputs, int width
                                 [&](const auto& c) { return c.name == name; });
          ++k)
       name = path.stem().string() + "_" + std::to_string(k);
+    // The packing path the Studio's "Learn this clip" shares (train::append_clip of Frames).
     train::append_clip(ds, name, path.filename().string(), frames, held_out);
-    std::printf("  %-16s %5lld frames%s%s\n", name.c_str(), static_cast<long long>(frames.size(0)),
+    std::printf("  %-16s %5zu frames%s%s\n", name.c_str(), frames.size(),
                 note.empty() ? "" : "  ", note.c_str());
     sources.push_back({{"name", name},
                        {"file", path.filename().string()},
-                       {"frames", frames.size(0)},
+                       {"frames", frames.size()},
                        {"note", note}});
   }
   if (ds.clips.empty()) throw Error("no clip could be decoded");

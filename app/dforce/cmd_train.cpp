@@ -267,7 +267,16 @@ void register_learn(CLI::App& app) {
       std::printf("before (the starting model):\n");
       std::printf("%s", train::evaluate_model(j.from, data, es).to_text().c_str());
     }
+    // The cheap held-out loss the Studio's "Learn this clip" reports (same frames, same noise
+    // for both models: train::mean_held_out_loss), before and after.
+    const auto ls = train::learn_loss_settings();
+    const bool measure = !j.from.empty() && writer;
+    const double loss_before = measure ? train::mean_held_out_loss(j.from, data, ls) : 0;
     run_job(j, data, dist);
+    if (measure)
+      std::printf("held-out loss (%lld frames never trained on): %.5f before, %.5f after\n",
+                  static_cast<long long>(data.held_out_frame_count()), loss_before,
+                  train::mean_held_out_loss(j.output, data, ls));
     if (*eval && writer) {
       std::printf("after:\n");
       std::printf("%s", train::evaluate_model(j.output, data, es).to_text().c_str());

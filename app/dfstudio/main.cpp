@@ -96,6 +96,9 @@ int main(int argc, char** argv) {
       "Quit S seconds after start, printing what is open; exit status 1 if anything failed "
       "(errors are printed instead of shown). For scripted checks of an install.",
       "S");
+  const QCommandLineOption learn_opt(  // [SECTION] Learning
+      "learn", "Start Model > Learn this clip on the opened clip for this many minutes.",
+      "MINUTES");
   // [SECTION] Recovery options
   const QCommandLineOption autosave_edits_opt(
       "autosave-edits", "Also autosave after every N edits (default 10; 0 = only on the timer).",
@@ -115,6 +118,7 @@ int main(int argc, char** argv) {
                      generate_opt, bench_opt, contended_opt, autosave_opt, quit_opt,
                      autosave_edits_opt, recover_to_opt, test_edits_opt, test_edit_ms_opt,
                      test_edit_log_opt});
+  parser.addOption(learn_opt);
   parser.addPositionalArgument("file", "A clip or a project to open (as from a file manager).",
                                "[file]");
   parser.process(app);
@@ -306,9 +310,20 @@ int main(int argc, char** argv) {
       if (k >= n) timer->stop();
     });
     timer->start();
-  } else if (!scripted && !bench) {
+  } else if (!scripted && !bench && !parser.isSet(learn_opt)) {
     // Offer what a crash left (a dialog), once the window is up.
     QTimer::singleShot(0, &window, [&window] { window.check_recovery(); });
+  }
+  if (parser.isSet(learn_opt)) {  // [SECTION] Learning
+    bool ok = false;
+    const double minutes = parser.value(learn_opt).toDouble(&ok);
+    if (!ok || !(minutes > 0)) {
+      std::fprintf(stderr, "dfstudio: --learn takes a number of minutes > 0\n");
+      return 1;
+    }
+    if (!wait_for_model(window, 120000) || !window.start_learning(minutes))
+      std::fprintf(stderr, "dfstudio: cannot learn: %s\n",
+                   window.last_error().toUtf8().constData());
   }
   if (parser.isSet(view_opt)) {
     const QStringList modes = {"result", "original", "side", "wipe"};

@@ -54,6 +54,7 @@ MainWindow::MainWindow(StudioOptions options, QWidget* parent)
   build_menus();
   connect_worker();
   restore_layout();
+  init_learning();  // [SECTION] Learning (main_window_learn.cpp)
 
   s_->play_timer.setTimerType(Qt::PreciseTimer);
   connect(&s_->play_timer, &QTimer::timeout, this, &MainWindow::step_playback);

@@ -237,6 +237,9 @@ void MainWindow::build_menus() {
     if (!path.isEmpty()) load_model(path);
   });
   model->addAction(tr("Load the &demo model"), this, [this] { load_model(QString()); });
+  // [SECTION] Learning (main_window_learn.cpp)
+  model->addSeparator();
+  model->addAction(tr("&Learn this clip..."), this, [this] { show_learn_dialog(); });
 
   // Help
   QMenu* help = menuBar()->addMenu(tr("&Help"));

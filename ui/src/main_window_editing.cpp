@@ -62,12 +62,14 @@ void MainWindow::set_selection(int first, int last) {
 bool MainWindow::undo() {
   if (s_->generating || !s_->doc.undo()) return false;
   refresh_all();
+  follow_document_model();  // an undone "Use model x" brings the previous model back
   return true;
 }
 
 bool MainWindow::redo() {
   if (s_->generating || !s_->doc.redo()) return false;
   refresh_all();
+  follow_document_model();
   return true;
 }
 

@@ -176,6 +176,7 @@ bool MainWindow::open_project(const QString& path) {
   if (!s_->missing_clip.isEmpty()) ask_for_missing_clip();
   if (s_->model_info && !p.model_path.empty() && QString::fromStdString(p.model_path) != QString())
     load_model(QString::fromStdString(s_->doc.resolve(p.model_path)));
+  offer_pending_learning();  // [SECTION] Learning: an interrupted run of this project
   return true;
 }
 

@@ -43,6 +43,8 @@ void MainWindow::connect_worker() {
   connect(s_->worker, &GenerationWorker::model_loaded, this, &MainWindow::on_model_loaded);
   connect(s_->worker, &GenerationWorker::model_failed, this, [this](const QString& message) {
     s_->model_loading = false;
+    s_->next_model_no_edit = false;  // [SECTION] Learning: the label/flag was for this load
+    s_->next_model_label.clear();
     report_error(tr("The model could not be loaded"), message);
     emit model_changed(false);
   });

@@ -12,6 +12,7 @@
 #include <exception>
 #include <string>
 
+#include "dfs/project/learn.h"
 #include "generation_worker.h"
 
 #include "main_window_state.h"
@@ -67,14 +68,24 @@ void MainWindow::on_model_loaded(const diffusion::ModelInfo& info, const QString
       }
     }
   }
-  if (!path.isEmpty()) {
+  // The document names the model as one undo step, labelled by what it does ("Use model x",
+  // "Use learned model x"); a load that follows the document after undo/redo adds none.
+  const bool follow = s_->next_model_no_edit;
+  const QString label_override = s_->next_model_label;
+  s_->next_model_no_edit = false;
+  s_->next_model_label.clear();
+  if (!path.isEmpty() && !follow) {
     const std::string model_path = path.toStdString();
     try {
-      const std::string label = tr("Use model %1").arg(QFileInfo(path).fileName()).toStdString();
+      const std::string label =
+          (label_override.isEmpty() ? tr("Use model %1").arg(QFileInfo(path).fileName())
+                                    : label_override)
+              .toStdString();
       s_->doc.edit(label, [model_path](project::Project& p) { p.model_path = model_path; });
     } catch (const std::exception&) {
     }
   }
+  s_->model_doc_path = s_->doc.project().model_path;
   QString html =
       tr("<b>%1</b><br>%2 x %3 pixels, %4 frames per window<br>%5 parameters, "
          "%6-prediction, %7 noise, %8 attention<br>device: <b>%9</b>")
@@ -93,12 +104,24 @@ void MainWindow::on_model_loaded(const diffusion::ModelInfo& info, const QString
                 .arg(info.latent_height)
                 .arg(info.latent_channels);
   if (!note.isEmpty()) html += "<p style='color:#f2a93b'>" + note.toHtmlEscaped() + "</p>";
+  if (const std::string trained = project::describe_training(info.provenance_json);
+      !trained.empty())
+    html += "<p><b>" + QString::fromStdString(trained).toHtmlEscaped() + "</b></p>";
   if (!info.provenance_json.empty() && info.provenance_json != "{}")
     html += tr("<p><b>Provenance</b></p><pre>%1</pre>")
                 .arg(QString::fromStdString(info.provenance_json).toHtmlEscaped());
   s_->model_text->setHtml(html);
   refresh_all();
   emit model_changed(true);
+}
+
+// After undo/redo: the document may name another model than the one loaded; load that one,
+// without a new undo step ("" = the shipped demo model).
+void MainWindow::follow_document_model() {
+  const std::string want = s_->doc.project().model_path;
+  if (want == s_->model_doc_path || s_->model_loading || s_->generating) return;
+  s_->next_model_no_edit = true;
+  load_model(want.empty() ? QString() : QString::fromStdString(s_->doc.resolve(want)));
 }
 
 }  // namespace dfs::ui

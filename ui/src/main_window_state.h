@@ -14,6 +14,7 @@
 //   main_window_preferences.cpp preferences, schedule presets, noise-curve copy and paste
 //   main_window_takes.cpp       the take store, the Takes dock, switching/comparing takes
 //   main_window_recovery.cpp    autosave, crash recovery (recovery.h), a clip that moved
+//   main_window_learn.cpp       Learn this clip: the learning thread, its dialog, resume offers
 //
 // Everything here is touched on the GUI thread only, except what is named otherwise
 // (export_done / export_cancel are shared with the export task).
@@ -26,6 +27,7 @@
 #include <QTimer>
 #include <atomic>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -52,6 +54,8 @@ namespace dfs::ui {
 
 class ControlsPanel;
 class TakeList;
+class LearnDialog;
+struct LearnSession;  // main_window_learn.cpp
 class GenerationWorker;
 class HeatMapPanel;
 class NoiseCurvePanel;
@@ -147,6 +151,15 @@ struct MainWindow::State {
   // [SECTION] Preferences (main_window_preferences.cpp)
   Preferences preferences;   // as last applied
   int threads_in_force = 0;  // reported by the worker after configure_threads
+
+  // [SECTION] Learning (main_window_learn.cpp)
+  std::shared_ptr<LearnSession> learning;  // the running session; its destructor stops it
+  LearnDialog* learn_dialog = nullptr;
+  QString next_model_label;        // undo label of the next model load ("" = "Use model <file>")
+  bool next_model_no_edit = false; // the next load follows the document (undo/redo): no step
+  std::string model_doc_path;      // the document's model_path the loaded model stands for
+  double learn_loss_before = std::numeric_limits<double>::quiet_NaN();
+  double learn_loss_after = std::numeric_limits<double>::quiet_NaN();
 
   // Forgets the generated frames and live previews, and the filmstrip's generated pictures
   // (the document's results are the caller's to reset). main_window_generation.cpp.

@@ -1,6 +1,7 @@
 // The packed video dataset: append, save, load (validated), conversions.
 #include "dfs/diffusion/train/dataset.h"
 
+#include <cstring>
 #include <cmath>
 #include <cstdio>
 
@@ -91,6 +92,25 @@ void append_clip(VideoDataset& dataset, const std::string& name, const std::stri
   const auto f = frames.to(torch::kCPU).contiguous();
   dataset.frames = dataset.frames.defined() ? torch::cat({dataset.frames, f}, 0) : f.clone();
   dataset.clips.push_back(info);
+}
+
+void append_clip(VideoDataset& dataset, const std::string& name, const std::string& source,
+                 const std::vector<Frame>& frames, double held_out_fraction) {
+  if (frames.empty() || frames.front().empty()) throw Error("clip '" + name + "' has no frames");
+  const int w = frames.front().width, h = frames.front().height;
+  auto t = torch::empty({static_cast<int64_t>(frames.size()), h, w, 3}, torch::kUInt8);
+  for (size_t i = 0; i < frames.size(); ++i) {
+    const Frame& f = frames[i];
+    if (f.width != w || f.height != h)
+      throw Error("clip '" + name + "': frame " + std::to_string(i) + " is " +
+                  std::to_string(f.width) + "x" + std::to_string(f.height) + ", frame 0 is " +
+                  std::to_string(w) + "x" + std::to_string(h));
+    auto* dst = t[static_cast<int64_t>(i)].data_ptr<uint8_t>();
+    for (int y = 0; y < h; ++y)
+      std::memcpy(dst + static_cast<size_t>(y) * static_cast<size_t>(w) * 3, f.row(y),
+                  static_cast<size_t>(w) * 3);
+  }
+  append_clip(dataset, name, source, t, held_out_fraction);
 }
 
 void save_dataset(const std::string& path, const VideoDataset& dataset) {

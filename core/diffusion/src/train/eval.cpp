@@ -125,13 +125,15 @@ std::vector<LevelLoss> loss_by_level(const std::string& model_path, const VideoD
         auto x0 = frames_to_float(data, start, t).to(device);
         if (loaded.ae) x0 = loaded.ae->encode(x0);  // latent models: the loss is on latents
         x0 = x0.unsqueeze(0);
-        const auto noise = torch::randn(x0.sizes(), gen).to(device);
-        const auto levels = torch::full({1, t}, level, torch::kFloat32).to(device);
-        const auto x_n = schedule.add_noise(x0, noise, levels);
-        const auto pred = net->forward(x_n, levels).to(torch::kFloat32);
-        const auto target = schedule.target(loaded.config.objective, x0, noise, levels);
-        sum += (pred - target).pow(2).mean().item<double>();
-        ++count;
+        for (int draw = 0; draw < std::max(1, s.loss_draws); ++draw) {
+          const auto noise = torch::randn(x0.sizes(), gen).to(device);
+          const auto levels = torch::full({1, t}, level, torch::kFloat32).to(device);
+          const auto x_n = schedule.add_noise(x0, noise, levels);
+          const auto pred = net->forward(x_n, levels).to(torch::kFloat32);
+          const auto target = schedule.target(loaded.config.objective, x0, noise, levels);
+          sum += (pred - target).pow(2).mean().item<double>();
+          ++count;
+        }
       }
     }
     out.push_back({level, count > 0 ? sum / count : std::nan("")});
@@ -417,6 +419,17 @@ void paste(torch::Tensor& sheet, const torch::Tensor& tile, int row, int col) {
 }
 
 }  // namespace
+
+double mean_held_out_loss(const std::string& model_path, const VideoDataset& data,
+                          const EvalSettings& s) {
+  const auto levels = loss_by_level(model_path, data, selected_clips(data, s), s);
+  double sum = 0;
+  int n = 0;
+  for (const auto& l : levels)
+    if (std::isfinite(l.loss)) sum += l.loss, ++n;
+  if (n == 0) throw Error("no clip has held-out frames to measure the loss on");
+  return sum / n;
+}
 
 EvalReport evaluate_model(const std::string& model_path, const VideoDataset& data,
                           const EvalSettings& s) {

@@ -215,7 +215,10 @@ JobOutcome run_train_job(const TrainJob& job, const VideoDataset& data_in,
                           {"world_size", dist ? dist->world_size() : 1}};
   opt.stop = callbacks.stop;
   opt.distributed = dist;
-  opt.on_progress = callbacks.on_progress;
+  opt.on_progress = [&](const TrainProgress& p) {
+    if (callbacks.on_progress) callbacks.on_progress(p);
+    if (p.checkpointed && writer && callbacks.on_checkpoint) callbacks.on_checkpoint(*trainer);
+  };
   JobOutcome out;
   out.loop = run_training(*trainer, opt);
   out.steps = trainer->step_count();

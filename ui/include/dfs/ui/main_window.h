@@ -18,6 +18,8 @@
 #include <QImage>
 #include <QList>
 #include <QMainWindow>
+
+class QDialog;
 #include <QString>
 #include <QStringList>
 #include <cstdint>
@@ -168,6 +170,22 @@ class MainWindow : public QMainWindow {
   bool relocate_clip(const QString& new_path);
   QString missing_clip() const;  // the clip path the open project names but is not there
 
+  // [SECTION] Learning (main_window_learn.cpp): Model > Learn this clip... fine-tunes the
+  // current model on the open clip on a low-priority thread; when it ends (budget spent or
+  // Cancel, which keeps the weights so far) <project or clip stem>.learned.safetensors becomes
+  // the project's model as one undo step, and learning_finished() reports it.
+  bool start_learning(double minutes);   // false + report_error if it cannot start
+  void stop_learning();                  // Cancel: checkpoint, write the model so far, use it
+  bool is_learning() const;
+  QString learned_model_path() const;    // where this project's learned model goes ("" = none)
+  bool has_pending_learning() const;     // an interrupted run (crash, kill) of this project
+  bool resume_learning();                // continue it for the budget it had left
+  void discard_learning();               // forget it (its checkpoint is deleted)
+  void show_learn_dialog();
+  QDialog* learn_dialog() const;         // null until first shown or started
+  double learning_loss_before() const;   // held-out loss of the last finished run (NaN if none)
+  double learning_loss_after() const;
+
  signals:
   void model_changed(bool ok);
   void clip_opened(const QString& path);
@@ -176,6 +194,7 @@ class MainWindow : public QMainWindow {
   void generation_failed(const QString& message);
   void export_finished(bool ok, const QString& path_or_error);
   void error_reported(const QString& message);
+  void learning_finished(bool ok, const QString& model_path_or_error);  // [SECTION] Learning
 
  protected:
   void closeEvent(QCloseEvent* event) override;
@@ -224,6 +243,12 @@ class MainWindow : public QMainWindow {
   void note_document_change();                   // counts edits; autosaves every N
   void forget_own_session();                     // clean close/save: autosave + record go
   void ask_for_missing_clip();
+
+  // [SECTION] Learning (private; main_window_learn.cpp, main_window_model.cpp)
+  void init_learning();
+  void offer_pending_learning();
+  bool run_learning(double minutes, bool resume);
+  void follow_document_model();  // after undo/redo: load the model the document names
 };
 
 }  // namespace dfs::ui

@@ -26,6 +26,8 @@
 #include <string>
 #include <vector>
 
+#include "dfs/frame.h"
+
 namespace dfs::diffusion::train {
 
 inline constexpr const char* kDatasetFormat = "dfs-dataset";
@@ -70,6 +72,12 @@ struct VideoDataset {
 // any of it: "unseen footage"). Throws Error on a size mismatch or an empty clip.
 void append_clip(VideoDataset& dataset, const std::string& name, const std::string& source,
                  const torch::Tensor& frames, double held_out_fraction = kDefaultHeldOutFraction);
+// The same from decoded frames (all of one size, RGB): the one packing path that `dforce
+// learn` / `dataset pack` and the Studio's "Learn this clip" share. Throws Error on an empty
+// clip or frames of different sizes.
+void append_clip(VideoDataset& dataset, const std::string& name, const std::string& source,
+                 const std::vector<Frame>& frames,
+                 double held_out_fraction = kDefaultHeldOutFraction);
 
 // Writes atomically (temp file + rename). Throws Error on failure.
 void save_dataset(const std::string& path, const VideoDataset& dataset);

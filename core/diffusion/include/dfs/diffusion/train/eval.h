@@ -40,6 +40,7 @@ struct EvalSettings {
   // (a)
   std::vector<double> loss_levels = {0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0};
   int loss_windows = 8;  // held-out windows per clip
+  int loss_draws = 1;    // noise draws per window and level (more = a steadier mean)
   // (b)
   int context = 8;            // known frames
   int horizon = 8;            // predicted frames
@@ -140,6 +141,18 @@ struct EvalReport {
 // the data do not match (resolution) or no clip has enough held-out frames.
 EvalReport evaluate_model(const std::string& model_path, const VideoDataset& data,
                           const EvalSettings& settings);
+
+// (a) alone, as one number: the mean over `settings.loss_levels` of the held-out denoising
+// loss (the unweighted MSE against the objective's target; for latent models on latents).
+// The noise comes from settings.seed alone, so two models scored on the same data with the
+// same settings see the same noisy inputs: "Learn this clip" reports this before and after.
+// Cheap: one forward pass per level, window and draw (no sampling). Throws Error when the
+// model and the data do not match or no clip has held-out frames.
+double mean_held_out_loss(const std::string& model_path, const VideoDataset& data,
+                          const EvalSettings& settings);
+// The settings `dforce learn` and the Studio's "Learn this clip" measure with: the default
+// levels, up to 4 windows per clip, 4 noise draws each, seed 0 (defined in learn.cpp).
+EvalSettings learn_loss_settings(const std::string& device = "cpu");
 
 // [SECTION] Metrics (exposed for tests) --------------------------------------------------
 

@@ -64,6 +64,10 @@ struct TrainJobCallbacks {
   std::function<void(const std::string& line)> log;         // one finished line, no newline
   std::function<void(const TrainProgress& p)> on_progress;  // every step (see TrainLoopOptions)
   const std::atomic<bool>* stop = nullptr;  // set: checkpoint at the next step and return
+  // After each periodic checkpoint (not the last one), with the trainer in the state just
+  // written: e.g. to export the EMA weights and sample a preview. Runs on the training thread
+  // and its time counts against the budget, so keep it short.
+  std::function<void(Trainer& trainer)> on_checkpoint;
 };
 
 // Runs the job on `data` (pixels; a latent recipe encodes them with the autoencoder first).
