@@ -25,9 +25,12 @@ TakeList::TakeList(QWidget* parent) : QWidget(parent) {
   tree_->setAccessibleName(tr("Takes"));
   tree_->setObjectName("take_list");
   tree_->header()->setStretchLastSection(false);
-  tree_->header()->setSectionResizeMode(kName, QHeaderView::Stretch);
-  for (int c = kStar; c < kColumns; ++c)
+  for (int c = kName; c < kColumns; ++c)
     tree_->header()->setSectionResizeMode(c, QHeaderView::ResizeToContents);
+  // A model's name can be long ("demo (garden.learned.safetensors)"): a column the user can
+  // widen, elided, the whole name in its tooltip, so the take's own name stays readable.
+  tree_->header()->setSectionResizeMode(kModel, QHeaderView::Interactive);
+  tree_->header()->resizeSection(kModel, 110);
 
   compare_label_ = new QLabel;
   compare_label_->setWordWrap(true);
@@ -102,6 +105,7 @@ void TakeList::set_rows(const std::vector<Row>& rows) {
     item->setText(kDate, r.date);
     item->setText(kSeed, QString::number(r.seed));
     item->setText(kModel, r.model);
+    item->setToolTip(kModel, r.model);
     item->setText(kSteps, QString::number(r.steps));
     item->setText(kFrames, QString::number(r.frames));
     item->setFlags(Qt::ItemIsSelectable | Qt::ItemIsEnabled | Qt::ItemIsEditable |
