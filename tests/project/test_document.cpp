@@ -13,30 +13,14 @@
 #include <vector>
 
 #include "dfs/project/document.h"
+#include "project_test_util.h"
 
 namespace fs = std::filesystem;
 using namespace dfs::project;
 
-namespace {
+using dfs::project::test::TempDir;
 
-// A fresh folder under the system temp dir, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("dfs_project_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  static int& counter() {
-    static int c = 0;
-    return c;
-  }
-};
+namespace {
 
 std::string read_all(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

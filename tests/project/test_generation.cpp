@@ -15,29 +15,17 @@
 #include "dfs/media/probe.h"
 #include "dfs/project/document.h"
 #include "dfs/project/generation.h"
+#include "project_test_util.h"
 
 namespace fs = std::filesystem;
 using namespace dfs::project;
 using dfs::Frame;
 
+using dfs::project::test::TempDir;
+
 namespace {
 
-const std::string kSampleClip = std::string(DFS_SOURCE_DIR) + "/resources/samples/vtest_clip.mp4";
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("dfs_generation_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using dfs::project::test::kSampleClip;
 
 // A deterministic 4:3 test picture that differs per frame index.
 Frame test_picture(int index, int w = 80, int h = 60) {

@@ -10,26 +10,15 @@
 #include <vector>
 
 #include "dfs/project/schedule_preset.h"
+#include "project_test_util.h"
 
 namespace fs = std::filesystem;
 using namespace dfs::project;
 using dfs::diffusion::ScheduleShape;
 
-namespace {
+using dfs::project::test::TempDir;
 
-struct PresetDir {
-  fs::path path = fs::temp_directory_path() /
-                  ("dfs_preset_test_" + std::to_string(::getpid()) + "_" + std::to_string(next()));
-  PresetDir() { fs::create_directories(path); }
-  ~PresetDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  static int next() {
-    static int n = 0;
-    return n++;
-  }
-};
+namespace {
 
 // A project on a 6-frame clip (the clip itself is not opened here).
 Project extend_project(int clip_frames = 6, int new_frames = 4) {
@@ -51,7 +40,7 @@ void write_text(const fs::path& path, const std::string& text) {
 
 TEST_CASE("a preset saved from a project and loaded back restores its schedule and curve",
           "[presets]") {
-  PresetDir dir;
+  TempDir dir;
   Project p = extend_project();
   auto& s = p.generation.rollout.sampler.schedule;
   s.shape = ScheduleShape::AsyncBlocks;
@@ -102,7 +91,7 @@ TEST_CASE("a preset's curve goes onto the unpinned frames, resampled to their co
 }
 
 TEST_CASE("a broken preset file gives a clear error and changes nothing", "[presets]") {
-  PresetDir dir;
+  TempDir dir;
   Project p = extend_project();
   const Project before = p;
   const SchedulePreset good = preset_from_project(p, "good");

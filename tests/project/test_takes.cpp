@@ -14,27 +14,15 @@
 
 #include "dfs/project/document.h"
 #include "dfs/project/takes.h"
+#include "project_test_util.h"
 
 namespace fs = std::filesystem;
 using namespace dfs::project;
 using dfs::Frame;
 
-namespace {
+using dfs::project::test::TempDir;
 
-struct TakesTempDir {
-  fs::path path;
-  TakesTempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("dfs_takes_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TakesTempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+namespace {
 
 // A frame whose every byte depends on (seed, position): two takes never share a picture.
 Frame pattern(int seed, int position) {
@@ -78,7 +66,7 @@ void write_all(const fs::path& p, const std::string& text) {
 
 TEST_CASE("takes: add keeps frames as PNG files and an index that reloads equal",
           "[project][takes]") {
-  TakesTempDir dir;
+  TempDir dir;
   const std::string folder = (dir.path / "clip_takes").string();
   TakeStore store = TakeStore::open(folder);  // the folder does not exist yet: empty
   CHECK(store.size() == 0);
@@ -113,7 +101,7 @@ TEST_CASE("takes: add keeps frames as PNG files and an index that reloads equal"
 
 TEST_CASE("takes: rename and star persist, delete removes the files, ids are never reused",
           "[project][takes]") {
-  TakesTempDir dir;
+  TempDir dir;
   const std::string folder = (dir.path / "t").string();
   TakeStore store = TakeStore::open(folder);
   store.add(info_with_seed(1), frames_of(1, 0, 3));
@@ -149,7 +137,7 @@ TEST_CASE("takes: rename and star persist, delete removes the files, ids are nev
 
 TEST_CASE("takes: a bad or missing index is a clear error and nothing on disk changes",
           "[project][takes]") {
-  TakesTempDir dir;
+  TempDir dir;
   const std::string folder = (dir.path / "t").string();
   TakeStore store = TakeStore::open(folder);
   store.add(info_with_seed(1), frames_of(1, 0, 3));
@@ -198,7 +186,7 @@ TEST_CASE("takes: a bad or missing index is a clear error and nothing on disk ch
 
 TEST_CASE("takes: copy_to carries every take (Save As) and refuses to overwrite a folder",
           "[project][takes]") {
-  TakesTempDir dir;
+  TempDir dir;
   TakeStore store = TakeStore::open((dir.path / "a_takes").string());
   store.add(info_with_seed(1), frames_of(1, 0, 3));
   store.add(info_with_seed(2), frames_of(2, 4, 5));
@@ -254,7 +242,7 @@ TEST_CASE(
 
 TEST_CASE("takes: time to keep and to read back 16 frames of 256x256 (hidden: run by tag)",
           "[.][takes][bench]") {
-  TakesTempDir dir;
+  TempDir dir;
   TakeStore store = TakeStore::open((dir.path / "t").string());
   std::map<int, Frame> frames;
   for (int p = 0; p < 16; ++p) {

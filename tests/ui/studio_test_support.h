@@ -4,7 +4,9 @@
 
 #include <QApplication>
 #include <QElapsedTimer>
+#include <QEventLoop>
 #include <QString>
+#include <QTimer>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -27,12 +29,17 @@ inline QApplication& app() {
   return *instance;
 }
 
-// Runs the event loop until `done()` or `timeout_ms` passes; returns done().
+// Runs the event loop until `done()` or `timeout_ms` passes; returns done(). The GUI thread
+// sleeps in the event loop between checks (20 ms at most) instead of spinning, so the worker
+// and a low-priority learning thread get the CPU, as they would with a person at the window.
 inline bool wait_until(const std::function<bool()>& done, int timeout_ms) {
   QElapsedTimer clock;
   clock.start();
-  while (!done() && clock.elapsed() < timeout_ms)
-    QApplication::processEvents(QEventLoop::AllEvents, 20);
+  while (!done() && clock.elapsed() < timeout_ms) {
+    QEventLoop loop;
+    QTimer::singleShot(20, &loop, &QEventLoop::quit);
+    loop.exec();
+  }
   return done();
 }
 

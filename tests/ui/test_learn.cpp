@@ -32,24 +32,12 @@
 using dfs::ui::MainWindow;
 using dfs::ui::test::app;
 using dfs::ui::test::test_options;
+using dfs::ui::test::wait_until;
 
 namespace {
 
 QString repo_file(const char* relative) {
   return QDir(QStringLiteral(DFS_SOURCE_DIR)).filePath(relative);
-}
-
-// Waits on the event loop until `done()` without spinning: the GUI thread sleeps between
-// checks, so the low-priority learning thread gets the CPU (the shared wait_until polls).
-bool wait_until(const std::function<bool()>& done, int timeout_ms) {
-  QElapsedTimer clock;
-  clock.start();
-  while (!done() && clock.elapsed() < timeout_ms) {
-    QEventLoop loop;
-    QTimer::singleShot(100, &loop, &QEventLoop::quit);
-    loop.exec();
-  }
-  return done();
 }
 
 // A window with the shipped demo model loaded and a copy of the sample clip (in `dir`) open.

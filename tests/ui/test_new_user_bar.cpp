@@ -4,12 +4,9 @@
 //   DFS_TEST_SCREENSHOTS=shots xvfb-run -a -s "-screen 0 1600x1000x24" build/tests/test_ui "[bar]"
 // The screenshots of each step go in the closing note.
 #include <QDialog>
-#include <QElapsedTimer>
-#include <QEventLoop>
 #include <QFile>
 #include <QSignalSpy>
 #include <QTemporaryDir>
-#include <QTimer>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 
@@ -21,6 +18,7 @@
 using dfs::ui::MainWindow;
 using dfs::ui::test::app;
 using dfs::ui::test::test_options;
+using dfs::ui::test::wait_until;
 
 namespace {
 
@@ -28,22 +26,10 @@ QString repo(const char* path) {
   return QString("%1/%2").arg(DFS_SOURCE_DIR, path);
 }
 
-// The GUI thread sleeps between checks, so the low-priority learning thread gets the CPU.
-bool wait_for(const std::function<bool()>& done, int timeout_ms) {
-  QElapsedTimer clock;
-  clock.start();
-  while (!done() && clock.elapsed() < timeout_ms) {
-    QEventLoop loop;
-    QTimer::singleShot(100, &loop, &QEventLoop::quit);
-    loop.exec();
-  }
-  return done();
-}
-
 void shot(QWidget& w, const char* name) {
   const char* folder = std::getenv("DFS_TEST_SCREENSHOTS");
   if (folder == nullptr || *folder == 0) return;
-  wait_for([] { return false; }, 300);
+  wait_until([] { return false; }, 300);
   w.grab().save(QString("%1/%2.png").arg(folder, name));
 }
 
@@ -62,7 +48,7 @@ TEST_CASE("A new user: open a clip, learn it, two takes, compare, export the sta
   MainWindow w(options);
   w.resize(1500, 950);
   w.show();
-  REQUIRE(wait_for([&] { return w.model_ready(); }, 120000));
+  REQUIRE(wait_until([&] { return w.model_ready(); }, 120000));
   REQUIRE(w.open_clip(clip));
   REQUIRE(w.save_project(dir.filePath("garden.dfsproj")));
   shot(w, "bar_1_clip_open");
@@ -70,13 +56,13 @@ TEST_CASE("A new user: open a clip, learn it, two takes, compare, export the sta
   // Learn it for 2 minutes.
   QSignalSpy learned(&w, &MainWindow::learning_finished);
   REQUIRE(w.start_learning(2.0));
-  REQUIRE(wait_for([&] { return !learned.isEmpty(); }, 8 * 60000));
+  REQUIRE(wait_until([&] { return !learned.isEmpty(); }, 8 * 60000));
   INFO(learned.at(0).at(1).toString().toStdString());
   REQUIRE(learned.at(0).at(0).toBool());
   CHECK(w.learning_loss_after() < w.learning_loss_before());
   REQUIRE(w.learn_dialog() != nullptr);
   shot(*w.learn_dialog(), "bar_2_learn_dialog");
-  REQUIRE(wait_for([&] { return w.model_ready(); }, 60000));
+  REQUIRE(wait_until([&] { return w.model_ready(); }, 60000));
   CHECK(QString::fromStdString(w.document().project().model_path).endsWith(".learned.safetensors"));
   shot(w, "bar_3_learned_model");
 
@@ -90,7 +76,7 @@ TEST_CASE("A new user: open a clip, learn it, two takes, compare, export the sta
     }));
     QSignalSpy finished(&w, &MainWindow::generation_finished);
     REQUIRE(w.start_generation());
-    REQUIRE(wait_for([&] { return !finished.isEmpty(); }, 300000));
+    REQUIRE(wait_until([&] { return !finished.isEmpty(); }, 300000));
   }
   REQUIRE(w.take_count() == 2);
   w.seek(15);
@@ -112,7 +98,7 @@ TEST_CASE("A new user: open a clip, learn it, two takes, compare, export the sta
   es.scale = 1;
   QSignalSpy exported(&w, &MainWindow::export_finished);
   REQUIRE(w.export_take(starred, es));
-  REQUIRE(wait_for([&] { return !exported.isEmpty(); }, 120000));
+  REQUIRE(wait_until([&] { return !exported.isEmpty(); }, 120000));
   INFO(exported.at(0).at(1).toString().toStdString());
   REQUIRE(exported.at(0).at(0).toBool());
   CHECK(dfs::media::probe(es.path).frame_count == 20);
