@@ -267,6 +267,22 @@ bool MainWindow::run_learning(double minutes, bool resume) {
           s_->learn_dialog->show_result(summary);
         }
         statusBar()->showMessage(summary, 15000);
+        // A run that made the held-out prediction worse (too short, or a clip unlike its own
+        // end) does not replace the model that was better: the file stays for whoever wants it.
+        if (std::isfinite(result.loss_before) && std::isfinite(result.loss_after) &&
+            result.loss_after >= result.loss_before) {
+          const QString kept =
+              tr("The learned model predicts the held-out frames no better than the current one "
+                 "(%1 before, %2 after), so the project keeps its model. The learned weights are "
+                 "in %3 (Model > Open model uses them anyway).")
+                  .arg(result.loss_before, 0, 'g', 5)
+                  .arg(result.loss_after, 0, 'g', 5)
+                  .arg(file);
+          if (s_->learn_dialog) s_->learn_dialog->show_result(summary + "\n" + kept);
+          statusBar()->showMessage(kept, 15000);
+          emit learning_finished(false, kept);
+          return;
+        }
         // Becomes the project's model as one undo step, once no generation holds the worker.
         // (The retry timer holds the function; the function itself only a weak reference.)
         auto adopt = std::make_shared<std::function<void()>>();
