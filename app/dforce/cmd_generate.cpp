@@ -153,7 +153,8 @@ void add_generation_options(CLI::App* sub, GenerationOptions& o) {
                   "Start noise level of timeline frames: RANGES=LEVEL, e.g. 10-14=0.5 (repeatable; "
                   "0 = keep, 1 = regenerate from scratch)");
   sub->add_option("--save-project", o.save_project,
-                  "Also write the project (settings + results) as JSON");
+                  "Also write the project (settings + results) as JSON, with the generated "
+                  "frames as PNGs in <name>_frames/ beside it");
   sub->add_flag("-q,--quiet", o.quiet, "No progress line");
 }
 
@@ -359,6 +360,18 @@ void run_generation(dp::Project project, const GenerationOptions& o, bool window
   dp::GenerationJob job(project, model);
   const std::string metadata = dp::generation_metadata_json(job.project(), &info);
   dp::EncoderSink sink(project.export_settings, metadata);
+  // --save-project: the generated frames go beside the project too ("<name>_frames/", as the
+  // Studio saves them), so the project reopens complete and `dforce export` has them.
+  std::unique_ptr<dp::PngCacheSink> cache;
+  dp::FrameSink* target = &sink;
+  std::string cache_dir_name;
+  if (!o.save_project.empty()) {
+    const fs::path project_file = fs::absolute(o.save_project);
+    cache_dir_name = project_file.stem().string() + "_frames";
+    cache = std::make_unique<dp::PngCacheSink>(
+        (project_file.parent_path() / cache_dir_name).string(), &sink);
+    target = cache.get();
+  }
   ProgressLine line(o.quiet);
   if (!o.quiet)
     std::fprintf(
@@ -372,7 +385,7 @@ void run_generation(dp::Project project, const GenerationOptions& o, bool window
     SigintGuard guard;
     try {
       result = job.run(
-          sink, [&](const dp::GenerationProgress& p) { line.update(p); }, &g_stop);
+          *target, [&](const dp::GenerationProgress& p) { line.update(p); }, &g_stop);
     } catch (...) {
       line.end();
       throw;
@@ -389,6 +402,7 @@ void run_generation(dp::Project project, const GenerationOptions& o, bool window
     for (int p : result.generated) project.results.generated[static_cast<size_t>(p)] = true;
     project.results.seed = project.generation.rollout.seed;
     project.results.seconds = result.seconds;
+    project.results.cache_dir = cache_dir_name;
     dp::write_file_atomically(o.save_project, dp::to_json(project));
   }
   if (result.cancelled)

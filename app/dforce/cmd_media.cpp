@@ -5,7 +5,7 @@
 //   dforce frames clip.mp4 --from 10 --to 40 --size 64x48 [--fit letterbox|crop|stretch] -o dir/
 //   dforce export frames_dir/ -o out.mp4 [--fps 8] [--format mp4|mkv|webm|gif|png-seq]
 //                 [--crf 20] [--preset medium] [--metadata settings.json]
-//   dforce export project.dfsproj [-o out.mp4]   (the Studio's File > Export, same code)
+//   dforce export project.dfsproj -o out.mp4     (the Studio's File > Export, same code)
 //   dforce bench-decode [clip] [--size 64x48] [--repeat 3]
 #include <sys/resource.h>
 
@@ -187,14 +187,10 @@ void run_project_export(const ExportOptions& o) {
   namespace dp = dfs::project;
   dp::Document doc = dp::Document::load(o.input);
   dp::Project p = doc.project();
-  if (!o.output.empty()) {
-    p.export_settings.path = fs::absolute(o.output).string();
-    p.export_settings.format = dp::export_format_from_path(o.output);
-  } else if (p.export_settings.path.empty()) {
-    throw std::runtime_error("the project has no export path yet: give one with -o");
-  } else {
-    p.export_settings.path = doc.resolve(p.export_settings.path);
-  }
+  // -o is required: the project's own export path is often a file the user already has (the
+  // output of the `dforce extend` that saved the project), never overwritten unasked.
+  p.export_settings.path = fs::absolute(o.output).string();
+  p.export_settings.format = dp::export_format_from_path(o.output);
   if (o.format != "auto") p.export_settings.format = dm::parse_export_format(o.format);
   if (o.fps_given) p.export_settings.fps = o.fps;
   dp::validate(p);
@@ -204,9 +200,16 @@ void run_project_export(const ExportOptions& o) {
   if (!warning.empty()) std::fprintf(stderr, "dforce: warning: %s\n", warning.c_str());
   int missing = 0;
   const auto generated = dp::load_saved_results(doc, &missing);
-  if (missing > 0)
-    std::fprintf(stderr, "dforce: warning: %d generated frames saved with the project are missing\n",
-                 missing);
+  int listed = 0;
+  for (int i = 0; i < p.timeline.length(); ++i) listed += p.results.has(i) ? 1 : 0;
+  if (listed > static_cast<int>(generated.size()))
+    std::fprintf(stderr,
+                 "dforce: warning: the project lists %d generated frames but %d are saved with "
+                 "it (%s); the export has the clip's frames there%s\n",
+                 listed, static_cast<int>(generated.size()),
+                 p.results.cache_dir.empty() ? "it has no frames folder"
+                                             : (std::to_string(missing) + " files missing").c_str(),
+                 p.timeline.length() > p.clip.frame_count ? " and skips the new ones" : "");
   const std::string clip = p.clip.path.empty() ? std::string() : doc.resolve(p.clip.path);
   g_stop.store(false);
   SigintGuard guard;
@@ -224,7 +227,6 @@ bool is_project_file(const std::string& path) {
 
 void run_export(const ExportOptions& o) {
   if (is_project_file(o.input)) return run_project_export(o);
-  if (o.output.empty()) throw std::runtime_error("give the output with -o");
   dm::EncodeSettings settings;
   settings.format = dm::parse_export_format(o.format);
   settings.fps = o.fps;
@@ -364,9 +366,8 @@ void register_media_commands(CLI::App& app) {
     auto o = std::make_shared<ExportOptions>();
     sub->add_option("input", o->input, "Folder of frames, one image, or a .dfsproj project")
         ->required();
-    sub->add_option("-o,--output", o->output,
-                    "Output: .mp4, .mkv, .webm, .gif, .png or folder/ (a project: default its "
-                    "own export path)");
+    sub->add_option("-o,--output", o->output, "Output: .mp4, .mkv, .webm, .gif, .png or folder/")
+        ->required();
     auto* fps = sub->add_option("--fps", o->fps, "Frames per second")->check(CLI::PositiveNumber);
     sub->add_option("--format", o->format,
                     "auto (from the extension), mp4, mkv, webm, gif, png, png-seq");

@@ -57,6 +57,19 @@ expect="\"generated\":[$src_frames,$((src_frames + 1)),$((src_frames + 2)),$((sr
 check "the embedded settings list the 4 generated frames" grep -qF "$expect" "$tmp/probe.json"
 check "a sidecar JSON is written" test -s "$tmp/out.mp4.json"
 
+# A project saved by extend exports again through the Studio's export path, generated frames
+# included; without -o nothing is overwritten.
+"$dforce" extend "$clip" --model "$tmp/tiny.safetensors" --frames 4 --steps 2 -o "$tmp/p_out.mp4" -q \
+  --save-project "$tmp/p.dfsproj" > "$tmp/p_extend.log" 2>&1
+check "--save-project keeps the 4 generated frames beside the project" \
+  test "$(ls "$tmp/p_frames" 2>/dev/null | grep -c png)" -eq 4
+"$dforce" export "$tmp/p.dfsproj" -o "$tmp/p_again.mp4" > "$tmp/p_export.log" 2>&1
+p_frames=$("$dforce" probe "$tmp/p_again.mp4" 2>/dev/null | awk '/frames/ {print $3; exit}')
+check "export of a saved project has the clip and generated frames ($src_frames + 4 -> ${p_frames:-none})" \
+  test "${p_frames:-0}" -eq $((src_frames + 4))
+"$dforce" export "$tmp/p.dfsproj" > "$tmp/p_noout.log" 2>&1
+check "export of a project without -o is refused" test $? -ne 0
+
 "$dforce" extend "$tmp/missing.mp4" --model "$tmp/tiny.safetensors" --frames 4 -o "$tmp/x.mp4" \
   > "$tmp/missing.log" 2>&1
 check "a missing clip exits 1" test $? -eq 1
