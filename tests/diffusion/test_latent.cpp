@@ -199,7 +199,7 @@ TEST_CASE(
   CHECK(batch.abs().max().item<float>() <= 1.0f);
 }
 
-TEST_CASE("a latent model file holds transformer and autoencoder; loading checks both",
+TEST_CASE("a latent model file holds transformer and autoencoder, loading checks both",
           "[latent][weights]") {
   Model model = Model::random("latent-tiny", 2);
   auto& impl = model_impl(model);

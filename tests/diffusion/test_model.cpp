@@ -477,7 +477,7 @@ TEST_CASE("on CUDA the model runs in bf16 and agrees with the CPU float32 model"
   CHECK(frames == 6);
 }
 
-TEST_CASE("plan_rollout: a causal model gets no look-ahead pins; windows stay contiguous",
+TEST_CASE("plan_rollout: a causal model gets no look-ahead pins, windows stay contiguous",
           "[rollout]") {
   auto model = Model::random("tiny-causal", 1);
   const auto& info = model.info();

@@ -231,7 +231,7 @@ TEST_CASE("cancel mid-run returns with the frames finished so far", "[sampler]")
   CHECK(torch::allclose(result.frames[0], clip[0], 1e-4, 1e-4));
 }
 
-TEST_CASE("same seed gives identical frames; a different seed differs when eta > 0", "[sampler]") {
+TEST_CASE("same seed gives identical frames, a different seed differs when eta > 0", "[sampler]") {
   const NoiseSchedule schedule;
   const auto clip = torch::zeros({4, 3, 8, 8});
   const auto input = generate_all(clip, ScheduleShape::Pyramid, 10);

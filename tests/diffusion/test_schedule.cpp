@@ -103,7 +103,7 @@ TEST_CASE("full_sequence: M[m, t] = S - m for all generated frames", "[schedule]
     for (int t = 0; t < 6; ++t) CHECK(m.at(r, t) == 10 - r);
 }
 
-TEST_CASE("pyramid: M = clip(S + floor(t u) - m, 0, S); frame t lags t-1 by u", "[schedule]") {
+TEST_CASE("pyramid: M = clip(S + floor(t u) - m, 0, S), frame t lags t-1 by u", "[schedule]") {
   for (double u : {1.0, 2.0, 3.0, 0.5}) {
     const int steps = 10;
     const auto m =

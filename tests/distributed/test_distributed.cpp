@@ -287,7 +287,7 @@ TEST_CASE("A checkpoint resumes across world sizes: 2 -> 1 and 1 -> 2 processes"
   CHECK(q3->output().find("does not divide among 3 processes") != std::string::npos);
 }
 
-TEST_CASE("A rank killed mid-run ends the others within the timeout; the checkpoint is intact",
+TEST_CASE("A rank killed mid-run ends the others within the timeout, the checkpoint is intact",
           "[distributed]") {
   SKIP_WITHOUT_C10D();
   Workdir w("kill");

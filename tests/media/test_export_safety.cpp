@@ -126,7 +126,7 @@ TEST_CASE("an export replaces an existing file only when it is complete",
   CHECK(probe(out).frame_count == 2);
 }
 
-TEST_CASE("partial files of dead processes are removed; live ones are kept",
+TEST_CASE("partial files of dead processes are removed, live ones are kept",
           "[media][encoder][safety]") {
   dfs_test::ScratchDir dir;
   const std::string out = dir.file("again.mp4");

@@ -182,7 +182,7 @@ TEST_CASE("extending the sample clip gives N new frames and the pinned frames bi
   }
 }
 
-TEST_CASE("same seed and settings give identical frames; another seed differs",
+TEST_CASE("same seed and settings give identical frames, another seed differs",
           "[project][generation]") {
   auto& model = tiny_model();
   const Project p = synthetic_extend(4, 2, model.info().max_frames);

@@ -60,7 +60,7 @@ dfs::ui::LearnDialog* dialog_of(MainWindow& w) {
 
 }  // namespace
 
-TEST_CASE("Learn this clip: 1 minute lowers the held-out loss; the model is used; undo",
+TEST_CASE("Learn this clip: 1 minute lowers the held-out loss, the model is used, undo",
           "[learn][slow]") {
   QTemporaryDir dir;
   REQUIRE(dir.isValid());
@@ -141,7 +141,7 @@ TEST_CASE("Learn this clip: 1 minute lowers the held-out loss; the model is used
       60000));
 }
 
-TEST_CASE("Learn this clip: Cancel keeps a usable model; a closed run resumes", "[learn][slow]") {
+TEST_CASE("Learn this clip: Cancel keeps a usable model, a closed run resumes", "[learn][slow]") {
   QTemporaryDir dir;
   REQUIRE(dir.isValid());
   QString clip;
@@ -208,7 +208,7 @@ TEST_CASE("Learn this clip: Cancel keeps a usable model; a closed run resumes", 
   REQUIRE(w.document().project().model_path == before_model);
 }
 
-TEST_CASE("Learn this clip: kill -9 during learning; the next start offers the run back",
+TEST_CASE("Learn this clip: kill -9 during learning, the next start offers the run back",
           "[learn][slow]") {
   app();  // the event loop waits below need the application
   QTemporaryDir dir;

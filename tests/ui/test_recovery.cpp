@@ -268,7 +268,7 @@ TEST_CASE("Recovery: a crashed session's autosave is not overwritten by the next
   CHECK(QFile::exists(project + ".autosave"));
 }
 
-TEST_CASE("Recovery: a project whose clip moved asks where it is; relocate_clip is one undo step",
+TEST_CASE("Recovery: a project whose clip moved asks where it is, relocate_clip is one undo step",
           "[gui][recovery]") {
   AppData data;
   QTemporaryDir dir;
@@ -308,7 +308,7 @@ TEST_CASE("Recovery: a project whose clip moved asks where it is; relocate_clip 
   CHECK(w->missing_clip().isEmpty());
 }
 
-TEST_CASE("Recovery: a generation counts as an edit; its frames are autosaved and recovered",
+TEST_CASE("Recovery: a generation counts as an edit, its frames are autosaved and recovered",
           "[gui][recovery]") {
   AppData data;
   QTemporaryDir dir;
