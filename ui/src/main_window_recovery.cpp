@@ -70,6 +70,7 @@ void MainWindow::install_document(project::Document doc) {
   attach_project_takes();  // main_window_takes.cpp
   s_->last_results = p.results;
   ++s_->results_revision;  // another document's frames: never taken for the last ones autosaved
+  s_->opened_results_revision = s_->results_revision;
   refresh_all();
 }
 
@@ -141,7 +142,10 @@ bool MainWindow::autosave_now() {
     // autosave names the folder only once it is complete).
     const QString frames_root = recovery::frames_dir_for(s_->autosave_file);
     QString frames_dir;
-    if (copy.results.any() && !s_->generated.empty()) {
+    // Frames that came with the opened file are on disk already where its results say.
+    const bool frames_as_opened = !copy.results.cache_dir.empty() &&
+                                  s_->results_revision == s_->opened_results_revision;
+    if (copy.results.any() && !s_->generated.empty() && !frames_as_opened) {
       frames_dir = frames_root + QStringLiteral("/%1-%2").arg(pid).arg(s_->results_revision);
       copy.results.cache_dir = frames_dir.toStdString();
       if (s_->frames_revision != s_->results_revision || !QDir(frames_dir).exists()) {

@@ -145,6 +145,7 @@ struct MainWindow::State {
   int carried_edits = 0;                  // unsaved edits of a recovered session
   std::uint64_t frames_revision = 0;      // results revision whose frames are autosaved
   std::uint64_t results_revision = 0;     // bumped when the generated frames change
+  std::uint64_t opened_results_revision = 0;  // the revision of the frames the file came with
   project::Results last_results;          // to notice a change of results
   QString missing_clip;                   // clip named by the open project but not there
 

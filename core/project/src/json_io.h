@@ -36,4 +36,12 @@ TakesRef takes_from_json(const json& j, const std::string& where);
 // Parses text as a JSON object; throws Error("<what>: not valid JSON (...)") otherwise.
 json parse_object(const std::string& text, const std::string& what);
 
+// The member `key` of `obj`, or an Error naming it ("<where>.<key> is missing").
+inline const nlohmann::json& need_member(const nlohmann::json& obj, const std::string& where,
+                                         const char* key) {
+  auto it = obj.find(key);
+  if (it == obj.end()) throw Error(where + "." + key + " is missing");
+  return *it;
+}
+
 }  // namespace dfs::project::detail

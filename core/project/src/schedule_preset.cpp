@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "dfs/limits.h"
+#include "json_io.h"
 
 namespace dfs::project {
 namespace {
@@ -22,14 +23,8 @@ void add_problem(std::vector<std::string>& out, const std::string& problem) {
   if (!problem.empty()) out.push_back(problem);
 }
 
-const json& need(const json& obj, const char* key, const std::string& where) {
-  auto it = obj.find(key);
-  if (it == obj.end()) throw Error(where + "." + key + " is missing");
-  return *it;
-}
-
 int read_int(const json& obj, const char* key, const std::string& where) {
-  const json& v = need(obj, key, where);
+  const json& v = detail::need_member(obj, where, key);
   if (!v.is_number_integer()) throw Error(where + "." + key + " must be an integer");
   const auto x = v.get<long long>();
   if (x < -1000000000LL || x > 1000000000LL)
@@ -38,7 +33,7 @@ int read_int(const json& obj, const char* key, const std::string& where) {
 }
 
 double read_number(const json& obj, const char* key, const std::string& where) {
-  const json& v = need(obj, key, where);
+  const json& v = detail::need_member(obj, where, key);
   if (!v.is_number()) throw Error(where + "." + key + " must be a number");
   return v.get<double>();
 }
@@ -142,13 +137,13 @@ SchedulePreset preset_from_json(const std::string& text) {
                 " is newer than this program reads (" + std::to_string(kPresetFormatVersion) +
                 "); update Diffusion Forcing Studio");
   SchedulePreset preset;
-  const json& name = need(j, "name", "preset");
+  const json& name = detail::need_member(j, "preset", "name");
   if (!name.is_string()) throw Error("preset.name must be a string");
   preset.name = name.get<std::string>();
-  const json& sj = need(j, "schedule", "preset");
+  const json& sj = detail::need_member(j, "preset", "schedule");
   if (!sj.is_object()) throw Error("preset.schedule must be an object");
   auto& s = preset.schedule;
-  const json& shape = need(sj, "shape", "preset.schedule");
+  const json& shape = detail::need_member(sj, "preset.schedule", "shape");
   if (!shape.is_string()) throw Error("preset.schedule.shape must be a string");
   try {
     s.shape = diffusion::schedule_shape_from_string(shape.get<std::string>());

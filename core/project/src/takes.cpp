@@ -50,14 +50,8 @@ json take_to_json(const TakeInfo& t) {
 }
 
 // Typed reads of one index entry; each error names the field ("takes[2].seed must be ...").
-const json& need(const json& obj, const std::string& where, const char* key) {
-  auto it = obj.find(key);
-  if (it == obj.end()) throw Error(where + "." + key + " is missing");
-  return *it;
-}
-
 int need_int(const json& obj, const std::string& where, const char* key, int min_value) {
-  const json& v = need(obj, where, key);
+  const json& v = detail::need_member(obj, where, key);
   if (!v.is_number_integer() || v.get<long long>() < min_value || v.get<long long>() > INT32_MAX)
     throw Error(where + "." + key + " must be an integer >= " + std::to_string(min_value) +
                 " (got " + v.dump() + ")");
@@ -65,13 +59,13 @@ int need_int(const json& obj, const std::string& where, const char* key, int min
 }
 
 std::string need_string(const json& obj, const std::string& where, const char* key) {
-  const json& v = need(obj, where, key);
+  const json& v = detail::need_member(obj, where, key);
   if (!v.is_string()) throw Error(where + "." + key + " must be a string (got " + v.dump() + ")");
   return v.get<std::string>();
 }
 
 bool need_bool(const json& obj, const std::string& where, const char* key) {
-  const json& v = need(obj, where, key);
+  const json& v = detail::need_member(obj, where, key);
   if (!v.is_boolean()) throw Error(where + "." + key + " must be true or false");
   return v.get<bool>();
 }
@@ -83,19 +77,19 @@ TakeInfo take_from_json(const json& j, const std::string& where) {
   t.name = need_string(j, where, "name");
   t.starred = need_bool(j, where, "starred");
   t.created = need_string(j, where, "created");
-  const json& seed = need(j, where, "seed");
+  const json& seed = detail::need_member(j, where, "seed");
   if (!seed.is_number_unsigned() && !(seed.is_number_integer() && seed.get<long long>() >= 0))
     throw Error(where + ".seed must be a non-negative integer");
   t.seed = seed.get<uint64_t>();
   t.model_path = need_string(j, where, "model_path");
   t.model_name = need_string(j, where, "model_name");
-  const json& seconds = need(j, where, "seconds");
+  const json& seconds = detail::need_member(j, where, "seconds");
   if (!seconds.is_number() || seconds.get<double>() < 0)
     throw Error(where + ".seconds must be a number >= 0");
   t.seconds = seconds.get<double>();
   t.cancelled = need_bool(j, where, "cancelled");
   t.length = need_int(j, where, "length", 0);
-  const json& positions = need(j, where, "positions");
+  const json& positions = detail::need_member(j, where, "positions");
   if (!positions.is_array()) throw Error(where + ".positions must be an array");
   for (size_t i = 0; i < positions.size(); ++i) {
     const json& v = positions[i];
@@ -106,7 +100,8 @@ TakeInfo take_from_json(const json& j, const std::string& where) {
   }
   std::sort(t.positions.begin(), t.positions.end());
   t.positions.erase(std::unique(t.positions.begin(), t.positions.end()), t.positions.end());
-  t.settings = detail::settings_from_json_object(need(j, where, "settings"), where + ".settings");
+  t.settings = detail::settings_from_json_object(detail::need_member(j, where, "settings"),
+                                                 where + ".settings");
   return t;
 }
 
@@ -159,7 +154,7 @@ TakeStore TakeStore::open(const std::string& folder) {
       throw Error("it was written by a newer Diffusion Forcing Studio (format version " +
                   std::to_string(version) + ")");
     store.next_id_ = need_int(j, "takes", "next_id", 1);
-    const json& list = need(j, "takes", "takes");
+    const json& list = detail::need_member(j, "takes", "takes");
     if (!list.is_array()) throw Error("takes.takes must be an array");
     for (size_t i = 0; i < list.size(); ++i) {
       TakeInfo t = take_from_json(list[i], "takes[" + std::to_string(i) + "]");
