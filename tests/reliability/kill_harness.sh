@@ -90,9 +90,17 @@ case_save() {  # $1 = save|autosave
       lost=$((lost + 1)); echo "kill_harness: $mode run $i: the file is gone"
     fi
   done
-  # The sweep: one more complete save removes what the killed ones left.
-  kill_mode=time
-  kill_after 400 "$work/loop.log" "$save_loop" "$mode" "$file" >/dev/null
+  # The sweep: one more complete save removes what the killed ones left. It waits for that save
+  # (up to 20 s), not a fixed 400 ms: on a loaded machine a save may not finish that soon, and
+  # when no run had finished one either there was no file to check (a false "lost").
+  "$save_loop" "$mode" "$file" >"$work/sweep.log" 2>&1 &
+  local sweep=$!
+  for _ in $(seq 1 400); do
+    grep -q "^saved " "$work/sweep.log" 2>/dev/null && break
+    sleep 0.05
+  done
+  kill -KILL "$sweep" 2>/dev/null
+  wait "$sweep" 2>/dev/null
   "$save_loop" check "$file" >/dev/null || lost=$((lost + 1))
   report "$mode" "$runs" "$lost" "$inside"
   left=$(ls "$work" | grep -E '^p\.dfsproj.*\.partial-' | wc -l)
