@@ -2,6 +2,7 @@
 // process, waiting on the event loop, the footage the tests open.
 #pragma once
 
+#include <QAction>
 #include <QApplication>
 #include <QElapsedTimer>
 #include <QEventLoop>
@@ -41,6 +42,14 @@ inline bool wait_until(const std::function<bool()>& done, int timeout_ms) {
     loop.exec();
   }
   return done();
+}
+
+// The window's action whose text (without '&' mnemonics) is `text`, or null: the menus as a
+// person reads them.
+inline QAction* find_action(QWidget& window, const QString& text) {
+  for (QAction* a : window.findChildren<QAction*>())
+    if (a->text().remove('&') == text) return a;
+  return nullptr;
 }
 
 // Real footage from Debian's opencv-doc package (768x576, 795 frames, 10 fps).

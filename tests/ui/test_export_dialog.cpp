@@ -27,15 +27,10 @@
 
 using dfs::ui::MainWindow;
 using dfs::ui::test::app;
+using dfs::ui::test::find_action;
 using dfs::ui::test::wait_until;
 
 namespace {
-
-QAction* find_action(QWidget& window, const QString& text) {
-  for (QAction* a : window.findChildren<QAction*>())
-    if (a->text().remove('&') == text) return a;
-  return nullptr;
-}
 
 // Picks `text` in the dialog's combo box named `name`.
 void choose(QDialog& d, const char* name, const QString& text) {

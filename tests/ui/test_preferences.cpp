@@ -30,15 +30,10 @@
 using dfs::ui::MainWindow;
 using dfs::ui::Preferences;
 using dfs::ui::test::app;
+using dfs::ui::test::find_action;
 using dfs::ui::test::wait_until;
 
 namespace {
-
-QAction* find_action(QWidget& window, const QString& text) {
-  for (QAction* a : window.findChildren<QAction*>())
-    if (a->text().remove('&') == text) return a;
-  return nullptr;
-}
 
 Preferences non_default_preferences(const QString& folder) {
   Preferences p;
