@@ -9,7 +9,8 @@
 // less than the gap: it was waiting for a core, not working). Preview updates per second count
 // the live x0 previews the window actually showed.
 // GUI thread only; runs a local event loop until the run ends or `timeout_ms` passes.
-// With DFS_BENCH_TRACE set, every gap over 50 ms is logged with its time (to find the culprit).
+// With DFS_BENCH_TRACE set, every gap over 50 ms (or over DFS_BENCH_TRACE ms, when that is a
+// number above 2) is logged with its time and what was going on (to find the culprit).
 #pragma once
 
 #include <QJsonObject>
