@@ -9,6 +9,8 @@
 #   pyramid, vanilla history guidance 1.5, 4 clip frames + 8 generated (two windows, so the
 #     second conditions on generated latents; detail transfer on)
 #   full_sequence, no guidance, 4 clip frames + 4 generated
+#   pyramid on a random causal 64x48 model (`dforce model init --config demo-causal`): the
+#     KV cache, the causal mask, skipped future frames and the v objective
 # README.md ("Equality") has the full matrix this was cut from: every setting measured gave 0
 # differing bytes, so any difference fails.
 set -uo pipefail
@@ -44,9 +46,9 @@ fi
 work="$(mktemp -d "${TMPDIR:-/tmp}/dfs_check_equal.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 fail=0
-run_case() {  # name source_frames frames schedule guidance...
-  local name="$1" source="$2" frames="$3" schedule="$4"
-  shift 4
+run_case() {  # name model source_frames frames schedule options...
+  local name="$1" model="$2" source="$3" frames="$4" schedule="$5"
+  shift 5
   local cpp="$work/$name/cpp/" py="$work/$name/py/" in="$work/$name/clip/"
   mkdir -p "$cpp" "$py" "$in"
   local common=(--model "$model" --schedule "$schedule" --steps 10 --seed 7 "$@")
@@ -67,6 +69,11 @@ run_case() {  # name source_frames frames schedule guidance...
     echo "check_equal: $name: DIFFERENT"; echo "$result"; fail=1
   fi
 }
-run_case pyramid_guided 4 8 pyramid --guidance vanilla --guidance-scale 1.5
-run_case full_sequence 4 4 full_sequence
+run_case pyramid_guided "$model" 4 8 pyramid --guidance vanilla --guidance-scale 1.5
+run_case full_sequence "$model" 4 4 full_sequence
+if "$dforce" model init --config demo-causal -o "$work/causal.safetensors" >/dev/null 2>&1; then
+  run_case causal_kv "$work/causal.safetensors" 4 8 pyramid
+else
+  echo "check_equal: causal_kv: skipped (this dforce cannot write a random demo-causal model)"
+fi
 exit $fail

@@ -53,12 +53,13 @@ fail=0
 for model in ${models[@]}; do
   for schedule in ${schedules[@]}; do
     for guidance in ${guidances[@]}; do
-      tag="${model%.safetensors}_${schedule}_${guidance}"
+      tag="$(basename "${model%.safetensors}")_${schedule}_${guidance}"
       cpp="$work/$tag/cpp/" py="$work/$tag/py/" in="$work/$tag/clip/"
       rm -rf "$work/$tag" && mkdir -p "$cpp" "$py" "$in"
       gopts=(--guidance "$guidance")
       [[ "$guidance" != none ]] && gopts+=(--guidance-scale "$gscale")
-      common=(--model "$root/models/$model" --schedule "$schedule" --steps "$steps" --seed "$seed"
+      [[ "$model" == */* ]] && mpath="$model" || mpath="$root/models/$model"
+      common=(--model "$mpath" --schedule "$schedule" --steps "$steps" --seed "$seed"
               "${gopts[@]}" $extra)
       "$dforce" --threads "$threads" extend "$clip" --source-frames "$source_frames" \
         -n "$frames" -o "$cpp" --scale 1 --range all -q "${exact_args[@]}" "${common[@]}" >"$work/$tag/cpp.log"
