@@ -6,7 +6,9 @@
 Each --label starts a column group; the reports after it are repeated runs of that
 implementation (A/B interleaved runs, say). Per case the table shows every run's frames/s and
 their median, and the last column divides the first group's median by each other group's.
---markdown prints a Markdown table.
+--markdown prints a Markdown table. --metric NAME compares another per-case field, e.g.
+frames_per_cpu_second (generated frames per process CPU second: on a shared machine the least
+disturbed by other processes at one thread) or ms_per_forward.
 """
 import argparse
 import json
@@ -19,6 +21,11 @@ def main():
     argv = sys.argv[1:]
     markdown = "--markdown" in argv
     argv = [a for a in argv if a != "--markdown"]
+    metric = "frames_per_second"
+    if "--metric" in argv:
+        k = argv.index("--metric")
+        metric = argv[k + 1]
+        del argv[k:k + 2]
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0
@@ -42,11 +49,11 @@ def main():
                     cases.append(c["case"])
 
     def rates(reports, case):
-        return [c["frames_per_second"] for r in reports for c in r["cases"] if c["case"] == case]
+        return [c[metric] for r in reports for c in r["cases"] if c["case"] == case]
 
     header = ["case"]
     for label, reports in groups:
-        header.append(f"{label} frames/s ({len(reports)} runs)")
+        header.append(f"{label} {metric} ({len(reports)} runs)")
         header.append(f"{label} median")
     for label, _ in groups[1:]:
         header.append(f"{groups[0][0]} / {label}")
