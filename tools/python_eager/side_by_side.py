@@ -10,7 +10,6 @@ their median, and the last column divides the first group's median by each other
 frames_per_cpu_second (generated frames per process CPU second: on a shared machine the least
 disturbed by other processes at one thread) or ms_per_forward.
 """
-import argparse
 import json
 import statistics
 import sys
