@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -78,6 +79,10 @@ struct BenchArgs {
   int train_steps = 10;
   bool contended = false;  // also run every case beside a busy loop on one core
   int world = 1;           // --train: also data-parallel with this many local processes
+  bool exact = false;      // the reference kernels (RolloutSettings::exact)
+  std::string solver = "ddim";
+  int steps = 0;           // replaces the 10-step cases' step count (0 = keep)
+  bool reference = false;  // also the roofline report (forward GFLOP/s against a dense GEMM)
 };
 
 // `bench --train --world N`: training samples/s in 1 process, then in N local data-parallel
@@ -123,18 +128,19 @@ dfs::Frame bench_frame(int w, int h, int seed) {
 }
 
 // Times one forward of a full window and each stage of it, for the "where does time go" line.
-nlohmann::json profile_forward(dd::Model& model, int window, int repeats) {
+nlohmann::json profile_forward(dd::Model& model, int window, int repeats, bool exact) {
   auto& net = dd::model_impl(model).net;
   const auto& c = net->config();
   torch::InferenceMode guard;
   const auto x = torch::randn({1, window, c.channels, c.height, c.width});
   const auto levels = torch::rand({1, window});
-  net->forward(x, levels);  // warm-up
+  const auto forward = [&] { return exact ? net->forward(x, levels) : net->forward_fast(x, levels); };
+  forward();  // warm-up
   dd::ForwardProfile profile;
   net->set_profile(&profile);
   const auto t0 = std::chrono::steady_clock::now();
   const double cpu0 = process_cpu_seconds();
-  for (int i = 0; i < repeats; ++i) net->forward(x, levels);
+  for (int i = 0; i < repeats; ++i) forward();
   const double total =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
       repeats;
@@ -150,6 +156,78 @@ nlohmann::json profile_forward(dd::Model& model, int window, int repeats) {
           {"cpu_ms_mlp", ms(profile.mlp)},
           {"cpu_ms_modulation", ms(profile.modulation)},
           {"cpu_ms_head", ms(profile.head)}};
+}
+
+// GFLOP/s of `fn`, which performs `flops` operations, over `repeats` timed calls after one
+// warm-up.
+double gflops(const std::function<void()>& fn, double flops, int repeats) {
+  fn();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < repeats; ++i) fn();
+  const double s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / repeats;
+  return flops / s / 1e9;
+}
+
+// `bench --reference`: the forward's achieved GFLOP/s (fast and exact kernels, batch 1 and the
+// guided batch 2) against a dense 1024^3 GEMM of this machine at the same thread count,
+// measured in the same run.
+nlohmann::json reference_report(dd::Model& model, int window, bool json) {
+  auto& net = dd::model_impl(model).net;
+  const auto& c = net->config();
+  torch::InferenceMode guard;
+  const int threads = at::get_num_threads();
+  const int64_t n = 1024;
+  const auto a = torch::randn({n, n}), b = torch::randn({n, n});
+  const double gemm_flops = 2.0 * n * n * n;
+  // The engine keeps OpenBLAS at one thread (runtime.cpp); the machine's dense rate at the
+  // engine's thread count lets OpenBLAS use them all for this one product.
+  using SetThreads = void (*)(int);
+  using GetThreads = int (*)();
+  auto set_blas = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  auto get_blas = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  const double gemm_1 = gflops([&] { torch::mm(a, b); }, gemm_flops, 5);
+  double gemm_all = gemm_1;
+  if (set_blas != nullptr && get_blas != nullptr && threads > 1) {
+    const int before = get_blas();
+    set_blas(threads);
+    gemm_all = gflops([&] { torch::mm(a, b); }, gemm_flops, 5);
+    set_blas(before);
+  }
+  const double gemm = std::max(gemm_1, gemm_all);
+  nlohmann::json out = {{"threads", threads},
+                        {"gemm_n", n},
+                        {"gemm_gflops_one_blas_thread", gemm_1},
+                        {"gemm_gflops_all_threads", gemm_all},
+                        {"gemm_gflops", gemm},
+                        {"forward", nlohmann::json::array()}};
+  if (!json)
+    std::printf(
+        "  reference: dense %lldx%lld GEMM %.1f GFLOP/s (%d threads; %.1f on one BLAS thread)\n",
+        static_cast<long long>(n), static_cast<long long>(n), gemm, threads, gemm_1);
+  for (const int64_t batch : {1, 2}) {
+    const auto x = torch::randn({batch, window, c.channels, c.height, c.width});
+    const auto levels = torch::rand({batch, window});
+    const double flops = dd::forward_flops(c, batch, window);
+    const double fast = gflops([&] { net->forward_fast(x, levels); }, flops, 10);
+    const double exact = gflops([&] { net->forward(x, levels); }, flops, 10);
+    out["forward"].push_back({{"batch", batch},
+                              {"frames", window},
+                              {"gflop", flops / 1e9},
+                              {"fast_gflops", fast},
+                              {"fast_ms", flops / fast / 1e6},
+                              {"exact_gflops", exact},
+                              {"exact_ms", flops / exact / 1e6},
+                              {"fast_fraction_of_gemm", fast / gemm},
+                              {"exact_fraction_of_gemm", exact / gemm}});
+    if (!json)
+      std::printf(
+          "  forward batch %lld x %d frames (%.2f GFLOP): fast %.1f GFLOP/s (%.1f ms, %.0f %% of "
+          "the GEMM), exact %.1f GFLOP/s (%.1f ms, %.0f %%)\n",
+          static_cast<long long>(batch), window, flops / 1e9, fast, flops / fast / 1e6,
+          100 * fast / gemm, exact, flops / exact / 1e6, 100 * exact / gemm);
+  }
+  return out;
 }
 
 void run_bench(const BenchArgs& a) {
@@ -176,6 +254,15 @@ void run_bench(const BenchArgs& a) {
        dd::GuidanceMode::Vanilla, false},
   };
   if (a.quick) cases.resize(7);  // the 10-step cases
+  if (a.steps > 0)
+    for (auto& c : cases)
+      if (c.steps == 10) {
+        c.steps = a.steps;
+        c.name.replace(c.name.find(" s10"), 4, " s" + std::to_string(a.steps));
+      }
+  const auto solver = dd::solver_from_string(a.solver);
+  if (solver != dd::Solver::Ddim)
+    for (auto& c : cases) c.name += " " + a.solver;
 
   auto model = a.model_path.empty() ? dd::Model::random(a.preset, 0, "cpu")
                                     : dd::Model::load(a.model_path, "cpu");
@@ -211,6 +298,8 @@ void run_bench(const BenchArgs& a) {
       {"load_average", load_average()},
       {"openmp_wait", dd::openmp_wait_policy()},
       {"contended", a.contended},
+      {"exact", a.exact},
+      {"solver", a.solver},
       {"cases", nlohmann::json::array()}};
   if (!a.json) {
     std::printf(
@@ -224,7 +313,9 @@ void run_bench(const BenchArgs& a) {
         "  machine load average %.1f before the run (frames/s is wall-clock; cpu s sums all "
         "threads)\n",
         load_average());
-    std::printf("  OpenMP wait policy: %s\n", dd::openmp_wait_policy().c_str());
+    std::printf("  OpenMP wait policy: %s; kernels: %s; solver %s\n",
+                dd::openmp_wait_policy().c_str(),
+                a.exact ? "reference (--exact)" : "fast CPU", a.solver.c_str());
     std::printf("  %-28s %7s %8s %9s %8s %9s %10s %9s", "case", "frames", "seconds", "frames/s",
                 "cpu s", "forwards", "ms/forward", "peak RSS");
     if (a.contended) std::printf(" %10s %8s", "busy fr/s", "slowdown");
@@ -245,6 +336,8 @@ void run_bench(const BenchArgs& a) {
     settings.context = a.context;
     settings.horizon = a.horizon;
     settings.kv_cache = c.kv_cache;
+    settings.exact = a.exact;
+    settings.sampler.solver = solver;
     settings.sampler.schedule.shape = c.shape;
     settings.sampler.schedule.steps = c.steps;
     settings.sampler.schedule.uncertainty = 1.0;
@@ -312,8 +405,9 @@ void run_bench(const BenchArgs& a) {
           std::max(1u, std::thread::hardware_concurrency()) - 1, worst_slowdown);
   }
 
-  const auto profile = profile_forward(model, a.context + a.horizon, a.quick ? 3 : 10);
+  const auto profile = profile_forward(model, a.context + a.horizon, a.quick ? 3 : 10, a.exact);
   report["profile"] = profile;
+  if (a.reference) report["reference"] = reference_report(model, a.context + a.horizon, a.json);
   if (dd::model_impl(model).ae) {
     // A latent model's three parts, timed apart: the encoder (context frames, once per pinned
     // frame), the decoder (once per final frame, a window's new frames at a time) and the
@@ -384,6 +478,18 @@ void register_bench_commands(CLI::App& app) {
                          "encoder and decoder apart)");
   bench->add_flag("--json", bench_args->json, "Print JSON");
   bench->add_flag("--quick", bench_args->quick, "Only the 10-step cases, fewer frames");
+  bench->add_option("--solver", bench_args->solver, "Update rule: ddim or dpmpp-2m")
+      ->check(CLI::IsMember({"ddim", "dpmpp-2m"}))
+      ->capture_default_str();
+  bench->add_option("--steps", bench_args->steps,
+                    "Sampling steps of the 10-step cases instead (e.g. fewer with dpmpp-2m)")
+      ->check(CLI::Range(1, 1000));
+  bench->add_flag("--reference", bench_args->reference,
+                  "Also report the forward's GFLOP/s against a dense GEMM of this machine, "
+                  "measured in the same run");
+  bench->add_flag("--exact", bench_args->exact,
+                  "The reference kernels (the exact mode: a LibTorch eager port's bytes) instead of "
+                  "the fast CPU kernels");
   bench
       ->add_option("--config", bench_args->preset,
                    "Model preset (latent, demo or tiny; its -causal variant is used too)")

@@ -34,14 +34,9 @@ for f in "$dforce" "$clip" "$model"; do
   if [[ ! -e "$f" ]]; then echo "check_equal: SKIP: $f does not exist"; exit 77; fi
 done
 
-# A dforce that has a faster, non-exact default path offers the reference kernels behind an
-# option; ask for them when the help lists --exact ($DFORCE_EXACT_ARGS overrides).
-exact_args=()
-if [[ -n "${DFORCE_EXACT_ARGS+x}" ]]; then
-  read -r -a exact_args <<<"$DFORCE_EXACT_ARGS"
-elif "$dforce" extend --help 2>/dev/null | grep -q -- '--exact'; then
-  exact_args=(--exact)
-fi
+# The engine's default kernels are faster and equal only up to float rounding; --exact runs
+# the reference kernels, which the port must match byte for byte.
+exact_args=(--exact)
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/dfs_check_equal.XXXXXX")"
 trap 'rm -rf "$work"' EXIT

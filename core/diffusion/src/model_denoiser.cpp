@@ -10,8 +10,8 @@
 
 namespace dfs::diffusion {
 
-ModelDenoiser::ModelDenoiser(Model::Impl& model, bool kv_cache)
-    : model_(model), kv_cache_(kv_cache && model.config.causal) {}
+ModelDenoiser::ModelDenoiser(Model::Impl& model, bool kv_cache, bool exact)
+    : model_(model), kv_cache_(kv_cache && model.config.causal), exact_(exact) {}
 
 DenoiseFn ModelDenoiser::fn() {
   // The model wrapper applies the objective: the sampler sees x0 estimates only.
@@ -43,7 +43,8 @@ torch::Tensor ModelDenoiser::call(const DenoiseCall& c) {
   torch::Tensor head;  // predictions for frames [first, used)
   int64_t first = 0;
   if (!kv_cache_ || prefix <= 0 || prefix >= used) {
-    head = net->forward(x, levels, positions.slice(0, 0, used));
+    head = exact_ ? net->forward(x, levels, positions.slice(0, 0, used))
+                  : net->forward_fast(x, levels, positions.slice(0, 0, used));
   } else {
     if (cached_prefix_ != prefix || cached_batch_ != c.x.size(0)) {
       // First call of this window: compute the known history once (its prediction is unused).

@@ -63,6 +63,8 @@ class AttentionImpl : public torch::nn::Module {
                         const torch::Tensor& past_k, const torch::Tensor& past_v,
                         torch::Tensor* new_k = nullptr, torch::Tensor* new_v = nullptr);
 
+  int heads() const { return heads_; }
+
   torch::nn::Linear qkv{nullptr};
   torch::nn::Linear proj{nullptr};
 
@@ -79,6 +81,10 @@ class SpaceTimeBlockImpl : public torch::nn::Module {
                         const torch::Tensor& rope_cos, const torch::Tensor& rope_sin,
                         const torch::Tensor& mask, const torch::Tensor& past_k,
                         const torch::Tensor& past_v, torch::Tensor* new_k, torch::Tensor* new_v);
+  // The same maths on the fast CPU kernels (src/fast_cpu.h); no KV cache.
+  torch::Tensor forward_fast(const torch::Tensor& h, const torch::Tensor& cond,
+                             const torch::Tensor& rope_cos, const torch::Tensor& rope_sin,
+                             const torch::Tensor& mask);
 
   Attention spatial{nullptr};
   Attention temporal{nullptr};
@@ -97,6 +103,14 @@ class DenoiserImpl : public torch::nn::Module {
   // 0..T-1) -> prediction for config().objective, [B, T, C, H, W] float32.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& levels,
                         const torch::Tensor& positions = torch::Tensor());
+
+  // forward() on the engine's fast CPU kernels where they apply (fast_path_available(): CPU,
+  // float32 weights, a BLAS found, eval mode), else forward() itself. Equal to forward() up to
+  // float summation order; forward() is the exact reference (a plain LibTorch eager port of
+  // it gives the same bytes).
+  torch::Tensor forward_fast(const torch::Tensor& x, const torch::Tensor& levels,
+                             const torch::Tensor& positions = torch::Tensor());
+  bool fast_path_available() const;
 
   // Causal models only. Runs x (frames after those in `cache`) attending to the cached frames
   // too, and returns their prediction. append = true adds these frames' keys/values to the
@@ -125,7 +139,7 @@ class DenoiserImpl : public torch::nn::Module {
 
  private:
   torch::Tensor run(const torch::Tensor& x, const torch::Tensor& levels,
-                    const torch::Tensor& positions, KVCache* cache, bool append);
+                    const torch::Tensor& positions, KVCache* cache, bool append, bool fast);
   ModelConfig config_;
   ForwardProfile* profile_ = nullptr;
 };
@@ -134,5 +148,10 @@ TORCH_MODULE(Denoiser);
 // The parameter count a config implies (equals Denoiser(config)->parameter_count()), computed
 // without allocating anything.
 int64_t expected_parameter_count(const ModelConfig& config);
+
+// Floating-point operations (a multiply-add counts 2) of one forward over `batch` x `frames`
+// frames: the linear layers, both attentions' two products, the stem and the head; the
+// elementwise work (norms, softmax, activations) is not counted. For `dforce bench --reference`.
+double forward_flops(const ModelConfig& config, int64_t batch, int64_t frames);
 
 }  // namespace dfs::diffusion

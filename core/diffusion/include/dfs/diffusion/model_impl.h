@@ -45,7 +45,8 @@ torch::Device parse_device(const std::string& device);
 // window's steps) are computed once and cached; call reset() between windows.
 class ModelDenoiser {
  public:
-  ModelDenoiser(Model::Impl& model, bool kv_cache);
+  // exact: the reference forward (DenoiserImpl::forward); else forward_fast where it applies.
+  ModelDenoiser(Model::Impl& model, bool kv_cache, bool exact = true);
   DenoiseFn fn();  // x0 estimates; valid while this object lives
   void reset();    // forget the cached history (new window)
   int forwards() const { return forwards_; }
@@ -54,6 +55,7 @@ class ModelDenoiser {
   torch::Tensor call(const DenoiseCall& call);
   Model::Impl& model_;
   bool kv_cache_;
+  bool exact_;
   KVCache cache_;
   int cached_prefix_ = -1;
   int64_t cached_batch_ = -1;
