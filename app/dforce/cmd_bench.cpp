@@ -19,12 +19,14 @@
 #include <thread>
 #include <vector>
 
+#include "bench_reports.h"
 #include "commands.h"
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/busy_neighbour.h"
 #include "dfs/diffusion/denoiser.h"
 #include "dfs/diffusion/model.h"
 #include "dfs/diffusion/model_file.h"
+#include "dfs/diffusion/denoise.h"
 #include "dfs/diffusion/model_impl.h"
 #include "dfs/diffusion/openmp_policy.h"
 #include "dfs/diffusion/weights.h"
@@ -83,6 +85,10 @@ struct BenchArgs {
   std::string solver = "ddim";
   int steps = 0;           // replaces the 10-step cases' step count (0 = keep)
   bool reference = false;  // also the roofline report (forward GFLOP/s against a dense GEMM)
+  std::string device = "cpu";
+  std::string precision = "auto";  // DFS_PRECISION for the models benched
+  bool cuda_graphs = false;        // DFS_CUDA_GRAPHS=1
+  std::vector<int> batches;        // also the model-bound rate with this many windows batched
 };
 
 // `bench --train --world N`: training samples/s in 1 process, then in N local data-parallel
@@ -141,6 +147,7 @@ nlohmann::json profile_forward(dd::Model& model, int window, int repeats, bool e
   const auto t0 = std::chrono::steady_clock::now();
   const double cpu0 = process_cpu_seconds();
   for (int i = 0; i < repeats; ++i) forward();
+  if (dd::model_impl(model).device.is_cuda()) torch::cuda::synchronize();
   const double total =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
       repeats;
@@ -156,78 +163,6 @@ nlohmann::json profile_forward(dd::Model& model, int window, int repeats, bool e
           {"cpu_ms_mlp", ms(profile.mlp)},
           {"cpu_ms_modulation", ms(profile.modulation)},
           {"cpu_ms_head", ms(profile.head)}};
-}
-
-// GFLOP/s of `fn`, which performs `flops` operations, over `repeats` timed calls after one
-// warm-up.
-double gflops(const std::function<void()>& fn, double flops, int repeats) {
-  fn();
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < repeats; ++i) fn();
-  const double s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / repeats;
-  return flops / s / 1e9;
-}
-
-// `bench --reference`: the forward's achieved GFLOP/s (fast and exact kernels, batch 1 and the
-// guided batch 2) against a dense 1024^3 GEMM of this machine at the same thread count,
-// measured in the same run.
-nlohmann::json reference_report(dd::Model& model, int window, bool json) {
-  auto& net = dd::model_impl(model).net;
-  const auto& c = net->config();
-  torch::InferenceMode guard;
-  const int threads = at::get_num_threads();
-  const int64_t n = 1024;
-  const auto a = torch::randn({n, n}), b = torch::randn({n, n});
-  const double gemm_flops = 2.0 * n * n * n;
-  // The engine keeps OpenBLAS at one thread (runtime.cpp); the machine's dense rate at the
-  // engine's thread count lets OpenBLAS use them all for this one product.
-  using SetThreads = void (*)(int);
-  using GetThreads = int (*)();
-  auto set_blas = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-  auto get_blas = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-  const double gemm_1 = gflops([&] { torch::mm(a, b); }, gemm_flops, 5);
-  double gemm_all = gemm_1;
-  if (set_blas != nullptr && get_blas != nullptr && threads > 1) {
-    const int before = get_blas();
-    set_blas(threads);
-    gemm_all = gflops([&] { torch::mm(a, b); }, gemm_flops, 5);
-    set_blas(before);
-  }
-  const double gemm = std::max(gemm_1, gemm_all);
-  nlohmann::json out = {{"threads", threads},
-                        {"gemm_n", n},
-                        {"gemm_gflops_one_blas_thread", gemm_1},
-                        {"gemm_gflops_all_threads", gemm_all},
-                        {"gemm_gflops", gemm},
-                        {"forward", nlohmann::json::array()}};
-  if (!json)
-    std::printf(
-        "  reference: dense %lldx%lld GEMM %.1f GFLOP/s (%d threads; %.1f on one BLAS thread)\n",
-        static_cast<long long>(n), static_cast<long long>(n), gemm, threads, gemm_1);
-  for (const int64_t batch : {1, 2}) {
-    const auto x = torch::randn({batch, window, c.channels, c.height, c.width});
-    const auto levels = torch::rand({batch, window});
-    const double flops = dd::forward_flops(c, batch, window);
-    const double fast = gflops([&] { net->forward_fast(x, levels); }, flops, 10);
-    const double exact = gflops([&] { net->forward(x, levels); }, flops, 10);
-    out["forward"].push_back({{"batch", batch},
-                              {"frames", window},
-                              {"gflop", flops / 1e9},
-                              {"fast_gflops", fast},
-                              {"fast_ms", flops / fast / 1e6},
-                              {"exact_gflops", exact},
-                              {"exact_ms", flops / exact / 1e6},
-                              {"fast_fraction_of_gemm", fast / gemm},
-                              {"exact_fraction_of_gemm", exact / gemm}});
-    if (!json)
-      std::printf(
-          "  forward batch %lld x %d frames (%.2f GFLOP): fast %.1f GFLOP/s (%.1f ms, %.0f %% of "
-          "the GEMM), exact %.1f GFLOP/s (%.1f ms, %.0f %%)\n",
-          static_cast<long long>(batch), window, flops / 1e9, fast, flops / fast / 1e6,
-          100 * fast / gemm, exact, flops / exact / 1e6, 100 * exact / gemm);
-  }
-  return out;
 }
 
 void run_bench(const BenchArgs& a) {
@@ -264,8 +199,13 @@ void run_bench(const BenchArgs& a) {
   if (solver != dd::Solver::Ddim)
     for (auto& c : cases) c.name += " " + a.solver;
 
-  auto model = a.model_path.empty() ? dd::Model::random(a.preset, 0, "cpu")
-                                    : dd::Model::load(a.model_path, "cpu");
+  setenv("DFS_PRECISION", a.precision.c_str(), 1);
+  if (a.cuda_graphs) setenv("DFS_CUDA_GRAPHS", "1", 1);
+  if (a.cuda_graphs && a.device.rfind("cuda", 0) != 0 && !a.json)
+    std::printf("note: --cuda-graphs applies to a CUDA device only; ignored on %s\n",
+                a.device.c_str());
+  auto model = a.model_path.empty() ? dd::Model::random(a.preset, 0, a.device)
+                                    : dd::Model::load(a.model_path, a.device);
   auto causal_model = model;
   if (!model.info().causal) {
     // The same architecture with causal attention, randomly initialised.
@@ -274,6 +214,7 @@ void run_bench(const BenchArgs& a) {
     auto impl = std::make_shared<dd::Model::Impl>(dd::model_impl(model));
     impl->config = config;
     impl->net = dd::Denoiser(config);
+    impl->net->to(impl->device, impl->dtype);
     impl->net->eval();
     impl->info.causal = true;
     impl->info.name += "-causal";
@@ -299,6 +240,8 @@ void run_bench(const BenchArgs& a) {
       {"openmp_wait", dd::openmp_wait_policy()},
       {"contended", a.contended},
       {"exact", a.exact},
+      {"precision", a.precision},
+      {"cuda_graphs", a.cuda_graphs},
       {"solver", a.solver},
       {"cases", nlohmann::json::array()}};
   if (!a.json) {
@@ -316,7 +259,7 @@ void run_bench(const BenchArgs& a) {
     std::printf("  OpenMP wait policy: %s; kernels: %s; solver %s\n",
                 dd::openmp_wait_policy().c_str(),
                 a.exact ? "reference (--exact)" : "fast CPU", a.solver.c_str());
-    std::printf("  %-28s %7s %8s %9s %8s %9s %10s %9s", "case", "frames", "seconds", "frames/s",
+    std::printf("  %-34s %7s %8s %9s %8s %9s %10s %9s", "case", "frames", "seconds", "frames/s",
                 "cpu s", "forwards", "ms/forward", "peak RSS");
     if (a.contended) std::printf(" %10s %8s", "busy fr/s", "slowdown");
     std::printf("\n");
@@ -384,7 +327,7 @@ void run_bench(const BenchArgs& a) {
     }
     report["cases"].push_back(row);
     if (!a.json) {
-      std::printf("  %-28s %7d %8.2f %9.1f %8.2f %9d %10.1f %7.0f MiB", c.name.c_str(),
+      std::printf("  %-34s %7d %8.2f %9.1f %8.2f %9d %10.1f %7.0f MiB", c.name.c_str(),
                   row["frames"].get<int>(), row["seconds"].get<double>(),
                   row["frames_per_second"].get<double>(), row["cpu_seconds"].get<double>(),
                   row["forwards"].get<int>(), row["ms_per_forward"].get<double>(),
@@ -408,6 +351,10 @@ void run_bench(const BenchArgs& a) {
   const auto profile = profile_forward(model, a.context + a.horizon, a.quick ? 3 : 10, a.exact);
   report["profile"] = profile;
   if (a.reference) report["reference"] = reference_report(model, a.context + a.horizon, a.json);
+  if (!a.batches.empty())
+    report["batched"] = batched_windows_report(model, a.context, a.horizon,
+                                               a.steps > 0 ? a.steps : 10, a.exact, a.batches,
+                                               a.json);
   if (dd::model_impl(model).ae) {
     // A latent model's three parts, timed apart: the encoder (context frames, once per pinned
     // frame), the decoder (once per final frame, a window's new frames at a time) and the
@@ -415,13 +362,21 @@ void run_bench(const BenchArgs& a) {
     auto& ae = dd::model_impl(model).ae;
     torch::InferenceMode guard;
     const auto& ci = dd::model_impl(model).config;
-    const auto pixels = torch::rand({a.horizon, 3, info.height, info.width}) * 2 - 1;
-    const auto latents = torch::randn({a.horizon, ci.channels, ci.height, ci.width});
+    const auto device = dd::model_impl(model).device;
+    // The rollout's layout: channels-last on the CPU unless --exact (rollout.cpp FrameCodec).
+    const auto layout = [&](const torch::Tensor& t) {
+      return a.exact || !device.is_cpu() ? t : t.contiguous(torch::MemoryFormat::ChannelsLast);
+    };
+    const auto pixels =
+        layout((torch::rand({a.horizon, 3, info.height, info.width}) * 2 - 1).to(device));
+    const auto latents =
+        layout(torch::randn({a.horizon, ci.channels, ci.height, ci.width}).to(device));
     const int reps = a.quick ? 3 : 10;
     auto time_ms = [&](const std::function<void()>& fn) {
       fn();  // warm-up
       const auto t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < reps; ++i) fn();
+      if (device.is_cuda()) torch::cuda::synchronize();
       return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
                  .count() /
              (reps * a.horizon);
@@ -487,6 +442,17 @@ void register_bench_commands(CLI::App& app) {
   bench->add_flag("--reference", bench_args->reference,
                   "Also report the forward's GFLOP/s against a dense GEMM of this machine, "
                   "measured in the same run");
+  bench->add_option("--device", bench_args->device, "cpu, cuda or cuda:N")
+      ->capture_default_str();
+  bench->add_option("--precision", bench_args->precision,
+                    "Weights and activations: auto (bf16 on CUDA, fp32 on the CPU), fp32 or bf16")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
+      ->capture_default_str();
+  bench->add_flag("--cuda-graphs", bench_args->cuda_graphs,
+                  "CUDA: replay each window's forward as a captured CUDA graph");
+  bench->add_option("--batch", bench_args->batches,
+                    "Also time this many windows batched into one forward (model-bound "
+                    "frames/s); several values allowed");
   bench->add_flag("--exact", bench_args->exact,
                   "The reference kernels (the exact mode: a LibTorch eager port's bytes) instead of "
                   "the fast CPU kernels");

@@ -3,10 +3,12 @@
 #include <torch/torch.h>
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "dfs/diffusion/api.h"
+#include "dfs/diffusion/denoise.h"
 #include "dfs/diffusion/denoiser.h"
 #include "dfs/diffusion/model.h"
 #include "dfs/diffusion/model_impl.h"
@@ -118,4 +120,51 @@ TEST_CASE("a rollout's exact and fast modes agree and pinned frames stay bit-ide
   }
   // Rounding-size differences through 6 sampling steps: at most a couple of 8-bit levels.
   CHECK(worst <= 2);
+}
+
+TEST_CASE("on CUDA a window's forward replayed as a CUDA graph equals the plain forward, in bf16 "
+          "and fp32",
+          "[gpu]") {
+  if (!torch::cuda::is_available()) DFS_SKIP("no CUDA device");
+  torch::InferenceMode guard;
+  for (const char* precision : {"bf16", "fp32"}) {
+    INFO(precision);
+    setenv("DFS_PRECISION", precision, 1);
+    auto model = Model::random("latent", 3, "cuda");
+    unsetenv("DFS_PRECISION");
+    auto& impl = model_impl(model);
+    CHECK(impl.dtype == (std::string(precision) == "bf16" ? torch::kBFloat16 : torch::kFloat32));
+    auto g = at::detail::createCPUGenerator(4);
+    const auto& c = impl.config;
+    DenoiseCall call;
+    call.x = torch::randn({2, 8, c.channels, c.height, c.width}, g, torch::kFloat32);
+    call.levels = torch::rand({2, 8}, g, torch::kFloat32);
+    call.positions = torch::arange(8, torch::kFloat32);
+    ModelDenoiser plain(impl, false, false);
+    const auto expected = plain.fn()(call);
+    setenv("DFS_CUDA_GRAPHS", "1", 1);
+    ModelDenoiser graphed(impl, false, false);
+    unsetenv("DFS_CUDA_GRAPHS");
+    const auto fn = graphed.fn();
+    for (int replay = 0; replay < 3; ++replay) {  // capture, then replays with new inputs
+      call.x = call.x * 0.9;
+      const auto want = plain.fn()(call);
+      const auto got = fn(call);
+      CHECK(torch::allclose(got, want, 1e-3, 1e-3));
+    }
+    CHECK(expected.sizes() == call.x.sizes());
+  }
+}
+
+TEST_CASE("DFS_PRECISION: fp32 and auto on the CPU, bf16 only on CUDA, unknown values refused",
+          "[model]") {
+  setenv("DFS_PRECISION", "fp16", 1);
+  CHECK_THROWS_AS(Model::random("tiny", 1, "cpu"), Error);
+  setenv("DFS_PRECISION", "bf16", 1);
+  CHECK_THROWS_AS(Model::random("tiny", 1, "cpu"), Error);
+  setenv("DFS_PRECISION", "fp32", 1);
+  const auto fp32 = Model::random("tiny", 1, "cpu");
+  unsetenv("DFS_PRECISION");
+  CHECK(model_impl(fp32).dtype == torch::kFloat32);
+  CHECK(model_impl(Model::random("tiny", 1, "cpu")).dtype == torch::kFloat32);
 }
