@@ -23,10 +23,10 @@
 #include "commands.h"
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/busy_neighbour.h"
+#include "dfs/diffusion/denoise.h"
 #include "dfs/diffusion/denoiser.h"
 #include "dfs/diffusion/model.h"
 #include "dfs/diffusion/model_file.h"
-#include "dfs/diffusion/denoise.h"
 #include "dfs/diffusion/model_impl.h"
 #include "dfs/diffusion/openmp_policy.h"
 #include "dfs/diffusion/weights.h"
@@ -140,7 +140,9 @@ nlohmann::json profile_forward(dd::Model& model, int window, int repeats, bool e
   torch::InferenceMode guard;
   const auto x = torch::randn({1, window, c.channels, c.height, c.width});
   const auto levels = torch::rand({1, window});
-  const auto forward = [&] { return exact ? net->forward(x, levels) : net->forward_fast(x, levels); };
+  const auto forward = [&] {
+    return exact ? net->forward(x, levels) : net->forward_fast(x, levels);
+  };
   forward();  // warm-up
   dd::ForwardProfile profile;
   net->set_profile(&profile);
@@ -257,8 +259,8 @@ void run_bench(const BenchArgs& a) {
         "threads)\n",
         load_average());
     std::printf("  OpenMP wait policy: %s; kernels: %s; solver %s\n",
-                dd::openmp_wait_policy().c_str(),
-                a.exact ? "reference (--exact)" : "fast CPU", a.solver.c_str());
+                dd::openmp_wait_policy().c_str(), a.exact ? "reference (--exact)" : "fast CPU",
+                a.solver.c_str());
     std::printf("  %-34s %7s %8s %9s %8s %9s %10s %9s", "case", "frames", "seconds", "frames/s",
                 "cpu s", "forwards", "ms/forward", "peak RSS");
     if (a.contended) std::printf(" %10s %8s", "busy fr/s", "slowdown");
@@ -352,9 +354,8 @@ void run_bench(const BenchArgs& a) {
   report["profile"] = profile;
   if (a.reference) report["reference"] = reference_report(model, a.context + a.horizon, a.json);
   if (!a.batches.empty())
-    report["batched"] = batched_windows_report(model, a.context, a.horizon,
-                                               a.steps > 0 ? a.steps : 10, a.exact, a.batches,
-                                               a.json);
+    report["batched"] = batched_windows_report(
+        model, a.context, a.horizon, a.steps > 0 ? a.steps : 10, a.exact, a.batches, a.json);
   if (dd::model_impl(model).ae) {
     // A latent model's three parts, timed apart: the encoder (context frames, once per pinned
     // frame), the decoder (once per final frame, a window's new frames at a time) and the
@@ -436,16 +437,17 @@ void register_bench_commands(CLI::App& app) {
   bench->add_option("--solver", bench_args->solver, "Update rule: ddim or dpmpp-2m")
       ->check(CLI::IsMember({"ddim", "dpmpp-2m"}))
       ->capture_default_str();
-  bench->add_option("--steps", bench_args->steps,
-                    "Sampling steps of the 10-step cases instead (e.g. fewer with dpmpp-2m)")
+  bench
+      ->add_option("--steps", bench_args->steps,
+                   "Sampling steps of the 10-step cases instead (e.g. fewer with dpmpp-2m)")
       ->check(CLI::Range(1, 1000));
   bench->add_flag("--reference", bench_args->reference,
                   "Also report the forward's GFLOP/s against a dense GEMM of this machine, "
                   "measured in the same run");
-  bench->add_option("--device", bench_args->device, "cpu, cuda or cuda:N")
-      ->capture_default_str();
-  bench->add_option("--precision", bench_args->precision,
-                    "Weights and activations: auto (bf16 on CUDA, fp32 on the CPU), fp32 or bf16")
+  bench->add_option("--device", bench_args->device, "cpu, cuda or cuda:N")->capture_default_str();
+  bench
+      ->add_option("--precision", bench_args->precision,
+                   "Weights and activations: auto (bf16 on CUDA, fp32 on the CPU), fp32 or bf16")
       ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
       ->capture_default_str();
   bench->add_flag("--cuda-graphs", bench_args->cuda_graphs,
@@ -453,9 +455,10 @@ void register_bench_commands(CLI::App& app) {
   bench->add_option("--batch", bench_args->batches,
                     "Also time this many windows batched into one forward (model-bound "
                     "frames/s); several values allowed");
-  bench->add_flag("--exact", bench_args->exact,
-                  "The reference kernels (the exact mode: a LibTorch eager port's bytes) instead of "
-                  "the fast CPU kernels");
+  bench->add_flag(
+      "--exact", bench_args->exact,
+      "The reference kernels (the exact mode: a LibTorch eager port's bytes) instead of "
+      "the fast CPU kernels");
   bench
       ->add_option("--config", bench_args->preset,
                    "Model preset (latent, demo or tiny; its -causal variant is used too)")

@@ -106,8 +106,8 @@ nlohmann::json batched_windows_report(dd::Model& model, int context, int horizon
   const int window = context + horizon;
   nlohmann::json rows = nlohmann::json::array();
   if (!json)
-    std::printf("  %-26s %8s %12s %14s\n", "batched windows (model-bound)", "windows",
-                "ms/forward", "frames/s");
+    std::printf("  %-26s %8s %12s %14s\n", "batched windows (model-bound)", "windows", "ms/forward",
+                "frames/s");
   for (const int batch : batches) {
     dd::ModelDenoiser denoiser(impl, false, exact);
     const auto fn = denoiser.fn();
@@ -129,10 +129,9 @@ nlohmann::json batched_windows_report(dd::Model& model, int context, int horizon
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
         repeats;
     const double fps = batch * horizon / (steps * ms / 1000.0);
-    rows.push_back({{"windows", batch}, {"ms_per_forward", ms}, {"frames_per_second", fps},
-                    {"steps", steps}});
-    if (!json)
-      std::printf("  %-26s %8d %12.2f %14.1f\n", "", batch, ms, fps);
+    rows.push_back(
+        {{"windows", batch}, {"ms_per_forward", ms}, {"frames_per_second", fps}, {"steps", steps}});
+    if (!json) std::printf("  %-26s %8d %12.2f %14.1f\n", "", batch, ms, fps);
   }
   return rows;
 }

@@ -122,9 +122,10 @@ TEST_CASE("a rollout's exact and fast modes agree and pinned frames stay bit-ide
   CHECK(worst <= 2);
 }
 
-TEST_CASE("on CUDA a window's forward replayed as a CUDA graph equals the plain forward, in bf16 "
-          "and fp32",
-          "[gpu]") {
+TEST_CASE(
+    "on CUDA a window's forward replayed as a CUDA graph equals the plain forward, in bf16 "
+    "and fp32",
+    "[gpu]") {
   if (!torch::cuda::is_available()) DFS_SKIP("no CUDA device");
   torch::InferenceMode guard;
   for (const char* precision : {"bf16", "fp32"}) {

@@ -18,8 +18,7 @@ namespace {
 // libblas.so.3 LibTorch already loaded, so nothing extra is linked.
 using Sgemm = void (*)(const char* transa, const char* transb, const int* m, const int* n,
                        const int* k, const float* alpha, const float* a, const int* lda,
-                       const float* b, const int* ldb, const float* beta, float* c,
-                       const int* ldc);
+                       const float* b, const int* ldb, const float* beta, float* c, const int* ldc);
 
 Sgemm find_sgemm() {
   static const Sgemm fn = reinterpret_cast<Sgemm>(dlsym(RTLD_DEFAULT, "sgemm_"));
@@ -121,6 +120,40 @@ torch::Tensor attention(const torch::Tensor& qkv_in, const AttentionLayout& l, i
   return out;
 }
 
+torch::Tensor modulate(const torch::Tensor& x_in, const torch::Tensor& mod_in, int64_t shift_chunk,
+                       int64_t scale_chunk, double eps) {
+  const auto x = x_in.contiguous();
+  const auto mod = mod_in.contiguous();
+  const int64_t frames = x.size(0) * x.size(1), l = x.size(2), d = x.size(3);
+  const int64_t mod_width = mod.size(-1);
+  auto out = torch::empty_like(x);
+  const float* xp = x.data_ptr<float>();
+  const float* mp = mod.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const int64_t rows = frames * l;
+  at::parallel_for(0, rows, chunk_for(rows, 16), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* row = xp + r * d;
+      const float* m = mp + (r / l) * mod_width;
+      const float* shift = m + shift_chunk * d;
+      const float* scale = m + scale_chunk * d;
+      double sum = 0, sum_sq = 0;
+      for (int64_t i = 0; i < d; ++i) sum += row[i];
+      const double mean = sum / static_cast<double>(d);
+      for (int64_t i = 0; i < d; ++i) {
+        const double c = row[i] - mean;
+        sum_sq += c * c;
+      }
+      const float rstd = static_cast<float>(1.0 / std::sqrt(sum_sq / static_cast<double>(d) + eps));
+      const float mean_f = static_cast<float>(mean);
+      float* o = op + r * d;
+      for (int64_t i = 0; i < d; ++i)
+        o[i] = (row[i] - mean_f) * rstd * (1.0f + scale[i]) + shift[i];
+    }
+  });
+  return out;
+}
+
 void rope_inplace(torch::Tensor& qkv, const torch::Tensor& cos_in, const torch::Tensor& sin_in,
                   int64_t heads) {
   const int64_t b = qkv.size(0), t = qkv.size(1), l = qkv.size(2), dim = qkv.size(3) / 3;
@@ -171,8 +204,8 @@ torch::Tensor conv_transpose_head(const torch::Tensor& h, const torch::Tensor& w
             0.0f, cp + r0 * cols_per_token, cols_per_token);
   });
   // Overlapping tiles add up: col2im with the transposed conv's geometry.
-  auto image = at::col2im(cols.view({bt, gh * gw, cols_per_token}).transpose(1, 2),
-                          {out_h, out_w}, {k, k}, {1, 1}, {padding, padding}, {stride, stride});
+  auto image = at::col2im(cols.view({bt, gh * gw, cols_per_token}).transpose(1, 2), {out_h, out_w},
+                          {k, k}, {1, 1}, {padding, padding}, {stride, stride});
   if (bias.defined()) image.add_(bias.view({1, channels, 1, 1}));
   return image;
 }

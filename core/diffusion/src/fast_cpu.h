@@ -46,6 +46,12 @@ struct AttentionLayout {
 torch::Tensor attention(const torch::Tensor& qkv, const AttentionLayout& layout, int64_t heads,
                         const torch::Tensor& mask);
 
+// adaLN in one pass (DiT Sec. 3.2): layer_norm(x) * (1 + scale) + shift over the last axis, for
+// x [B, T, L, d] and the per-frame modulation mod [B, T, k * d], whose chunks shift_chunk and
+// scale_chunk hold shift and scale. eps as the reference's layer norm.
+torch::Tensor modulate(const torch::Tensor& x, const torch::Tensor& mod, int64_t shift_chunk,
+                       int64_t scale_chunk, double eps);
+
 // Rotates q and k of qkv [B, T, L, 3 * dim] in place by time position t (cos/sin [T, hd],
 // "rotate half" layout, Su et al. 2021 Eq. 34), as the reference's q * cos + rotate_half(q) *
 // sin.

@@ -5,8 +5,8 @@
 
 #include <cstdint>
 
-#include "dfs/diffusion/denoise.h"
 #include "cuda_graphs.h"
+#include "dfs/diffusion/denoise.h"
 #include "dfs/diffusion/model_impl.h"
 
 namespace dfs::diffusion {

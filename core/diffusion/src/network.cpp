@@ -174,9 +174,10 @@ torch::Tensor SpaceTimeBlockImpl::forward_fast(const torch::Tensor& h_in, const 
   const int64_t b = h_in.size(0), t = h_in.size(1), l = h_in.size(2), d = h_in.size(3);
   const int64_t heads = spatial->heads();
   StageClock clock(profile);
-  const auto m = modulation(cond).unsqueeze(2).chunk(9, -1);  // each [B, T, 1, d]
+  const auto mod = modulation(cond).contiguous();  // [B, T, 9d]: shift/scale/gate x 3
+  const auto m = mod.unsqueeze(2).chunk(9, -1);    // each [B, T, 1, d]
   clock.lap(&ForwardProfile::modulation);
-  auto h = h_in.contiguous();
+  auto h = h_in.contiguous().clone();  // updated in place by the gated residuals
 
   // Spatial attention: the tokens of frame (b, t) are one sequence.
   fast::AttentionLayout spatial_layout;
@@ -184,10 +185,11 @@ torch::Tensor SpaceTimeBlockImpl::forward_fast(const torch::Tensor& h_in, const 
   spatial_layout.outer_stride = l;
   spatial_layout.seq_stride = 1;
   spatial_layout.seq = l;
-  auto qkv = fast::linear(modulate(h, m[0], m[1]), spatial->qkv->weight, spatial->qkv->bias);
+  auto qkv = fast::linear(fast::modulate(h, mod, 0, 1, kLayerNormEps), spatial->qkv->weight,
+                          spatial->qkv->bias);
   auto y = fast::attention(qkv.view({-1, 3 * d}), spatial_layout, heads, {});
   y = fast::linear(y, spatial->proj->weight, spatial->proj->bias).view({b, t, l, d});
-  h = torch::addcmul(h, m[2], y);
+  h.addcmul_(m[2], y);
   clock.lap(&ForwardProfile::spatial);
 
   // Temporal attention: position (b, l) across the T frames, read with a stride of L tokens.
@@ -198,16 +200,18 @@ torch::Tensor SpaceTimeBlockImpl::forward_fast(const torch::Tensor& h_in, const 
   temporal_layout.inner_stride = 1;
   temporal_layout.seq_stride = l;
   temporal_layout.seq = t;
-  qkv = fast::linear(modulate(h, m[3], m[4]), temporal->qkv->weight, temporal->qkv->bias);
+  qkv = fast::linear(fast::modulate(h, mod, 3, 4, kLayerNormEps), temporal->qkv->weight,
+                     temporal->qkv->bias);
   if (rope_cos.defined()) fast::rope_inplace(qkv, rope_cos, rope_sin, heads);
   y = fast::attention(qkv.view({-1, 3 * d}), temporal_layout, heads, mask);
   y = fast::linear(y, temporal->proj->weight, temporal->proj->bias).view({b, t, l, d});
-  h = torch::addcmul(h, m[5], y);
+  h.addcmul_(m[5], y);
   clock.lap(&ForwardProfile::temporal);
 
-  y = fast::linear(torch::gelu(fast::linear(modulate(h, m[6], m[7]), fc1->weight, fc1->bias)),
+  y = fast::linear(torch::gelu(fast::linear(fast::modulate(h, mod, 6, 7, kLayerNormEps),
+                                            fc1->weight, fc1->bias)),
                    fc2->weight, fc2->bias);
-  h = torch::addcmul(h, m[8], y);
+  h.addcmul_(m[8], y);
   clock.lap(&ForwardProfile::mlp);
   return h;
 }
@@ -406,7 +410,6 @@ void DenoiserImpl::set_profile(ForwardProfile* profile) {
     blocks[i]->as<SpaceTimeBlockImpl>()->profile = profile;
 }
 
-
 int64_t expected_parameter_count(const ModelConfig& c) {
   const int64_t d = c.dim, r = c.mlp_ratio,
                 out = static_cast<int64_t>(c.channels) * c.patch * c.patch;
@@ -427,7 +430,7 @@ double forward_flops(const ModelConfig& c, int64_t batch, int64_t frames) {
   const double linears = 2 * (d * 3 * d + d * d) + 2 * r * d * d;  // per token and block
   const double attention =
       2 * (2 * l * d) + 2 * (2 * static_cast<double>(frames) * d);  // per token and block
-  const double modulation = bt * d * 9 * d * 2;                      // per block
+  const double modulation = bt * d * 9 * d * 2;                     // per block
   return c.depth * (tokens * (2 * linears + attention) + modulation) +
          2 * tokens * d * (patch_in + patch_out);
 }
