@@ -25,12 +25,31 @@ Sgemm find_sgemm() {
   return fn;
 }
 
+// oneDNN's row-major sgemm (libdnnl, which LibTorch's CPU library loads). Preferred: measured on
+// the 2-core machine, OpenBLAS (pthread build) serialises sgemm_ calls made from two threads at
+// once, so row chunks on two threads ran at one core's 100 GFLOP/s; dnnl_sgemm reached 200.
+using DnnlSgemm = int (*)(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha,
+                          const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
+                          float* c, int64_t ldc);
+
+DnnlSgemm find_dnnl_sgemm() {
+  static const DnnlSgemm fn = reinterpret_cast<DnnlSgemm>(dlsym(RTLD_DEFAULT, "dnnl_sgemm"));
+  return fn;
+}
+
 // Row-major C[m, n] (ldc) = alpha * op(A)[m, k] op(B)[k, n] + beta * C, where op transposes
 // when the flag is set; A/B row-major with leading dimensions lda/ldb. Written through the
 // column-major sgemm_ as C^T = op(B)^T op(A)^T.
+// small: the attention's per-head products (16-48 rows), where OpenBLAS's small-matrix kernels
+// cost half of oneDNN's per-call overhead; the linears and the head use oneDNN where it is.
 void gemm_rm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
              const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-             int64_t ldc) {
+             int64_t ldc, bool small = false) {
+  const auto dnnl = find_dnnl_sgemm();
+  if (dnnl != nullptr && (!small || find_sgemm() == nullptr)) {
+    dnnl(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
   const char ta = trans_b ? 'T' : 'N';
   const char tb = trans_a ? 'T' : 'N';
   const int mi = static_cast<int>(n), ni = static_cast<int>(m), ki = static_cast<int>(k);
@@ -46,7 +65,7 @@ int64_t chunk_for(int64_t items, int64_t minimum) {
 }  // namespace
 
 bool available() {
-  return find_sgemm() != nullptr;
+  return find_dnnl_sgemm() != nullptr || find_sgemm() != nullptr;
 }
 
 torch::Tensor linear(const torch::Tensor& x_in, const torch::Tensor& weight,
@@ -100,7 +119,7 @@ torch::Tensor attention(const torch::Tensor& qkv_in, const AttentionLayout& l, i
       const float* q = base + first_token(i) * 3 * dim + head * hd;
       const float* k = q + dim;
       float* sc = sp + i * s * s;
-      gemm_rm(false, true, s, s, hd, scale, q, row_in, k, row_in, 0.0f, sc, s);
+      gemm_rm(false, true, s, s, hd, scale, q, row_in, k, row_in, 0.0f, sc, s, /*small=*/true);
       if (mp != nullptr)
         for (int64_t j = 0; j < s * s; ++j) sc[j] += mp[j];
     }
@@ -114,7 +133,7 @@ torch::Tensor attention(const torch::Tensor& qkv_in, const AttentionLayout& l, i
       const int64_t token = first_token(i);
       const float* v = base + token * 3 * dim + 2 * dim + head * hd;
       gemm_rm(false, false, s, hd, s, 1.0f, pp + i * s * s, s, v, row_in, 0.0f,
-              op + token * dim + head * hd, row_out);
+              op + token * dim + head * hd, row_out, /*small=*/true);
     }
   });
   return out;

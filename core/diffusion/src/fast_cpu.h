@@ -13,16 +13,17 @@
 //   - rope_inplace(): the rotary rotation applied in place on the qkv buffer;
 //   - conv_transpose_head(): the overlapping-patch head as one GEMM + col2im.
 // Results equal the reference up to float summation order (tests/diffusion check the bound).
-// Used only on the CPU with float32 weights and when the BLAS's sgemm_ is found at run time
-// (Debian's LibTorch loads libblas.so.3; otherwise available() is false and the reference
-// path runs).
+// Used only on the CPU with float32 weights and when a GEMM is found at run time: oneDNN's
+// dnnl_sgemm (LibTorch's CPU library loads libdnnl; it runs concurrent calls in parallel) or
+// else the BLAS's sgemm_ (libblas.so.3); otherwise available() is false and the reference path
+// runs.
 #pragma once
 
 #include <torch/torch.h>
 
 namespace dfs::diffusion::fast {
 
-// True when the BLAS sgemm_ symbol was found (the fast kernels can run).
+// True when dnnl_sgemm or the BLAS sgemm_ was found (the fast kernels can run).
 bool available();
 
 // x [N, in] (any leading dims, contiguous last) @ weight^T + bias -> [N, out] (same leading
