@@ -45,6 +45,7 @@ Frame tensor_to_frame(const torch::Tensor& value) {
 // latents are decoded once, when final; previews go through the autoencoder's cheap linear map.
 class FrameCodec {
  public:
+  // exact: LibTorch's default layouts and the reference 9x9 mean (the exact mode's bytes).
   FrameCodec(Model::Impl& model, bool exact)
       : ae_(model.ae), device_(model.device), channels_last_(!exact && model.device.is_cpu()) {}
   bool latent() const { return static_cast<bool>(ae_); }
@@ -82,7 +83,8 @@ class FrameCodec {
       if (ref && ref->first.defined()) {
         torch::InferenceMode guard;
         out.push_back(
-            tensor_to_frame(transfer_detail(pixels[i], ref->first, ref->second, kDetailTolerance)));
+            tensor_to_frame(transfer_detail(pixels[i], ref->first, ref->second, kDetailTolerance,
+                                            /*separable=*/channels_last_)));
       } else {
         out.push_back(tensor_to_frame(pixels[i]));
       }
