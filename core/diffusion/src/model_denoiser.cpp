@@ -62,12 +62,12 @@ torch::Tensor ModelDenoiser::call(const DenoiseCall& c) {
       // First call of this window: compute the known history once (its prediction is unused).
       cache_.clear();
       net->forward_cached(x.slice(1, 0, prefix), levels.slice(1, 0, prefix),
-                          positions.slice(0, 0, prefix), cache_, /*append=*/true);
+                          positions.slice(0, 0, prefix), cache_, /*append=*/true, !exact_);
       cached_prefix_ = prefix;
       cached_batch_ = c.x.size(0);
     }
     head = net->forward_cached(x.slice(1, prefix), levels.slice(1, prefix),
-                               positions.slice(0, prefix, used), cache_, /*append=*/false);
+                               positions.slice(0, prefix, used), cache_, /*append=*/false, !exact_);
     first = prefix;
   }
   if (first == 0 && used == frames) return head.to(torch::kCPU);

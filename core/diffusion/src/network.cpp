@@ -167,10 +167,10 @@ torch::Tensor SpaceTimeBlockImpl::forward(const torch::Tensor& h_in, const torch
 // The same block on the fast CPU kernels (fast_cpu.h): linears split across threads, attention
 // reading q/k/v in place from the qkv projection and writing in token order, so neither
 // attention permutes a copy. No KV cache (the reference path serves cached calls).
-torch::Tensor SpaceTimeBlockImpl::forward_fast(const torch::Tensor& h_in, const torch::Tensor& cond,
-                                               const torch::Tensor& rope_cos,
-                                               const torch::Tensor& rope_sin,
-                                               const torch::Tensor& mask) {
+torch::Tensor SpaceTimeBlockImpl::forward_fast(
+    const torch::Tensor& h_in, const torch::Tensor& cond, const torch::Tensor& rope_cos,
+    const torch::Tensor& rope_sin, const torch::Tensor& mask, const torch::Tensor& past_k,
+    const torch::Tensor& past_v, torch::Tensor* new_k, torch::Tensor* new_v) {
   const int64_t b = h_in.size(0), t = h_in.size(1), l = h_in.size(2), d = h_in.size(3);
   const int64_t heads = spatial->heads();
   StageClock clock(profile);
@@ -192,20 +192,29 @@ torch::Tensor SpaceTimeBlockImpl::forward_fast(const torch::Tensor& h_in, const 
   h.addcmul_(m[2], y);
   clock.lap(&ForwardProfile::spatial);
 
-  // Temporal attention: position (b, l) across the T frames, read with a stride of L tokens.
-  fast::AttentionLayout temporal_layout;
-  temporal_layout.outer_count = b;
-  temporal_layout.outer_stride = t * l;
-  temporal_layout.inner_count = l;
-  temporal_layout.inner_stride = 1;
-  temporal_layout.seq_stride = l;
-  temporal_layout.seq = t;
-  qkv = fast::linear(fast::modulate(h, mod, 3, 4, kLayerNormEps), temporal->qkv->weight,
-                     temporal->qkv->bias);
-  if (rope_cos.defined()) fast::rope_inplace(qkv, rope_cos, rope_sin, heads);
-  y = fast::attention(qkv.view({-1, 3 * d}), temporal_layout, heads, mask);
-  y = fast::linear(y, temporal->proj->weight, temporal->proj->bias).view({b, t, l, d});
-  h.addcmul_(m[5], y);
+  if (past_k.defined() || new_k != nullptr) {
+    // With a KV cache the temporal attention runs the reference module (the cache holds its
+    // keys and values); the rest of the block stays on the fast kernels.
+    auto yt =
+        fast::modulate(h, mod, 3, 4, kLayerNormEps).permute({0, 2, 1, 3}).reshape({b * l, t, d});
+    yt = temporal->forward(yt, rope_cos, rope_sin, mask, past_k, past_v, new_k, new_v);
+    h.addcmul_(m[5], yt.view({b, l, t, d}).permute({0, 2, 1, 3}));
+  } else {
+    // Temporal attention: position (b, l) across the T frames, read with a stride of L tokens.
+    fast::AttentionLayout temporal_layout;
+    temporal_layout.outer_count = b;
+    temporal_layout.outer_stride = t * l;
+    temporal_layout.inner_count = l;
+    temporal_layout.inner_stride = 1;
+    temporal_layout.seq_stride = l;
+    temporal_layout.seq = t;
+    qkv = fast::linear(fast::modulate(h, mod, 3, 4, kLayerNormEps), temporal->qkv->weight,
+                       temporal->qkv->bias);
+    if (rope_cos.defined()) fast::rope_inplace(qkv, rope_cos, rope_sin, heads);
+    y = fast::attention(qkv.view({-1, 3 * d}), temporal_layout, heads, mask);
+    y = fast::linear(y, temporal->proj->weight, temporal->proj->bias).view({b, t, l, d});
+    h.addcmul_(m[5], y);
+  }
   clock.lap(&ForwardProfile::temporal);
 
   y = fast::linear(torch::gelu(fast::linear(fast::modulate(h, mod, 6, 7, kLayerNormEps),
@@ -292,12 +301,12 @@ torch::Tensor DenoiserImpl::forward_fast(const torch::Tensor& x, const torch::Te
 
 torch::Tensor DenoiserImpl::forward_cached(const torch::Tensor& x, const torch::Tensor& levels,
                                            const torch::Tensor& positions, KVCache& cache,
-                                           bool append) {
+                                           bool append, bool fast) {
   if (!config_.causal)
     throw Error(
         "a KV cache needs a causal model: with bidirectional attention the history depends on new "
         "frames");
-  return run(x, levels, positions, &cache, append, false);
+  return run(x, levels, positions, &cache, append, fast && fast_path_available());
 }
 
 torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& levels_in,
@@ -364,8 +373,10 @@ torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& 
       past_v = cache->values[i];
       if (past_k.size(0) != b * tokens) throw Error("KV cache batch does not match this call");
     }
-    if (fast && cache == nullptr)
-      h = block->forward_fast(h, cond, rope_cos, rope_sin, mask);
+    if (fast)
+      h = block->forward_fast(h, cond, rope_cos, rope_sin, mask, past_k, past_v,
+                              cache != nullptr ? &new_keys[i] : nullptr,
+                              cache != nullptr ? &new_values[i] : nullptr);
     else
       h = block->forward(h, cond, rope_cos, rope_sin, mask, past_k, past_v,
                          cache != nullptr ? &new_keys[i] : nullptr,

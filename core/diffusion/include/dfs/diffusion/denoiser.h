@@ -81,10 +81,13 @@ class SpaceTimeBlockImpl : public torch::nn::Module {
                         const torch::Tensor& rope_cos, const torch::Tensor& rope_sin,
                         const torch::Tensor& mask, const torch::Tensor& past_k,
                         const torch::Tensor& past_v, torch::Tensor* new_k, torch::Tensor* new_v);
-  // The same maths on the fast CPU kernels (src/fast_cpu.h); no KV cache.
+  // The same maths on the fast CPU kernels (src/fast_cpu.h). With a KV cache (past_k/v or
+  // new_k/v) the temporal attention runs the reference module on the cache.
   torch::Tensor forward_fast(const torch::Tensor& h, const torch::Tensor& cond,
                              const torch::Tensor& rope_cos, const torch::Tensor& rope_sin,
-                             const torch::Tensor& mask);
+                             const torch::Tensor& mask, const torch::Tensor& past_k = {},
+                             const torch::Tensor& past_v = {}, torch::Tensor* new_k = nullptr,
+                             torch::Tensor* new_v = nullptr);
 
   Attention spatial{nullptr};
   Attention temporal{nullptr};
@@ -116,8 +119,10 @@ class DenoiserImpl : public torch::nn::Module {
   // too, and returns their prediction. append = true adds these frames' keys/values to the
   // cache (prefill); false leaves it unchanged (a sampling step over the same history).
   // positions undefined: continue after the cache. Equals forward() on the concatenation.
+  // fast: the fast CPU kernels where they apply (as forward_fast).
   torch::Tensor forward_cached(const torch::Tensor& x, const torch::Tensor& levels,
-                               const torch::Tensor& positions, KVCache& cache, bool append);
+                               const torch::Tensor& positions, KVCache& cache, bool append,
+                               bool fast = false);
 
   // Deterministic re-initialisation from `seed` (no global RNG): xavier-uniform weights,
   // zero biases, N(0, 0.02) position embedding and modulation weights. The modulation is not
