@@ -2,13 +2,15 @@
 //
 //   dfstudio [--model PATH] [--clip PATH | --project PATH | FILE] [--frames N] [--steps S]
 //   [--generate] dfstudio --bench-ui [--clip PATH] [--model PATH | --random-model PRESET] [--frames
-//   N] [--steps S] [--contended]
+//   N] [--steps S] [--contended] [--json]
 //   dfstudio FILE --quit-after S    open FILE, quit after S seconds (install checks)
 //
-// --bench-ui generates once with the window on screen and prints the longest event-loop stall
-// and the preview updates per second (dfs/ui/bench.h), then exits (0 if the run finished).
-// With --contended it generates twice, idle and then beside a busy-loop process on one core
-// (dfs/diffusion/busy_neighbour.h), and prints both and the slowdown.
+// --bench-ui generates once with the window on screen and prints how long after Generate the
+// first preview was on screen, the longest event-loop stall over the whole run including its
+// end (results, take written) and what was going on then, and the preview updates per second
+// (dfs/ui/bench.h), then exits (0 if the run finished). With --contended it generates twice,
+// idle and then beside a busy-loop process on one core (dfs/diffusion/busy_neighbour.h), and
+// prints both and the slowdown. --json prints all of it as one JSON object instead.
 //
 // Recovery (issue 11): on a normal start the Studio offers the sessions that a crash or a
 // `kill -9` left (MainWindow::check_recovery). --recover-to PATH recovers the newest one without
@@ -22,6 +24,8 @@
 #include <QEventLoop>
 #include <QDir>
 #include <QFileInfo>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QSettings>
 #include <QThread>
 #include <QTimer>
@@ -87,6 +91,8 @@ int main(int argc, char** argv) {
       "bench-ui", "Measure event-loop stalls and preview rate during one generation, print, exit.");
   const QCommandLineOption contended_opt(
       "contended", "With --bench-ui: run it again beside a busy-loop process on one core.");
+  const QCommandLineOption json_opt("json",
+                                    "With --bench-ui: print the results as one JSON object.");
   const QCommandLineOption autosave_opt("autosave-seconds",
                                         "Autosave a changed project every S seconds for this run "
                                         "(default: the preference, 30; 0 = off).",
@@ -115,7 +121,7 @@ int main(int argc, char** argv) {
   for (QCommandLineOption* o : {&test_edits_opt, &test_edit_ms_opt, &test_edit_log_opt})
     o->setFlags(QCommandLineOption::HiddenFromHelp);
   parser.addOptions({view_opt, model_opt, clip_opt, project_opt, random_opt, frames_opt, steps_opt,
-                     generate_opt, bench_opt, contended_opt, autosave_opt, quit_opt,
+                     generate_opt, bench_opt, contended_opt, json_opt, autosave_opt, quit_opt,
                      autosave_edits_opt, recover_to_opt, test_edits_opt, test_edit_ms_opt,
                      test_edit_log_opt});
   parser.addOption(learn_opt);
@@ -151,7 +157,16 @@ int main(int argc, char** argv) {
     }
   }
   options.quiet_errors = bench || quit_after >= 0;
-  options.autosave = !bench;
+  // --bench-ui autosaves after every edit (unless told otherwise), so that the end of each run
+  // includes an autosave of its new frames, the worst case a person meets (by default every
+  // 10th edit, and the 30 s timer); it closes the window at the end, which removes that
+  // session's autosave and recovery record. It opens at the default layout, and leaves the
+  // stored one alone.
+  options.autosave = true;
+  if (bench) {
+    options.autosave_edits = 1;
+    options.restore_layout = false;
+  }
   if (parser.isSet(autosave_opt)) {
     bool ok = false;
     const double seconds = parser.value(autosave_opt).toDouble(&ok);
@@ -267,18 +282,48 @@ int main(int argc, char** argv) {
       if (steps > 0) p.generation.rollout.sampler.schedule.steps = steps;
     });
     if (bench) {
+      // Each run is reported as it ends: a summary a person reads and the key=value line
+      // scripts grep; --json prints one JSON object at the end instead.
+      const bool json = parser.isSet(json_opt);
+      QJsonObject report;
+      auto print = [json](const char* label, const dfs::ui::UiBenchResult& r) {
+        if (json) return;
+        std::printf("dfstudio --bench-ui%s: %s\n", label,
+                    dfs::ui::to_summary(r).toUtf8().constData());
+        std::printf("dfstudio --bench-ui%s: %s\n", label,
+                    dfs::ui::to_string(r).toUtf8().constData());
+        std::fflush(stdout);
+      };
       const dfs::ui::UiBenchResult result = dfs::ui::run_ui_benchmark(window);
-      std::printf("dfstudio --bench-ui: %s\n", dfs::ui::to_string(result).toUtf8().constData());
-      if (!result.ok || !parser.isSet(contended_opt)) return result.ok ? 0 : 1;
-      dfs::diffusion::BusyNeighbour busy;
-      const dfs::ui::UiBenchResult loaded = dfs::ui::run_ui_benchmark(window);
-      std::printf("dfstudio --bench-ui (contended: beside %s): %s\n", busy.describe().c_str(),
-                  dfs::ui::to_string(loaded).toUtf8().constData());
-      if (loaded.ok)
-        std::printf("dfstudio --bench-ui: contended slowdown %.2fx (generation %.2f s -> %.2f s)\n",
-                    loaded.seconds / std::max(1e-9, result.seconds), result.seconds,
-                    loaded.seconds);
-      return loaded.ok ? 0 : 1;
+      print("", result);
+      report["idle"] = dfs::ui::to_json(result);
+      bool ok = result.ok;
+      if (result.ok && parser.isSet(contended_opt)) {
+        dfs::diffusion::BusyNeighbour busy;
+        const dfs::ui::UiBenchResult loaded = dfs::ui::run_ui_benchmark(window);
+        const QString label = QString(" (contended: beside %1)").arg(busy.describe().c_str());
+        print(label.toUtf8().constData(), loaded);
+        report["contended"] = dfs::ui::to_json(loaded);
+        report["neighbour"] = QString::fromStdString(busy.describe());
+        ok = loaded.ok;
+        if (loaded.ok) {
+          const double slowdown = loaded.seconds / std::max(1e-9, result.seconds);
+          report["contended_slowdown"] = slowdown;
+          if (!json)
+            std::printf(
+                "dfstudio --bench-ui: contended slowdown %.2fx (generation %.2f s -> %.2f s)\n",
+                slowdown, result.seconds, loaded.seconds);
+        }
+      }
+      if (json) {
+        report["model"] =
+            window.model_info() ? QString::fromStdString(window.model_info()->name) : QString();
+        report["threads"] = window.threads_in_force();
+        report["autosave_edits"] = options.autosave ? options.autosave_edits : 0;
+        std::printf("%s", QJsonDocument(report).toJson(QJsonDocument::Indented).constData());
+      }
+      window.close();  // a clean close: the bench's autosave and recovery record go
+      return ok ? 0 : 1;
     }
     if (parser.isSet(generate_opt)) window.start_generation();
   }

@@ -44,6 +44,12 @@ inline bool wait_until(const std::function<bool()>& done, int timeout_ms) {
   return done();
 }
 
+// Waits until the takes of finished runs are written and listed (a take is written off the GUI
+// thread after generation_finished; MainWindow::is_writing_take).
+inline bool wait_for_takes(const MainWindow& w, int timeout_ms = 60000) {
+  return wait_until([&] { return !w.is_writing_take(); }, timeout_ms);
+}
+
 // The window's action whose text (without '&' mnemonics) is `text`, or null: the menus as a
 // person reads them.
 inline QAction* find_action(QWidget& window, const QString& text) {

@@ -78,6 +78,7 @@ TEST_CASE("A new user: open a clip, learn it, two takes, compare, export the sta
     REQUIRE(w.start_generation());
     REQUIRE(wait_until([&] { return !finished.isEmpty(); }, 300000));
   }
+  REQUIRE(dfs::ui::test::wait_for_takes(w));
   REQUIRE(w.take_count() == 2);
   w.seek(15);
   REQUIRE(w.compare_takes(0, 1, 2));

@@ -7,10 +7,16 @@
 #include <QFileInfo>
 #include <QSignalSpy>
 #include <QTemporaryDir>
+#include <QThread>
 #include <QTreeWidget>
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "dfs/frame.h"
 #include "dfs/media/decoder.h"
@@ -40,6 +46,7 @@ std::map<int, Frame> generate_with_seed(MainWindow& w, std::uint64_t seed) {
   REQUIRE(w.start_generation());
   REQUIRE(wait_until([&] { return finished.count() == 1; }, 120000));
   REQUIRE(finished.at(0).at(0).toBool() == false);
+  REQUIRE(dfs::ui::test::wait_for_takes(w));
   return w.generated_frames();
 }
 
@@ -218,6 +225,7 @@ TEST_CASE(
   QSignalSpy finished(&v, &MainWindow::generation_finished);
   REQUIRE(v.start_generation());
   REQUIRE(wait_until([&] { return finished.count() == 1; }, 120000));
+  REQUIRE(dfs::ui::test::wait_for_takes(v));
   REQUIRE(v.take_count() == 3);
   CHECK(v.current_take() == 2);
   const std::map<int, Frame> take3 = v.generated_frames();
@@ -273,6 +281,7 @@ TEST_CASE(
   REQUIRE(w.start_generation());
   REQUIRE(wait_until([&] { return finished.count() == 1; }, 120000));
   REQUIRE(finished.at(0).at(0).toBool() == true);  // cancelled
+  REQUIRE(dfs::ui::test::wait_for_takes(w));
   const std::map<int, Frame> kept = w.generated_frames();
   REQUIRE(!kept.empty());
   REQUIRE(kept.size() < 24);
@@ -338,4 +347,134 @@ TEST_CASE("Takes: an untitled project's session folder goes with its window", "[
   CHECK(QString::fromStdString(window->document().project().takes.folder) == session);
   window.reset();  // closed without saving: the project, and its takes, were discarded
   CHECK_FALSE(QFileInfo::exists(session));
+}
+
+namespace {
+
+// Holds the take writer back (MainWindow::set_take_write_observer) until release(): what the
+// window does while a take is being written can be looked at.
+struct HeldWriter {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool released = false;
+  std::atomic<QThread*> thread{nullptr};
+  std::atomic<int> writes{0};
+  void hold() {
+    thread = QThread::currentThread();
+    ++writes;
+    std::unique_lock lock(mutex);
+    cv.wait(lock, [this] { return released; });
+  }
+  void release() {
+    {
+      std::lock_guard lock(mutex);
+      released = true;
+    }
+    cv.notify_all();
+  }
+};
+
+void extend_8_by_4(MainWindow& w, int steps) {
+  REQUIRE(w.edit_project("Extend 8 by 4", [steps](dfs::project::Project& p) {
+    p.timeline = dfs::project::extend_layout(8, 4);
+    p.generation.rollout.sampler.schedule.shape = dfs::diffusion::ScheduleShape::Pyramid;
+    p.generation.rollout.sampler.schedule.steps = steps;
+    p.generation.rollout.context = 4;
+    p.generation.rollout.horizon = 4;
+  }));
+}
+
+}  // namespace
+
+TEST_CASE(
+    "Takes: the first preview is shown before the first final frame, the take is written off "
+    "the GUI thread and listed once it is on disk",
+    "[gui][takes]") {
+  auto window = dfs::ui::test::studio_with_vtest(7);
+  REQUIRE(window);
+  MainWindow& w = *window;
+  INFO("last error: " << w.last_error().toStdString());
+  // Pyramid, 60 steps: the first frame is final after 60 sampling steps, the first preview
+  // (the x0 estimate of step 1) exists after one.
+  extend_8_by_4(w, 60);
+  HeldWriter writer;
+  w.set_take_write_observer([&writer] { writer.hold(); });
+  int previews = 0;
+  int finals_at_first_preview = -1;
+  QObject::connect(&w, &MainWindow::preview_shown, &w, [&] {
+    if (previews++ == 0) finals_at_first_preview = static_cast<int>(w.generated_frames().size());
+  });
+  QSignalSpy finished(&w, &MainWindow::generation_finished);
+  QSignalSpy recorded(&w, &MainWindow::take_recorded);
+  REQUIRE(w.start_generation());
+  REQUIRE(wait_until([&] { return finished.count() == 1; }, 120000));
+  REQUIRE(finished.at(0).at(0).toBool() == false);
+  CHECK(previews > 0);
+  CHECK(finals_at_first_preview == 0);  // a live estimate came first, then final frames
+  const std::map<int, Frame> made = w.generated_frames();
+  REQUIRE(made.size() == 4);
+
+  // The run is over and shown; its take is being written on another thread, held there.
+  REQUIRE(wait_until([&] { return writer.writes.load() == 1; }, 10000));
+  CHECK(writer.thread.load() != QThread::currentThread());
+  CHECK(w.is_writing_take());
+  CHECK(w.take_count() == 0);  // listed only once it is on disk
+  CHECK(recorded.isEmpty());
+  const QString folder = w.takes_folder();
+  REQUIRE_FALSE(folder.isEmpty());
+  CHECK_FALSE(QFileInfo::exists(folder + "/takes.json"));
+  // Meanwhile the window works: the event loop runs, a seek shows another frame.
+  w.seek(9);
+  wait_until([] { return false; }, 100);
+  CHECK(w.current_position() == 9);
+
+  writer.release();
+  REQUIRE(wait_until([&] { return recorded.count() == 1; }, 30000));
+  CHECK(recorded.at(0).at(0).toBool());
+  CHECK_FALSE(w.is_writing_take());
+  REQUIRE(w.take_count() == 1);
+  CHECK(w.current_take() == 0);
+  CHECK(w.document().project().takes.current == 1);
+  auto* tree = w.findChild<QTreeWidget*>("take_list");
+  REQUIRE(tree);
+  CHECK(tree->topLevelItemCount() == 1);
+  const auto store = dfs::project::TakeStore::open(folder.toStdString());
+  REQUIRE(store.size() == 1);
+  CHECK(same_frames(store.load_frames(1), made));  // bit-exact on disk
+}
+
+TEST_CASE("Takes: closing the window while a take is being written keeps the take",
+          "[gui][takes]") {
+  QTemporaryDir dir;
+  REQUIRE(dir.isValid());
+  const QString project = dir.filePath("closing.dfsproj");
+  HeldWriter writer;
+  std::thread releaser;
+  std::map<int, Frame> made;
+  {
+    auto window = dfs::ui::test::studio_with_vtest(7);
+    REQUIRE(window);
+    MainWindow& w = *window;
+    extend_8_by_4(w, 3);
+    REQUIRE(w.save_project(project));
+    w.set_take_write_observer([&writer] { writer.hold(); });
+    QSignalSpy finished(&w, &MainWindow::generation_finished);
+    REQUIRE(w.start_generation());
+    REQUIRE(wait_until([&] { return finished.count() == 1; }, 120000));
+    made = w.generated_frames();
+    REQUIRE(wait_until([&] { return writer.writes.load() == 1; }, 10000));
+    REQUIRE(w.is_writing_take());
+    // Closing waits for the write (released a little later, as a slow disk would finish it).
+    releaser = std::thread([&writer] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      writer.release();
+    });
+    w.close();
+    CHECK_FALSE(w.is_writing_take());
+    CHECK(w.take_count() == 1);
+  }
+  releaser.join();
+  const auto store = dfs::project::TakeStore::open(dir.filePath("closing_takes").toStdString());
+  REQUIRE(store.size() == 1);
+  CHECK(same_frames(store.load_frames(store.takes()[0].id), made));
 }

@@ -3,6 +3,9 @@
 
 #include <QElapsedTimer>
 #include <QMetaType>
+#include <algorithm>
+#include <cstdint>
+#include <vector>
 
 #ifdef __linux__
 #include <sys/resource.h>
@@ -29,6 +32,8 @@ class SignalSink : public project::FrameSink {
   std::vector<int> generated_;
 };
 
+}  // namespace
+
 // The GUI must win the CPU when it wakes up (a repaint, a click); the generation can wait a
 // few milliseconds. Linux lets one thread be niced; threads it creates afterwards (LibTorch's
 // intra-op pool, when first used here) inherit it. Elsewhere this is a no-op.
@@ -42,7 +47,32 @@ void lower_this_thread_priority() {
 #endif
 }
 
-}  // namespace
+void warm_up(diffusion::Model& model) {
+  try {
+    const diffusion::ModelInfo& info = model.info();
+    if (info.width <= 0 || info.height <= 0 || info.channels != 3 || info.max_frames < 2) return;
+    // The shapes of a default extension's first window (project defaults, fitted to the model
+    // as the window fits them), so the kernels LibTorch picks for them are the ones it reuses.
+    project::GenerationSettings settings;
+    project::fit_window_to_model(settings, info);
+    diffusion::RolloutSettings& r = settings.rollout;
+    r.sampler.schedule.shape = diffusion::ScheduleShape::FullSequence;
+    r.sampler.schedule.steps = 1;
+    Frame grey(info.width, info.height);
+    std::fill(grey.rgb.begin(), grey.rgb.end(), std::uint8_t{128});
+    std::vector<diffusion::TimelineFrame> timeline(static_cast<size_t>(r.context + r.horizon));
+    for (int i = 0; i < r.context; ++i) {
+      timeline[static_cast<size_t>(i)].content = grey;
+      timeline[static_cast<size_t>(i)].pinned = true;
+    }
+    diffusion::RolloutCallbacks callbacks;
+    callbacks.want_preview = true;
+    callbacks.on_progress = [](const diffusion::RolloutProgress&) {};
+    diffusion::run_rollout(model, timeline, r, callbacks);
+  } catch (const std::exception&) {
+    // Only a head start: a model that cannot run says so when a generation starts.
+  }
+}
 
 void register_meta_types() {
   qRegisterMetaType<dfs::Frame>("dfs::Frame");
@@ -60,6 +90,7 @@ void GenerationWorker::load_model(const QString& path, const QString& executable
     std::string warning;
     diffusion::Model model = project::load_model_or_demo(
         path.toStdString(), executable_path.toStdString(), &warning, device_);
+    warm_up(model);
     model_ = model;
     emit model_loaded(model_->info(), path, QString::fromStdString(warning));
   } catch (const std::exception& e) {
@@ -70,6 +101,7 @@ void GenerationWorker::load_model(const QString& path, const QString& executable
 void GenerationWorker::adopt_model(const dfs::diffusion::Model& model, const QString& note) {
   lower_this_thread_priority();
   model_ = model;
+  warm_up(*model_);
   emit model_loaded(model_->info(), QString(), note);
 }
 
@@ -89,6 +121,7 @@ void GenerationWorker::generate(const dfs::project::Project& project,
     options.emit_all = false;  // the GUI already has the source frames
     options.previous = request.previous;
     options.base_dir = request.base_dir;
+    options.decoders = &clip_;
     project::GenerationJob job(project, *model_, options);
     QElapsedTimer since_last;
     since_last.start();
@@ -113,6 +146,7 @@ void GenerationWorker::generate(const dfs::project::Project& project,
     summary.model_forwards = result.model_forwards;
     emit finished(summary);
   } catch (const std::exception& e) {
+    clip_.close();  // a clip that failed is opened afresh next time
     // Frames already sent stay with the GUI: an error does not lose finished work.
     emit failed(QString::fromUtf8(e.what()));
   }

@@ -8,12 +8,18 @@
 // Cancellation: request_cancel() may be called from any thread; the job checks the flag every
 // sampling step, so Stop takes effect within one step, and every frame already final has been
 // sent with frame_final before finished() says cancelled.
+//
+// The time from Generate to the first preview (issue 15): a freshly loaded model is warmed up
+// (one small rollout of the default window's shapes) before model_loaded() says it is ready, so
+// the first run does not pay LibTorch's first-call costs; the clip stays open between runs (its
+// decoder keeps the frames it decoded), so the next run's context frames are not decoded again.
 #pragma once
 
 #include <QObject>
 #include <QString>
 #include <atomic>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +50,16 @@ struct GenerationSummary {
 
 // Registers the types above (and Frame, ModelInfo, GenerationProgress) for queued signals.
 void register_meta_types();
+
+// Lowers the calling thread's scheduling priority (Linux: nice 5, once per thread; elsewhere a
+// no-op): background work (generation, take writing) must not delay the GUI thread when it
+// wakes up. Threads it creates afterwards inherit it.
+void lower_this_thread_priority();
+
+// Runs one tiny rollout (the default context of grey pinned frames and a horizon of new ones,
+// one step) so that LibTorch's first-call costs (allocations, kernel selection, the thread
+// pool) are paid at load time rather than by the first Generate. Never throws.
+void warm_up(diffusion::Model& model);
 
 class GenerationWorker : public QObject {
   Q_OBJECT
@@ -82,6 +98,7 @@ class GenerationWorker : public QObject {
   std::optional<diffusion::Model> model_;
   std::atomic<bool> cancel_{false};
   std::string device_ = "auto";
+  project::ClipDecoderCache clip_;  // the clip stays open between runs
 };
 
 }  // namespace dfs::ui

@@ -42,7 +42,28 @@ HeatMapPanel::HeatMapPanel(QWidget* parent) : ImGuiWidget(parent) {
   setAccessibleName("Scheduling matrix heat map");
 }
 
+namespace {
+
+bool same_plans(const std::vector<diffusion::WindowPlan>& a,
+                const std::vector<diffusion::WindowPlan>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const auto &x = a[i], &y = b[i];
+    if (x.first != y.first || x.frames != y.frames || x.known != y.known ||
+        x.matrix.rows != y.matrix.rows || x.matrix.frames != y.matrix.frames ||
+        x.matrix.steps != y.matrix.steps || x.matrix.cells != y.matrix.cells)
+      return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// Each setter renders the panel again only when what it shows changed: a render is the
+// window's costliest paint on software OpenGL (5-10 ms, several times that beside a busy
+// program), and refresh_all() sets everything after every edit and at a run's end.
 void HeatMapPanel::set_plans(std::vector<diffusion::WindowPlan> plans) {
+  if (problem_.isEmpty() && same_plans(plans, plans_)) return;
   plans_ = std::move(plans);
   problem_.clear();
   if (shown_window_ >= static_cast<int>(plans_.size())) shown_window_ = 0;
@@ -50,16 +71,19 @@ void HeatMapPanel::set_plans(std::vector<diffusion::WindowPlan> plans) {
 }
 
 void HeatMapPanel::set_problem(const QString& problem) {
+  if (problem == problem_) return;
   problem_ = problem;
   content_changed();
 }
 
 void HeatMapPanel::set_shape(diffusion::ScheduleShape shape) {
+  if (shape == shape_) return;
   shape_ = shape;
   content_changed();
 }
 
 void HeatMapPanel::set_progress(int window, int row) {
+  if (window == running_window_ && row == running_row_) return;
   running_window_ = window;
   running_row_ = row;
   if (window >= 0 && window < static_cast<int>(plans_.size())) shown_window_ = window;
@@ -67,6 +91,7 @@ void HeatMapPanel::set_progress(int window, int row) {
 }
 
 void HeatMapPanel::clear_progress() {
+  if (running_window_ == -1 && running_row_ == -1) return;
   running_window_ = -1;
   running_row_ = -1;
   content_changed();

@@ -44,6 +44,7 @@ QString short_note(const QString& note) {
 MainWindow::MainWindow(StudioOptions options, QWidget* parent)
     : QMainWindow(parent), s_(std::make_unique<State>()) {
   s_->options = std::move(options);
+  s_->take_writer.setMaxThreadCount(1);  // takes and autosave frames, in order (FIFO)
   register_meta_types();
   setWindowTitle(tr("Diffusion Forcing Studio"));
   // PNG: Debian's Qt has no SVG image plugin unless qt6-svg is installed.
@@ -71,6 +72,8 @@ MainWindow::MainWindow(StudioOptions options, QWidget* parent)
 }
 
 MainWindow::~MainWindow() {
+  commit_written_takes(true, true);  // nothing half-kept: frames on disk and in the index
+  s_->take_writer.waitForDone();     // an autosave's frames (the folder stays for recovery)
   if (s_->worker != nullptr) s_->worker->request_cancel();
   if (s_->export_cancel) s_->export_cancel->store(true);
   s_->export_future.waitForFinished();  // the task removes its partial output as it stops
@@ -211,6 +214,7 @@ void MainWindow::build_ui() {
 // Refresh: document -> widgets. Cheap enough to run after every edit.
 
 void MainWindow::refresh_all() {
+  ScopedWork work(s_->work, "refresh the window");
   const project::Project& p = s_->doc.project();
   const project::Timeline& t = p.timeline;
   s_->timeline->set_layout(t.length(), t.source_first, t.source_count, p.clip.frame_count,

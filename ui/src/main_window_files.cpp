@@ -119,6 +119,7 @@ bool MainWindow::open_clip(const QString& path) {
     report_error(tr("Cannot open the clip"), tr("'%1' has no video frames.").arg(path));
     return false;
   }
+  commit_written_takes(true);  // a take still being written belongs to the clip shown until now
   if (!attach_clip_media(path)) return false;
   project::ClipRef clip;
   clip.path = path.toStdString();
@@ -308,6 +309,7 @@ void MainWindow::closeEvent(QCloseEvent* event) {
     event->ignore();
     return;
   }
+  commit_written_takes(true);  // a take still being written is listed (and asked about) first
   if (!confirm_discard()) {
     event->ignore();
     return;

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "controls_panel.h"
 #include "generation_worker.h"
@@ -23,7 +24,7 @@
 namespace dfs::ui {
 namespace {
 
-constexpr int kDisplayIntervalMs = 100;  // generation updates reach the screen this often
+constexpr int kDisplayIntervalMs = 100;  // generation updates reach the screen at most this often
 
 QString format_seconds(double s) {
   if (s < 0) return QStringLiteral("--:--");
@@ -51,6 +52,7 @@ void MainWindow::connect_worker() {
   connect(s_->worker, &GenerationWorker::progress, this,
           [this](const project::GenerationProgress& p) {
             if (!s_->generating) return;
+            ScopedWork work(s_->work, "receive progress");
             // Keep the data now, draw later: all generation updates reach the screen together, at
             // most kDisplayIntervalMs apart (each repaint of a window holding GL panels costs a
             // full composition, which is slow on software GL).
@@ -63,22 +65,23 @@ void MainWindow::connect_worker() {
             s_->latest_progress = p;
             s_->latest_progress.preview.clear();
             s_->progress_pending = true;
-            if (!s_->display_flush.isActive()) s_->display_flush.start();
+            schedule_display();
             emit generation_progressed(p.step, p.total_steps);
           });
   connect(s_->worker, &GenerationWorker::frame_final, this,
           [this](int position, const Frame& frame, bool generated) {
             if (!generated) return;
+            ScopedWork work(s_->work, "receive a final frame");
             s_->generated[position] = frame;
             s_->previews.erase(position);
             // Frames can arrive in bursts (a whole window at once): show them together, once.
             s_->pending_results.insert(position);
-            if (!s_->display_flush.isActive()) s_->display_flush.start();
+            schedule_display();
           });
   s_->display_flush.setSingleShot(true);
-  s_->display_flush.setInterval(kDisplayIntervalMs);
   connect(&s_->display_flush, &QTimer::timeout, this, &MainWindow::flush_results);
   connect(s_->worker, &GenerationWorker::finished, this, [this](const GenerationSummary& summary) {
+    ScopedWork work(s_->work, "the run's end (last results, take handed to the writer, refresh)");
     end_run();
     s_->last_fps = summary.frames_per_second;
     project::Results results;
@@ -116,6 +119,7 @@ void MainWindow::connect_worker() {
 }
 
 void MainWindow::end_run() {
+  s_->progress_pending = false;  // the caller shows how the run ended instead
   flush_results();
   s_->generating = false;
   s_->previews.clear();
@@ -124,7 +128,18 @@ void MainWindow::end_run() {
   s_->controls->set_running(false);
 }
 
+// Generation updates reach the screen together, at most kDisplayIntervalMs apart, and the first
+// after a quiet spell (a run's first preview) at once: then the flush runs on the next turn of
+// the event loop, after the signals already queued, so a burst is still drawn once.
+void MainWindow::schedule_display() {
+  if (s_->display_flush.isActive()) return;
+  const qint64 since = s_->last_display.isValid() ? s_->last_display.elapsed() : kDisplayIntervalMs;
+  s_->display_flush.start(static_cast<int>(std::max<qint64>(0, kDisplayIntervalMs - since)));
+}
+
 void MainWindow::flush_results() {
+  ScopedWork work(s_->work, "show previews and results");
+  s_->last_display.start();
   s_->display_flush.stop();
   bool current = false;
   for (int position : s_->pending_previews) {
@@ -133,6 +148,7 @@ void MainWindow::flush_results() {
     current = current || position == s_->current;
   }
   s_->pending_previews.clear();
+  const bool preview_shown_now = s_->preview_pending;
   if (s_->preview_pending) {
     ++s_->preview_updates;
     s_->preview_pending = false;
@@ -167,10 +183,12 @@ void MainWindow::flush_results() {
     }
   }
   if (current) refresh_viewer();
+  if (preview_shown_now) emit preview_shown();
 }
 
 bool MainWindow::start_generation() {
   if (s_->generating) return false;
+  ScopedWork work(s_->work, "start the run");
   if (!s_->model_info || s_->model_loading) {
     report_error(tr("No model"),
                  tr("The model is still loading (or failed to load): Model > Open model."));
@@ -194,7 +212,14 @@ bool MainWindow::start_generation() {
   s_->doc.end_merge();
   s_->run_project = s_->doc.project();
   GenerationRequest request;
-  request.previous = s_->generated;
+  // Earlier results the run reads: pinned ones and those partially re-noised (a frame made
+  // again from pure noise never looks at its old picture; copying it would cost the GUI
+  // thread ~0.2 ms per 256 x 256 frame for nothing).
+  const project::Timeline& timeline = s_->run_project.timeline;
+  for (const auto& [position, frame] : s_->generated)
+    if (position < timeline.length() &&
+        (timeline.pinned(position) || timeline.noise[static_cast<size_t>(position)] < 1.0))
+      request.previous.emplace(position, frame);
   request.want_preview = true;
   request.base_dir =
       s_->doc.path().empty()
@@ -208,6 +233,7 @@ bool MainWindow::start_generation() {
       }
   s_->previews.clear();
   s_->timeline->clear_previews();
+  s_->last_display.invalidate();  // the run's first preview is shown as soon as it arrives
   s_->generating = true;
   s_->controls->set_running(true);
   s_->controls->set_progress(0, 1, tr("Starting..."));
@@ -215,10 +241,13 @@ bool MainWindow::start_generation() {
   s_->undo_action->setEnabled(false);
   s_->redo_action->setEnabled(false);
   GenerationWorker* worker = s_->worker;
-  const project::Project run = s_->run_project;
   worker->arm();  // before queuing: a Stop from now on reaches this run
   QMetaObject::invokeMethod(
-      worker, [worker, run, request] { worker->generate(run, request); }, Qt::QueuedConnection);
+      worker,
+      [worker, run = s_->run_project, request = std::move(request)] {
+        worker->generate(run, request);
+      },
+      Qt::QueuedConnection);
   return true;
 }
 
@@ -244,6 +273,12 @@ const std::map<int, Frame>& MainWindow::generated_frames() const {
 }
 int MainWindow::preview_updates() const {
   return s_->preview_updates;
+}
+QString MainWindow::take_longest_work(double* ms) {
+  const QString name = s_->work.longest ? QString::fromUtf8(s_->work.longest) : QString();
+  if (ms != nullptr) *ms = static_cast<double>(s_->work.longest_ns) * 1e-6;
+  s_->work = {};
+  return name;
 }
 
 }  // namespace dfs::ui

@@ -7,7 +7,9 @@
 #include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QFutureWatcher>
 #include <QStatusBar>
+#include <QtConcurrent/QtConcurrentRun>
 #include <algorithm>
 #include <exception>
 #include <string>
@@ -18,6 +20,7 @@
 #include "dfs/project/export.h"
 #include "dfs/project/generation.h"
 #include "dfs/ui/main_window.h"
+#include "generation_worker.h"
 #include "main_window_state.h"
 #include "recovery.h"
 #include "recovery_dialog.h"
@@ -39,6 +42,7 @@ QString absolute_or_empty(const std::string& path) {
 // Everything a freshly loaded document needs in the window: its clip (or the note that the clip
 // is missing), the generated frames cached beside it, the widgets.
 void MainWindow::install_document(project::Document doc) {
+  commit_written_takes(true);  // into the store and document they were made for
   s_->doc = std::move(doc);
   s_->clear_generated();
   s_->current = 0;
@@ -89,7 +93,7 @@ void MainWindow::note_document_change() {
   }
   if (s_->options.autosave && s_->options.autosave_edits > 0 &&
       edits_since_autosave() >= s_->options.autosave_edits)
-    autosave_now();
+    autosave_soon();
 }
 
 int MainWindow::edits_since_autosave() const {
@@ -112,27 +116,108 @@ void MainWindow::set_autosave_interval(int ms) {
 
 // The timer's autosave: only when something changed since the last one.
 void MainWindow::autosave() {
-  if (s_->doc.dirty() && s_->doc.revision() != s_->autosaved_revision) autosave_now();
+  if (s_->doc.dirty() && s_->doc.revision() != s_->autosaved_revision) autosave_soon();
+}
+
+// Where this session autosaves: "<project>.autosave", unless another Studio's session (running,
+// or crashed and not yet recovered) holds that name; then one of our own, so neither overwrites
+// the other. Throws what reading the records throws.
+void MainWindow::choose_autosave_target() {
+  const QString doc_path = absolute_or_empty(s_->doc.path());
+  if (!s_->autosave_file.isEmpty() && s_->autosave_for == doc_path) return;
+  QString target =
+      doc_path.isEmpty() ? recovery::own_untitled_autosave_path() : doc_path + ".autosave";
+  if (!doc_path.isEmpty())
+    for (const recovery::Entry& e : recovery::read_records())
+      if (!e.own && QFileInfo(e.session.autosave_path) == QFileInfo(target))
+        target = doc_path + QStringLiteral(".%1.autosave").arg(QCoreApplication::applicationPid());
+  if (!s_->autosave_file.isEmpty()) forget_own_session();  // the document it was for is gone
+  s_->autosave_file = target;
+  s_->autosave_for = doc_path;
+}
+
+// The automatic autosaves (every N edits, the timer). A new set of generated frames is written
+// as PNGs first, on the take writer's thread (16 frames of 256 x 256 take ~60 ms: written here,
+// they stalled the window at the end of a run); the document naming them is autosaved when they
+// are on disk. Anything else is autosaved at once (autosave_now).
+void MainWindow::autosave_soon() {
+  if (s_->autosave_frames.pending) return;  // it ends with an autosave of the document then
+  const project::Project& p = s_->doc.project();
+  if (!s_->doc.dirty() || p.clip.empty()) return;  // nothing to keep
+  const bool frames_as_opened =
+      !p.results.cache_dir.empty() && s_->results_revision == s_->opened_results_revision;
+  const bool new_frames = p.results.any() && !s_->generated.empty() && !frames_as_opened &&
+                          s_->frames_revision != s_->results_revision;
+  if (!new_frames) {
+    autosave_now();
+    return;
+  }
+  ScopedWork work(s_->work, "hand autosave frames to the writer");
+  try {
+    choose_autosave_target();
+  } catch (const std::exception& e) {
+    statusBar()->showMessage(tr("Autosave failed: %1").arg(QString::fromUtf8(e.what())), 8000);
+    return;
+  }
+  const std::uint64_t revision = s_->results_revision;
+  const QString dir =
+      recovery::frames_dir_for(s_->autosave_file) +
+      QStringLiteral("/%1-%2").arg(QCoreApplication::applicationPid()).arg(revision);
+  project::Results naming = p.results;
+  naming.cache_dir = dir.toStdString();
+  std::map<int, Frame> frames;
+  for (const auto& [position, frame] : s_->generated)
+    if (naming.has(position)) frames.emplace(position, frame);
+  s_->autosave_frames.pending = true;
+  s_->autosave_frames.revision = revision;
+  s_->autosave_frames.dir = dir;
+  s_->autosave_frames.written =
+      QtConcurrent::run(&s_->take_writer, [dir, naming, frames = std::move(frames)]() -> QString {
+        lower_this_thread_priority();
+        QDir(dir).removeRecursively();
+        QDir().mkpath(dir);
+        try {
+          for (const auto& [position, frame] : frames)
+            media::write_png(naming.cached_frame_path(position), frame);
+          return {};
+        } catch (const std::exception& e) {
+          return QString::fromUtf8(e.what());
+        }
+      });
+  auto* watcher = new QFutureWatcher<QString>(this);
+  connect(watcher, &QFutureWatcher<QString>::finished, this, [this, watcher] {
+    watcher->deleteLater();
+    if (!s_->autosave_frames.pending) return;  // wait_for_autosave_frames took it in already
+    wait_for_autosave_frames();
+    // The document naming them (or, when the results changed meanwhile, the new ones' PNGs).
+    if (s_->doc.dirty() && s_->doc.revision() != s_->autosaved_revision) autosave_soon();
+  });
+  watcher->setFuture(s_->autosave_frames.written);
+}
+
+void MainWindow::wait_for_autosave_frames() {
+  State::AutosaveFrames& a = s_->autosave_frames;
+  if (!a.pending) return;
+  a.written.waitForFinished();
+  a.pending = false;
+  const QString error = a.written.result();
+  if (!error.isEmpty()) {
+    statusBar()->showMessage(tr("Autosave failed: %1").arg(error), 8000);
+    return;  // the next autosave tries again
+  }
+  // Still this session's results and folder: autosave_now names them and writes only the
+  // document.
+  if (a.revision == s_->results_revision && QDir(a.dir).exists()) s_->frames_revision = a.revision;
 }
 
 bool MainWindow::autosave_now() {
+  ScopedWork work(s_->work, "autosave");
+  wait_for_autosave_frames();  // never two writers in one frames folder
   if (!s_->doc.dirty() || s_->doc.project().clip.empty()) return true;  // nothing to keep
   const QString doc_path = absolute_or_empty(s_->doc.path());
   const qint64 pid = QCoreApplication::applicationPid();
   try {
-    // Where: "<project>.autosave", unless another Studio's session (running, or crashed and not
-    // yet recovered) holds that name; then one of our own, so neither overwrites the other.
-    if (s_->autosave_file.isEmpty() || s_->autosave_for != doc_path) {
-      QString target =
-          doc_path.isEmpty() ? recovery::own_untitled_autosave_path() : doc_path + ".autosave";
-      if (!doc_path.isEmpty())
-        for (const recovery::Entry& e : recovery::read_records())
-          if (!e.own && QFileInfo(e.session.autosave_path) == QFileInfo(target))
-            target = doc_path + QStringLiteral(".%1.autosave").arg(pid);
-      if (!s_->autosave_file.isEmpty()) forget_own_session();  // the document it was for is gone
-      s_->autosave_file = target;
-      s_->autosave_for = doc_path;
-    }
+    choose_autosave_target();
     project::Project copy = s_->doc.project();
     if (doc_path.isEmpty()) {  // an untitled autosave lives elsewhere: make its paths absolute
       copy.clip.path = s_->doc.resolve(copy.clip.path);
@@ -183,6 +268,7 @@ bool MainWindow::autosave_now() {
 }
 
 void MainWindow::forget_own_session() {
+  wait_for_autosave_frames();  // else they would land in a folder nothing names any more
   RecoverySession own;
   own.record_path = recovery::own_record_path();
   own.autosave_path = s_->autosave_file;

@@ -20,13 +20,17 @@
 // (export_done / export_cancel are shared with the export task).
 #pragma once
 
+#include <QElapsedTimer>
 #include <QFuture>
 #include <QImage>
 #include <QString>
 #include <QThread>
+#include <QThreadPool>
 #include <QTimer>
 #include <atomic>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -69,6 +73,33 @@ inline QImage to_qimage(const Frame& frame) {
       .copy();
 }
 
+// The longest piece of window work since it was last read (MainWindow::take_longest_work, for
+// dfs/ui/bench.h). Handlers that may take a while on the GUI thread time themselves with a
+// ScopedWork; nested ones each count, so the outermost (longest) names the stall.
+struct WorkLog {
+  const char* longest = nullptr;
+  qint64 longest_ns = 0;
+};
+
+class ScopedWork {
+ public:
+  ScopedWork(WorkLog& log, const char* name) : log_(log), name_(name) { timer_.start(); }
+  ~ScopedWork() {
+    const qint64 ns = timer_.nsecsElapsed();
+    if (ns > log_.longest_ns) {
+      log_.longest_ns = ns;
+      log_.longest = name_;
+    }
+  }
+  ScopedWork(const ScopedWork&) = delete;
+  ScopedWork& operator=(const ScopedWork&) = delete;
+
+ private:
+  WorkLog& log_;
+  const char* name_;
+  QElapsedTimer timer_;
+};
+
 struct MainWindow::State {
   StudioOptions options;
   project::Document doc;
@@ -96,7 +127,9 @@ struct MainWindow::State {
   bool progress_pending = false;
   project::GenerationProgress latest_progress;
   QTimer display_flush;
+  QElapsedTimer last_display;  // since the last flush_results (invalid: show the next at once)
   int preview_updates = 0;
+  WorkLog work;  // for benchmarks: the longest window work since take_longest_work()
   double last_fps = 0;
   PlanResult plan;
   // Viewing and playback.
@@ -149,6 +182,14 @@ struct MainWindow::State {
   project::Results last_results;          // to notice a change of results
   QString missing_clip;                   // clip named by the open project but not there
 
+  // autosave_soon's PNGs being written on take_writer: their results revision and folder.
+  struct AutosaveFrames {
+    bool pending = false;
+    std::uint64_t revision = 0;
+    QString dir;
+    QFuture<QString> written;  // "" when on disk, else why not
+  } autosave_frames;
+
   // [SECTION] Preferences (main_window_preferences.cpp)
   Preferences preferences;   // as last applied
   int threads_in_force = 0;  // reported by the worker after configure_threads
@@ -178,6 +219,15 @@ struct MainWindow::State {
     ~SessionTakesFolder();  // main_window_takes.cpp
   };
   SessionTakesFolder takes_session;
+  // Takes being kept: their PNGs are written on take_writer's one thread (a generation's end
+  // must not stall the window), then committed to `takes` here, in the order they were made.
+  struct PendingTake {
+    project::TakeInfo info;    // reserved in `takes` (id, name, positions)
+    QFuture<QString> written;  // "" when the frames are on disk, else why not
+  };
+  std::deque<PendingTake> pending_takes;
+  QThreadPool take_writer;                    // one thread, low priority
+  std::function<void()> take_write_observer;  // testing: runs on that thread before a write
   TakeList* take_list = nullptr;
   int compare_a = 0;  // take ids shown side by side / wiped; 0 = not comparing
   int compare_b = 0;

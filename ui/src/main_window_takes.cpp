@@ -14,17 +14,22 @@
 #include <QDir>
 #include <QDockWidget>
 #include <QFileInfo>
+#include <QFutureWatcher>
 #include <QMenu>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QStandardPaths>
 #include <QStatusBar>
 #include <QTreeWidget>
+#include <QtConcurrent/QtConcurrentRun>
 #include <algorithm>
 #include <exception>
+#include <filesystem>
 #include <string>
+#include <utility>
 
 #include "dfs/ui/main_window.h"
+#include "generation_worker.h"
 #include "main_window_state.h"
 #include "take_list.h"
 #include "timeline_widget.h"
@@ -130,6 +135,9 @@ void MainWindow::build_takes_menu() {
 
 void MainWindow::record_take(std::uint64_t seed, double seconds, bool cancelled, int frames_made) {
   if (frames_made <= 0 || s_->generated.empty()) return;  // a run stopped before any frame
+  // The index a take's writer writes names the takes listed when it was handed over: one at a
+  // time (two runs ending within the ~60 ms of a write happen only with tiny test models).
+  commit_written_takes(true);
   if (!s_->takes) {
     QString folder;
     const project::Project& p = s_->doc.project();
@@ -171,18 +179,98 @@ void MainWindow::record_take(std::uint64_t seed, double seconds, bool cancelled,
   for (const auto& [position, frame] : s_->generated)
     if (position < info.length) frames.emplace(position, frame);
   try {
-    const project::TakeInfo& take = s_->takes->add(info, frames);
-    // The folder as the project records it: relative when it sits beside the project file.
-    std::string folder = s_->takes->folder();
-    if (!s_->doc.path().empty() &&
-        QFileInfo(qs(folder)).absolutePath() == QFileInfo(qs(s_->doc.path())).absolutePath())
-      folder = QFileInfo(qs(folder)).fileName().toStdString();
-    s_->doc.set_takes({folder, take.id});
-    statusBar()->showMessage(tr("Kept as %1").arg(qs(take.name)), 5000);
+    info = s_->takes->reserve(info, frames);
   } catch (const std::exception& e) {
     report_error(tr("This generation was not kept as a take"), what(e));
+    return;
   }
-  refresh_takes();
+  // 16 PNGs of 256 x 256 take ~60 ms to encode: on the writer thread, not here.
+  ScopedWork work(s_->work, "hand a take to the writer");
+  // Frames first, the index (with fsync) last, as TakeStore::add does; both off this thread.
+  const std::string folder = s_->takes->folder();
+  const std::string dir = s_->takes->take_dir(info.id);
+  const std::string index = s_->takes->index_with(info);
+  const std::function<void()> observer = s_->take_write_observer;
+  State::PendingTake pending;
+  pending.info = info;
+  pending.written = QtConcurrent::run(
+      &s_->take_writer, [folder, dir, index, frames = std::move(frames), observer]() -> QString {
+        lower_this_thread_priority();
+        if (observer) observer();
+        try {
+          project::TakeStore::write_frames(dir, frames);
+          try {
+            project::TakeStore::write_index_text(folder, index);
+          } catch (...) {
+            std::error_code ec;
+            std::filesystem::remove_all(dir, ec);  // no index names it: leave no orphan
+            throw;
+          }
+          return {};
+        } catch (const std::exception& e) {
+          return what(e);
+        }
+      });
+  auto* watcher = new QFutureWatcher<QString>(this);
+  connect(watcher, &QFutureWatcher<QString>::finished, this, [this, watcher] {
+    watcher->deleteLater();
+    commit_written_takes(false);
+  });
+  watcher->setFuture(pending.written);
+  s_->pending_takes.push_back(std::move(pending));
+  statusBar()->showMessage(tr("Keeping %1...").arg(qs(info.name)), 5000);
+}
+
+void MainWindow::commit_written_takes(bool wait, bool quiet) {
+  if (s_->pending_takes.empty()) return;
+  ScopedWork work(s_->work, wait ? "wait for takes being written" : "list a written take");
+  bool any = false;
+  while (!s_->pending_takes.empty()) {
+    State::PendingTake& front = s_->pending_takes.front();
+    if (!front.written.isFinished()) {
+      if (!wait) break;
+      front.written.waitForFinished();
+    }
+    const project::TakeInfo info = front.info;
+    QString error = front.written.result();
+    s_->pending_takes.pop_front();
+    any = true;
+    if (error.isEmpty() && s_->takes) {
+      try {
+        const project::TakeInfo& take = s_->takes->adopt(info);  // on disk already
+        // The folder as the project records it: relative when it sits beside the project file.
+        std::string folder = s_->takes->folder();
+        if (!s_->doc.path().empty() &&
+            QFileInfo(qs(folder)).absolutePath() == QFileInfo(qs(s_->doc.path())).absolutePath())
+          folder = QFileInfo(qs(folder)).fileName().toStdString();
+        s_->doc.set_takes({folder, take.id});
+        if (!quiet) statusBar()->showMessage(tr("Kept as %1").arg(qs(take.name)), 5000);
+      } catch (const std::exception& e) {
+        error = what(e);
+      }
+    } else if (error.isEmpty()) {
+      error = tr("its takes folder is no longer open");
+    }
+    if (quiet) {  // the window is going: no dialog, but not silently
+      if (!error.isEmpty())
+        qWarning("dfstudio: this generation was not kept as a take: %s", qPrintable(error));
+      continue;
+    }
+    if (!error.isEmpty()) report_error(tr("This generation was not kept as a take"), error);
+    emit take_recorded(error.isEmpty());
+  }
+  if (any && !quiet) {
+    refresh_takes();
+    refresh_all();  // the title's unsaved mark, autosave's count of edits
+  }
+}
+
+bool MainWindow::is_writing_take() const {
+  return !s_->pending_takes.empty();
+}
+
+void MainWindow::set_take_write_observer(std::function<void()> observer) {
+  s_->take_write_observer = std::move(observer);
 }
 
 void MainWindow::attach_project_takes() {
@@ -204,6 +292,7 @@ void MainWindow::attach_project_takes() {
 }
 
 bool MainWindow::carry_takes_to(const QString& path) {
+  commit_written_takes(true);  // a take still being written goes along
   if (!s_->takes) {
     // No takes yet, or unreadable ones: left where they are, still found from the new place.
     const std::string folder = s_->doc.project().takes.folder;
@@ -308,6 +397,7 @@ bool MainWindow::switch_take(int index) {
     report_error(tr("Busy"), tr("Stop the running generation before switching takes."));
     return false;
   }
+  commit_written_takes(true);  // a take still being written would become current after this
   const int id = take_id_at(index);
   if (id == 0) return false;
   std::map<int, Frame> frames;
@@ -348,6 +438,7 @@ bool MainWindow::switch_take(int index) {
 }
 
 bool MainWindow::rename_take(int index, const QString& name) {
+  commit_written_takes(true);  // their writer writes the index: one writer at a time
   const int id = take_id_at(index);
   if (id == 0) return false;
   try {
@@ -361,6 +452,7 @@ bool MainWindow::rename_take(int index, const QString& name) {
 }
 
 bool MainWindow::star_take(int index, bool starred) {
+  commit_written_takes(true);  // their writer writes the index: one writer at a time
   const int id = take_id_at(index);
   if (id == 0) return false;
   try {
@@ -375,6 +467,7 @@ bool MainWindow::star_take(int index, bool starred) {
 }
 
 bool MainWindow::delete_take(int index) {
+  commit_written_takes(true);  // their writer writes the index: one writer at a time
   const int id = take_id_at(index);
   if (id == 0) return false;
   const QString name = qs(s_->takes->find(id)->name);

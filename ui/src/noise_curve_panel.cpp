@@ -33,16 +33,19 @@ NoiseCurvePanel::NoiseCurvePanel(QWidget* parent) : ImGuiWidget(parent) {
 
 void NoiseCurvePanel::set_levels(const std::vector<double>& levels) {
   if (drag_ == Drag::Paint) return;  // our own live edit is echoing back
+  if (levels == levels_) return;  // (a render costs 5-10 ms on software OpenGL)
   levels_ = levels;
   content_changed();
 }
 
 void NoiseCurvePanel::set_frame_flags(const std::vector<std::uint8_t>& flags) {
+  if (flags == flags_) return;
   flags_ = flags;
   content_changed();
 }
 
 void NoiseCurvePanel::set_current_frame(int frame) {
+  if (frame == current_frame_) return;
   current_frame_ = frame;
   content_changed();
 }

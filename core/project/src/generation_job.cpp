@@ -43,7 +43,12 @@ class SourceReader {
     path_ = p.clip.path;
     if (!path_.empty() && fs::path(path_).is_relative() && !o.base_dir.empty())
       path_ = (fs::path(o.base_dir) / path_).lexically_normal().string();
-    decoder_ = translate_errors("cannot read the clip", [&] { return media::open_decoder(path_); });
+    if (o.decoders) {
+      decoder_ = translate_errors("cannot read the clip", [&] { return &o.decoders->open(path_); });
+    } else {
+      owned_ = translate_errors("cannot read the clip", [&] { return media::open_decoder(path_); });
+      decoder_ = owned_.get();
+    }
   }
 
   Frame get(int clip_frame) {
@@ -54,10 +59,9 @@ class SourceReader {
     } else {
       native = translate_errors(
           "cannot decode frame " + std::to_string(clip_frame) + " of the clip", [&] {
-            if (decoder_->position() == clip_frame) {
-              auto f = decoder_->read();
-              if (f && f->index == clip_frame) return std::move(f->image);
-            }
+            // frame_at answers from the decoder's cache first (a decoder kept open between runs
+            // holds the last run's frames) and decodes on without a seek when the stream is
+            // already there.
             return decoder_->frame_at(clip_frame).image;
           });
     }
@@ -69,10 +73,41 @@ class SourceReader {
   int width_, height_;
   FrameSource source_;
   std::string path_;
-  std::unique_ptr<media::Decoder> decoder_;
+  std::unique_ptr<media::Decoder> owned_;
+  media::Decoder* decoder_ = nullptr;
 };
 
 }  // namespace
+
+struct ClipDecoderCache::Impl {
+  std::string path;
+  std::uintmax_t size = 0;
+  fs::file_time_type modified;
+  std::unique_ptr<media::Decoder> decoder;
+};
+
+ClipDecoderCache::ClipDecoderCache() : impl_(std::make_unique<Impl>()) {}
+ClipDecoderCache::~ClipDecoderCache() = default;
+
+media::Decoder& ClipDecoderCache::open(const std::string& path) {
+  Impl& m = *impl_;
+  std::error_code size_error, time_error;
+  const std::uintmax_t size = fs::file_size(path, size_error);
+  const fs::file_time_type modified = fs::last_write_time(path, time_error);
+  const bool same_file = !size_error && !time_error && size == m.size && modified == m.modified;
+  if (m.decoder && m.path == path && same_file && m.decoder->is_open()) return *m.decoder;
+  close();
+  m.decoder = media::open_decoder(path);
+  m.path = path;
+  m.size = size_error ? 0 : size;
+  m.modified = modified;
+  return *m.decoder;
+}
+
+void ClipDecoderCache::close() {
+  impl_->decoder.reset();
+  impl_->path.clear();
+}
 
 void set_clip_probe(ClipRef& clip, const media::ProbeInfo& info) {
   clip.width = info.display_width > 0 ? info.display_width : info.width;

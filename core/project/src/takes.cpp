@@ -194,45 +194,91 @@ int TakeStore::index_of(int id) const {
   return -1;
 }
 
-void TakeStore::write_index() const {
+namespace {
+
+std::string index_text(const std::vector<TakeInfo>& takes, const TakeInfo* extra, int next_id) {
   json list = json::array();
-  for (const TakeInfo& t : takes_) list.push_back(take_to_json(t));
+  for (const TakeInfo& t : takes) list.push_back(take_to_json(t));
+  if (extra != nullptr) list.push_back(take_to_json(*extra));
   const json j{{"format", kTakesFormat},
                {"format_version", kTakesFormatVersion},
-               {"next_id", next_id_},
+               {"next_id", next_id},
                {"takes", std::move(list)}};
-  write_file_atomically(index_path(), j.dump(2) + "\n");
+  return j.dump(2) + "\n";
+}
+
+}  // namespace
+
+void TakeStore::write_index() const {
+  write_file_atomically(index_path(), index_text(takes_, nullptr, next_id_));
+}
+
+std::string TakeStore::index_with(const TakeInfo& info) const {
+  return index_text(takes_, &info, next_id_);
+}
+
+void TakeStore::write_index_text(const std::string& folder, const std::string& text) {
+  write_file_atomically((fs::path(folder) / kTakesIndexName).string(), text);
+}
+
+const TakeInfo& TakeStore::adopt(const TakeInfo& info) {
+  if (info.id <= 0 || info.id >= next_id_ || find(info.id))
+    throw Error("takes: take " + std::to_string(info.id) + " was not reserved in this store");
+  takes_.push_back(info);
+  return takes_.back();
 }
 
 const TakeInfo& TakeStore::add(TakeInfo info, const std::map<int, Frame>& frames) {
+  info = reserve(std::move(info), frames);
+  try {
+    write_frames(take_dir(info.id), frames);
+    return commit(info);
+  } catch (...) {
+    if (next_id_ == info.id + 1) --next_id_;  // nothing else took an id meanwhile
+    throw;
+  }
+}
+
+TakeInfo TakeStore::reserve(TakeInfo info, const std::map<int, Frame>& frames) {
   if (frames.empty()) throw Error("takes: a take needs at least one frame");
-  info.id = next_id_;
-  if (info.name.empty()) info.name = "Take " + std::to_string(info.id);
-  if (info.created.empty()) info.created = utc_timestamp();
   info.positions.clear();
   for (const auto& [position, frame] : frames) {
     if (position < 0) throw Error("takes: frame position " + std::to_string(position) + " < 0");
     if (frame.empty()) throw Error("takes: frame " + std::to_string(position) + " is empty");
     info.positions.push_back(position);
   }
+  info.id = next_id_++;
+  if (info.name.empty()) info.name = "Take " + std::to_string(info.id);
+  if (info.created.empty()) info.created = utc_timestamp();
   info.length = std::max(info.length, info.positions.back() + 1);
-  const std::string dir = take_dir(info.id);
+  return info;
+}
+
+void TakeStore::write_frames(const std::string& dir, const std::map<int, Frame>& frames) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error("takes: cannot create '" + dir + "': " + ec.message());
   try {
     for (const auto& [position, frame] : frames)
-      translate_errors("takes: writing frame " + std::to_string(position),
-                       [&] { media::write_png(frame_path(info.id, position), frame); });
-    takes_.push_back(info);
-    ++next_id_;
+      translate_errors("takes: writing frame " + std::to_string(position), [&] {
+        media::write_png((fs::path(dir) / frame_file_name(position)).string(), frame);
+      });
+  } catch (...) {
+    fs::remove_all(dir, ec);
+    throw;
+  }
+}
+
+const TakeInfo& TakeStore::commit(const TakeInfo& info) {
+  if (info.id <= 0 || info.id >= next_id_ || find(info.id))
+    throw Error("takes: take " + std::to_string(info.id) + " was not reserved in this store");
+  takes_.push_back(info);
+  try {
     write_index();
   } catch (...) {
-    if (!takes_.empty() && takes_.back().id == info.id) {
-      takes_.pop_back();
-      --next_id_;
-    }
-    fs::remove_all(dir, ec);
+    takes_.pop_back();
+    std::error_code ec;
+    fs::remove_all(take_dir(info.id), ec);
     throw;
   }
   return takes_.back();

@@ -80,6 +80,10 @@ class MainWindow : public QMainWindow {
   bool is_generating() const;
   const std::map<int, Frame>& generated_frames() const;  // final generated frames by position
   int preview_updates() const;                           // live previews shown so far
+  // Benchmarks (dfs/ui/bench.h): the name of the longest piece of work the window did on its
+  // thread since the last call ("show previews and results", "the run's end", "list a written
+  // take", "autosave", ...; "" = none timed) and its milliseconds in *ms (may be null).
+  QString take_longest_work(double* ms);
 
   // [SECTION] Playback and viewing
   void seek(int position);
@@ -123,6 +127,13 @@ class MainWindow : public QMainWindow {
   int current_take() const;  // index of the take shown, -1 if none
   bool take_starred(int index) const;
   QString takes_folder() const;  // absolute; "" until the first take
+  // A finished run's take is written on a background thread: it is listed (take_count(), the
+  // Takes dock) once its frames are on disk, and take_recorded() says so. Opening or saving a
+  // project, and closing the window, first wait for takes still being written.
+  bool is_writing_take() const;
+  // Testing: `observer` runs on the thread that writes each take's frames, just before it
+  // writes them (a test can check that thread, or hold the write back). Null = none.
+  void set_take_write_observer(std::function<void()> observer);
   bool switch_take(int index);   // its frames become the shown (generated) frames
   bool rename_take(int index, const QString& name);
   bool delete_take(int index);  // asks first unless quiet_errors; deletes its files
@@ -190,7 +201,12 @@ class MainWindow : public QMainWindow {
   void model_changed(bool ok);
   void clip_opened(const QString& path);
   void generation_progressed(int step, int total_steps);
+  // Live previews (the sampler's current x0 estimates, labelled "live preview") reached the
+  // filmstrip and viewer. A run's first one is shown as soon as it arrives; later ones at most
+  // every 100 ms, together with the final frames that arrived meanwhile.
+  void preview_shown();
   void generation_finished(bool cancelled);
+  void take_recorded(bool ok);  // a run's take was written and listed (false: an error said why)
   void generation_failed(const QString& message);
   void export_finished(bool ok, const QString& path_or_error);
   void error_reported(const QString& message);
@@ -217,6 +233,7 @@ class MainWindow : public QMainWindow {
   void refresh_plan(const project::Project* override_project = nullptr);
   void refresh_flags();
   void flush_results();
+  void schedule_display();  // flush_results soon: at once after a quiet spell, else batched
   void refresh_viewer();
   void refresh_status();
   void report_error(const QString& title, const QString& message);
@@ -232,6 +249,9 @@ class MainWindow : public QMainWindow {
   void build_takes_dock();
   void build_takes_menu();
   void record_take(std::uint64_t seed, double seconds, bool cancelled, int frames_made);
+  // Lists the takes whose frames are written, in order; with `wait`, waits for all of them
+  // first. `quiet`: no dialogs or widgets (the window is being destroyed).
+  void commit_written_takes(bool wait, bool quiet = false);
   void attach_project_takes();               // after a project was opened
   bool carry_takes_to(const QString& path);  // before saving the project as `path`
   void refresh_takes();
@@ -241,6 +261,9 @@ class MainWindow : public QMainWindow {
   // Recovery (main_window_recovery.cpp).
   void install_document(project::Document doc);  // clip media, cached frames, refresh
   void note_document_change();                   // counts edits; autosaves every N
+  void autosave_soon();             // the automatic autosaves: new frames written off-thread
+  void choose_autosave_target();    // s_->autosave_file for the document as it is now
+  void wait_for_autosave_frames();  // frames an autosave is writing are on disk after this
   void forget_own_session();                     // clean close/save: autosave + record go
   void ask_for_missing_clip();
 

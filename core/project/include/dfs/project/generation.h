@@ -39,6 +39,10 @@
 #include "dfs/media/probe.h"
 #include "dfs/project/document.h"
 
+namespace dfs::media {
+class Decoder;
+}
+
 namespace dfs::project {
 
 // [SECTION] Sinks -----------------------------------------------------------------------------
@@ -179,6 +183,25 @@ struct GenerationResult {
 // by default the job decodes the clip with dfs_media). Throw to report a failure.
 using FrameSource = std::function<Frame(int clip_frame)>;
 
+// Keeps a clip's decoder open between jobs, for a caller that runs many jobs on one clip (the
+// Studio's worker): the frames it decoded stay in its cache (dfs::media::Decoder's LRU), so the
+// next run's context frames are not decoded again. A file whose size or modification time
+// changed is opened afresh. Used by one thread at a time.
+class ClipDecoderCache {
+ public:
+  ClipDecoderCache();
+  ~ClipDecoderCache();
+  ClipDecoderCache(const ClipDecoderCache&) = delete;
+  ClipDecoderCache& operator=(const ClipDecoderCache&) = delete;
+  // The open decoder of `path`. Throws what dfs::media::open_decoder throws.
+  media::Decoder& open(const std::string& path);
+  void close();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 struct JobOptions {
   bool want_preview = true;  // fill GenerationProgress::preview (costs a little time)
   bool emit_all = true;      // hand every position to the sink; false = generated only
@@ -187,6 +210,8 @@ struct JobOptions {
   // re-noised new positions start from these. Missing entries are generated from noise.
   std::map<int, Frame> previous;
   std::string base_dir;  // relative clip paths resolve against this ("" = cwd)
+  // Where the clip's decoder comes from (null: the job opens its own and closes it at the end).
+  ClipDecoderCache* decoders = nullptr;
 };
 
 // What a job will do, computed without a model's weights (the Studio redraws it as sliders

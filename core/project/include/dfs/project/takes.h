@@ -16,7 +16,10 @@
 // crash at any moment leaves at worst an orphan folder, never an index naming missing files.
 // A bad or missing index throws Error from open() and changes nothing on disk.
 //
-// Thread-safety: none; one thread (the Studio's GUI thread) owns a TakeStore.
+// Thread-safety: none; one thread (the Studio's GUI thread) owns a TakeStore. Only the static
+// write_frames() and write_index_text() (they touch no store) may run on another thread: the
+// Studio writes a take's PNGs and index there (reserve, index_with; write_frames and
+// write_index_text elsewhere; adopt), so its window never waits for the disk.
 #pragma once
 
 #include <cstdint>
@@ -67,6 +70,26 @@ class TakeStore {
   // by `info` (id, positions and, if empty, name and created are filled in). Writes the PNGs,
   // then the index. Returns the new take. Throws Error and leaves the store as it was.
   const TakeInfo& add(TakeInfo info, const std::map<int, Frame>& frames);
+
+  // add() in three parts, for a caller that writes the frames on another thread:
+  //   reserve()       validates `frames` and fills in `info` (a new id, name, created, positions,
+  //                   length) without touching the disk; throws Error for invalid frames;
+  //   write_frames()  writes the PNGs into take_dir(info.id), on any thread; throws Error after
+  //                   removing that folder;
+  //   commit()        adds the take to the index (written at once); throws Error, removing the
+  //                   take's folder and leaving the store as it was.
+  // A reserved id is never given out again, even if the take is never committed. Until commit()
+  // the store does not list the take; other changes (rename, star, remove) meanwhile are fine.
+  TakeInfo reserve(TakeInfo info, const std::map<int, Frame>& frames);
+  static void write_frames(const std::string& take_dir, const std::map<int, Frame>& frames);
+  const TakeInfo& commit(const TakeInfo& info);
+  // commit() with the index written elsewhere: index_with() is the index text once the reserved
+  // `info` is listed (as the store is now); write_index_text() writes such a text into a takes
+  // folder, atomically, on any thread (throws Error); adopt() then lists the take without
+  // touching the disk. No other index write may come between index_with() and adopt().
+  std::string index_with(const TakeInfo& info) const;
+  static void write_index_text(const std::string& folder, const std::string& text);
+  const TakeInfo& adopt(const TakeInfo& info);
   // Reads a take's frames back. Throws Error naming the missing or unreadable file.
   std::map<int, Frame> load_frames(int id) const;
   std::string frame_path(int id, int position) const;  // folder/take_0001/frame_000012.png
