@@ -2,9 +2,14 @@
 //
 // "Another program keeps one core busy" is what a user with a browser or a build open has.
 // `dforce bench --contended` and `dfstudio --bench-ui --contended` run their cases beside one
-// of these: a forked child that spins on one core (the last one, pinned, so runs compare) until
-// it is destroyed. The child dies with its parent (PR_SET_PDEATHSIG), so an interrupted bench
-// leaves no spinning process behind. Torch-free, header-only, Linux.
+// of these: a child process that spins on one core (the last one, pinned, so runs compare)
+// until it is destroyed. The child dies with its parent (PR_SET_PDEATHSIG), so an interrupted
+// bench leaves no spinning process behind. Torch-free, header-only, Linux.
+//
+// The child execs a shell loop rather than spinning in the forked copy of the parent: while a
+// forked child lives, every page the parent writes for the first time is copied (copy on
+// write), which another program never costs us. In dfstudio --bench-ui that made the first
+// OpenGL panel render of the contended run 2-5x slower (GUI CPU 10-24 ms instead of 3-5 ms).
 #pragma once
 
 #include <sched.h>
@@ -33,8 +38,9 @@ class BusyNeighbour {
       cpu_set_t set;
       CPU_ZERO(&set);
       CPU_SET(cpu_, &set);
-      sched_setaffinity(0, sizeof(set), &set);
-      volatile unsigned long spins = 0;
+      sched_setaffinity(0, sizeof(set), &set);  // kept across exec
+      execl("/bin/sh", "sh", "-c", "while :; do :; done", static_cast<char*>(nullptr));
+      volatile unsigned long spins = 0;  // no shell: spin here (copy-on-write costs and all)
       for (;;) spins = spins + 1;
     }
   }
