@@ -22,7 +22,10 @@ full=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
       # The .deb install test (tests/packaging/deb_install.sh) checks the desktop entry with these.
       desktop-file-utils xdg-utils
       # Real footage for the sample clip, the tests and the demo model; sprites for synthetic data.
-      opencv-doc dataset-fashion-mnist)
+      opencv-doc dataset-fashion-mnist
+      # The plain PyTorch eager port (tools/python_eager) that the exact mode is checked against
+      # byte for byte, and the Python side of the speed comparison (the same LibTorch 1.13).
+      python3-torch python3-numpy python3-pil)
 
 # Training data only (models/README.md): real image sequences with camera motion, and still
 # photographs for synthetic motion.

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -18,9 +19,11 @@
 #include <thread>
 #include <vector>
 
+#include "bench_reports.h"
 #include "commands.h"
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/busy_neighbour.h"
+#include "dfs/diffusion/denoise.h"
 #include "dfs/diffusion/denoiser.h"
 #include "dfs/diffusion/model.h"
 #include "dfs/diffusion/model_file.h"
@@ -78,6 +81,14 @@ struct BenchArgs {
   int train_steps = 10;
   bool contended = false;  // also run every case beside a busy loop on one core
   int world = 1;           // --train: also data-parallel with this many local processes
+  bool exact = false;      // the reference kernels (RolloutSettings::exact)
+  std::string solver = "ddim";
+  int steps = 0;           // replaces the 10-step cases' step count (0 = keep)
+  bool reference = false;  // also the roofline report (forward GFLOP/s against a dense GEMM)
+  std::string device = "cpu";
+  std::string precision = "auto";  // DFS_PRECISION for the models benched
+  bool cuda_graphs = false;        // DFS_CUDA_GRAPHS=1
+  std::vector<int> batches;        // also the model-bound rate with this many windows batched
 };
 
 // `bench --train --world N`: training samples/s in 1 process, then in N local data-parallel
@@ -123,18 +134,22 @@ dfs::Frame bench_frame(int w, int h, int seed) {
 }
 
 // Times one forward of a full window and each stage of it, for the "where does time go" line.
-nlohmann::json profile_forward(dd::Model& model, int window, int repeats) {
+nlohmann::json profile_forward(dd::Model& model, int window, int repeats, bool exact) {
   auto& net = dd::model_impl(model).net;
   const auto& c = net->config();
   torch::InferenceMode guard;
   const auto x = torch::randn({1, window, c.channels, c.height, c.width});
   const auto levels = torch::rand({1, window});
-  net->forward(x, levels);  // warm-up
+  const auto forward = [&] {
+    return exact ? net->forward(x, levels) : net->forward_fast(x, levels);
+  };
+  forward();  // warm-up
   dd::ForwardProfile profile;
   net->set_profile(&profile);
   const auto t0 = std::chrono::steady_clock::now();
   const double cpu0 = process_cpu_seconds();
-  for (int i = 0; i < repeats; ++i) net->forward(x, levels);
+  for (int i = 0; i < repeats; ++i) forward();
+  if (dd::model_impl(model).device.is_cuda()) torch::cuda::synchronize();
   const double total =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
       repeats;
@@ -176,9 +191,23 @@ void run_bench(const BenchArgs& a) {
        dd::GuidanceMode::Vanilla, false},
   };
   if (a.quick) cases.resize(7);  // the 10-step cases
+  if (a.steps > 0)
+    for (auto& c : cases)
+      if (c.steps == 10) {
+        c.steps = a.steps;
+        c.name.replace(c.name.find(" s10"), 4, " s" + std::to_string(a.steps));
+      }
+  const auto solver = dd::solver_from_string(a.solver);
+  if (solver != dd::Solver::Ddim)
+    for (auto& c : cases) c.name += " " + a.solver;
 
-  auto model = a.model_path.empty() ? dd::Model::random(a.preset, 0, "cpu")
-                                    : dd::Model::load(a.model_path, "cpu");
+  setenv("DFS_PRECISION", a.precision.c_str(), 1);
+  if (a.cuda_graphs) setenv("DFS_CUDA_GRAPHS", "1", 1);
+  if (a.cuda_graphs && a.device.rfind("cuda", 0) != 0 && !a.json)
+    std::printf("note: --cuda-graphs applies to a CUDA device only; ignored on %s\n",
+                a.device.c_str());
+  auto model = a.model_path.empty() ? dd::Model::random(a.preset, 0, a.device)
+                                    : dd::Model::load(a.model_path, a.device);
   auto causal_model = model;
   if (!model.info().causal) {
     // The same architecture with causal attention, randomly initialised.
@@ -187,6 +216,7 @@ void run_bench(const BenchArgs& a) {
     auto impl = std::make_shared<dd::Model::Impl>(dd::model_impl(model));
     impl->config = config;
     impl->net = dd::Denoiser(config);
+    impl->net->to(impl->device, impl->dtype);
     impl->net->eval();
     impl->info.causal = true;
     impl->info.name += "-causal";
@@ -211,6 +241,10 @@ void run_bench(const BenchArgs& a) {
       {"load_average", load_average()},
       {"openmp_wait", dd::openmp_wait_policy()},
       {"contended", a.contended},
+      {"exact", a.exact},
+      {"precision", a.precision},
+      {"cuda_graphs", a.cuda_graphs},
+      {"solver", a.solver},
       {"cases", nlohmann::json::array()}};
   if (!a.json) {
     std::printf(
@@ -224,8 +258,10 @@ void run_bench(const BenchArgs& a) {
         "  machine load average %.1f before the run (frames/s is wall-clock; cpu s sums all "
         "threads)\n",
         load_average());
-    std::printf("  OpenMP wait policy: %s\n", dd::openmp_wait_policy().c_str());
-    std::printf("  %-28s %7s %8s %9s %8s %9s %10s %9s", "case", "frames", "seconds", "frames/s",
+    std::printf("  OpenMP wait policy: %s; kernels: %s; solver %s\n",
+                dd::openmp_wait_policy().c_str(), a.exact ? "reference (--exact)" : "fast CPU",
+                a.solver.c_str());
+    std::printf("  %-34s %7s %8s %9s %8s %9s %10s %9s", "case", "frames", "seconds", "frames/s",
                 "cpu s", "forwards", "ms/forward", "peak RSS");
     if (a.contended) std::printf(" %10s %8s", "busy fr/s", "slowdown");
     std::printf("\n");
@@ -245,6 +281,8 @@ void run_bench(const BenchArgs& a) {
     settings.context = a.context;
     settings.horizon = a.horizon;
     settings.kv_cache = c.kv_cache;
+    settings.exact = a.exact;
+    settings.sampler.solver = solver;
     settings.sampler.schedule.shape = c.shape;
     settings.sampler.schedule.steps = c.steps;
     settings.sampler.schedule.uncertainty = 1.0;
@@ -291,7 +329,7 @@ void run_bench(const BenchArgs& a) {
     }
     report["cases"].push_back(row);
     if (!a.json) {
-      std::printf("  %-28s %7d %8.2f %9.1f %8.2f %9d %10.1f %7.0f MiB", c.name.c_str(),
+      std::printf("  %-34s %7d %8.2f %9.1f %8.2f %9d %10.1f %7.0f MiB", c.name.c_str(),
                   row["frames"].get<int>(), row["seconds"].get<double>(),
                   row["frames_per_second"].get<double>(), row["cpu_seconds"].get<double>(),
                   row["forwards"].get<int>(), row["ms_per_forward"].get<double>(),
@@ -312,8 +350,12 @@ void run_bench(const BenchArgs& a) {
           std::max(1u, std::thread::hardware_concurrency()) - 1, worst_slowdown);
   }
 
-  const auto profile = profile_forward(model, a.context + a.horizon, a.quick ? 3 : 10);
+  const auto profile = profile_forward(model, a.context + a.horizon, a.quick ? 3 : 10, a.exact);
   report["profile"] = profile;
+  if (a.reference) report["reference"] = reference_report(model, a.context + a.horizon, a.json);
+  if (!a.batches.empty())
+    report["batched"] = batched_windows_report(
+        model, a.context, a.horizon, a.steps > 0 ? a.steps : 10, a.exact, a.batches, a.json);
   if (dd::model_impl(model).ae) {
     // A latent model's three parts, timed apart: the encoder (context frames, once per pinned
     // frame), the decoder (once per final frame, a window's new frames at a time) and the
@@ -321,13 +363,21 @@ void run_bench(const BenchArgs& a) {
     auto& ae = dd::model_impl(model).ae;
     torch::InferenceMode guard;
     const auto& ci = dd::model_impl(model).config;
-    const auto pixels = torch::rand({a.horizon, 3, info.height, info.width}) * 2 - 1;
-    const auto latents = torch::randn({a.horizon, ci.channels, ci.height, ci.width});
+    const auto device = dd::model_impl(model).device;
+    // The rollout's layout: channels-last on the CPU unless --exact (rollout.cpp FrameCodec).
+    const auto layout = [&](const torch::Tensor& t) {
+      return a.exact || !device.is_cpu() ? t : t.contiguous(torch::MemoryFormat::ChannelsLast);
+    };
+    const auto pixels =
+        layout((torch::rand({a.horizon, 3, info.height, info.width}) * 2 - 1).to(device));
+    const auto latents =
+        layout(torch::randn({a.horizon, ci.channels, ci.height, ci.width}).to(device));
     const int reps = a.quick ? 3 : 10;
     auto time_ms = [&](const std::function<void()>& fn) {
       fn();  // warm-up
       const auto t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < reps; ++i) fn();
+      if (device.is_cuda()) torch::cuda::synchronize();
       return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
                  .count() /
              (reps * a.horizon);
@@ -384,6 +434,31 @@ void register_bench_commands(CLI::App& app) {
                          "encoder and decoder apart)");
   bench->add_flag("--json", bench_args->json, "Print JSON");
   bench->add_flag("--quick", bench_args->quick, "Only the 10-step cases, fewer frames");
+  bench->add_option("--solver", bench_args->solver, "Update rule: ddim or dpmpp-2m")
+      ->check(CLI::IsMember({"ddim", "dpmpp-2m"}))
+      ->capture_default_str();
+  bench
+      ->add_option("--steps", bench_args->steps,
+                   "Sampling steps of the 10-step cases instead (e.g. fewer with dpmpp-2m)")
+      ->check(CLI::Range(1, 1000));
+  bench->add_flag("--reference", bench_args->reference,
+                  "Also report the forward's GFLOP/s against a dense GEMM of this machine, "
+                  "measured in the same run");
+  bench->add_option("--device", bench_args->device, "cpu, cuda or cuda:N")->capture_default_str();
+  bench
+      ->add_option("--precision", bench_args->precision,
+                   "Weights and activations: auto (bf16 on CUDA, fp32 on the CPU), fp32 or bf16")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
+      ->capture_default_str();
+  bench->add_flag("--cuda-graphs", bench_args->cuda_graphs,
+                  "CUDA: replay each window's forward as a captured CUDA graph");
+  bench->add_option("--batch", bench_args->batches,
+                    "Also time this many windows batched into one forward (model-bound "
+                    "frames/s); several values allowed");
+  bench->add_flag(
+      "--exact", bench_args->exact,
+      "The reference kernels (the exact mode: a LibTorch eager port's bytes) instead of "
+      "the fast CPU kernels");
   bench
       ->add_option("--config", bench_args->preset,
                    "Model preset (latent, demo or tiny; its -causal variant is used too)")

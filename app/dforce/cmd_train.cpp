@@ -332,6 +332,10 @@ void register_eval(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--guidance-scale", s->sampler.guidance.scale, "History guidance scale w")
       ->capture_default_str();
+  auto solver = std::make_shared<std::string>("ddim");
+  cmd->add_option("--solver", *solver, "Update rule: ddim or dpmpp-2m (DPM-Solver++(2M))")
+      ->check(CLI::IsMember({"ddim", "dpmpp-2m"}))
+      ->capture_default_str();
   auto detail = std::make_shared<std::string>("on");
   cmd->add_option("--detail-transfer", *detail,
                   "Latent models: carry the context's fine detail into static parts: on or off")
@@ -348,6 +352,7 @@ void register_eval(CLI::App& app) {
     settings.sampler.schedule.steps = *steps;
     settings.sampler.schedule.shape = dfs::diffusion::schedule_shape_from_string(*shape);
     settings.sampler.guidance.mode = dfs::diffusion::guidance_mode_from_string(*guidance);
+    settings.sampler.solver = dfs::diffusion::solver_from_string(*solver);
     settings.detail_transfer = *detail == "on";
     settings.log = [](const std::string& l) {
       std::printf("  %s\n", l.c_str());
@@ -371,6 +376,7 @@ void register_eval(CLI::App& app) {
                        {"rollout_frames", settings.rollout_frames},
                        {"stabilization", settings.stabilization},
                        {"steps", settings.sampler.schedule.steps},
+                       {"solver", *solver},
                        {"schedule", *shape},
                        {"seed", settings.seed}};
       std::ofstream f(*json_path);

@@ -116,10 +116,11 @@ check "the clip's frames are the same whatever the generation" \
 if [ -n "$models" ] && [ -f "$models/demo-64x48.safetensors" ]; then
   # The 64x48 pixel-space model of the first releases still loads and gives exactly the frames
   # it gave before latent models existed: these hashes were recorded with that release's dforce
-  # (one thread, so reduction order cannot differ) on the same commands.
-  DFS_THREADS=1 "$dforce" extend "$clip" --model "$models/demo-64x48.safetensors" --source-frames 8 \
+  # (one thread, so reduction order cannot differ) on the same commands, with --exact (the
+  # reference kernels; the default fast kernels agree only up to float rounding).
+  DFS_THREADS=1 "$dforce" extend "$clip" --exact --model "$models/demo-64x48.safetensors" --source-frames 8 \
     --frames 8 --steps 4 --scale 1 --range generated --seed 3 -q -o "$tmp/old_a/" > "$tmp/old.log" 2>&1
-  DFS_THREADS=1 "$dforce" extend "$clip" --model "$models/demo-64x48.safetensors" --source-frames 8 \
+  DFS_THREADS=1 "$dforce" extend "$clip" --exact --model "$models/demo-64x48.safetensors" --source-frames 8 \
     --frames 6 --steps 3 --scale 1 --schedule full_sequence --guidance vanilla --guidance-scale 1.5 \
     --noise 6-7=0.5 --unpin 6-7 --seed 5 -q -o "$tmp/old_b/" >> "$tmp/old.log" 2>&1
   got=$(cd "$tmp" && find old_a old_b -name "*.png" | sort | xargs cat | sha256sum | cut -c1-64)

@@ -440,9 +440,17 @@ TEST_CASE("every generation setting takes part in a project's equality, so each 
       {"block", [](Project& p) { p.generation.rollout.sampler.schedule.block += 1; }},
       {"eta",
        [](Project& p) {
-         auto& [schedule, eta, stab_user, stab_generated, guidance] = p.generation.rollout.sampler;
+         auto& [schedule, solver, eta, stab_user, stab_generated, guidance] =
+             p.generation.rollout.sampler;
          eta = eta == 0.5 ? 0.25 : 0.5;
-         (void)schedule, (void)stab_user, (void)stab_generated, (void)guidance;
+         (void)schedule, (void)solver, (void)stab_user, (void)stab_generated, (void)guidance;
+       }},
+      {"solver",
+       [](Project& p) {
+         auto& s = p.generation.rollout.sampler;
+         using dfs::diffusion::Solver;
+         s.solver = s.solver == Solver::Ddim ? Solver::DpmPP2M : Solver::Ddim;
+         s.eta = 0;
        }},
       {"stabilization_user", [](Project& p) { p.generation.rollout.sampler.stabilization_user += 0.01; }},
       {"stabilization_generated",
@@ -458,15 +466,16 @@ TEST_CASE("every generation setting takes part in a project's equality, so each 
        [](Project& p) { p.generation.rollout.sampler.guidance.fractional_level += 0.2; }},
       {"context",
        [](Project& p) {
-         auto& [sampler, context, horizon, seed, kv_cache, detail] = p.generation.rollout;
+         auto& [sampler, context, horizon, seed, kv_cache, detail, exact] = p.generation.rollout;
          context -= 1;
-         (void)sampler, (void)horizon, (void)seed, (void)kv_cache, (void)detail;
+         (void)sampler, (void)horizon, (void)seed, (void)kv_cache, (void)detail, (void)exact;
        }},
       {"horizon", [](Project& p) { p.generation.rollout.horizon -= 1; }},
       {"seed", [](Project& p) { p.generation.rollout.seed += 1; }},
       {"kv_cache", [](Project& p) { p.generation.rollout.kv_cache = !p.generation.rollout.kv_cache; }},
       {"detail_transfer",
        [](Project& p) { p.generation.rollout.detail_transfer = !p.generation.rollout.detail_transfer; }},
+      {"exact", [](Project& p) { p.generation.rollout.exact = !p.generation.rollout.exact; }},
       {"seed_locked",
        [](Project& p) {
          auto& [rollout, seed_locked] = p.generation;

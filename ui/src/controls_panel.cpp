@@ -28,6 +28,7 @@ namespace dfs::ui {
 
 using diffusion::GuidanceMode;
 using diffusion::ScheduleShape;
+using diffusion::Solver;
 
 void resize_source(project::Timeline& t, int source_first, int source_count) {
   const int old_count = t.source_count;
@@ -205,6 +206,15 @@ void ControlsPanel::build() {
   eta_ = dspin(dfs::limits::kEta, 0.1, 2,
                tr("Sampler stochasticity: 0 = deterministic DDIM, 1 = DDPM-like."));
   sched_form->addRow(tr("Eta"), eta_);
+  solver_ = new QComboBox;
+  solver_->setObjectName("solver");
+  solver_->addItem(tr("DDIM"), static_cast<int>(Solver::Ddim));
+  solver_->addItem(tr("DPM-Solver++ (2M)"), static_cast<int>(Solver::DpmPP2M));
+  solver_->setToolTip(
+      tr("How each frame steps from one noise level to the next. DDIM: first order (eta adds "
+         "DDPM-like noise). DPM-Solver++ (2M): second order, reuses each frame's previous "
+         "estimate, so fewer steps reach the same quality; deterministic (eta 0)."));
+  sched_form->addRow(tr("Solver"), solver_);
   stab_user_ = dspin(dfs::limits::kStabilization, 0.01, 3,
                      tr("Stabilisation level for your pinned frames: they are shown "
                         "to the model slightly noised, which keeps long rollouts stable."));
@@ -240,6 +250,13 @@ void ControlsPanel::build() {
   connect(block_, qOverload<int>(&QSpinBox::valueChanged), this, [=, this](int v) {
     shape_edit(tr("Block size %1").arg(v), "block",
                [v](project::Project& p) { p.generation.rollout.sampler.schedule.block = v; });
+  });
+  connect(solver_, qOverload<int>(&QComboBox::currentIndexChanged), this, [this](int i) {
+    const auto solver = static_cast<Solver>(solver_->itemData(i).toInt());
+    emit_edit(tr("Solver: %1").arg(solver_->itemText(i)), [solver](project::Project& p) {
+      p.generation.rollout.sampler.solver = solver;
+      if (solver == Solver::DpmPP2M) p.generation.rollout.sampler.eta = 0;  // deterministic
+    });
   });
   connect(eta_, qOverload<double>(&QDoubleSpinBox::valueChanged), this, [=, this](double v) {
     shape_edit(tr("Eta %1").arg(v), "eta",
@@ -287,6 +304,16 @@ void ControlsPanel::build() {
       tr("Latent models: where the scene is static, generated frames keep the fine texture of the\n"
          "nearest pinned frame that the autoencoder loses. Off: the plain decoding."));
   guide_form->addRow(tr("Detail"), detail_transfer_);
+  exact_ = new QCheckBox(tr("exact reference kernels"));
+  exact_->setObjectName("exact");
+  exact_->setToolTip(
+      tr("Run the model op for op as plain LibTorch does: the same bytes as a Python port and as "
+         "earlier versions, about half the speed. Off: the fast kernels, equal up to rounding."));
+  guide_form->addRow(tr("Kernels"), exact_);
+  connect(exact_, &QCheckBox::toggled, this, [this](bool on) {
+    emit_edit(on ? tr("Exact kernels") : tr("Fast kernels"),
+              [on](project::Project& p) { p.generation.rollout.exact = on; });
+  });
   connect(detail_transfer_, &QCheckBox::toggled, this, [this](bool on) {
     emit_edit(on ? tr("Keep pinned detail") : tr("Plain decoding"),
               [on](project::Project& p) { p.generation.rollout.detail_transfer = on; });
@@ -419,6 +446,8 @@ void ControlsPanel::refresh(const project::Project& p, const diffusion::ModelInf
   ar_step_->setEnabled(s.schedule.shape == ScheduleShape::AsyncBlocks);
   block_->setEnabled(s.schedule.shape == ScheduleShape::AsyncBlocks);
   eta_->setValue(s.eta);
+  eta_->setEnabled(s.solver == Solver::Ddim);
+  solver_->setCurrentIndex(solver_->findData(static_cast<int>(s.solver)));
   stab_user_->setValue(s.stabilization_user);
   stab_generated_->setValue(s.stabilization_generated);
   guidance_->setCurrentIndex(static_cast<int>(s.guidance.mode));
@@ -438,6 +467,7 @@ void ControlsPanel::refresh(const project::Project& p, const diffusion::ModelInf
     context_->setStyleSheet(warn);
   }
   detail_transfer_->setChecked(r.detail_transfer);
+  exact_->setChecked(r.exact);
   detail_transfer_->setEnabled(model == nullptr || model->latent_channels > 0);
   if (!seed_->hasFocus()) seed_->setText(QString::number(r.seed));
   seed_locked_->setChecked(p.generation.seed_locked);

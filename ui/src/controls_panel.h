@@ -79,6 +79,8 @@ class ControlsPanel : public QWidget {
   QSpinBox* ar_step_ = nullptr;
   QSpinBox* block_ = nullptr;
   QDoubleSpinBox* eta_ = nullptr;
+  QComboBox* solver_ = nullptr;
+  QCheckBox* exact_ = nullptr;
   QDoubleSpinBox* stab_user_ = nullptr;
   QDoubleSpinBox* stab_generated_ = nullptr;
   // Guidance and window.

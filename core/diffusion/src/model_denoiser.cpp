@@ -5,13 +5,22 @@
 
 #include <cstdint>
 
+#include "cuda_graphs.h"
 #include "dfs/diffusion/denoise.h"
 #include "dfs/diffusion/model_impl.h"
 
 namespace dfs::diffusion {
 
-ModelDenoiser::ModelDenoiser(Model::Impl& model, bool kv_cache)
-    : model_(model), kv_cache_(kv_cache && model.config.causal) {}
+ModelDenoiser::ModelDenoiser(Model::Impl& model, bool kv_cache, bool exact)
+    : model_(model), kv_cache_(kv_cache && model.config.causal), exact_(exact) {
+  if (cuda_graphs_requested() && model.device.is_cuda()) {
+    if (!GraphedForward::supported())
+      throw Error("DFS_CUDA_GRAPHS is set but this build cannot capture CUDA graphs");
+    graphs_ = std::make_unique<GraphedForward>();
+  }
+}
+
+ModelDenoiser::~ModelDenoiser() = default;
 
 DenoiseFn ModelDenoiser::fn() {
   // The model wrapper applies the objective: the sampler sees x0 estimates only.
@@ -43,18 +52,22 @@ torch::Tensor ModelDenoiser::call(const DenoiseCall& c) {
   torch::Tensor head;  // predictions for frames [first, used)
   int64_t first = 0;
   if (!kv_cache_ || prefix <= 0 || prefix >= used) {
-    head = net->forward(x, levels, positions.slice(0, 0, used));
+    if (graphs_)
+      head = graphs_->run(net, x, levels, positions.slice(0, 0, used));
+    else
+      head = exact_ ? net->forward(x, levels, positions.slice(0, 0, used))
+                    : net->forward_fast(x, levels, positions.slice(0, 0, used));
   } else {
     if (cached_prefix_ != prefix || cached_batch_ != c.x.size(0)) {
       // First call of this window: compute the known history once (its prediction is unused).
       cache_.clear();
       net->forward_cached(x.slice(1, 0, prefix), levels.slice(1, 0, prefix),
-                          positions.slice(0, 0, prefix), cache_, /*append=*/true);
+                          positions.slice(0, 0, prefix), cache_, /*append=*/true, !exact_);
       cached_prefix_ = prefix;
       cached_batch_ = c.x.size(0);
     }
     head = net->forward_cached(x.slice(1, prefix), levels.slice(1, prefix),
-                               positions.slice(0, prefix, used), cache_, /*append=*/false);
+                               positions.slice(0, prefix, used), cache_, /*append=*/false, !exact_);
     first = prefix;
   }
   if (first == 0 && used == frames) return head.to(torch::kCPU);

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,8 +48,22 @@ Model make_model(Denoiser net, const ModelConfig& config, const nlohmann::json& 
   auto impl = std::make_shared<Model::Impl>();
   impl->config = config;
   impl->device = parse_device(device);
-  // bf16 on CUDA (Ampere and newer run it at full speed); float32 on the CPU.
+  // bf16 on CUDA (Ampere and newer run it at full speed); float32 on the CPU. DFS_PRECISION
+  // (auto, fp32, bf16) overrides, e.g. fp32 on a GPU to compare.
   impl->dtype = impl->device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
+  if (const char* precision = std::getenv("DFS_PRECISION"); precision != nullptr) {
+    const std::string p = precision;
+    if (p == "fp32")
+      impl->dtype = torch::kFloat32;
+    else if (p == "bf16" && impl->device.is_cuda())
+      impl->dtype = torch::kBFloat16;
+    else if (p == "bf16")
+      // LibTorch 1.13's CPU transposed convolution (the overlapping-patch head) fails in bf16,
+      // and the CPU kernels here are float32 ones: bf16 is a GPU precision.
+      throw Error("DFS_PRECISION=bf16 needs a CUDA device; the CPU runs fp32");
+    else if (p != "auto" && !p.empty())
+      throw Error("DFS_PRECISION must be auto, fp32 or bf16, got '" + p + "'");
+  }
   net->to(impl->device, impl->dtype);
   net->eval();
   impl->net = net;

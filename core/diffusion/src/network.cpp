@@ -9,6 +9,7 @@
 
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/denoiser.h"
+#include "fast_cpu.h"
 
 namespace dfs::diffusion {
 
@@ -163,6 +164,67 @@ torch::Tensor SpaceTimeBlockImpl::forward(const torch::Tensor& h_in, const torch
   return h;
 }
 
+// The same block on the fast CPU kernels (fast_cpu.h): linears split across threads, attention
+// reading q/k/v in place from the qkv projection and writing in token order, so neither
+// attention permutes a copy. No KV cache (the reference path serves cached calls).
+torch::Tensor SpaceTimeBlockImpl::forward_fast(
+    const torch::Tensor& h_in, const torch::Tensor& cond, const torch::Tensor& rope_cos,
+    const torch::Tensor& rope_sin, const torch::Tensor& mask, const torch::Tensor& past_k,
+    const torch::Tensor& past_v, torch::Tensor* new_k, torch::Tensor* new_v) {
+  const int64_t b = h_in.size(0), t = h_in.size(1), l = h_in.size(2), d = h_in.size(3);
+  const int64_t heads = spatial->heads();
+  StageClock clock(profile);
+  const auto mod = modulation(cond).contiguous();  // [B, T, 9d]: shift/scale/gate x 3
+  const auto m = mod.unsqueeze(2).chunk(9, -1);    // each [B, T, 1, d]
+  clock.lap(&ForwardProfile::modulation);
+  auto h = h_in.contiguous().clone();  // updated in place by the gated residuals
+
+  // Spatial attention: the tokens of frame (b, t) are one sequence.
+  fast::AttentionLayout spatial_layout;
+  spatial_layout.outer_count = b * t;
+  spatial_layout.outer_stride = l;
+  spatial_layout.seq_stride = 1;
+  spatial_layout.seq = l;
+  auto qkv = fast::linear(fast::modulate(h, mod, 0, 1, kLayerNormEps), spatial->qkv->weight,
+                          spatial->qkv->bias);
+  auto y = fast::attention(qkv.view({-1, 3 * d}), spatial_layout, heads, {});
+  y = fast::linear(y, spatial->proj->weight, spatial->proj->bias).view({b, t, l, d});
+  h.addcmul_(m[2], y);
+  clock.lap(&ForwardProfile::spatial);
+
+  if (past_k.defined() || new_k != nullptr) {
+    // With a KV cache the temporal attention runs the reference module (the cache holds its
+    // keys and values); the rest of the block stays on the fast kernels.
+    auto yt =
+        fast::modulate(h, mod, 3, 4, kLayerNormEps).permute({0, 2, 1, 3}).reshape({b * l, t, d});
+    yt = temporal->forward(yt, rope_cos, rope_sin, mask, past_k, past_v, new_k, new_v);
+    h.addcmul_(m[5], yt.view({b, l, t, d}).permute({0, 2, 1, 3}));
+  } else {
+    // Temporal attention: position (b, l) across the T frames, read with a stride of L tokens.
+    fast::AttentionLayout temporal_layout;
+    temporal_layout.outer_count = b;
+    temporal_layout.outer_stride = t * l;
+    temporal_layout.inner_count = l;
+    temporal_layout.inner_stride = 1;
+    temporal_layout.seq_stride = l;
+    temporal_layout.seq = t;
+    qkv = fast::linear(fast::modulate(h, mod, 3, 4, kLayerNormEps), temporal->qkv->weight,
+                       temporal->qkv->bias);
+    if (rope_cos.defined()) fast::rope_inplace(qkv, rope_cos, rope_sin, heads);
+    y = fast::attention(qkv.view({-1, 3 * d}), temporal_layout, heads, mask);
+    y = fast::linear(y, temporal->proj->weight, temporal->proj->bias).view({b, t, l, d});
+    h.addcmul_(m[5], y);
+  }
+  clock.lap(&ForwardProfile::temporal);
+
+  y = fast::linear(torch::gelu(fast::linear(fast::modulate(h, mod, 6, 7, kLayerNormEps),
+                                            fc1->weight, fc1->bias)),
+                   fc2->weight, fc2->bias);
+  h.addcmul_(m[8], y);
+  clock.lap(&ForwardProfile::mlp);
+  return h;
+}
+
 DenoiserImpl::DenoiserImpl(const ModelConfig& config) : config_(config) {
   const int d = config.dim;
   const int64_t tokens =
@@ -224,21 +286,32 @@ int64_t DenoiserImpl::parameter_count() const {
 
 torch::Tensor DenoiserImpl::forward(const torch::Tensor& x, const torch::Tensor& levels,
                                     const torch::Tensor& positions) {
-  return run(x, levels, positions, nullptr, false);
+  return run(x, levels, positions, nullptr, false, false);
+}
+
+bool DenoiserImpl::fast_path_available() const {
+  return fast::available() && stem->weight.device().is_cpu() &&
+         stem->weight.scalar_type() == torch::kFloat32 && !is_training();
+}
+
+torch::Tensor DenoiserImpl::forward_fast(const torch::Tensor& x, const torch::Tensor& levels,
+                                         const torch::Tensor& positions) {
+  return run(x, levels, positions, nullptr, false, fast_path_available());
 }
 
 torch::Tensor DenoiserImpl::forward_cached(const torch::Tensor& x, const torch::Tensor& levels,
                                            const torch::Tensor& positions, KVCache& cache,
-                                           bool append) {
+                                           bool append, bool fast) {
   if (!config_.causal)
     throw Error(
         "a KV cache needs a causal model: with bidirectional attention the history depends on new "
         "frames");
-  return run(x, levels, positions, &cache, append);
+  return run(x, levels, positions, &cache, append, fast && fast_path_available());
 }
 
 torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& levels_in,
-                                const torch::Tensor& positions_in, KVCache* cache, bool append) {
+                                const torch::Tensor& positions_in, KVCache* cache, bool append,
+                                bool fast) {
   const auto& c = config_;
   if (x_in.dim() != 5 || x_in.size(2) != c.channels || x_in.size(3) != c.height ||
       x_in.size(4) != c.width) {
@@ -300,9 +373,14 @@ torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& 
       past_v = cache->values[i];
       if (past_k.size(0) != b * tokens) throw Error("KV cache batch does not match this call");
     }
-    h = block->forward(h, cond, rope_cos, rope_sin, mask, past_k, past_v,
-                       cache != nullptr ? &new_keys[i] : nullptr,
-                       cache != nullptr ? &new_values[i] : nullptr);
+    if (fast)
+      h = block->forward_fast(h, cond, rope_cos, rope_sin, mask, past_k, past_v,
+                              cache != nullptr ? &new_keys[i] : nullptr,
+                              cache != nullptr ? &new_values[i] : nullptr);
+    else
+      h = block->forward(h, cond, rope_cos, rope_sin, mask, past_k, past_v,
+                         cache != nullptr ? &new_keys[i] : nullptr,
+                         cache != nullptr ? &new_values[i] : nullptr);
   }
   if (cache != nullptr && append) {
     if (past == 0) {
@@ -321,11 +399,14 @@ torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& 
   clock.restart();  // the blocks timed themselves
   const auto fm = final_modulation(cond).unsqueeze(2).chunk(2, -1);
   h = modulate(h, fm[0], fm[1]);  // [B, T, L, d]
-  if (c.overlap) {
+  if (c.overlap && fast) {
+    h = fast::conv_transpose_head(h.reshape({b * t, gh, gw, c.dim}), head_overlap->weight,
+                                  head_overlap->bias, p, p / 2, c.height, c.width);
+  } else if (c.overlap) {
     // Each token paints a 2p x 2p tile; neighbouring tiles overlap by half and add up.
     h = head_overlap(h.reshape({b * t, gh, gw, c.dim}).permute({0, 3, 1, 2}));  // [BT, C, H, W]
   } else {
-    h = head(h);  // [B, T, L, C p p]
+    h = fast ? fast::linear(h, head->weight, head->bias) : head(h);  // [B, T, L, C p p]
     h = h.reshape({b * t, gh, gw, c.channels * p * p}).permute({0, 3, 1, 2});
     h = torch::pixel_shuffle(h, p);  // [BT, C, H, W]
   }
@@ -340,7 +421,6 @@ void DenoiserImpl::set_profile(ForwardProfile* profile) {
     blocks[i]->as<SpaceTimeBlockImpl>()->profile = profile;
 }
 
-
 int64_t expected_parameter_count(const ModelConfig& c) {
   const int64_t d = c.dim, r = c.mlp_ratio,
                 out = static_cast<int64_t>(c.channels) * c.patch * c.patch;
@@ -349,6 +429,21 @@ int64_t expected_parameter_count(const ModelConfig& c) {
   const int64_t block = 2 * attention + (d * r * d + r * d) + (r * d * d + d) + (d * 9 * d + 9 * d);
   return (kLevelFrequencies * d + d) + (d * d + d) + (out * d + d) + tokens * d + c.depth * block +
          (d * 2 * d + 2 * d) + (d * out + out);
+}
+
+double forward_flops(const ModelConfig& c, int64_t batch, int64_t frames) {
+  const double d = c.dim, r = c.mlp_ratio, bt = static_cast<double>(batch * frames);
+  const double l = static_cast<double>(c.width / c.patch) * (c.height / c.patch);
+  const double tokens = bt * l;
+  const double kernel = c.overlap ? 2.0 * c.patch : c.patch;
+  const double patch_in = c.channels * kernel * kernel;  // stem inputs per token
+  const double patch_out = c.overlap ? patch_in : c.channels * c.patch * c.patch;
+  const double linears = 2 * (d * 3 * d + d * d) + 2 * r * d * d;  // per token and block
+  const double attention =
+      2 * (2 * l * d) + 2 * (2 * static_cast<double>(frames) * d);  // per token and block
+  const double modulation = bt * d * 9 * d * 2;                     // per block
+  return c.depth * (tokens * (2 * linears + attention) + modulation) +
+         2 * tokens * d * (patch_in + patch_out);
 }
 
 }  // namespace dfs::diffusion

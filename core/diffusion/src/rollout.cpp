@@ -45,7 +45,9 @@ Frame tensor_to_frame(const torch::Tensor& value) {
 // latents are decoded once, when final; previews go through the autoencoder's cheap linear map.
 class FrameCodec {
  public:
-  explicit FrameCodec(Model::Impl& model) : ae_(model.ae), device_(model.device) {}
+  // exact: LibTorch's default layouts and the reference 9x9 mean (the exact mode's bytes).
+  FrameCodec(Model::Impl& model, bool exact)
+      : ae_(model.ae), device_(model.device), channels_last_(!exact && model.device.is_cpu()) {}
   bool latent() const { return static_cast<bool>(ae_); }
 
   // Frames (model resolution) -> [N, C, h, w] on the CPU.
@@ -56,13 +58,16 @@ class FrameCodec {
     const auto x = torch::stack(pixels);
     if (!latent()) return x;
     torch::InferenceMode guard;
-    return ae_->encode(x.to(device_)).to(torch::kCPU, torch::kFloat32);
+    return ae_->encode(layout(x.to(device_))).to(torch::kCPU, torch::kFloat32).contiguous();
   }
   // [N, C, h, w] -> [N, 3, H, W] pixels in [-1, 1] on the CPU.
   torch::Tensor decode_pixels(const torch::Tensor& values) {
     if (!latent()) return values;
     torch::InferenceMode guard;
-    return ae_->decode(values.to(device_)).clamp(-1, 1).to(torch::kCPU, torch::kFloat32);
+    return ae_->decode(layout(values.to(device_)))
+        .clamp(-1, 1)
+        .to(torch::kCPU, torch::kFloat32)
+        .contiguous();
   }
   // [N, C, h, w] -> frames. With references (latent models; one per frame, each a pair of the
   // reference's decoding and its true pixels, or undefined tensors for none), the references'
@@ -78,7 +83,8 @@ class FrameCodec {
       if (ref && ref->first.defined()) {
         torch::InferenceMode guard;
         out.push_back(
-            tensor_to_frame(transfer_detail(pixels[i], ref->first, ref->second, kDetailTolerance)));
+            tensor_to_frame(transfer_detail(pixels[i], ref->first, ref->second, kDetailTolerance,
+                                            /*separable=*/channels_last_)));
       } else {
         out.push_back(tensor_to_frame(pixels[i]));
       }
@@ -93,8 +99,14 @@ class FrameCodec {
   }
 
  private:
+  // Channels-last activations let oneDNN's CPU convolutions run 20-30 % faster (same maths;
+  // the exact mode keeps LibTorch's default layout and so its bytes).
+  torch::Tensor layout(const torch::Tensor& x) const {
+    return channels_last_ ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
+  }
   Autoencoder ae_;
   torch::Device device_;
+  bool channels_last_;
 };
 
 void validate(const ModelInfo& model, const std::vector<TimelineFrame>& timeline,
@@ -199,7 +211,7 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
   std::map<int, Frame> generated;
   std::map<int, torch::Tensor> generated_latent;
   std::map<int, torch::Tensor> encoded;  // latent models: encodings of timeline content
-  FrameCodec codec(impl);
+  FrameCodec codec(impl, settings.exact);
   int next_emit = 0;
   const auto emit_ready = [&] {
     while (next_emit < n) {
@@ -245,7 +257,7 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
   };
 
   auto generator = at::detail::createCPUGenerator(settings.seed);
-  ModelDenoiser denoiser(impl, settings.kv_cache);
+  ModelDenoiser denoiser(impl, settings.kv_cache, settings.exact);
   const DenoiseFn denoise = denoiser.fn();
   const int channels = impl.config.channels;
 

@@ -19,6 +19,9 @@ void validate_sampler_settings(const SamplerSettings& s) {
     if (auto why = limits::problem(r, v, name); !why.empty()) throw Error(why);
   };
   check(limits::kEta, s.eta, "eta (0 = DDIM, 1 = DDPM)");
+  if (s.solver == Solver::DpmPP2M && s.eta != 0.0)
+    throw Error("the DPM-Solver++(2M) solver is deterministic: eta must be 0 (got " +
+                std::to_string(s.eta) + "); use the ddim solver for DDPM-like sampling");
   check(limits::kStabilization, s.stabilization_user, "the stabilisation level of pinned frames");
   check(limits::kStabilization, s.stabilization_generated,
         "the stabilisation level of generated frames");
@@ -74,6 +77,19 @@ DdimStep ddim_step(const NoiseSchedule& schedule, double from, double to, double
   step.c_x = c_eps / std::sqrt(1.0 - a_from);
   step.c_x0 = std::sqrt(a_to) - step.c_x * std::sqrt(a_from);
   return step;
+}
+
+double half_log_snr(const NoiseSchedule& schedule, double level) {
+  const double abar = schedule.alpha_bar(level);
+  return 0.5 * std::log(abar / (1.0 - abar));
+}
+
+std::pair<double, double> dpmpp_2m_weights(double h, double h_last) {
+  // k-diffusion's sample_dpmpp_2m: r = h_last / h, D = (1 + 1/(2r)) x0 - 1/(2r) x0_prev.
+  if (!(h > 0.0) || !(h_last > 0.0) || !std::isfinite(h) || !std::isfinite(h_last))
+    return {1.0, 0.0};
+  const double r = h_last / h;
+  return {1.0 + 0.5 / r, -0.5 / r};
 }
 
 std::vector<double> fed_levels(const SchedulingMatrix& matrix, int row,
@@ -144,6 +160,11 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
           .squeeze(0);
   const WindowHistory history{known_mask, content, noise};
 
+  // DPM-Solver++(2M): each frame's previous x0 estimate and the log-SNR step that followed it.
+  const bool multistep = settings.solver == Solver::DpmPP2M;
+  torch::Tensor previous_x0;
+  std::vector<double> last_h(frames, 0.0);
+
   WindowResult result;
   for (int m = 0; m + 1 < matrix.rows; ++m) {
     if (callbacks.cancel != nullptr && callbacks.cancel->load()) {
@@ -171,16 +192,28 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
     // Only the frames that move in this row need an estimate (and previews show the rest as
     // they were): a causal model can stop after the last of them.
     std::vector<DdimStep> update(frames);
+    std::vector<double> c_previous(frames, 0.0);  // DPM-Solver++(2M): weight of the last x0
+    std::vector<double> step_h(frames, 0.0);
     std::vector<int> newly_final;
     int needed = 0;
-    bool any_noise = false;
+    bool any_noise = false, any_previous = false;
     for (int t = 0; t < frames; ++t) {
       const double from = matrix.at(m, t) / steps, to = matrix.at(m + 1, t) / steps;
       if (known[t] || final[t] || !(to < from)) continue;
       needed = t + 1;
       update[t] = ddim_step(schedule, from, to, settings.eta);
       any_noise = any_noise || update[t].sigma > 0.0;
-      if (to == 0.0) newly_final.push_back(t);
+      if (to == 0.0) {
+        newly_final.push_back(t);
+      } else if (multistep) {
+        // The first-order step is DDIM (x_to = c_x x + c_x0 x0); the second order replaces x0
+        // by its extrapolation from this frame's previous estimate.
+        step_h[t] = half_log_snr(schedule, to) - half_log_snr(schedule, from);
+        const auto [w_now, w_previous] = dpmpp_2m_weights(step_h[t], last_h[t]);
+        c_previous[t] = update[t].c_x0 * w_previous;
+        update[t].c_x0 *= w_now;
+        any_previous = any_previous || c_previous[t] != 0.0;
+      }
     }
 
     detail::adapt_threads_to_load();  // a busy neighbour: fewer threads (load_adaptive.h)
@@ -213,6 +246,15 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
     if (any_noise)
       x_next =
           x_next + per_frame(c_z).view(shape) * torch::randn(x.sizes(), generator, torch::kFloat32);
+    if (any_previous) x_next = x_next + per_frame(c_previous).view(shape) * previous_x0;
+    if (multistep) {
+      if (!previous_x0.defined()) previous_x0 = x0.clone();
+      for (int t = 0; t < frames; ++t)
+        if (step_h[t] > 0.0) {
+          previous_x0[t].copy_(x0[t]);
+          last_h[t] = step_h[t];
+        }
+    }
     for (int t : newly_final) x_next[t].copy_(x0[t]);  // exactly x0 at level 0
     x = torch::where(known_mask_x, x, x_next);
 

@@ -26,7 +26,19 @@ constexpr EnumNames<GuidanceMode, 3> kGuidanceNames{{{GuidanceMode::None, "none"
                                                      {GuidanceMode::Vanilla, "vanilla"},
                                                      {GuidanceMode::Fractional, "fractional"}}};
 
+constexpr EnumNames<Solver, 2> kSolverNames{
+    {{Solver::Ddim, "ddim"}, {Solver::DpmPP2M, "dpmpp-2m"}}};
+
 }  // namespace
+
+const char* to_string(Solver solver) {
+  return enum_name(kSolverNames, solver, "unknown");
+}
+
+Solver solver_from_string(const std::string& name) {
+  if (const auto solver = enum_from_name(kSolverNames, name)) return *solver;
+  throw Error("unknown solver '" + name + "' (expected " + enum_choices(kSolverNames) + ")");
+}
 
 const char* to_string(ScheduleShape shape) {
   return enum_name(kShapeNames, shape, "unknown");

@@ -115,6 +115,9 @@ void read_enum(const json& obj, const std::string& where, const char* key, E& ou
 void from_name(const std::string& n, diffusion::ScheduleShape& out) {
   out = diffusion::schedule_shape_from_string(n);
 }
+void from_name(const std::string& n, diffusion::Solver& out) {
+  out = diffusion::solver_from_string(n);
+}
 void from_name(const std::string& n, diffusion::GuidanceMode& out) {
   out = diffusion::guidance_mode_from_string(n);
 }
@@ -195,14 +198,14 @@ void generation_fields(Settings& g, Visit& v) {
   auto& s = r.sampler;
   auto& sc = s.schedule;
   fields(v, "schedule", sc.shape, "steps", sc.steps, "uncertainty", sc.uncertainty, "ar_step",
-         sc.ar_step, "block", sc.block, "eta", s.eta, "stabilization_user", s.stabilization_user,
+         sc.ar_step, "block", sc.block, "solver", s.solver, "eta", s.eta, "stabilization_user", s.stabilization_user,
          "stabilization_generated", s.stabilization_generated);
   v.nested("guidance", [&](auto& w) {
     fields(w, "mode", s.guidance.mode, "scale", s.guidance.scale, "fractional_level",
            s.guidance.fractional_level);
   });
   fields(v, "context", r.context, "horizon", r.horizon, "seed", r.seed, "kv_cache", r.kv_cache,
-         "detail_transfer", r.detail_transfer, "seed_locked", g.seed_locked);
+         "detail_transfer", r.detail_transfer, "exact", r.exact, "seed_locked", g.seed_locked);
 }
 
 template <class Export, class Visit>

@@ -95,8 +95,19 @@ struct GuidanceSettings {
   friend bool operator==(const GuidanceSettings&, const GuidanceSettings&) = default;
 };
 
+// How a frame moves from one level to the next. Both spend one model call per step.
+enum class Solver {
+  Ddim,      // first order: DDIM (Song et al. 2021) with eta = 0, DDPM-like with eta > 0
+  DpmPP2M,   // DPM-Solver++(2M) (Lu et al. 2022, Alg. 2; k-diffusion's sample_dpmpp_2m), per
+             // frame: each frame's step uses its own previous x0 estimate; deterministic
+             // (eta must be 0). Reaches DDIM's quality in fewer steps.
+};
+const char* to_string(Solver solver);                   // "ddim", "dpmpp-2m"
+Solver solver_from_string(const std::string& name);     // throws Error
+
 struct SamplerSettings {
   ScheduleSettings schedule;              // matrix shape and step count
+  Solver solver = Solver::Ddim;           // the update rule along each frame's column
   double eta = 0.0;                       // 0 = DDIM, > 0 = DDPM-like stochasticity, <= 1
   double stabilization_user = 0.02;       // level at which user-pinned frames are fed
   double stabilization_generated = 0.02;  // level at which earlier generated frames are fed
@@ -168,6 +179,11 @@ struct RolloutSettings {
   // frame that the autoencoder loses (transfer_detail in autoencoder.h). No effect on pixel
   // models.
   bool detail_transfer = true;
+  // true: the reference kernels, op for op what a plain LibTorch eager port runs (same seed and
+  // settings give the same bytes as that port and as earlier versions). false (default): the
+  // engine's fast CPU kernels (threaded GEMMs, in-place attention, GEMM head, channels-last
+  // convolutions), equal to the reference up to float rounding.
+  bool exact = false;
   friend bool operator==(const RolloutSettings&, const RolloutSettings&) = default;
 };
 

@@ -63,6 +63,8 @@ class AttentionImpl : public torch::nn::Module {
                         const torch::Tensor& past_k, const torch::Tensor& past_v,
                         torch::Tensor* new_k = nullptr, torch::Tensor* new_v = nullptr);
 
+  int heads() const { return heads_; }
+
   torch::nn::Linear qkv{nullptr};
   torch::nn::Linear proj{nullptr};
 
@@ -79,6 +81,13 @@ class SpaceTimeBlockImpl : public torch::nn::Module {
                         const torch::Tensor& rope_cos, const torch::Tensor& rope_sin,
                         const torch::Tensor& mask, const torch::Tensor& past_k,
                         const torch::Tensor& past_v, torch::Tensor* new_k, torch::Tensor* new_v);
+  // The same maths on the fast CPU kernels (src/fast_cpu.h). With a KV cache (past_k/v or
+  // new_k/v) the temporal attention runs the reference module on the cache.
+  torch::Tensor forward_fast(const torch::Tensor& h, const torch::Tensor& cond,
+                             const torch::Tensor& rope_cos, const torch::Tensor& rope_sin,
+                             const torch::Tensor& mask, const torch::Tensor& past_k = {},
+                             const torch::Tensor& past_v = {}, torch::Tensor* new_k = nullptr,
+                             torch::Tensor* new_v = nullptr);
 
   Attention spatial{nullptr};
   Attention temporal{nullptr};
@@ -98,12 +107,22 @@ class DenoiserImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& levels,
                         const torch::Tensor& positions = torch::Tensor());
 
+  // forward() on the engine's fast CPU kernels where they apply (fast_path_available(): CPU,
+  // float32 weights, a BLAS found, eval mode), else forward() itself. Equal to forward() up to
+  // float summation order; forward() is the exact reference (a plain LibTorch eager port of
+  // it gives the same bytes).
+  torch::Tensor forward_fast(const torch::Tensor& x, const torch::Tensor& levels,
+                             const torch::Tensor& positions = torch::Tensor());
+  bool fast_path_available() const;
+
   // Causal models only. Runs x (frames after those in `cache`) attending to the cached frames
   // too, and returns their prediction. append = true adds these frames' keys/values to the
   // cache (prefill); false leaves it unchanged (a sampling step over the same history).
   // positions undefined: continue after the cache. Equals forward() on the concatenation.
+  // fast: the fast CPU kernels where they apply (as forward_fast).
   torch::Tensor forward_cached(const torch::Tensor& x, const torch::Tensor& levels,
-                               const torch::Tensor& positions, KVCache& cache, bool append);
+                               const torch::Tensor& positions, KVCache& cache, bool append,
+                               bool fast = false);
 
   // Deterministic re-initialisation from `seed` (no global RNG): xavier-uniform weights,
   // zero biases, N(0, 0.02) position embedding and modulation weights. The modulation is not
@@ -125,7 +144,7 @@ class DenoiserImpl : public torch::nn::Module {
 
  private:
   torch::Tensor run(const torch::Tensor& x, const torch::Tensor& levels,
-                    const torch::Tensor& positions, KVCache* cache, bool append);
+                    const torch::Tensor& positions, KVCache* cache, bool append, bool fast);
   ModelConfig config_;
   ForwardProfile* profile_ = nullptr;
 };
@@ -134,5 +153,10 @@ TORCH_MODULE(Denoiser);
 // The parameter count a config implies (equals Denoiser(config)->parameter_count()), computed
 // without allocating anything.
 int64_t expected_parameter_count(const ModelConfig& config);
+
+// Floating-point operations (a multiply-add counts 2) of one forward over `batch` x `frames`
+// frames: the linear layers, both attentions' two products, the stem and the head; the
+// elementwise work (norms, softmax, activations) is not counted. For `dforce bench --reference`.
+double forward_flops(const ModelConfig& config, int64_t batch, int64_t frames);
 
 }  // namespace dfs::diffusion

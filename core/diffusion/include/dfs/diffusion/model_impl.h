@@ -8,6 +8,7 @@
 
 #include <torch/torch.h>
 
+#include <memory>
 #include <string>
 
 #include "dfs/diffusion/api.h"
@@ -43,9 +44,14 @@ torch::Device parse_device(const std::string& device);
 // returns x0 estimates (the objective applied, denoise.h). With
 // kv_cache and a causal model, the leading known frames of a window (identical across the
 // window's steps) are computed once and cached; call reset() between windows.
+class GraphedForward;  // src/cuda_graphs.h
+
 class ModelDenoiser {
  public:
-  ModelDenoiser(Model::Impl& model, bool kv_cache);
+  // exact: the reference forward (DenoiserImpl::forward); else forward_fast where it applies.
+  // DFS_CUDA_GRAPHS=1 on a CUDA model: uncached forwards replay a captured CUDA graph.
+  ModelDenoiser(Model::Impl& model, bool kv_cache, bool exact = true);
+  ~ModelDenoiser();
   DenoiseFn fn();  // x0 estimates; valid while this object lives
   void reset();    // forget the cached history (new window)
   int forwards() const { return forwards_; }
@@ -54,6 +60,8 @@ class ModelDenoiser {
   torch::Tensor call(const DenoiseCall& call);
   Model::Impl& model_;
   bool kv_cache_;
+  bool exact_;
+  std::unique_ptr<GraphedForward> graphs_;  // null unless CUDA graphs are on
   KVCache cache_;
   int cached_prefix_ = -1;
   int64_t cached_batch_ = -1;

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include "dfs/diffusion/api.h"
@@ -70,6 +71,15 @@ struct DdimStep {
   double sigma = 0.0;  // standard deviation of the fresh noise z (0 for DDIM)
 };
 DdimStep ddim_step(const NoiseSchedule& schedule, double from, double to, double eta);
+
+// Half the log signal-to-noise ratio at `level`, lambda = log(alpha / sigma) (DPM-Solver's time
+// variable).
+double half_log_snr(const NoiseSchedule& schedule, double level);
+
+// DPM-Solver++(2M)'s weights (on this x0, on the previous x0) for a step of log-SNR length h
+// after one of length h_last; (1, 0), the first-order step, when either is not a finite
+// positive number (the first step of a frame, a start from pure noise).
+std::pair<double, double> dpmpp_2m_weights(double h, double h_last);
 
 // The level each frame is fed to the model at in row m: known frames at their stabilisation
 // level, generated frames already final at settings.stabilization_generated (like frames

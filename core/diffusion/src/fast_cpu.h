@@ -1,0 +1,68 @@
+// fast_cpu.h — the engine's fast CPU kernels for the denoiser (engine-internal, torch).
+//
+// The reference forward (network.cpp, DenoiserImpl::run) is plain LibTorch eager: the same ops
+// a Python port runs, so it gives the same bytes. On the CPU that leaves speed on the table:
+// with OpenBLAS kept at one thread (runtime.cpp), every linear layer is one single-threaded
+// GEMM; attention permutes q/k/v into copies before a batched product; the transposed-conv
+// head has no fast CPU kernel. These kernels compute the same maths with the layouts chosen
+// for the CPU:
+//   - linear(): rows split across LibTorch's intra-op threads, one BLAS GEMM per chunk;
+//   - attention(): q/k/v read in place from the qkv projection (strided BLAS GEMMs per group
+//     and head; one vectorised softmax over all scores), output written in token order, so
+//     neither the spatial nor the temporal attention copies a permuted tensor;
+//   - rope_inplace(): the rotary rotation applied in place on the qkv buffer;
+//   - conv_transpose_head(): the overlapping-patch head as one GEMM + col2im.
+// Results equal the reference up to float summation order (tests/diffusion check the bound).
+// Used only on the CPU with float32 weights and when a GEMM is found at run time: oneDNN's
+// dnnl_sgemm (LibTorch's CPU library loads libdnnl; it runs concurrent calls in parallel) or
+// else the BLAS's sgemm_ (libblas.so.3); otherwise available() is false and the reference path
+// runs.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace dfs::diffusion::fast {
+
+// True when dnnl_sgemm or the BLAS sgemm_ was found (the fast kernels can run).
+bool available();
+
+// x [N, in] (any leading dims, contiguous last) @ weight^T + bias -> [N, out] (same leading
+// dims). Rows are split across intra-op threads.
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight,
+                     const torch::Tensor& bias);
+
+// How a group of attention sequences lies in the qkv buffer [tokens, 3 * dim] and in the
+// output [tokens, dim]: group g = outer * inner_count + inner starts at token
+// outer * outer_stride + inner * inner_stride; consecutive sequence elements are seq_stride
+// tokens apart.
+struct AttentionLayout {
+  int64_t outer_count = 1, inner_count = 1;
+  int64_t outer_stride = 0, inner_stride = 0, seq_stride = 1;  // in tokens
+  int64_t seq = 0;                                             // sequence length
+};
+
+// Multi-head attention softmax(q k^T / sqrt(hd) + mask) v for every group of `layout`, q/k/v
+// read from qkv [tokens, 3 * heads * hd] (q, k, v blocks, heads inside each), output
+// [tokens, heads * hd] in the same token order. mask [seq, seq] additive float or undefined.
+torch::Tensor attention(const torch::Tensor& qkv, const AttentionLayout& layout, int64_t heads,
+                        const torch::Tensor& mask);
+
+// adaLN in one pass (DiT Sec. 3.2): layer_norm(x) * (1 + scale) + shift over the last axis, for
+// x [B, T, L, d] and the per-frame modulation mod [B, T, k * d], whose chunks shift_chunk and
+// scale_chunk hold shift and scale. eps as the reference's layer norm.
+torch::Tensor modulate(const torch::Tensor& x, const torch::Tensor& mod, int64_t shift_chunk,
+                       int64_t scale_chunk, double eps);
+
+// Rotates q and k of qkv [B, T, L, 3 * dim] in place by time position t (cos/sin [T, hd],
+// "rotate half" layout, Su et al. 2021 Eq. 34), as the reference's q * cos + rotate_half(q) *
+// sin.
+void rope_inplace(torch::Tensor& qkv, const torch::Tensor& cos, const torch::Tensor& sin,
+                  int64_t heads);
+
+// The overlapping-patch head: tokens h [BT, gh, gw, d] through ConvTranspose2d(weight [d, C,
+// k, k], bias [C], stride, padding) -> [BT, C, H, W], as one GEMM and a col2im.
+torch::Tensor conv_transpose_head(const torch::Tensor& h, const torch::Tensor& weight,
+                                  const torch::Tensor& bias, int64_t stride, int64_t padding,
+                                  int64_t out_h, int64_t out_w);
+
+}  // namespace dfs::diffusion::fast
