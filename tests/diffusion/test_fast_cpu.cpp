@@ -3,7 +3,9 @@
 #include <torch/torch.h>
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -13,6 +15,7 @@
 #include "dfs/diffusion/model.h"
 #include "dfs/diffusion/model_impl.h"
 #include "dfs_skip.h"
+#include "fast_cpu.h"
 
 using namespace dfs::diffusion;
 
@@ -189,5 +192,66 @@ TEST_CASE("fast KV-cached calls equal the reference uncached forward up to round
   for (int step = 0; step < 2; ++step) {  // prefill, then a step over the cached history
     const auto got = cached.fn()(call).slice(1, 4);
     CHECK(relative_gap(got, want) < 1e-4);
+  }
+}
+
+// The attention kernel alone against softmax(q k^T / sqrt(hd) + mask) v written out in
+// LibTorch, on shapes the shipped models do not have: a head width that is not a multiple of
+// the kernel's 16 lanes, sequence lengths off the 4-row blocks, cached rows before the
+// sequence, a causal mask (-inf entries), several groups in the temporal layout.
+TEST_CASE("fast attention equals softmax attention on odd shapes, with cached keys and a mask",
+          "[model][fast]") {
+  torch::InferenceMode guard;
+  if (!fast::available()) DFS_SKIP("no GEMM found: the fast kernels cannot run");
+  auto g = at::detail::createCPUGenerator(5);
+  struct Shape {
+    int64_t batch, frames, tokens, heads, hd, past;
+    bool causal;
+  };
+  for (const auto& sh : std::vector<Shape>{{1, 7, 3, 2, 20, 0, false},
+                                           {2, 5, 4, 3, 8, 0, true},
+                                           {1, 6, 2, 2, 36, 5, true},
+                                           {2, 1, 3, 1, 16, 9, false}}) {
+    const int64_t dim = sh.heads * sh.hd, b = sh.batch, t = sh.frames, l = sh.tokens;
+    const auto qkv = torch::randn({b, t, l, 3 * dim}, g, torch::kFloat32);
+    // Temporal layout: position (b, l) across the frames.
+    fast::AttentionLayout layout;
+    layout.outer_count = b;
+    layout.outer_stride = t * l;
+    layout.inner_count = l;
+    layout.inner_stride = 1;
+    layout.seq_stride = l;
+    layout.seq = t;
+    torch::Tensor past_k, past_v, mask;
+    if (sh.past > 0) {
+      past_k = torch::randn({b * l, sh.heads, sh.past, sh.hd}, g, torch::kFloat32);
+      past_v = torch::randn({b * l, sh.heads, sh.past, sh.hd}, g, torch::kFloat32);
+    }
+    if (sh.causal) {
+      const auto query = torch::arange(t).unsqueeze(1) + sh.past;
+      const auto key = torch::arange(sh.past + t).unsqueeze(0);
+      mask = torch::zeros({t, sh.past + t})
+                 .masked_fill(key > query, -std::numeric_limits<float>::infinity());
+    }
+    const auto got =
+        fast::attention(qkv.view({-1, 3 * dim}), layout, sh.heads, mask, past_k, past_v);
+    // Reference: [b * l, heads, t, hd] sequences.
+    const auto parts = qkv.view({b, t, l, 3, sh.heads, sh.hd}).permute({3, 0, 2, 4, 1, 5});
+    auto q = parts[0].reshape({b * l, sh.heads, t, sh.hd});
+    auto k = parts[1].reshape({b * l, sh.heads, t, sh.hd});
+    auto v = parts[2].reshape({b * l, sh.heads, t, sh.hd});
+    if (sh.past > 0) {
+      k = torch::cat({past_k, k}, 2);
+      v = torch::cat({past_v, v}, 2);
+    }
+    auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(sh.hd));
+    if (mask.defined()) scores = scores + mask;
+    const auto want = torch::matmul(torch::softmax(scores, -1), v)  // [b l, h, t, hd]
+                          .view({b, l, sh.heads, t, sh.hd})
+                          .permute({0, 3, 1, 2, 4})
+                          .reshape({b * t * l, dim});
+    INFO("hd " << sh.hd << " frames " << t << " past " << sh.past << (sh.causal ? " causal" : ""));
+    REQUIRE(got.sizes() == want.sizes());
+    CHECK(relative_gap(got, want) < 1e-5);
   }
 }

@@ -7,6 +7,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
 
 #include "dfs/diffusion/api.h"
 
@@ -39,14 +43,12 @@ DnnlSgemm find_dnnl_sgemm() {
 
 // Row-major C[m, n] (ldc) = alpha * op(A)[m, k] op(B)[k, n] + beta * C, where op transposes
 // when the flag is set; A/B row-major with leading dimensions lda/ldb. Written through the
-// column-major sgemm_ as C^T = op(B)^T op(A)^T.
-// small: the attention's per-head products (16-48 rows), where OpenBLAS's small-matrix kernels
-// cost half of oneDNN's per-call overhead; the linears and the head use oneDNN where it is.
+// column-major sgemm_ as C^T = op(B)^T op(A)^T. oneDNN where it is found.
 void gemm_rm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
              const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-             int64_t ldc, bool small = false) {
+             int64_t ldc) {
   const auto dnnl = find_dnnl_sgemm();
-  if (dnnl != nullptr && (!small || find_sgemm() == nullptr)) {
+  if (dnnl != nullptr) {
     dnnl(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
@@ -91,49 +93,212 @@ torch::Tensor linear(const torch::Tensor& x_in, const torch::Tensor& weight,
   return out;
 }
 
+namespace {
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+// One build for every x86-64 machine, with AVX-512 and AVX2 versions of the hot loops picked
+// at load time (GCC function multi-versioning); the loops are written for the vectoriser.
+#define DFS_VECTOR_CLONES \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define DFS_VECTOR_CLONES
+#endif
+
+// e^x for x <= 0 (softmax after subtracting the row's maximum), in plain arithmetic the
+// compiler vectorises: 2^n by the exponent bits, e^r for |r| <= ln2/2 by Cephes' expf
+// polynomial (relative error ~1e-7, as libm's). x below -87 (and -inf: masked keys) gives 0.
+inline float exp_nonpositive(float x) {
+  const float clamped = x < -87.0f ? -87.0f : x;
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const float shifted = clamped * 1.44269504088896341f + kRound;
+  const float n = shifted - kRound;
+  const float r = clamped - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float y = p * r * r + r + 1.0f;
+  std::int32_t bits;
+  std::memcpy(&bits, &shifted, sizeof bits);
+  const std::int32_t scale_bits = (bits - 0x4B400000 + 127) << 23;  // 2^n
+  float scale;
+  std::memcpy(&scale, &scale_bits, sizeof scale);
+  return x < -87.0f ? 0.0f : y * scale;
+}
+
+// Where one attention head's keys and values come from: `past` cached rows first (row i at
+// past_k + i * hd, already rotated), then `fresh` rows strided in the qkv buffer.
+struct KeySource {
+  const float* past_k = nullptr;
+  const float* past_v = nullptr;
+  int64_t past = 0;
+  const float* k = nullptr;  // first fresh key; its value is at k + dim
+  int64_t fresh = 0, stride = 0, dim = 0;
+};
+
+constexpr int64_t kLanes = 16;  // accumulators per block: one AVX-512 register, two AVX2
+// 16 floats as one value (GCC/Clang vector extension): one register in the AVX-512 version,
+// two or four in the others. Written explicitly, since the auto-vectoriser turned 16-float
+// accumulator arrays into 16 scalar registers.
+typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
+#if defined(__GNUC__) && !defined(__clang__)
+// The helpers below are inlined into each version; no Lanes value crosses a library ABI.
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+[[gnu::always_inline]] inline Lanes load_lanes(const float* p) {
+  Lanes v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+[[gnu::always_inline]] inline void store_lanes(float* p, Lanes v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// skv rounded up to whole blocks: the key-major scratch is padded with zeros.
+inline int64_t padded(int64_t n) {
+  return (n + kLanes - 1) / kLanes * kLanes;
+}
+
+constexpr int64_t kRows = 4;  // query rows per pass: independent accumulator chains
+
+// softmax(scale q k^T + mask) v for one head: sq query rows (stride q_stride) against the
+// source's keys, out rows (stride out_stride). Scratch: kt [hd, padded(skv)] (keys transposed),
+// vals [skv, hd], rows [kRows, padded(skv)]. Four query rows at a time, so each loaded key or
+// value block feeds four independent accumulators (one chain was latency-bound): scores 16
+// keys at a time, outputs 16 features at a time.
+DFS_VECTOR_CLONES
+void attend_head(const float* q, int64_t q_stride, int64_t sq, const KeySource& src, int64_t hd,
+                 float scale, const float* mask, float* out, int64_t out_stride, float* kt,
+                 float* vals, float* rows) {
+  const int64_t skv = src.past + src.fresh, width = padded(skv);
+  for (int64_t j = 0; j < skv; ++j) {
+    const float* k = j < src.past ? src.past_k + j * hd : src.k + (j - src.past) * src.stride;
+    const float* v =
+        j < src.past ? src.past_v + j * hd : src.k + (j - src.past) * src.stride + src.dim;
+    for (int64_t d = 0; d < hd; ++d) kt[d * width + j] = k[d];
+    std::memcpy(vals + j * hd, v, sizeof(float) * hd);
+  }
+  for (int64_t d = 0; d < hd; ++d)
+    for (int64_t j = skv; j < width; ++j) kt[d * width + j] = 0.0f;
+  for (int64_t i0 = 0; i0 < sq; i0 += kRows) {
+    // Rows past the end repeat the last row; their results are not stored.
+    const float* qr[kRows];
+    for (int64_t r = 0; r < kRows; ++r) qr[r] = q + std::min(i0 + r, sq - 1) * q_stride;
+    for (int64_t j0 = 0; j0 < width; j0 += kLanes) {
+      Lanes a0 = {}, a1 = {}, a2 = {}, a3 = {};
+      for (int64_t d = 0; d < hd; ++d) {
+        const Lanes k = load_lanes(kt + d * width + j0);
+        a0 += qr[0][d] * k;
+        a1 += qr[1][d] * k;
+        a2 += qr[2][d] * k;
+        a3 += qr[3][d] * k;
+      }
+      store_lanes(rows + j0, a0 * scale);
+      store_lanes(rows + width + j0, a1 * scale);
+      store_lanes(rows + 2 * width + j0, a2 * scale);
+      store_lanes(rows + 3 * width + j0, a3 * scale);
+    }
+    float inv[kRows];
+    for (int64_t r = 0; r < kRows; ++r) {
+      float* row = rows + r * width;
+      if (mask != nullptr) {
+        const float* mi = mask + std::min(i0 + r, sq - 1) * skv;
+        for (int64_t j = 0; j < skv; ++j) row[j] += mi[j];
+      }
+      float top = -std::numeric_limits<float>::infinity();
+      for (int64_t j = 0; j < skv; ++j) top = row[j] > top ? row[j] : top;
+      float sum = 0.0f;
+      for (int64_t j = 0; j < skv; ++j) {
+        row[j] = exp_nonpositive(row[j] - top);
+        sum += row[j];
+      }
+      inv[r] = 1.0f / sum;
+    }
+    const float* p0 = rows;
+    const float* p1 = rows + width;
+    const float* p2 = rows + 2 * width;
+    const float* p3 = rows + 3 * width;
+    int64_t d0 = 0;
+    for (; d0 + kLanes <= hd; d0 += kLanes) {
+      Lanes a0 = {}, a1 = {}, a2 = {}, a3 = {};
+      for (int64_t j = 0; j < skv; ++j) {
+        const Lanes v = load_lanes(vals + j * hd + d0);
+        a0 += p0[j] * v;
+        a1 += p1[j] * v;
+        a2 += p2[j] * v;
+        a3 += p3[j] * v;
+      }
+      const Lanes acc[kRows] = {a0 * inv[0], a1 * inv[1], a2 * inv[2], a3 * inv[3]};
+      for (int64_t r = 0; r < kRows && i0 + r < sq; ++r)
+        store_lanes(out + (i0 + r) * out_stride + d0, acc[r]);
+    }
+    for (; d0 < hd; ++d0)
+      for (int64_t r = 0; r < kRows && i0 + r < sq; ++r) {
+        float acc = 0.0f;
+        for (int64_t j = 0; j < skv; ++j) acc += rows[r * width + j] * vals[j * hd + d0];
+        out[(i0 + r) * out_stride + d0] = acc * inv[r];
+      }
+  }
+}
+
+}  // namespace
+
 torch::Tensor attention(const torch::Tensor& qkv_in, const AttentionLayout& l, int64_t heads,
-                        const torch::Tensor& mask_in) {
+                        const torch::Tensor& mask_in, const torch::Tensor& past_k_in,
+                        const torch::Tensor& past_v_in) {
   const auto qkv = qkv_in.contiguous();
   const int64_t dim = qkv.size(-1) / 3, hd = dim / heads, s = l.seq;
   const int64_t tokens = qkv.numel() / (3 * dim);
-  const int64_t items = l.outer_count * l.inner_count * heads;
+  const int64_t groups = l.outer_count * l.inner_count;
+  const int64_t items = groups * heads;
+  torch::Tensor past_k, past_v;
+  int64_t past = 0;
+  if (past_k_in.defined()) {
+    past_k = past_k_in.to(torch::kFloat32).contiguous();
+    past_v = past_v_in.to(torch::kFloat32).contiguous();
+    past = past_k.size(2);
+    if (past_k.dim() != 4 || past_k.size(0) != groups || past_k.size(1) != heads ||
+        past_k.size(3) != hd || past_v.sizes() != past_k.sizes())
+      throw Error("fast attention: the cached keys/values do not match the call");
+  }
+  const int64_t skv = past + s;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-  auto scores = torch::empty({items, s, s}, qkv.options());
   auto out = torch::empty({tokens, dim}, qkv.options());
   const float* base = qkv.data_ptr<float>();
-  float* sp = scores.data_ptr<float>();
   float* op = out.data_ptr<float>();
   torch::Tensor mask;
-  if (mask_in.defined()) mask = mask_in.to(torch::kFloat32).contiguous();
+  if (mask_in.defined()) {
+    mask = mask_in.to(torch::kFloat32).contiguous();
+    if (mask.numel() != s * skv) throw Error("fast attention: the mask does not match the call");
+  }
   const float* mp = mask.defined() ? mask.data_ptr<float>() : nullptr;
-  const int64_t row_in = l.seq_stride * 3 * dim;  // leading dimension of q/k/v rows
+  const float* pk = past ? past_k.data_ptr<float>() : nullptr;
+  const float* pv = past ? past_v.data_ptr<float>() : nullptr;
+  const int64_t row_in = l.seq_stride * 3 * dim;  // between a sequence's q/k/v rows
   const int64_t row_out = l.seq_stride * dim;
-  const auto first_token = [&](int64_t item) {
-    const int64_t group = item / heads;
-    return (group / l.inner_count) * l.outer_stride + (group % l.inner_count) * l.inner_stride;
-  };
-  // scores = scale * q k^T (+ mask), one small GEMM per group and head.
   at::parallel_for(0, items, chunk_for(items, 4), [&](int64_t i0, int64_t i1) {
+    std::vector<float> scratch(hd * padded(skv) + hd * skv + kRows * padded(skv));
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t head = i % heads;
-      const float* q = base + first_token(i) * 3 * dim + head * hd;
-      const float* k = q + dim;
-      float* sc = sp + i * s * s;
-      gemm_rm(false, true, s, s, hd, scale, q, row_in, k, row_in, 0.0f, sc, s, /*small=*/true);
-      if (mp != nullptr)
-        for (int64_t j = 0; j < s * s; ++j) sc[j] += mp[j];
-    }
-  });
-  const auto probs = torch::softmax(scores, -1);
-  const float* pp = probs.data_ptr<float>();
-  // out = probs v, written straight into token order.
-  at::parallel_for(0, items, chunk_for(items, 4), [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t head = i % heads;
-      const int64_t token = first_token(i);
-      const float* v = base + token * 3 * dim + 2 * dim + head * hd;
-      gemm_rm(false, false, s, hd, s, 1.0f, pp + i * s * s, s, v, row_in, 0.0f,
-              op + token * dim + head * hd, row_out, /*small=*/true);
+      const int64_t group = i / heads, head = i % heads;
+      const int64_t token =
+          (group / l.inner_count) * l.outer_stride + (group % l.inner_count) * l.inner_stride;
+      const float* q = base + token * 3 * dim + head * hd;
+      KeySource src;
+      src.past = past;
+      if (past) {
+        src.past_k = pk + (group * heads + head) * past * hd;
+        src.past_v = pv + (group * heads + head) * past * hd;
+      }
+      src.k = q + dim;
+      src.fresh = s;
+      src.stride = row_in;
+      src.dim = dim;
+      attend_head(q, row_in, s, src, hd, scale, mp, op + token * dim + head * hd, row_out,
+                  scratch.data(), scratch.data() + hd * padded(skv),
+                  scratch.data() + hd * padded(skv) + hd * skv);
     }
   });
   return out;
@@ -174,8 +339,7 @@ torch::Tensor modulate(const torch::Tensor& x_in, const torch::Tensor& mod_in, i
       float sum_sq = 0;
       for (; i < d; ++i) sum_sq += (row[i] - mean_f) * (row[i] - mean_f);
       for (float p : part_sq) sum_sq += p;
-      const float rstd =
-          static_cast<float>(1.0 / std::sqrt(static_cast<double>(sum_sq) / d + eps));
+      const float rstd = static_cast<float>(1.0 / std::sqrt(static_cast<double>(sum_sq) / d + eps));
       float* o = op + r * d;
       for (int64_t k = 0; k < d; ++k)
         o[k] = (row[k] - mean_f) * rstd * (1.0f + scale[k]) + shift[k];

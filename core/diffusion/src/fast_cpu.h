@@ -7,9 +7,10 @@
 // head has no fast CPU kernel. These kernels compute the same maths with the layouts chosen
 // for the CPU:
 //   - linear(): rows split across LibTorch's intra-op threads, one BLAS GEMM per chunk;
-//   - attention(): q/k/v read in place from the qkv projection (strided BLAS GEMMs per group
-//     and head; one vectorised softmax over all scores), output written in token order, so
-//     neither the spatial nor the temporal attention copies a permuted tensor;
+//   - attention(): q/k/v read in place from the qkv projection, one head at a time in
+//     vectorised loops (scores, softmax and the weighted sum fused; the sequences are 16-48
+//     long, where a BLAS call costs more than the arithmetic), output written in token order,
+//     so neither the spatial nor the temporal attention copies a permuted tensor;
 //   - rope_inplace(): the rotary rotation applied in place on the qkv buffer;
 //   - conv_transpose_head(): the overlapping-patch head as one GEMM + col2im.
 // Results equal the reference up to float summation order (tests/diffusion check the bound).
@@ -44,8 +45,12 @@ struct AttentionLayout {
 // Multi-head attention softmax(q k^T / sqrt(hd) + mask) v for every group of `layout`, q/k/v
 // read from qkv [tokens, 3 * heads * hd] (q, k, v blocks, heads inside each), output
 // [tokens, heads * hd] in the same token order. mask [seq, seq] additive float or undefined.
+// With past_k/past_v [groups, heads, P, hd] (a KV cache, keys already rotated) each sequence
+// also attends to its group's P cached rows, placed before its own; the mask is then
+// [seq, P + seq].
 torch::Tensor attention(const torch::Tensor& qkv, const AttentionLayout& layout, int64_t heads,
-                        const torch::Tensor& mask);
+                        const torch::Tensor& mask, const torch::Tensor& past_k = {},
+                        const torch::Tensor& past_v = {});
 
 // adaLN in one pass (DiT Sec. 3.2): layer_norm(x) * (1 + scale) + shift over the last axis, for
 // x [B, T, L, d] and the per-frame modulation mod [B, T, k * d], whose chunks shift_chunk and

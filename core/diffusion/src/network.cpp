@@ -166,7 +166,8 @@ torch::Tensor SpaceTimeBlockImpl::forward(const torch::Tensor& h_in, const torch
 
 // The same block on the fast CPU kernels (fast_cpu.h): linears split across threads, attention
 // reading q/k/v in place from the qkv projection and writing in token order, so neither
-// attention permutes a copy. No KV cache (the reference path serves cached calls).
+// attention permutes a copy. With a KV cache the temporal attention also reads the cached
+// keys and values, and hands this call's back in the reference's cache layout.
 torch::Tensor SpaceTimeBlockImpl::forward_fast(
     const torch::Tensor& h_in, const torch::Tensor& cond, const torch::Tensor& rope_cos,
     const torch::Tensor& rope_sin, const torch::Tensor& mask, const torch::Tensor& past_k,
@@ -192,29 +193,31 @@ torch::Tensor SpaceTimeBlockImpl::forward_fast(
   h.addcmul_(m[2], y);
   clock.lap(&ForwardProfile::spatial);
 
-  if (past_k.defined() || new_k != nullptr) {
-    // With a KV cache the temporal attention runs the reference module (the cache holds its
-    // keys and values); the rest of the block stays on the fast kernels.
-    auto yt =
-        fast::modulate(h, mod, 3, 4, kLayerNormEps).permute({0, 2, 1, 3}).reshape({b * l, t, d});
-    yt = temporal->forward(yt, rope_cos, rope_sin, mask, past_k, past_v, new_k, new_v);
-    h.addcmul_(m[5], yt.view({b, l, t, d}).permute({0, 2, 1, 3}));
-  } else {
-    // Temporal attention: position (b, l) across the T frames, read with a stride of L tokens.
-    fast::AttentionLayout temporal_layout;
-    temporal_layout.outer_count = b;
-    temporal_layout.outer_stride = t * l;
-    temporal_layout.inner_count = l;
-    temporal_layout.inner_stride = 1;
-    temporal_layout.seq_stride = l;
-    temporal_layout.seq = t;
-    qkv = fast::linear(fast::modulate(h, mod, 3, 4, kLayerNormEps), temporal->qkv->weight,
-                       temporal->qkv->bias);
-    if (rope_cos.defined()) fast::rope_inplace(qkv, rope_cos, rope_sin, heads);
-    y = fast::attention(qkv.view({-1, 3 * d}), temporal_layout, heads, mask);
-    y = fast::linear(y, temporal->proj->weight, temporal->proj->bias).view({b, t, l, d});
-    h.addcmul_(m[5], y);
+  // Temporal attention: position (b, l) across the T frames, read with a stride of L tokens;
+  // with a KV cache also across the cached frames before them.
+  fast::AttentionLayout temporal_layout;
+  temporal_layout.outer_count = b;
+  temporal_layout.outer_stride = t * l;
+  temporal_layout.inner_count = l;
+  temporal_layout.inner_stride = 1;
+  temporal_layout.seq_stride = l;
+  temporal_layout.seq = t;
+  qkv = fast::linear(fast::modulate(h, mod, 3, 4, kLayerNormEps), temporal->qkv->weight,
+                     temporal->qkv->bias);
+  if (rope_cos.defined()) fast::rope_inplace(qkv, rope_cos, rope_sin, heads);
+  if (new_k != nullptr || new_v != nullptr) {
+    // This call's rotated keys and values for the cache, in the reference's layout
+    // [B * L, heads, T, hd] (a cache filled by either path serves both).
+    const auto parts = qkv.view({b, t, l, 3, heads, d / heads});
+    const auto cache_layout = [&](int64_t part) {
+      return parts.select(3, part).permute({0, 2, 3, 1, 4}).reshape({b * l, heads, t, d / heads});
+    };
+    if (new_k != nullptr) *new_k = cache_layout(1);
+    if (new_v != nullptr) *new_v = cache_layout(2);
   }
+  y = fast::attention(qkv.view({-1, 3 * d}), temporal_layout, heads, mask, past_k, past_v);
+  y = fast::linear(y, temporal->proj->weight, temporal->proj->bias).view({b, t, l, d});
+  h.addcmul_(m[5], y);
   clock.lap(&ForwardProfile::temporal);
 
   y = fast::linear(torch::gelu(fast::linear(fast::modulate(h, mod, 6, 7, kLayerNormEps),
