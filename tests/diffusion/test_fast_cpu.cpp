@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dfs/diffusion/api.h"
+#include "dfs/diffusion/autoencoder.h"
 #include "dfs/diffusion/denoise.h"
 #include "dfs/diffusion/denoiser.h"
 #include "dfs/diffusion/model.h"
@@ -254,4 +255,98 @@ TEST_CASE("fast attention equals softmax attention on odd shapes, with cached ke
     REQUIRE(got.sizes() == want.sizes());
     CHECK(relative_gap(got, want) < 1e-5);
   }
+}
+
+TEST_CASE("the fast kernels' erf matches LibTorch's erf to float rounding", "[model][fast]") {
+  // -6 .. 6 in steps of 1/1024, zero and the clamp edges included.
+  const auto x = torch::arange(-6 * 1024, 6 * 1024 + 1, torch::kFloat32) / 1024.0;
+  auto got = x.clone();
+  fast::erf_inplace(got.data_ptr<float>(), got.numel());
+  const auto want = torch::erf(x.to(torch::kFloat64));
+  const double worst = (got.to(torch::kFloat64) - want).abs().max().item<double>();
+  INFO("largest |erf error| " << worst);
+  CHECK(worst < 5e-7);  // a few float ulps near |erf| = 1 (one ulp there is 6e-8)
+  CHECK(got[6 * 1024].item<float>() == 0.0f);  // erf(0)
+}
+
+TEST_CASE("the fused frame finish equals detail transfer then 8-bit conversion",
+          "[rollout][fast]") {
+  torch::InferenceMode guard;
+  auto g = at::detail::createCPUGenerator(12);
+  const int64_t h = 37, w = 53;  // odd sizes: the 9x9 window's edges everywhere
+  // Decoded values a little beyond [-1, 1] (the finish clamps), a reference close to it in one
+  // half (detail moves) and far in the other (it does not).
+  const auto decoded = torch::rand({3, h, w}, g, torch::kFloat32) * 2.2 - 1.1;
+  auto ref_decoded = (decoded + 0.05 * torch::randn({3, h, w}, g, torch::kFloat32)).clamp(-1, 1);
+  ref_decoded.narrow(2, w / 2, w - w / 2).uniform_(-1, 1, g);
+  const auto ref_pixels =
+      (ref_decoded + 0.2 * torch::randn({3, h, w}, g, torch::kFloat32)).clamp(-1, 1);
+  const auto to_bytes = [](const torch::Tensor& v) {
+    return v.add(1.0)
+        .mul(127.5)
+        .round()
+        .clamp(0, 255)
+        .to(torch::kUInt8)
+        .permute({1, 2, 0})
+        .contiguous();
+  };
+  const auto hwc = decoded.permute({1, 2, 0}).contiguous();
+  for (const bool with_reference : {false, true}) {
+    const auto clamped = decoded.clamp(-1, 1);
+    const auto want = to_bytes(
+        with_reference ? transfer_detail(clamped, ref_decoded, ref_pixels, kDetailTolerance, true)
+                       : clamped);
+    std::vector<std::uint8_t> got(static_cast<size_t>(h * w * 3));
+    fast::finish_frame(hwc, with_reference ? ref_decoded : torch::Tensor(),
+                       with_reference ? ref_pixels : torch::Tensor(), kDetailTolerance, got.data());
+    const auto* wp = want.data_ptr<std::uint8_t>();
+    int worst = 0;
+    size_t differ = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      worst = std::max(worst, std::abs(int(got[i]) - int(wp[i])));
+      differ += got[i] != wp[i];
+    }
+    INFO((with_reference ? "with" : "without") << " reference: " << differ << " bytes differ");
+    if (!with_reference) CHECK(differ == 0);  // clamp and round only: the same bytes
+    CHECK(worst <= 1);  // float summation order of the means and exp: a level at most
+  }
+}
+
+TEST_CASE("a latent model's rollout: exact and fast modes agree, detail transfer included",
+          "[rollout][fast]") {
+  auto model = Model::random("latent", 5, "cpu");
+  const auto& info = model.info();
+  std::vector<TimelineFrame> timeline(7);
+  for (int i = 0; i < 3; ++i) {
+    dfs::Frame f(info.width, info.height);
+    for (int y = 0; y < info.height; ++y)
+      for (int x = 0; x < 3 * info.width; ++x)
+        f.row(y)[x] = static_cast<uint8_t>((x / 3 + 2 * y) % 200 + 20 * i);
+    timeline[i].content = f;
+    timeline[i].pinned = true;
+  }
+  const auto run = [&](bool exact) {
+    RolloutSettings s;
+    s.context = 3;
+    s.horizon = 4;
+    s.seed = 3;
+    s.exact = exact;
+    s.detail_transfer = true;
+    s.sampler.schedule.steps = 4;
+    std::vector<dfs::Frame> out(timeline.size());
+    RolloutCallbacks cb;
+    cb.on_frame = [&](int i, const dfs::Frame& f) { out[static_cast<size_t>(i)] = f; };
+    run_rollout(model, timeline, s, cb);
+    return out;
+  };
+  const auto exact = run(true);
+  const auto fast = run(false);
+  int worst = 0;
+  for (size_t i = 0; i < timeline.size(); ++i) {
+    REQUIRE(exact[i].rgb.size() == fast[i].rgb.size());
+    for (size_t k = 0; k < exact[i].rgb.size(); ++k)
+      worst = std::max(worst, std::abs(int(exact[i].rgb[k]) - int(fast[i].rgb[k])));
+    if (i < 3) CHECK(fast[i].rgb == timeline[i].content.rgb);
+  }
+  CHECK(worst <= 2);
 }

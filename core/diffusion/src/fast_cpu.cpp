@@ -70,31 +70,6 @@ bool available() {
   return find_dnnl_sgemm() != nullptr || find_sgemm() != nullptr;
 }
 
-torch::Tensor linear(const torch::Tensor& x_in, const torch::Tensor& weight,
-                     const torch::Tensor& bias) {
-  const int64_t in = weight.size(1), out_features = weight.size(0);
-  const auto x = x_in.contiguous();
-  const int64_t rows = x.numel() / in;
-  auto sizes = x.sizes().vec();
-  sizes.back() = out_features;
-  auto out = torch::empty(sizes, x.options());
-  const auto w = weight.contiguous();
-  const float* xp = x.data_ptr<float>();
-  const float* wp = w.data_ptr<float>();
-  float* op = out.data_ptr<float>();
-  const float* bp = bias.defined() ? bias.contiguous().data_ptr<float>() : nullptr;
-  at::parallel_for(0, rows, chunk_for(rows, 16), [&](int64_t r0, int64_t r1) {
-    if (bp != nullptr)
-      for (int64_t r = r0; r < r1; ++r) std::copy(bp, bp + out_features, op + r * out_features);
-    // out[r0:r1] = x[r0:r1] @ W^T (+ bias already there)
-    gemm_rm(false, true, r1 - r0, out_features, in, 1.0f, xp + r0 * in, in, wp, in,
-            bp != nullptr ? 1.0f : 0.0f, op + r0 * out_features, out_features);
-  });
-  return out;
-}
-
-namespace {
-
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 // One build for every x86-64 machine, with AVX-512 and AVX2 versions of the hot loops picked
 // at load time (GCC function multi-versioning); the loops are written for the vectoriser.
@@ -103,6 +78,126 @@ namespace {
 #else
 #define DFS_VECTOR_CLONES
 #endif
+
+namespace {
+
+// erf by the rational approximation of Eigen's generic_fast_erf_float (x clamped to [-4, 4],
+// where float erf is already +-1): odd degree-13 numerator over even degree-8 denominator.
+DFS_VECTOR_CLONES
+void erf_block(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i] < -4.0f ? -4.0f : (x[i] > 4.0f ? 4.0f : x[i]);
+    const float v2 = v * v;
+    float p = -2.72614225801306e-10f;
+    p = p * v2 + 2.77068142495902e-08f;
+    p = p * v2 - 2.10102402082508e-06f;
+    p = p * v2 - 5.69250639462346e-05f;
+    p = p * v2 - 7.34990630326855e-04f;
+    p = p * v2 - 2.95459980854025e-03f;
+    p = p * v2 - 1.60960333262415e-02f;
+    float q = -1.45660718464996e-05f;
+    q = q * v2 - 2.13374055278905e-04f;
+    q = q * v2 - 1.68282697438203e-03f;
+    q = q * v2 - 7.37332916720468e-03f;
+    q = q * v2 - 1.42647390514189e-02f;
+    x[i] = v * p / q;
+  }
+}
+
+// GELU in place on n values: x * (1 + erf(x / sqrt 2)) / 2. scratch holds n floats.
+void gelu_block(float* x, int64_t n, float* scratch) {
+  for (int64_t i = 0; i < n; ++i) scratch[i] = x[i] * 0.70710678118654752f;
+  erf_block(scratch, n);
+  for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + scratch[i]);
+}
+
+}  // namespace
+
+void erf_inplace(float* x, int64_t n) {
+  erf_block(x, n);
+}
+
+namespace {
+
+// out[rows, out_features] = x @ W^T + bias, then `finish(r0, r1, c0, c1)` on each finished
+// block of rows [r0, r1) and columns [c0, c1), in the thread that computed it. Many rows: row
+// chunks across the threads; few (a per-frame modulation: one row per frame): column chunks.
+template <typename Finish>
+void linear_into(const float* xp, int64_t rows, int64_t in, const float* wp, const float* bp,
+                 int64_t out_features, float* op, const Finish& finish) {
+  const int64_t threads = std::max(1, at::get_num_threads());
+  if (rows >= 32 * threads) {
+    at::parallel_for(0, rows, chunk_for(rows, 16), [&](int64_t r0, int64_t r1) {
+      if (bp != nullptr)
+        for (int64_t r = r0; r < r1; ++r) std::copy(bp, bp + out_features, op + r * out_features);
+      gemm_rm(false, true, r1 - r0, out_features, in, 1.0f, xp + r0 * in, in, wp, in,
+              bp != nullptr ? 1.0f : 0.0f, op + r0 * out_features, out_features);
+      finish(r0, r1, int64_t{0}, out_features);
+    });
+  } else {
+    at::parallel_for(0, out_features, chunk_for(out_features, 64), [&](int64_t c0, int64_t c1) {
+      if (bp != nullptr)
+        for (int64_t r = 0; r < rows; ++r) std::copy(bp + c0, bp + c1, op + r * out_features + c0);
+      gemm_rm(false, true, rows, c1 - c0, in, 1.0f, xp, in, wp + c0 * in, in,
+              bp != nullptr ? 1.0f : 0.0f, op + c0, out_features);
+      finish(int64_t{0}, rows, c0, c1);
+    });
+  }
+}
+
+}  // namespace
+
+torch::Tensor linear(const torch::Tensor& x_in, const torch::Tensor& weight,
+                     const torch::Tensor& bias, Epilogue epilogue) {
+  const int64_t in = weight.size(1), out_features = weight.size(0);
+  const auto x = x_in.contiguous();
+  const int64_t rows = x.numel() / in;
+  auto sizes = x.sizes().vec();
+  sizes.back() = out_features;
+  auto out = torch::empty(sizes, x.options());
+  const auto w = weight.contiguous();
+  const auto b = bias.defined() ? bias.contiguous() : bias;
+  float* op = out.data_ptr<float>();
+  linear_into(x.data_ptr<float>(), rows, in, w.data_ptr<float>(),
+              b.defined() ? b.data_ptr<float>() : nullptr, out_features, op,
+              [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+                if (epilogue != Epilogue::Gelu) return;
+                std::vector<float> scratch(c1 - c0);
+                for (int64_t r = r0; r < r1; ++r)
+                  gelu_block(op + r * out_features + c0, c1 - c0, scratch.data());
+              });
+  return out;
+}
+
+void linear_gated_residual(const torch::Tensor& x_in, const torch::Tensor& weight,
+                           const torch::Tensor& bias, torch::Tensor& h, const torch::Tensor& mod_in,
+                           int64_t gate_chunk) {
+  const int64_t in = weight.size(1), d = weight.size(0);
+  const auto x = x_in.contiguous();
+  const int64_t rows = x.numel() / in;
+  if (!h.is_contiguous() || h.numel() != rows * d || h.dim() != 4)
+    throw Error("fast gated residual: h must be a contiguous [B, T, L, d] matching the rows");
+  const auto mod = mod_in.contiguous();
+  const int64_t per_frame = h.size(2), mod_width = mod.size(-1);
+  auto y = torch::empty({rows, d}, x.options());
+  const auto w = weight.contiguous();
+  const auto b = bias.defined() ? bias.contiguous() : bias;
+  float* yp = y.data_ptr<float>();
+  float* hp = h.data_ptr<float>();
+  const float* mp = mod.data_ptr<float>();
+  linear_into(x.data_ptr<float>(), rows, in, w.data_ptr<float>(),
+              b.defined() ? b.data_ptr<float>() : nullptr, d, yp,
+              [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+                for (int64_t r = r0; r < r1; ++r) {
+                  const float* gate = mp + (r / per_frame) * mod_width + gate_chunk * d;
+                  float* hr = hp + r * d;
+                  const float* yr = yp + r * d;
+                  for (int64_t c = c0; c < c1; ++c) hr[c] += gate[c] * yr[c];
+                }
+              });
+}
+
+namespace {
 
 // e^x for x <= 0 (softmax after subtracting the row's maximum), in plain arithmetic the
 // compiler vectorises: 2^n by the exponent bits, e^r for |r| <= ln2/2 by Cephes' expf
@@ -397,11 +492,112 @@ torch::Tensor conv_transpose_head(const torch::Tensor& h, const torch::Tensor& w
     gemm_rm(false, false, r1 - r0, cols_per_token, d, 1.0f, tp + r0 * d, d, wp, cols_per_token,
             0.0f, cp + r0 * cols_per_token, cols_per_token);
   });
-  // Overlapping tiles add up: col2im with the transposed conv's geometry.
-  auto image = at::col2im(cols.view({bt, gh * gw, cols_per_token}).transpose(1, 2), {out_h, out_w},
-                          {k, k}, {1, 1}, {padding, padding}, {stride, stride});
-  if (bias.defined()) image.add_(bias.view({1, channels, 1, 1}));
+  // Overlapping tiles add up (col2im with the transposed conv's geometry), gathered per output
+  // row so that the rows can be split across threads: output (y, x) takes tile row
+  // ky = y + padding - ty * stride of every token row ty that reaches it, likewise for x.
+  auto image = torch::empty({bt, channels, out_h, out_w}, tokens.options());
+  float* ip = image.data_ptr<float>();
+  const float* biasp = bias.defined() ? bias.contiguous().data_ptr<float>() : nullptr;
+  const auto reach = [&](int64_t pos, int64_t grid, int64_t& first, int64_t& last) {
+    // Token indices t with 0 <= pos + padding - t * stride < k.
+    first = std::max<int64_t>(0, (pos + padding - k + stride) / stride);
+    last = std::min<int64_t>(grid - 1, (pos + padding) / stride);
+  };
+  const int64_t out_rows = bt * channels * out_h;
+  at::parallel_for(0, out_rows, chunk_for(out_rows, 8), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t y = r % out_h, c = (r / out_h) % channels, frame = r / (out_h * channels);
+      int64_t ty0, ty1;
+      reach(y, gh, ty0, ty1);
+      float* row = ip + r * out_w;
+      for (int64_t x = 0; x < out_w; ++x) {
+        int64_t tx0, tx1;
+        reach(x, gw, tx0, tx1);
+        float sum = 0.0f;
+        for (int64_t ty = ty0; ty <= ty1; ++ty) {
+          const int64_t ky = y + padding - ty * stride;
+          for (int64_t tx = tx0; tx <= tx1; ++tx) {
+            const int64_t kx = x + padding - tx * stride;
+            sum += cp[((frame * gh + ty) * gw + tx) * cols_per_token + (c * k + ky) * k + kx];
+          }
+        }
+        row[x] = biasp != nullptr ? sum + biasp[c] : sum;
+      }
+    }
+  });
   return image;
+}
+
+void finish_frame(const torch::Tensor& decoded_in, const torch::Tensor& ref_decoded_in,
+                  const torch::Tensor& ref_pixels_in, double tolerance, std::uint8_t* rgb) {
+  const auto decoded = decoded_in.to(torch::kFloat32).contiguous();
+  if (decoded.dim() != 3 || decoded.size(2) != 3)
+    throw Error("finish_frame: decoded must be [H, W, 3]");
+  const int64_t height = decoded.size(0), width = decoded.size(1), plane = height * width;
+  const float* xp = decoded.data_ptr<float>();
+  const auto to_byte = [](float v) {
+    v = v < -1.0f ? -1.0f : (v > 1.0f ? 1.0f : v);
+    // round-half-even like torch::round, then [0, 255] (v in [-1, 1] keeps it there).
+    return static_cast<std::uint8_t>(std::nearbyint((v + 1.0f) * 127.5f));
+  };
+  if (!ref_decoded_in.defined()) {
+    at::parallel_for(0, height, chunk_for(height, 8), [&](int64_t y0, int64_t y1) {
+      for (int64_t i = y0 * width * 3; i < y1 * width * 3; ++i) rgb[i] = to_byte(xp[i]);
+    });
+    return;
+  }
+  const auto r = ref_decoded_in.to(torch::kFloat32).contiguous();
+  const auto p = ref_pixels_in.to(torch::kFloat32).contiguous();
+  if (r.sizes() != torch::IntArrayRef{3, height, width} || p.sizes() != r.sizes())
+    throw Error("finish_frame: the reference does not match the frame");
+  const float* rp = r.data_ptr<float>();
+  const float* pp = p.data_ptr<float>();
+  constexpr int64_t kRadius = 4;  // the 9x9 window
+  // Channel-mean |x - r| per pixel, then its 1x9 row means (valid pixels counted).
+  std::vector<float> diff(plane), rows(plane);
+  at::parallel_for(0, height, chunk_for(height, 8), [&](int64_t y0, int64_t y1) {
+    for (int64_t y = y0; y < y1; ++y) {
+      for (int64_t x = 0; x < width; ++x) {
+        const int64_t i = y * width + x;
+        float sum = 0.0f;
+        for (int64_t c = 0; c < 3; ++c) {
+          float v = xp[i * 3 + c];
+          v = v < -1.0f ? -1.0f : (v > 1.0f ? 1.0f : v);
+          sum += std::fabs(v - rp[c * plane + i]);
+        }
+        diff[i] = sum / 3.0f;
+      }
+      for (int64_t x = 0; x < width; ++x) {
+        const int64_t lo = std::max<int64_t>(0, x - kRadius), hi = std::min(width - 1, x + kRadius);
+        float sum = 0.0f;
+        for (int64_t k = lo; k <= hi; ++k) sum += diff[y * width + k];
+        rows[y * width + x] = sum / static_cast<float>(hi - lo + 1);
+      }
+    }
+  });
+  // 9x1 column means of the row means = the 9x9 mean; the weight; the transfer; the bytes.
+  const float inv_tolerance = static_cast<float>(1.0 / tolerance);
+  at::parallel_for(0, height, chunk_for(height, 8), [&](int64_t y0, int64_t y1) {
+    std::vector<float> weight(width);
+    for (int64_t y = y0; y < y1; ++y) {
+      const int64_t lo = std::max<int64_t>(0, y - kRadius), hi = std::min(height - 1, y + kRadius);
+      const float count = static_cast<float>(hi - lo + 1);
+      for (int64_t x = 0; x < width; ++x) {
+        float sum = 0.0f;
+        for (int64_t k = lo; k <= hi; ++k) sum += rows[k * width + x];
+        const float d = sum / count * inv_tolerance;
+        weight[x] = exp_nonpositive(-d * d);
+      }
+      for (int64_t x = 0; x < width; ++x) {
+        const int64_t i = y * width + x;
+        for (int64_t c = 0; c < 3; ++c) {
+          float v = xp[i * 3 + c];
+          v = v < -1.0f ? -1.0f : (v > 1.0f ? 1.0f : v);
+          rgb[i * 3 + c] = to_byte(v + weight[x] * (pp[c * plane + i] - rp[c * plane + i]));
+        }
+      }
+    }
+  });
 }
 
 }  // namespace dfs::diffusion::fast

@@ -29,8 +29,22 @@ bool available();
 
 // x [N, in] (any leading dims, contiguous last) @ weight^T + bias -> [N, out] (same leading
 // dims). Rows are split across intra-op threads.
-torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight,
-                     const torch::Tensor& bias);
+// What linear() applies to its output rows while they are in cache.
+enum class Epilogue { None, Gelu };  // Gelu: x * (1 + erf(x / sqrt 2)) / 2, as torch::gelu
+
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                     Epilogue epilogue = Epilogue::None);
+
+// The gated residual of an adaLN block, h += gate * (x @ weight^T + bias), in place, without
+// materialising the product: h [B, T, L, d] contiguous, gate = chunk gate_chunk of the
+// per-frame modulation mod [B, T, k * d].
+void linear_gated_residual(const torch::Tensor& x, const torch::Tensor& weight,
+                           const torch::Tensor& bias, torch::Tensor& h, const torch::Tensor& mod,
+                           int64_t gate_chunk);
+
+// erf(x) in vectorisable arithmetic (a rational approximation good to a few float ulps), for
+// the GELU epilogue; exposed for its test.
+void erf_inplace(float* x, int64_t n);
 
 // How a group of attention sequences lies in the qkv buffer [tokens, 3 * dim] and in the
 // output [tokens, dim]: group g = outer * inner_count + inner starts at token
@@ -69,5 +83,14 @@ void rope_inplace(torch::Tensor& qkv, const torch::Tensor& cos, const torch::Ten
 torch::Tensor conv_transpose_head(const torch::Tensor& h, const torch::Tensor& weight,
                                   const torch::Tensor& bias, int64_t stride, int64_t padding,
                                   int64_t out_h, int64_t out_w);
+
+// A decoded frame to 8-bit RGB in one pass per row (the rollout's last step for latent models):
+// decoded [H, W, 3] float in [-1, 1] (a channels-last decoder output; clamped here), written to
+// rgb [H, W, 3] as round((v + 1) * 127.5). With a reference (ref_decoded and ref_pixels [3, H,
+// W], clamped) the reference's detail is transferred first, as transfer_detail(): the 9x9 mean
+// (valid pixels only) of the channel-mean |decoded - ref_decoded| gives the weight
+// exp(-(mean / tolerance)^2) of ref_pixels - ref_decoded.
+void finish_frame(const torch::Tensor& decoded, const torch::Tensor& ref_decoded,
+                  const torch::Tensor& ref_pixels, double tolerance, std::uint8_t* rgb);
 
 }  // namespace dfs::diffusion::fast

@@ -175,8 +175,9 @@ torch::Tensor SpaceTimeBlockImpl::forward_fast(
   const int64_t b = h_in.size(0), t = h_in.size(1), l = h_in.size(2), d = h_in.size(3);
   const int64_t heads = spatial->heads();
   StageClock clock(profile);
-  const auto mod = modulation(cond).contiguous();  // [B, T, 9d]: shift/scale/gate x 3
-  const auto m = mod.unsqueeze(2).chunk(9, -1);    // each [B, T, 1, d]
+  // [B, T, 9d]: shift/scale/gate x 3
+  const auto mod = fast::linear(cond, modulation->weight, modulation->bias);
+  const auto m = mod.unsqueeze(2).chunk(9, -1);  // each [B, T, 1, d]
   clock.lap(&ForwardProfile::modulation);
   auto h = h_in.contiguous().clone();  // updated in place by the gated residuals
 
@@ -189,8 +190,7 @@ torch::Tensor SpaceTimeBlockImpl::forward_fast(
   auto qkv = fast::linear(fast::modulate(h, mod, 0, 1, kLayerNormEps), spatial->qkv->weight,
                           spatial->qkv->bias);
   auto y = fast::attention(qkv.view({-1, 3 * d}), spatial_layout, heads, {});
-  y = fast::linear(y, spatial->proj->weight, spatial->proj->bias).view({b, t, l, d});
-  h.addcmul_(m[2], y);
+  fast::linear_gated_residual(y, spatial->proj->weight, spatial->proj->bias, h, mod, 2);
   clock.lap(&ForwardProfile::spatial);
 
   // Temporal attention: position (b, l) across the T frames, read with a stride of L tokens;
@@ -216,14 +216,12 @@ torch::Tensor SpaceTimeBlockImpl::forward_fast(
     if (new_v != nullptr) *new_v = cache_layout(2);
   }
   y = fast::attention(qkv.view({-1, 3 * d}), temporal_layout, heads, mask, past_k, past_v);
-  y = fast::linear(y, temporal->proj->weight, temporal->proj->bias).view({b, t, l, d});
-  h.addcmul_(m[5], y);
+  fast::linear_gated_residual(y, temporal->proj->weight, temporal->proj->bias, h, mod, 5);
   clock.lap(&ForwardProfile::temporal);
 
-  y = fast::linear(torch::gelu(fast::linear(fast::modulate(h, mod, 6, 7, kLayerNormEps),
-                                            fc1->weight, fc1->bias)),
-                   fc2->weight, fc2->bias);
-  h.addcmul_(m[8], y);
+  y = fast::linear(fast::modulate(h, mod, 6, 7, kLayerNormEps), fc1->weight, fc1->bias,
+                   fast::Epilogue::Gelu);
+  fast::linear_gated_residual(y, fc2->weight, fc2->bias, h, mod, 8);
   clock.lap(&ForwardProfile::mlp);
   return h;
 }
@@ -350,7 +348,11 @@ torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& 
 
   const int p = c.patch;
   const int64_t gh = c.height / p, gw = c.width / p, tokens = gh * gw;
-  auto h = stem(x.reshape({b * t, c.channels, c.height, c.width}));  // [BT, d, gh, gw]
+  auto frames_in = x.reshape({b * t, c.channels, c.height, c.width});
+  // Fast: channels-last, where oneDNN's strided 8x8 convolution ran twice as fast; its output
+  // is then already token-major.
+  if (fast) frames_in = frames_in.contiguous(torch::MemoryFormat::ChannelsLast);
+  auto h = stem(frames_in);  // [BT, d, gh, gw]
   h = (h.flatten(2).transpose(1, 2) + spatial_pos).reshape({b, t, tokens, c.dim});
 
   // Temporal positions: rotary tables for this call's frames; the cache's keys were rotated
@@ -400,8 +402,13 @@ torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& 
   }
 
   clock.restart();  // the blocks timed themselves
-  const auto fm = final_modulation(cond).unsqueeze(2).chunk(2, -1);
-  h = modulate(h, fm[0], fm[1]);  // [B, T, L, d]
+  if (fast) {
+    h = fast::modulate(h, fast::linear(cond, final_modulation->weight, final_modulation->bias), 0,
+                       1, kLayerNormEps);
+  } else {
+    const auto fm = final_modulation(cond).unsqueeze(2).chunk(2, -1);
+    h = modulate(h, fm[0], fm[1]);  // [B, T, L, d]
+  }
   if (c.overlap && fast) {
     h = fast::conv_transpose_head(h.reshape({b * t, gh, gw, c.dim}), head_overlap->weight,
                                   head_overlap->bias, p, p / 2, c.height, c.width);

@@ -13,6 +13,7 @@
 #include "dfs/diffusion/denoiser.h"
 #include "dfs/diffusion/model_impl.h"
 #include "dfs/diffusion/sampler.h"
+#include "fast_cpu.h"
 
 namespace dfs::diffusion {
 
@@ -85,6 +86,20 @@ class FrameCodec {
       const std::vector<std::pair<torch::Tensor, torch::Tensor>>& references = {}) {
     std::vector<Frame> out;
     if (!values.defined() || values.size(0) == 0) return out;
+    if (latent() && channels_last_) {
+      // Fast CPU mode: a frame at a time, its channels-last decoding ([H, W, 3] in memory)
+      // turned into bytes, detail transfer included, in one fused pass (fast_cpu.h).
+      torch::InferenceMode guard;
+      for (int64_t i = 0; i < values.size(0); ++i) {
+        const auto decoded = ae_->decode(layout(values.narrow(0, i, 1)))[0].permute({1, 2, 0});
+        const auto* ref = static_cast<size_t>(i) < references.size() ? &references[i] : nullptr;
+        Frame frame(static_cast<int>(decoded.size(1)), static_cast<int>(decoded.size(0)));
+        fast::finish_frame(decoded, ref ? ref->first : torch::Tensor(),
+                           ref ? ref->second : torch::Tensor(), kDetailTolerance, frame.rgb.data());
+        out.push_back(std::move(frame));
+      }
+      return out;
+    }
     const torch::Tensor pixels = decode_pixels(values);
     for (int64_t i = 0; i < pixels.size(0); ++i) {
       const auto* ref = static_cast<size_t>(i) < references.size() ? &references[i] : nullptr;
