@@ -248,7 +248,7 @@ typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-[[gnu::always_inline]] inline void store_lanes(float* p, Lanes v) {
+[[gnu::always_inline]] inline void store_lanes(float* p, const Lanes& v) {
   std::memcpy(p, &v, sizeof v);
 }
 
@@ -353,11 +353,11 @@ torch::Tensor attention(const torch::Tensor& qkv_in, const AttentionLayout& l, i
   int64_t past = 0;
   if (past_k_in.defined()) {
     past_k = past_k_in.to(torch::kFloat32).contiguous();
-    past_v = past_v_in.to(torch::kFloat32).contiguous();
-    past = past_k.size(2);
+    past_v = past_v_in.defined() ? past_v_in.to(torch::kFloat32).contiguous() : torch::Tensor();
     if (past_k.dim() != 4 || past_k.size(0) != groups || past_k.size(1) != heads ||
-        past_k.size(3) != hd || past_v.sizes() != past_k.sizes())
+        past_k.size(3) != hd || !past_v.defined() || past_v.sizes() != past_k.sizes())
       throw Error("fast attention: the cached keys/values do not match the call");
+    past = past_k.size(2);
   }
   const int64_t skv = past + s;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));

@@ -81,8 +81,8 @@ class SpaceTimeBlockImpl : public torch::nn::Module {
                         const torch::Tensor& rope_cos, const torch::Tensor& rope_sin,
                         const torch::Tensor& mask, const torch::Tensor& past_k,
                         const torch::Tensor& past_v, torch::Tensor* new_k, torch::Tensor* new_v);
-  // The same maths on the fast CPU kernels (src/fast_cpu.h). With a KV cache (past_k/v or
-  // new_k/v) the temporal attention runs the reference module on the cache.
+  // The same maths on the fast CPU kernels (src/fast_cpu.h), KV cache included (past_k/v are
+  // read, new_k/v written in the reference's layout, so a cache serves both paths).
   torch::Tensor forward_fast(const torch::Tensor& h, const torch::Tensor& cond,
                              const torch::Tensor& rope_cos, const torch::Tensor& rope_sin,
                              const torch::Tensor& mask, const torch::Tensor& past_k = {},
