@@ -86,15 +86,20 @@ TEST_CASE("fast forward: a causal model's outputs for frames <= t ignore later f
   CHECK_FALSE(torch::equal(before.slice(1, 4), after.slice(1, 4)));
 }
 
-TEST_CASE("a rollout's exact and fast modes agree and pinned frames stay bit-identical",
-          "[rollout][fast]") {
-  auto model = Model::random("tiny", 4, "cpu");
+namespace {
+
+// A timeline of `frames` positions whose first three are pinned (a pattern varying with x, y
+// and the frame), run through the model in exact mode (twice) and in fast mode. Checks that the
+// exact mode is deterministic and that the fast mode keeps the pinned frames bit-identical;
+// returns the largest byte difference between the two modes.
+int fast_vs_exact_worst(Model& model, int frames, uint64_t seed, bool detail_transfer, int steps) {
   const auto& info = model.info();
-  std::vector<TimelineFrame> timeline(10);
+  std::vector<TimelineFrame> timeline(static_cast<size_t>(frames));
   for (int i = 0; i < 3; ++i) {
     dfs::Frame f(info.width, info.height);
     for (int y = 0; y < info.height; ++y)
-      for (int x = 0; x < 3 * info.width; ++x) f.row(y)[x] = static_cast<uint8_t>(x * 7 + y + i);
+      for (int x = 0; x < 3 * info.width; ++x)
+        f.row(y)[x] = static_cast<uint8_t>((x * 7 + y) % 200 + 20 * i);
     timeline[i].content = f;
     timeline[i].pinned = true;
   }
@@ -102,9 +107,10 @@ TEST_CASE("a rollout's exact and fast modes agree and pinned frames stay bit-ide
     RolloutSettings s;
     s.context = 3;
     s.horizon = 4;
-    s.seed = 9;
+    s.seed = seed;
     s.exact = exact;
-    s.sampler.schedule.steps = 6;
+    s.detail_transfer = detail_transfer;
+    s.sampler.schedule.steps = steps;
     std::vector<dfs::Frame> out(timeline.size());
     RolloutCallbacks cb;
     cb.on_frame = [&](int i, const dfs::Frame& f) { out[static_cast<size_t>(i)] = f; };
@@ -122,8 +128,16 @@ TEST_CASE("a rollout's exact and fast modes agree and pinned frames stay bit-ide
       worst = std::max(worst, std::abs(int(exact[i].rgb[k]) - int(fast[i].rgb[k])));
     if (i < 3) CHECK(fast[i].rgb == timeline[i].content.rgb);
   }
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("a rollout's exact and fast modes agree and pinned frames stay bit-identical",
+          "[rollout][fast]") {
+  auto model = Model::random("tiny", 4, "cpu");
   // Rounding-size differences through 6 sampling steps: at most a couple of 8-bit levels.
-  CHECK(worst <= 2);
+  CHECK(fast_vs_exact_worst(model, 10, 9, false, 6) <= 2);
 }
 
 TEST_CASE(
@@ -215,14 +229,7 @@ TEST_CASE("fast attention equals softmax attention on odd shapes, with cached ke
                                            {2, 1, 3, 1, 16, 9, false}}) {
     const int64_t dim = sh.heads * sh.hd, b = sh.batch, t = sh.frames, l = sh.tokens;
     const auto qkv = torch::randn({b, t, l, 3 * dim}, g, torch::kFloat32);
-    // Temporal layout: position (b, l) across the frames.
-    fast::AttentionLayout layout;
-    layout.outer_count = b;
-    layout.outer_stride = t * l;
-    layout.inner_count = l;
-    layout.inner_stride = 1;
-    layout.seq_stride = l;
-    layout.seq = t;
+    const auto layout = fast::temporal_layout(b, t, l);  // position (b, l) across the frames
     torch::Tensor past_k, past_v, mask;
     if (sh.past > 0) {
       past_k = torch::randn({b * l, sh.heads, sh.past, sh.hd}, g, torch::kFloat32);
@@ -315,38 +322,5 @@ TEST_CASE("the fused frame finish equals detail transfer then 8-bit conversion",
 TEST_CASE("a latent model's rollout: exact and fast modes agree, detail transfer included",
           "[rollout][fast]") {
   auto model = Model::random("latent", 5, "cpu");
-  const auto& info = model.info();
-  std::vector<TimelineFrame> timeline(7);
-  for (int i = 0; i < 3; ++i) {
-    dfs::Frame f(info.width, info.height);
-    for (int y = 0; y < info.height; ++y)
-      for (int x = 0; x < 3 * info.width; ++x)
-        f.row(y)[x] = static_cast<uint8_t>((x / 3 + 2 * y) % 200 + 20 * i);
-    timeline[i].content = f;
-    timeline[i].pinned = true;
-  }
-  const auto run = [&](bool exact) {
-    RolloutSettings s;
-    s.context = 3;
-    s.horizon = 4;
-    s.seed = 3;
-    s.exact = exact;
-    s.detail_transfer = true;
-    s.sampler.schedule.steps = 4;
-    std::vector<dfs::Frame> out(timeline.size());
-    RolloutCallbacks cb;
-    cb.on_frame = [&](int i, const dfs::Frame& f) { out[static_cast<size_t>(i)] = f; };
-    run_rollout(model, timeline, s, cb);
-    return out;
-  };
-  const auto exact = run(true);
-  const auto fast = run(false);
-  int worst = 0;
-  for (size_t i = 0; i < timeline.size(); ++i) {
-    REQUIRE(exact[i].rgb.size() == fast[i].rgb.size());
-    for (size_t k = 0; k < exact[i].rgb.size(); ++k)
-      worst = std::max(worst, std::abs(int(exact[i].rgb[k]) - int(fast[i].rgb[k])));
-    if (i < 3) CHECK(fast[i].rgb == timeline[i].content.rgb);
-  }
-  CHECK(worst <= 2);
+  CHECK(fast_vs_exact_worst(model, 7, 3, true, 4) <= 2);
 }

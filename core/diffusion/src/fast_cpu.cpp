@@ -13,8 +13,12 @@
 #include <vector>
 
 #include "dfs/diffusion/api.h"
+#include "fast_cpu_util.h"
 
 namespace dfs::diffusion::fast {
+
+using detail::chunk_for;
+using detail::exp_nonpositive;
 
 namespace {
 
@@ -59,25 +63,11 @@ void gemm_rm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float 
   find_sgemm()(&ta, &tb, &mi, &ni, &ki, &alpha, b, &la, a, &lb, &beta, c, &lc);
 }
 
-int64_t chunk_for(int64_t items, int64_t minimum) {
-  const int64_t threads = std::max(1, at::get_num_threads());
-  return std::max(minimum, (items + threads - 1) / threads);
-}
-
 }  // namespace
 
 bool available() {
   return find_dnnl_sgemm() != nullptr || find_sgemm() != nullptr;
 }
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-// One build for every x86-64 machine, with AVX-512 and AVX2 versions of the hot loops picked
-// at load time (GCC function multi-versioning); the loops are written for the vectoriser.
-#define DFS_VECTOR_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define DFS_VECTOR_CLONES
-#endif
 
 namespace {
 
@@ -199,30 +189,6 @@ void linear_gated_residual(const torch::Tensor& x_in, const torch::Tensor& weigh
 
 namespace {
 
-// e^x for x <= 0 (softmax after subtracting the row's maximum), in plain arithmetic the
-// compiler vectorises: 2^n by the exponent bits, e^r for |r| <= ln2/2 by Cephes' expf
-// polynomial (relative error ~1e-7, as libm's). x below -87 (and -inf: masked keys) gives 0.
-inline float exp_nonpositive(float x) {
-  const float clamped = x < -87.0f ? -87.0f : x;
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const float shifted = clamped * 1.44269504088896341f + kRound;
-  const float n = shifted - kRound;
-  const float r = clamped - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float y = p * r * r + r + 1.0f;
-  std::int32_t bits;
-  std::memcpy(&bits, &shifted, sizeof bits);
-  const std::int32_t scale_bits = (bits - 0x4B400000 + 127) << 23;  // 2^n
-  float scale;
-  std::memcpy(&scale, &scale_bits, sizeof scale);
-  return x < -87.0f ? 0.0f : y * scale;
-}
-
 // Where one attention head's keys and values come from: `past` cached rows first (row i at
 // past_k + i * hd, already rotated), then `fresh` rows strided in the qkv buffer.
 struct KeySource {
@@ -340,6 +306,26 @@ void attend_head(const float* q, int64_t q_stride, int64_t sq, const KeySource& 
 }
 
 }  // namespace
+
+AttentionLayout spatial_layout(int64_t frames, int64_t tokens) {
+  AttentionLayout l;
+  l.outer_count = frames;
+  l.outer_stride = tokens;
+  l.seq_stride = 1;
+  l.seq = tokens;
+  return l;
+}
+
+AttentionLayout temporal_layout(int64_t batch, int64_t frames, int64_t tokens) {
+  AttentionLayout l;
+  l.outer_count = batch;
+  l.outer_stride = frames * tokens;
+  l.inner_count = tokens;
+  l.inner_stride = 1;
+  l.seq_stride = tokens;
+  l.seq = frames;
+  return l;
+}
 
 torch::Tensor attention(const torch::Tensor& qkv_in, const AttentionLayout& l, int64_t heads,
                         const torch::Tensor& mask_in, const torch::Tensor& past_k_in,
@@ -526,78 +512,6 @@ torch::Tensor conv_transpose_head(const torch::Tensor& h, const torch::Tensor& w
     }
   });
   return image;
-}
-
-void finish_frame(const torch::Tensor& decoded_in, const torch::Tensor& ref_decoded_in,
-                  const torch::Tensor& ref_pixels_in, double tolerance, std::uint8_t* rgb) {
-  const auto decoded = decoded_in.to(torch::kFloat32).contiguous();
-  if (decoded.dim() != 3 || decoded.size(2) != 3)
-    throw Error("finish_frame: decoded must be [H, W, 3]");
-  const int64_t height = decoded.size(0), width = decoded.size(1), plane = height * width;
-  const float* xp = decoded.data_ptr<float>();
-  const auto to_byte = [](float v) {
-    v = v < -1.0f ? -1.0f : (v > 1.0f ? 1.0f : v);
-    // round-half-even like torch::round, then [0, 255] (v in [-1, 1] keeps it there).
-    return static_cast<std::uint8_t>(std::nearbyint((v + 1.0f) * 127.5f));
-  };
-  if (!ref_decoded_in.defined()) {
-    at::parallel_for(0, height, chunk_for(height, 8), [&](int64_t y0, int64_t y1) {
-      for (int64_t i = y0 * width * 3; i < y1 * width * 3; ++i) rgb[i] = to_byte(xp[i]);
-    });
-    return;
-  }
-  const auto r = ref_decoded_in.to(torch::kFloat32).contiguous();
-  const auto p = ref_pixels_in.to(torch::kFloat32).contiguous();
-  if (r.sizes() != torch::IntArrayRef{3, height, width} || p.sizes() != r.sizes())
-    throw Error("finish_frame: the reference does not match the frame");
-  const float* rp = r.data_ptr<float>();
-  const float* pp = p.data_ptr<float>();
-  constexpr int64_t kRadius = 4;  // the 9x9 window
-  // Channel-mean |x - r| per pixel, then its 1x9 row means (valid pixels counted).
-  std::vector<float> diff(plane), rows(plane);
-  at::parallel_for(0, height, chunk_for(height, 8), [&](int64_t y0, int64_t y1) {
-    for (int64_t y = y0; y < y1; ++y) {
-      for (int64_t x = 0; x < width; ++x) {
-        const int64_t i = y * width + x;
-        float sum = 0.0f;
-        for (int64_t c = 0; c < 3; ++c) {
-          float v = xp[i * 3 + c];
-          v = v < -1.0f ? -1.0f : (v > 1.0f ? 1.0f : v);
-          sum += std::fabs(v - rp[c * plane + i]);
-        }
-        diff[i] = sum / 3.0f;
-      }
-      for (int64_t x = 0; x < width; ++x) {
-        const int64_t lo = std::max<int64_t>(0, x - kRadius), hi = std::min(width - 1, x + kRadius);
-        float sum = 0.0f;
-        for (int64_t k = lo; k <= hi; ++k) sum += diff[y * width + k];
-        rows[y * width + x] = sum / static_cast<float>(hi - lo + 1);
-      }
-    }
-  });
-  // 9x1 column means of the row means = the 9x9 mean; the weight; the transfer; the bytes.
-  const float inv_tolerance = static_cast<float>(1.0 / tolerance);
-  at::parallel_for(0, height, chunk_for(height, 8), [&](int64_t y0, int64_t y1) {
-    std::vector<float> weight(width);
-    for (int64_t y = y0; y < y1; ++y) {
-      const int64_t lo = std::max<int64_t>(0, y - kRadius), hi = std::min(height - 1, y + kRadius);
-      const float count = static_cast<float>(hi - lo + 1);
-      for (int64_t x = 0; x < width; ++x) {
-        float sum = 0.0f;
-        for (int64_t k = lo; k <= hi; ++k) sum += rows[k * width + x];
-        const float d = sum / count * inv_tolerance;
-        weight[x] = exp_nonpositive(-d * d);
-      }
-      for (int64_t x = 0; x < width; ++x) {
-        const int64_t i = y * width + x;
-        for (int64_t c = 0; c < 3; ++c) {
-          float v = xp[i * 3 + c];
-          v = v < -1.0f ? -1.0f : (v > 1.0f ? 1.0f : v);
-          rgb[i * 3 + c] = to_byte(v + weight[x] * (pp[c * plane + i] - rp[c * plane + i]));
-        }
-      }
-    }
-  });
 }
 
 }  // namespace dfs::diffusion::fast

@@ -56,6 +56,11 @@ struct AttentionLayout {
   int64_t seq = 0;                                             // sequence length
 };
 
+// The space-time block's two layouts of tokens [B, T, L]: spatial, the L tokens of each of the
+// B * T frames; temporal, each of the B * L positions across the T frames (stride L tokens).
+AttentionLayout spatial_layout(int64_t frames, int64_t tokens);
+AttentionLayout temporal_layout(int64_t batch, int64_t frames, int64_t tokens);
+
 // Multi-head attention softmax(q k^T / sqrt(hd) + mask) v for every group of `layout`, q/k/v
 // read from qkv [tokens, 3 * heads * hd] (q, k, v blocks, heads inside each), output
 // [tokens, heads * hd] in the same token order. mask [seq, seq] additive float or undefined.

@@ -182,26 +182,14 @@ torch::Tensor SpaceTimeBlockImpl::forward_fast(
   auto h = h_in.contiguous().clone();  // updated in place by the gated residuals
 
   // Spatial attention: the tokens of frame (b, t) are one sequence.
-  fast::AttentionLayout spatial_layout;
-  spatial_layout.outer_count = b * t;
-  spatial_layout.outer_stride = l;
-  spatial_layout.seq_stride = 1;
-  spatial_layout.seq = l;
   auto qkv = fast::linear(fast::modulate(h, mod, 0, 1, kLayerNormEps), spatial->qkv->weight,
                           spatial->qkv->bias);
-  auto y = fast::attention(qkv.view({-1, 3 * d}), spatial_layout, heads, {});
+  auto y = fast::attention(qkv.view({-1, 3 * d}), fast::spatial_layout(b * t, l), heads, {});
   fast::linear_gated_residual(y, spatial->proj->weight, spatial->proj->bias, h, mod, 2);
   clock.lap(&ForwardProfile::spatial);
 
   // Temporal attention: position (b, l) across the T frames, read with a stride of L tokens;
   // with a KV cache also across the cached frames before them.
-  fast::AttentionLayout temporal_layout;
-  temporal_layout.outer_count = b;
-  temporal_layout.outer_stride = t * l;
-  temporal_layout.inner_count = l;
-  temporal_layout.inner_stride = 1;
-  temporal_layout.seq_stride = l;
-  temporal_layout.seq = t;
   qkv = fast::linear(fast::modulate(h, mod, 3, 4, kLayerNormEps), temporal->qkv->weight,
                      temporal->qkv->bias);
   if (rope_cos.defined()) fast::rope_inplace(qkv, rope_cos, rope_sin, heads);
@@ -215,7 +203,8 @@ torch::Tensor SpaceTimeBlockImpl::forward_fast(
     if (new_k != nullptr) *new_k = cache_layout(1);
     if (new_v != nullptr) *new_v = cache_layout(2);
   }
-  y = fast::attention(qkv.view({-1, 3 * d}), temporal_layout, heads, mask, past_k, past_v);
+  y = fast::attention(qkv.view({-1, 3 * d}), fast::temporal_layout(b, t, l), heads, mask, past_k,
+                      past_v);
   fast::linear_gated_residual(y, temporal->proj->weight, temporal->proj->bias, h, mod, 5);
   clock.lap(&ForwardProfile::temporal);
 
