@@ -177,7 +177,6 @@ torch::Tensor SpaceTimeBlockImpl::forward_fast(
   StageClock clock(profile);
   // [B, T, 9d]: shift/scale/gate x 3
   const auto mod = fast::linear(cond, modulation->weight, modulation->bias);
-  const auto m = mod.unsqueeze(2).chunk(9, -1);  // each [B, T, 1, d]
   clock.lap(&ForwardProfile::modulation);
   auto h = h_in.contiguous().clone();  // updated in place by the gated residuals
 
