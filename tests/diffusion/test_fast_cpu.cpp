@@ -301,7 +301,7 @@ TEST_CASE("the fused frame finish equals detail transfer then 8-bit conversion",
   for (const bool with_reference : {false, true}) {
     const auto clamped = decoded.clamp(-1, 1);
     const auto want = to_bytes(
-        with_reference ? transfer_detail(clamped, ref_decoded, ref_pixels, kDetailTolerance, true)
+        with_reference ? transfer_detail(clamped, ref_decoded, ref_pixels, kDetailTolerance)
                        : clamped);
     std::vector<std::uint8_t> got(static_cast<size_t>(h * w * 3));
     fast::finish_frame(hwc, with_reference ? ref_decoded : torch::Tensor(),

@@ -197,13 +197,6 @@ TEST_CASE(
       transfer_detail(torch::stack({ref_decoded, half}), ref_decoded, ref_pixels, kDetailTolerance);
   CHECK(torch::equal(batch[1], mixed));
   CHECK(batch.abs().max().item<float>() <= 1.0f);
-  // The fast mode's separable 9x9 mean gives the same result up to float rounding, borders
-  // included (a random difference map, so every position's average matters).
-  const auto noisy = (ref_decoded + torch::randn({3, 48, 64}) * 0.1).clamp(-1, 1);
-  const auto full = transfer_detail(noisy, ref_decoded, ref_pixels, kDetailTolerance);
-  const auto separable =
-      transfer_detail(noisy, ref_decoded, ref_pixels, kDetailTolerance, /*separable=*/true);
-  CHECK((full - separable).abs().max().item<float>() < 1e-5f);
 }
 
 TEST_CASE("a latent model file holds transformer and autoencoder, loading checks both",

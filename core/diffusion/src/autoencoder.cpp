@@ -253,19 +253,13 @@ int64_t AutoencoderImpl::decoder_parameter_count() const {
 }
 
 torch::Tensor transfer_detail(const torch::Tensor& decoded, const torch::Tensor& ref_decoded,
-                              const torch::Tensor& ref_pixels, double tolerance, bool separable) {
+                              const torch::Tensor& ref_pixels, double tolerance) {
   const bool single = decoded.dim() == 3;
   const auto x = single ? decoded.unsqueeze(0) : decoded;
   const auto r = ref_decoded.dim() == 3 ? ref_decoded.unsqueeze(0) : ref_decoded;
   const auto p = ref_pixels.dim() == 3 ? ref_pixels.unsqueeze(0) : ref_pixels;
-  const auto diff = (x - r).abs().mean(1, /*keepdim=*/true);
-  // Without counting the padding the 9x9 mean is the 9x1 mean of 1x9 means: the valid count
-  // factors into a row count and a column count.
-  const auto d =
-      separable
-          ? torch::avg_pool2d(torch::avg_pool2d(diff, {1, 9}, 1, {0, 4}, false, false), {9, 1}, 1,
-                              {4, 0}, false, false)
-          : torch::avg_pool2d(diff, 9, 1, 4, /*ceil_mode=*/false, /*count_include_pad=*/false);
+  const auto d = torch::avg_pool2d((x - r).abs().mean(1, /*keepdim=*/true), 9, 1, 4,
+                                   /*ceil_mode=*/false, /*count_include_pad=*/false);
   const auto m = torch::exp(-(d / tolerance).square());
   const auto out = (x + m * (p - r)).clamp(-1, 1);
   return single ? out[0] : out;

@@ -65,18 +65,10 @@ class FrameCodec {
   torch::Tensor decode_pixels(const torch::Tensor& values) {
     if (!latent()) return values;
     torch::InferenceMode guard;
-    if (!channels_last_ || values.size(0) == 1)
-      return ae_->decode(layout(values.to(device_)))
-          .clamp(-1, 1)
-          .to(torch::kCPU, torch::kFloat32)
-          .contiguous();
-    // Fast CPU mode: a frame at a time. A batch's decoder activations (12 frames: ~28 MB at
-    // 128x96x48) fall out of the cache; a frame at a time ran 20-25 % faster per frame on the
-    // 2-core machine (same maths: each frame's decoding is independent of its batch).
-    std::vector<torch::Tensor> frames;
-    for (int64_t i = 0; i < values.size(0); ++i)
-      frames.push_back(ae_->decode(layout(values.narrow(0, i, 1))).clamp(-1, 1).contiguous());
-    return torch::cat(frames);
+    return ae_->decode(layout(values.to(device_)))
+        .clamp(-1, 1)
+        .to(torch::kCPU, torch::kFloat32)
+        .contiguous();
   }
   // [N, C, h, w] -> frames. With references (latent models; one per frame, each a pair of the
   // reference's decoding and its true pixels, or undefined tensors for none), the references'
@@ -87,8 +79,10 @@ class FrameCodec {
     std::vector<Frame> out;
     if (!values.defined() || values.size(0) == 0) return out;
     if (latent() && channels_last_) {
-      // Fast CPU mode: a frame at a time, its channels-last decoding ([H, W, 3] in memory)
-      // turned into bytes, detail transfer included, in one fused pass (fast_cpu.h).
+      // Fast CPU mode: a frame at a time (a 12-frame batch's decoder activations, ~28 MB at
+      // 128x96x48, fall out of the cache: 46.7 against 53 frames/s for full_sequence s10 on the
+      // 2-core VM), its channels-last decoding ([H, W, 3] in memory) turned into bytes, detail
+      // transfer included, in one fused pass (fast_cpu.h).
       torch::InferenceMode guard;
       for (int64_t i = 0; i < values.size(0); ++i) {
         const auto decoded = ae_->decode(layout(values.narrow(0, i, 1)))[0].permute({1, 2, 0});
@@ -106,8 +100,7 @@ class FrameCodec {
       if (ref && ref->first.defined()) {
         torch::InferenceMode guard;
         out.push_back(
-            tensor_to_frame(transfer_detail(pixels[i], ref->first, ref->second, kDetailTolerance,
-                                            /*separable=*/channels_last_)));
+            tensor_to_frame(transfer_detail(pixels[i], ref->first, ref->second, kDetailTolerance)));
       } else {
         out.push_back(tensor_to_frame(pixels[i]));
       }

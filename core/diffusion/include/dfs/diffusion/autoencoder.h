@@ -112,11 +112,9 @@ double fit_preview(Autoencoder& ae, const torch::Tensor& frames);
 // pixel and its border). Moving parts (d >> tolerance) keep the plain decoding. All [3, H, W]
 // or [N, 3, H, W] in [-1, 1]; the result is clamped to [-1, 1]. Where decoded == ref_decoded
 // the result is ref_pixels to float rounding (the same 8-bit frame).
-// separable: the 9x9 mean as a 1x9 then a 9x1 mean (the same average at every pixel, borders
-// included, up to float rounding; half the work), for the engine's fast mode.
+// (The fast mode's fused version is fast::finish_frame, core/diffusion/src/fast_cpu.h.)
 torch::Tensor transfer_detail(const torch::Tensor& decoded, const torch::Tensor& ref_decoded,
-                              const torch::Tensor& ref_pixels, double tolerance,
-                              bool separable = false);
+                              const torch::Tensor& ref_pixels, double tolerance);
 // In [-1, 1] units (0.2 = 25 levels of 255). Chosen on the held-out parts of the moving-camera
 // clips (visp_mire2, visp_cube, Megamind) and vtest: PSNR rose on all of them from 0.025 to
 // 0.2; 0.4 was mixed (models/README.md).
