@@ -13,7 +13,10 @@ core=(cmake ninja-build g++ pkg-config ccache libtorch-dev nlohmann-json3-dev li
       catch2
       # Debian's LibTorch multiplies matrices on the reference BLAS (~30x slower) unless an
       # optimised libblas.so.3 alternative is installed.
-      libopenblas0-pthread)
+      libopenblas0-pthread
+      # oneDNN's headers: the decoder runs on its Winograd convolutions (the library itself
+      # comes with libtorch-dev).
+      libdnnl-dev)
 full=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
       libopencv-core-dev libopencv-imgproc-dev
       qt6-base-dev libqt6opengl6-dev libgl-dev libimgui-dev

@@ -383,7 +383,19 @@ void run_bench(const BenchArgs& a) {
              (reps * a.horizon);
     };
     const double enc = time_ms([&] { ae->encode(pixels); });
-    const double dec = time_ms([&] { ae->decode(latents); });
+    // The decoder as the rollout runs it: a frame at a time (and beside it LibTorch's own
+    // kernels, when the fast mode decodes with oneDNN's Winograd plan).
+    auto& impl = dd::model_impl(model);
+    const double dec = time_ms([&] {
+      for (int64_t i = 0; i < latents.size(0); ++i)
+        dd::decode_frame(impl, latents.narrow(0, i, 1), a.exact);
+    });
+    const std::string dec_kernels = dd::decoder_kernels(impl, a.exact);
+    double dec_libtorch = dec;
+    if (!a.exact && impl.fast_decoder)
+      dec_libtorch = time_ms([&] {
+        for (int64_t i = 0; i < latents.size(0); ++i) ae->decode(latents.narrow(0, i, 1));
+      });
     const double pre = time_ms([&] { ae->preview(latents); });
     const double tf = profile["ms_forward"].get<double>();
     const auto& first = report["cases"][0];
@@ -392,6 +404,8 @@ void run_bench(const BenchArgs& a) {
     report["autoencoder"] = {
         {"encoder_ms_per_frame", enc},
         {"decoder_ms_per_frame", dec},
+        {"decoder_kernels", dec_kernels},
+        {"decoder_libtorch_ms_per_frame", dec_libtorch},
         {"preview_ms_per_frame", pre},
         {"encoder_parameters", ae->encoder_parameter_count()},
         {"decoder_parameters", ae->decoder_parameter_count()},
@@ -400,12 +414,15 @@ void run_bench(const BenchArgs& a) {
     if (!a.json)
       std::printf(
           "  latent model, %dx%dx%d latents: encoder %.1f ms/frame (%lld parameters), decoder "
-          "%.1f ms/frame (%lld parameters), preview map %.2f ms/frame; transformer %.1f ms per "
-          "%d-frame forward = %.1f ms per generated frame in the first case\n",
+          "%.1f ms/frame (%lld parameters; %s%s), preview map %.2f ms/frame; transformer %.1f "
+          "ms per %d-frame forward = %.1f ms per generated frame in the first case\n",
           ci.width, ci.height, ci.channels, enc,
           static_cast<long long>(ae->encoder_parameter_count()), dec,
-          static_cast<long long>(ae->decoder_parameter_count()), pre, tf, a.context + a.horizon,
-          tf * forwards_per_frame);
+          static_cast<long long>(ae->decoder_parameter_count()), dec_kernels.c_str(),
+          dec_libtorch != dec
+              ? (", LibTorch " + std::to_string(dec_libtorch).substr(0, 4) + " ms").c_str()
+              : "",
+          pre, tf, a.context + a.horizon, tf * forwards_per_frame);
   }
   if (a.json) {
     std::cout << report.dump(2) << "\n";

@@ -11,6 +11,7 @@
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/model_file.h"
 #include "dfs/diffusion/model_impl.h"
+#include "fast_decoder.h"
 
 namespace dfs::diffusion {
 
@@ -77,6 +78,9 @@ Model make_model(Denoiser net, const ModelConfig& config, const nlohmann::json& 
     ae->to(impl->device);  // float32 everywhere: decoding quality is worth more than speed
     ae->eval();
     impl->ae = ae;
+    const char* fast_decoder = std::getenv("DFS_FAST_DECODER");
+    if (impl->device.is_cpu() && !(fast_decoder && std::string(fast_decoder) == "off"))
+      impl->fast_decoder = fast::FastDecoder::create(*ae, config.height, config.width);
     impl->x0_clamp = ae->config().latent_clamp;
     info.width = config.width * kLatentFactor;
     info.height = config.height * kLatentFactor;
@@ -97,6 +101,20 @@ Model make_model(Denoiser net, const ModelConfig& config, const nlohmann::json& 
 }
 
 }  // namespace
+
+torch::Tensor decode_frame(Model::Impl& model, const torch::Tensor& latent, bool exact) {
+  if (!exact && model.fast_decoder && latent.device().is_cpu())
+    return model.fast_decoder->decode_hwc(model.ae->denormalise(latent));
+  const bool channels_last = !exact && model.device.is_cpu();
+  const auto x = latent.to(model.device);
+  return model.ae->decode(channels_last ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x)[0]
+      .permute({1, 2, 0});
+}
+
+std::string decoder_kernels(const Model::Impl& model, bool exact) {
+  if (!exact && model.fast_decoder) return model.fast_decoder->describe();
+  return exact || !model.device.is_cpu() ? "LibTorch" : "LibTorch, channels-last";
+}
 
 Model::Model(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 

@@ -48,7 +48,10 @@ class FrameCodec {
  public:
   // exact: LibTorch's default layouts and the reference 9x9 mean (the exact mode's bytes).
   FrameCodec(Model::Impl& model, bool exact)
-      : ae_(model.ae), device_(model.device), channels_last_(!exact && model.device.is_cpu()) {}
+      : model_(model),
+        ae_(model.ae),
+        device_(model.device),
+        channels_last_(!exact && model.device.is_cpu()) {}
   bool latent() const { return static_cast<bool>(ae_); }
 
   // Frames (model resolution) -> [N, C, h, w] on the CPU.
@@ -65,6 +68,12 @@ class FrameCodec {
   torch::Tensor decode_pixels(const torch::Tensor& values) {
     if (!latent()) return values;
     torch::InferenceMode guard;
+    if (channels_last_) {  // the fast mode's decoder, as decode() runs it
+      std::vector<torch::Tensor> frames;
+      for (int64_t i = 0; i < values.size(0); ++i)
+        frames.push_back(decode_hwc(values.narrow(0, i, 1)).permute({2, 0, 1}));
+      return torch::stack(frames).clamp(-1, 1).contiguous();
+    }
     return ae_->decode(layout(values.to(device_)))
         .clamp(-1, 1)
         .to(torch::kCPU, torch::kFloat32)
@@ -81,11 +90,12 @@ class FrameCodec {
     if (latent() && channels_last_) {
       // Fast CPU mode: a frame at a time (a 12-frame batch's decoder activations, ~28 MB at
       // 128x96x48, fall out of the cache: 46.7 against 53 frames/s for full_sequence s10 on the
-      // 2-core VM), its channels-last decoding ([H, W, 3] in memory) turned into bytes, detail
-      // transfer included, in one fused pass (fast_cpu.h).
+      // 2-core VM), decoded by oneDNN's Winograd plan where there is one (fast_decoder.h), its
+      // [H, W, 3] decoding turned into bytes, detail transfer included, in one fused pass
+      // (fast_cpu.h).
       torch::InferenceMode guard;
       for (int64_t i = 0; i < values.size(0); ++i) {
-        const auto decoded = ae_->decode(layout(values.narrow(0, i, 1)))[0].permute({1, 2, 0});
+        const auto decoded = decode_hwc(values.narrow(0, i, 1));
         const auto* ref = static_cast<size_t>(i) < references.size() ? &references[i] : nullptr;
         Frame frame(static_cast<int>(decoded.size(1)), static_cast<int>(decoded.size(0)));
         fast::finish_frame(decoded, ref ? ref->first : torch::Tensor(),
@@ -115,11 +125,16 @@ class FrameCodec {
   }
 
  private:
+  // One frame [1, C, h, w] -> [H, W, 3], the fast mode's decoder (model_impl.h).
+  torch::Tensor decode_hwc(const torch::Tensor& value) {
+    return decode_frame(model_, value, false);
+  }
   // Channels-last activations let oneDNN's CPU convolutions run 20-30 % faster (same maths;
   // the exact mode keeps LibTorch's default layout and so its bytes).
   torch::Tensor layout(const torch::Tensor& x) const {
     return channels_last_ ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
   }
+  Model::Impl& model_;
   Autoencoder ae_;
   torch::Device device_;
   bool channels_last_;

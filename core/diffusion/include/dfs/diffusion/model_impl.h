@@ -20,11 +20,18 @@
 
 namespace dfs::diffusion {
 
+namespace fast {
+class FastDecoder;  // src/fast_decoder.h
+}
+
 // What the engine holds behind a dfs::diffusion::Model handle.
 struct Model::Impl {
   ModelConfig config;
   Denoiser net{nullptr};
   Autoencoder ae{nullptr};  // latent models only: frames <-> latents (float32, on `device`)
+  // The decoder on oneDNN's Winograd kernels (CPU latent models; null where unavailable or
+  // DFS_FAST_DECODER=off). Built at load from ae's weights.
+  std::shared_ptr<fast::FastDecoder> fast_decoder;
   NoiseSchedule schedule;
   torch::Device device{torch::kCPU};
   torch::ScalarType dtype = torch::kFloat32;  // weights' dtype on the device (bf16 on CUDA)
@@ -36,6 +43,14 @@ struct Model::Impl {
 inline Model::Impl& model_impl(const Model& model) {
   return *model.impl_;
 }
+
+// A latent model's decoder as the rollout runs it, one frame: normalised latents [1, C, h, w]
+// -> RGB [8h, 8w, 3] in [-1, 1] before clamping. exact: LibTorch in its default layout (the
+// exact mode's bytes); else, on the CPU, oneDNN's Winograd plan where there is one
+// (fast_decoder), or LibTorch channels-last.
+torch::Tensor decode_frame(Model::Impl& model, const torch::Tensor& latent, bool exact);
+// Which kernels decode_frame runs, in words.
+std::string decoder_kernels(const Model::Impl& model, bool exact);
 
 // Parses "auto" (CUDA if available), "cpu", "cuda", "cuda:N". Throws Error.
 torch::Device parse_device(const std::string& device);

@@ -1,0 +1,89 @@
+// The decoder on oneDNN's Winograd convolutions (src/fast_decoder.h) against LibTorch's.
+#include <torch/torch.h>
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <string>
+
+#include "dfs/diffusion/autoencoder.h"
+#include "dfs/diffusion/model.h"
+#include "dfs/diffusion/model_impl.h"
+#include "dfs_skip.h"
+#include "fast_decoder.h"
+
+using namespace dfs::diffusion;
+
+namespace {
+
+Autoencoder random_autoencoder(const std::string& preset, uint64_t seed) {
+  Autoencoder ae(autoencoder_preset(preset));
+  ae->reset_parameters(seed);
+  // reset_parameters leaves biases at zero and residual branches small: make both count.
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(seed + 1);
+  for (auto& item : ae->decoder->named_parameters()) {
+    auto& p = item.value();
+    if (p.dim() == 1) p.copy_(torch::rand(p.sizes(), gen).sub(0.5).mul(0.2));
+    if (item.key().find(".b.weight") != std::string::npos) p.mul_(5.0);
+  }
+  ae->eval();
+  return ae;
+}
+
+// The oneDNN plan's [H, W, 3] against LibTorch's decoder, relative to the largest value.
+double worst_gap(Autoencoder& ae, fast::FastDecoder& decoder, int64_t h, int64_t w, uint64_t seed) {
+  torch::InferenceMode guard;
+  auto gen = at::detail::createCPUGenerator(seed);
+  const auto z = torch::randn({1, ae->config().latent_channels, h, w}, gen);
+  const auto reference = ae->decode_raw(z)[0].permute({1, 2, 0});
+  const auto fast = decoder.decode_hwc(z);
+  REQUIRE(fast.sizes() == reference.sizes());
+  REQUIRE(fast.is_contiguous());
+  return (fast - reference).abs().max().item<double>() /
+         std::max(1e-12, reference.abs().max().item<double>());
+}
+
+}  // namespace
+
+TEST_CASE("the Winograd decoder equals LibTorch's decoder up to float rounding",
+          "[fast][decoder]") {
+  for (const char* preset : {"ae-demo", "ae-tiny"}) {  // ae-tiny: widths not multiples of 16
+    INFO(preset);
+    auto ae = random_autoencoder(preset, 11);
+    const auto decoder = fast::FastDecoder::create(*ae, 12, 16);
+    if (!decoder) DFS_SKIP("no oneDNN Winograd plan on this build or CPU");
+    INFO(decoder->describe());
+    CHECK(decoder->describe().find("Winograd") != std::string::npos);
+    CHECK(worst_gap(ae, *decoder, 12, 16, 1) < 1e-4);
+    // Other latent sizes get their own plan on first use, odd ones included.
+    CHECK(worst_gap(ae, *decoder, 5, 7, 2) < 1e-4);
+    CHECK(worst_gap(ae, *decoder, 1, 1, 3) < 1e-4);
+    CHECK(worst_gap(ae, *decoder, 12, 16, 4) < 1e-4);  // the first plan again, new input
+  }
+}
+
+TEST_CASE("the Winograd decoder refuses what it does not know, and latents of the wrong shape",
+          "[fast][decoder]") {
+  auto ae = random_autoencoder("ae-tiny", 3);
+  if (!fast::FastDecoder::create(*ae, 4, 4)) DFS_SKIP("no oneDNN Winograd plan here");
+  ae->decoder->push_back(torch::nn::Tanh());  // a layer the plan does not understand
+  CHECK(fast::FastDecoder::create(*ae, 4, 4) == nullptr);
+
+  auto plain = random_autoencoder("ae-tiny", 3);
+  const auto decoder = fast::FastDecoder::create(*plain, 4, 4);
+  REQUIRE(decoder);
+  CHECK_THROWS(decoder->decode_hwc(torch::zeros({1, 3, 4, 4})));  // 3 channels, not 8
+  CHECK_THROWS(decoder->decode_hwc(torch::zeros({2, 8, 4, 4})));  // one frame at a time
+}
+
+TEST_CASE("a latent model on the CPU decodes with the Winograd plan unless switched off",
+          "[fast][decoder]") {
+  auto ae = random_autoencoder("ae-demo", 1);
+  if (!fast::FastDecoder::create(*ae, 4, 4)) DFS_SKIP("no oneDNN Winograd plan here");
+  auto model = Model::random("latent", 2, "cpu");
+  CHECK(model_impl(model).fast_decoder != nullptr);
+  setenv("DFS_FAST_DECODER", "off", 1);
+  auto plain = Model::random("latent", 2, "cpu");
+  unsetenv("DFS_FAST_DECODER");
+  CHECK(model_impl(plain).fast_decoder == nullptr);
+}
