@@ -311,6 +311,11 @@ void run_bench(const BenchArgs& a) {
         {"frames_per_second", frames_out / result.seconds},
         {"forwards", result.model_forwards},
         {"ms_per_forward", 1000.0 * result.seconds / std::max(1, result.model_forwards)},
+        {"ms_model", 1000.0 * result.seconds_model},
+        {"ms_decode", 1000.0 * result.seconds_decode},
+        {"ms_encode", 1000.0 * result.seconds_encode},
+        {"ms_other", 1000.0 * (result.seconds - result.seconds_model - result.seconds_decode -
+                               result.seconds_encode)},
         {"peak_rss_mib", peak_rss_kib() / 1024.0}};
   };
 
@@ -340,6 +345,16 @@ void run_bench(const BenchArgs& a) {
       std::printf("\n");
       std::fflush(stdout);
     }
+  }
+  if (!a.json) {
+    std::printf(
+        "  where each case's time went (ms): network forwards / decoding frames / "
+        "encoding frames / sampler and the rest\n");
+    for (const auto& row : report["cases"])
+      std::printf("    %-32s %7.0f / %5.0f / %5.0f / %5.0f\n",
+                  row["case"].get<std::string>().c_str(), row["ms_model"].get<double>(),
+                  row["ms_decode"].get<double>(), row["ms_encode"].get<double>(),
+                  row["ms_other"].get<double>());
   }
   if (a.contended) {
     report["contended_worst_slowdown"] = worst_slowdown;

@@ -1,4 +1,5 @@
 // The decoder on oneDNN's Winograd convolutions (src/fast_decoder.h) against LibTorch's.
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 #include <catch2/catch.hpp>
 
@@ -59,6 +60,11 @@ TEST_CASE("the Winograd decoder equals LibTorch's decoder up to float rounding",
     CHECK(worst_gap(ae, *decoder, 5, 7, 2) < 1e-4);
     CHECK(worst_gap(ae, *decoder, 1, 1, 3) < 1e-4);
     CHECK(worst_gap(ae, *decoder, 12, 16, 4) < 1e-4);  // the first plan again, new input
+    // The engine moves between 1 and all threads with the load: a plan per thread count.
+    const int threads = at::get_num_threads();
+    at::set_num_threads(threads == 1 ? 2 : 1);
+    CHECK(worst_gap(ae, *decoder, 12, 16, 5) < 1e-4);
+    at::set_num_threads(threads);
   }
 }
 

@@ -7,9 +7,13 @@
 
 #include <dnnl.hpp>
 
+#include <ATen/Parallel.h>
+
+#include <array>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -157,7 +161,7 @@ class Plan {
         .view({out_h_ * r, out_w_ * r, 3});
   }
 
-  int convolutions = 0, winograd = 0;
+  int convolutions = 0, winograd = 0, winograd_4x3 = 0;
   bool reference_kernel = false;  // oneDNN fell back to a reference (slow) implementation
 
  private:
@@ -227,6 +231,7 @@ class Plan {
     }
     ++convolutions;
     if (winograd) ++this->winograd;
+    if (std::string(pd.impl_info_str()).find("wino_4x3") != std::string::npos) ++winograd_4x3;
     // Weights (OIHW in the module) reordered once into the primitive's own format.
     memory user_w({wd, kF32, Tag::oihw}, eng, weight.data_ptr());
     memory w(pd.weights_desc(), eng);
@@ -253,12 +258,22 @@ class DnnlDecoder final : public FastDecoder {
   DnnlDecoder(std::vector<Layer> layers, int64_t channels)
       : layers_(std::move(layers)), channels_(channels), stream_(cpu_engine()) {}
 
-  // The plan for h x w, built on first use (null when oneDNN would run a reference kernel).
+  // The plan for h x w at the current intra-op thread count (oneDNN sizes a primitive's work
+  // split when it is created, and the engine follows the machine's load between 1 and all
+  // cores: load_adaptive.h), built on first use; null when oneDNN refuses a primitive or would
+  // run a reference kernel.
   Plan* plan(int64_t h, int64_t w) {
-    auto& found = plans_[{h, w}];
-    if (!found) {
-      found = std::make_unique<Plan>(layers_, channels_, h, w);
-      if (found->reference_kernel || found->winograd == 0) found.reset();
+    const std::array<int64_t, 3> key{h, w, at::get_num_threads()};
+    if (plans_.size() >= 8 && !plans_.count(key)) plans_.clear();  // sizes seen: a handful
+    auto& found = plans_[key];
+    if (!found && !refused_.count(key)) {
+      try {
+        found = std::make_unique<Plan>(layers_, channels_, h, w);
+      } catch (const std::exception&) {
+        found.reset();
+      }
+      if (found && (found->reference_kernel || found->winograd == 0)) found.reset();
+      if (!found) refused_.insert(key);
     }
     return found.get();
   }
@@ -268,16 +283,18 @@ class DnnlDecoder final : public FastDecoder {
       throw std::invalid_argument("FastDecoder::decode_hwc: latents must be [1, C, h, w]");
     std::lock_guard<std::mutex> lock(mutex_);
     Plan* p = plan(raw_latent.size(2), raw_latent.size(3));
-    if (p == nullptr) throw std::runtime_error("FastDecoder: no fast plan for this size");
+    if (p == nullptr) return {};
     return p->run(stream_, raw_latent.cpu());
   }
 
   std::string describe() const override {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (plans_.empty() || !plans_.begin()->second) return "oneDNN: no plan";
-    const Plan& p = *plans_.begin()->second;
-    return "oneDNN: " + std::to_string(p.winograd) + " of " + std::to_string(p.convolutions) +
-           " convolutions Winograd";
+    for (const auto& [key, p] : plans_)
+      if (p)
+        return "oneDNN Winograd" + std::string(p->winograd_4x3 ? " F(4x4,3x3)" : " F(2x2,3x3)") +
+               ": " + std::to_string(p->winograd) + " of " + std::to_string(p->convolutions) +
+               " convolutions";
+    return "oneDNN: no plan";
   }
 
  private:
@@ -285,7 +302,8 @@ class DnnlDecoder final : public FastDecoder {
   int64_t channels_;
   mutable std::mutex mutex_;
   dnnl::stream stream_;
-  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Plan>> plans_;
+  std::map<std::array<int64_t, 3>, std::unique_ptr<Plan>> plans_;  // (h, w, threads)
+  std::set<std::array<int64_t, 3>> refused_;
 };
 
 }  // namespace

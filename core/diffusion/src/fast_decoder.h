@@ -42,9 +42,10 @@ class FastDecoder {
   virtual ~FastDecoder() = default;
 
   // Un-normalised latents [1, C, h, w] (any layout) -> decoded RGB [8h, 8w, 3] (HWC,
-  // contiguous, float32, not clamped). Thread-safe (calls are serialised).
+  // contiguous, float32, not clamped); undefined when oneDNN has no fast plan for this size
+  // (decode with LibTorch then). Thread-safe (calls are serialised).
   virtual torch::Tensor decode_hwc(const torch::Tensor& raw_latent) = 0;
-  // Which kernels the plan uses, e.g. "oneDNN: 10 of 10 convolutions Winograd".
+  // Which kernels the plan uses, e.g. "oneDNN Winograd F(4x4,3x3): 10 of 10 convolutions".
   virtual std::string describe() const = 0;
 };
 

@@ -104,7 +104,9 @@ Model make_model(Denoiser net, const ModelConfig& config, const nlohmann::json& 
 
 torch::Tensor decode_frame(Model::Impl& model, const torch::Tensor& latent, bool exact) {
   if (!exact && model.fast_decoder && latent.device().is_cpu())
-    return model.fast_decoder->decode_hwc(model.ae->denormalise(latent));
+    if (auto decoded = model.fast_decoder->decode_hwc(model.ae->denormalise(latent));
+        decoded.defined())
+      return decoded;
   const bool channels_last = !exact && model.device.is_cpu();
   const auto x = latent.to(model.device);
   return model.ae->decode(channels_last ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x)[0]

@@ -289,7 +289,16 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
 
   auto generator = at::detail::createCPUGenerator(settings.seed);
   ModelDenoiser denoiser(impl, settings.kv_cache, settings.exact);
-  const DenoiseFn denoise = denoiser.fn();
+  const auto seconds_since = [](std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  const DenoiseFn network = denoiser.fn();
+  const DenoiseFn denoise = [&](const DenoiseCall& call) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto x0 = network(call);
+    result.seconds_model += seconds_since(t0);
+    return x0;
+  };
   const int channels = impl.config.channels;
 
   for (size_t w = 0; w < plans.size() && !result.cancelled; ++w) {
@@ -312,7 +321,9 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
       }
     }
     if (!to_encode.empty()) {
+      const auto t0 = std::chrono::steady_clock::now();
       const auto values = codec.encode(to_encode_frames);
+      result.seconds_encode += seconds_since(t0);
       for (size_t i = 0; i < to_encode.size(); ++i)
         encoded[to_encode[i]] = values[static_cast<int64_t>(i)];
     }
@@ -342,6 +353,7 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
     std::vector<std::pair<int, torch::Tensor>> pending;
     const auto flush = [&] {
       if (pending.empty()) return;
+      const auto t0 = std::chrono::steady_clock::now();  // references included
       std::vector<torch::Tensor> values;
       std::vector<std::pair<torch::Tensor, torch::Tensor>> refs;
       for (const auto& [k, v] : pending) {
@@ -349,6 +361,7 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
         refs.push_back(reference_for(plan.frames[k]));
       }
       const auto decoded = codec.decode(torch::stack(values), refs);
+      result.seconds_decode += seconds_since(t0);
       for (size_t i = 0; i < pending.size(); ++i) {
         const int index = plan.frames[pending[i].first];
         if (codec.latent()) generated_latent[index] = pending[i].second;

@@ -97,13 +97,13 @@ struct GuidanceSettings {
 
 // How a frame moves from one level to the next. Both spend one model call per step.
 enum class Solver {
-  Ddim,      // first order: DDIM (Song et al. 2021) with eta = 0, DDPM-like with eta > 0
-  DpmPP2M,   // DPM-Solver++(2M) (Lu et al. 2022, Alg. 2; k-diffusion's sample_dpmpp_2m), per
-             // frame: each frame's step uses its own previous x0 estimate; deterministic
-             // (eta must be 0). Reaches DDIM's quality in fewer steps.
+  Ddim,     // first order: DDIM (Song et al. 2021) with eta = 0, DDPM-like with eta > 0
+  DpmPP2M,  // DPM-Solver++(2M) (Lu et al. 2022, Alg. 2; k-diffusion's sample_dpmpp_2m), per
+            // frame: each frame's step uses its own previous x0 estimate; deterministic
+            // (eta must be 0). Reaches DDIM's quality in fewer steps.
 };
-const char* to_string(Solver solver);                   // "ddim", "dpmpp-2m"
-Solver solver_from_string(const std::string& name);     // throws Error
+const char* to_string(Solver solver);                // "ddim", "dpmpp-2m"
+Solver solver_from_string(const std::string& name);  // throws Error
 
 struct SamplerSettings {
   ScheduleSettings schedule;              // matrix shape and step count
@@ -216,6 +216,10 @@ struct RolloutResult {
   int frames_final = 0;    // how many timeline positions were finalised (from index 0)
   double seconds = 0;      // wall time
   int model_forwards = 0;  // batched forward calls
+  // Where the wall time went: the network's forwards, decoding final frames into bytes
+  // (detail transfer included), encoding timeline frames; the rest is the sampler's own work
+  // and bookkeeping.
+  double seconds_model = 0, seconds_decode = 0, seconds_encode = 0;
 };
 
 // Denoises every unpinned frame of `timeline` (any length; memory does not grow with it:
