@@ -324,3 +324,10 @@ TEST_CASE("a latent model's rollout: exact and fast modes agree, detail transfer
   auto model = Model::random("latent", 5, "cpu");
   CHECK(fast_vs_exact_worst(model, 7, 3, true, 4) <= 2);
 }
+
+TEST_CASE("the shipped latent model: exact and fast modes agree, Winograd decoder included",
+          "[rollout][fast]") {
+  auto model = Model::load(std::string(DFS_SOURCE_DIR) + "/models/demo.safetensors", "cpu");
+  INFO(decoder_kernels(model_impl(model), false));
+  CHECK(fast_vs_exact_worst(model, 8, 5, true, 4) <= 2);
+}
