@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -65,6 +66,35 @@ TEST_CASE("fast CPU forward equals the reference forward up to float rounding", 
     REQUIRE(fast.sizes() == reference.sizes());
     // Different summation order only: a relative gap of float32 rounding size.
     CHECK(relative_gap(fast, reference) < 1e-5);
+  }
+}
+
+TEST_CASE("fast forward: output layers for the used frames only, the others zeros",
+          "[model][fast]") {
+  torch::InferenceMode guard;
+  for (const char* preset : {"latent", "tiny"}) {  // GEMM + col2im head; linear + shuffle head
+    INFO(preset);
+    auto config = ModelConfig::preset(preset);
+    auto net = fast_test_net(config, 5);
+    if (!net->fast_path_available()) DFS_SKIP("no BLAS sgemm_ found: the fast path cannot run");
+    auto g = at::detail::createCPUGenerator(8);
+    const int64_t frames = std::min<int64_t>(config.max_frames, 9);
+    const auto x =
+        torch::randn({2, frames, config.channels, config.height, config.width}, g, torch::kFloat32);
+    const auto levels = torch::rand({2, frames}, g, torch::kFloat32);
+    const auto all = net->forward_fast(x, levels);
+    const std::vector<int64_t> used{1, 4, frames - 1};
+    const auto some = net->forward_fast(x, levels, {}, used);
+    REQUIRE(some.sizes() == all.sizes());
+    for (int64_t t = 0; t < frames; ++t) {
+      INFO("frame " << t);
+      if (std::find(used.begin(), used.end(), t) != used.end())
+        CHECK(relative_gap(some.select(1, t), all.select(1, t)) < 1e-5);
+      else
+        CHECK(some.select(1, t).abs().max().item<float>() == 0.0f);
+    }
+    CHECK_THROWS_AS(net->forward_fast(x, levels, {}, {frames}), Error);  // out of range
+    CHECK_THROWS_AS(net->forward_fast(x, levels, {}, {3, 2}), Error);    // not increasing
   }
 }
 

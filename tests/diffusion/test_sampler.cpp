@@ -88,8 +88,8 @@ TEST_CASE("DDIM with the exact denoiser recovers the known clip from pure noise 
         finished.push_back(t);
         CHECK(torch::allclose(value, clip[t], 1e-4, 1e-4));
       };
-      const auto denoise = x0_denoiser(clip_predictor(clip, schedule, objective), schedule,
-                                       objective);
+      const auto denoise =
+          x0_denoiser(clip_predictor(clip, schedule, objective), schedule, objective);
       const auto result = sample_window(denoise, schedule, input, settings, gen, callbacks);
       CHECK_FALSE(result.cancelled);
       CHECK(result.forwards == input.matrix.rows - 1);
@@ -161,7 +161,8 @@ TEST_CASE("pinned frames are returned bit-identical and fed at their stabilisati
     prefix = call.known_prefix;
     return torch::randn(call.x.sizes()) * 3;  // a terrible model must not touch pinned frames
   };
-  const auto result = sample_window(x0_denoiser(garbage, schedule, Objective::V), schedule, input, settings, gen);
+  const auto result =
+      sample_window(x0_denoiser(garbage, schedule, Objective::V), schedule, input, settings, gen);
   for (int t : {0, 1, 5}) CHECK(torch::equal(result.frames[t], clip[t]));
   REQUIRE_FALSE(seen_levels.empty());
   for (const auto& levels : seen_levels) {
@@ -183,7 +184,8 @@ TEST_CASE("partial re-noising starts a frame from its content at its own level",
   REQUIRE(input.matrix.at(0, 0) == 3);
   std::vector<DenoiseCall> calls;
   DenoiseFn zeros = [&](const DenoiseCall& call) {
-    calls.push_back({call.x.clone(), call.levels.clone(), call.positions, call.known_prefix, 0, {}});
+    calls.push_back(
+        {call.x.clone(), call.levels.clone(), call.positions, call.known_prefix, 0, {}, {}});
     return torch::zeros_like(call.x);
   };
   auto gen = at::detail::createCPUGenerator(2);
@@ -307,15 +309,14 @@ TEST_CASE("invalid sampler settings and inputs are rejected with a message", "[s
   CHECK_THROWS_AS(sample_window(zeros, schedule, input, bad, gen), Error);
   WindowInput wrong = input;
   wrong.roles.push_back(FrameRole::Generate);
-  CHECK_THROWS_AS(sample_window(zeros, schedule, wrong, SamplerSettings{}, gen),
-                  Error);
+  CHECK_THROWS_AS(sample_window(zeros, schedule, wrong, SamplerSettings{}, gen), Error);
   DenoiseFn wrong_shape = [](const DenoiseCall&) { return torch::zeros({1}); };
-  CHECK_THROWS_AS(sample_window(wrong_shape, schedule, input, SamplerSettings{}, gen),
-                  Error);
+  CHECK_THROWS_AS(sample_window(wrong_shape, schedule, input, SamplerSettings{}, gen), Error);
 }
 
-TEST_CASE("a DDIM step that reaches level 0 returns x0 exactly, and a frame that does not move keeps x",
-          "[sampler]") {
+TEST_CASE(
+    "a DDIM step that reaches level 0 returns x0 exactly, and a frame that does not move keeps x",
+    "[sampler]") {
   const NoiseSchedule schedule;
   for (double eta : {0.0, 0.5, 1.0}) {
     const auto last = ddim_step(schedule, 0.1, 0.0, eta);
@@ -421,9 +422,10 @@ TEST_CASE("history guidance on x0 estimates equals guidance on the network's v p
   CHECK(calls == 2);
 }
 
-TEST_CASE("DPM-Solver++(2M) follows the probability-flow ODE of Gaussian data more closely than "
-          "DDIM at the same few steps",
-          "[sampler][solver]") {
+TEST_CASE(
+    "DPM-Solver++(2M) follows the probability-flow ODE of Gaussian data more closely than "
+    "DDIM at the same few steps",
+    "[sampler][solver]") {
   // For x0 ~ N(mu, s^2) per pixel the ODE is solved in closed form: the standardised value
   // z = (x_n - a_n mu) / sqrt(a_n^2 s^2 + 1 - a_n^2) stays constant along the path. Compared
   // where each frame reaches level 1/S, before the last step (which, for both solvers, jumps to
@@ -468,9 +470,10 @@ TEST_CASE("DPM-Solver++(2M) follows the probability-flow ODE of Gaussian data mo
   }
 }
 
-TEST_CASE("DPM-Solver++(2M): the first step of a frame is DDIM's, the weights extrapolate, "
-          "eta must be 0",
-          "[sampler][solver]") {
+TEST_CASE(
+    "DPM-Solver++(2M): the first step of a frame is DDIM's, the weights extrapolate, "
+    "eta must be 0",
+    "[sampler][solver]") {
   // First-order fallback: no previous step, or a non-finite one (a start from level 1).
   CHECK(dpmpp_2m_weights(0.5, 0.0) == std::pair<double, double>{1.0, 0.0});
   CHECK(dpmpp_2m_weights(0.5, std::numeric_limits<double>::infinity()) ==
@@ -487,4 +490,43 @@ TEST_CASE("DPM-Solver++(2M): the first step of a frame is DDIM's, the weights ex
   CHECK_THROWS_AS(validate_sampler_settings(settings), Error);
   CHECK(solver_from_string(to_string(Solver::DpmPP2M)) == Solver::DpmPP2M);
   CHECK_THROWS_AS(solver_from_string("euler"), Error);
+}
+
+TEST_CASE("a call marks as needed exactly the frames that move in its row, unless all are wanted",
+          "[sampler]") {
+  const auto clip = known_clip();
+  const NoiseSchedule schedule;
+  for (const bool all : {false, true}) {
+    INFO((all ? "previews: every estimate" : "no previews"));
+    auto input = generate_all(clip, ScheduleShape::Pyramid, 4);
+    input.roles[0] = FrameRole::KnownUser;  // history: its column is 0, it never moves
+    input.content[0].copy_(clip[0]);
+    std::vector<double> start(static_cast<size_t>(clip.size(0)), 1.0);
+    start[0] = 0.0;
+    input.matrix = build_schedule(ScheduleSettings{ScheduleShape::Pyramid, 4, 1.0, 2, 2}, start);
+    input.all_estimates = all;
+    std::vector<std::vector<bool>> needed;
+    DenoiseFn zeros = [&](const DenoiseCall& call) {
+      needed.push_back(call.needed);
+      return torch::zeros_like(call.x);
+    };
+    auto gen = at::detail::createCPUGenerator(1);
+    sample_window(zeros, schedule, input, SamplerSettings{}, gen);
+    REQUIRE(needed.size() == static_cast<size_t>(input.matrix.rows - 1));
+    int skipped = 0;
+    for (size_t m = 0; m < needed.size(); ++m) {
+      if (all) {
+        CHECK(needed[m].empty());
+        continue;
+      }
+      REQUIRE(needed[m].size() == static_cast<size_t>(clip.size(0)));
+      for (int t = 0; t < clip.size(0); ++t) {
+        const int r = static_cast<int>(m);
+        const bool moves = t > 0 && input.matrix.at(r + 1, t) < input.matrix.at(r, t);
+        CHECK(needed[m][t] == moves);
+        skipped += !moves;
+      }
+    }
+    if (!all) CHECK(skipped > clip.size(0));  // a pyramid leaves frames waiting in most rows
+  }
 }

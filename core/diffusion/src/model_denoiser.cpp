@@ -51,12 +51,21 @@ torch::Tensor ModelDenoiser::call(const DenoiseCall& c) {
   const int prefix = c.known_prefix;
   torch::Tensor head;  // predictions for frames [first, used)
   int64_t first = 0;
+  // Frames in [from, used) whose prediction is used, relative to `from` (empty = all).
+  const auto outputs = [&](int64_t from) {
+    std::vector<int64_t> out;
+    if (c.needed.size() != static_cast<size_t>(frames)) return out;
+    for (int64_t k = from; k < used; ++k)
+      if (c.needed[static_cast<size_t>(k)]) out.push_back(k - from);
+    if (out.empty()) out.push_back(0);  // nothing moves: still one frame through the head
+    return out;
+  };
   if (!kv_cache_ || prefix <= 0 || prefix >= used) {
     if (graphs_)
       head = graphs_->run(net, x, levels, positions.slice(0, 0, used));
     else
       head = exact_ ? net->forward(x, levels, positions.slice(0, 0, used))
-                    : net->forward_fast(x, levels, positions.slice(0, 0, used));
+                    : net->forward_fast(x, levels, positions.slice(0, 0, used), outputs(0));
   } else {
     if (cached_prefix_ != prefix || cached_batch_ != c.x.size(0)) {
       // First call of this window: compute the known history once (its prediction is unused).
@@ -67,7 +76,8 @@ torch::Tensor ModelDenoiser::call(const DenoiseCall& c) {
       cached_batch_ = c.x.size(0);
     }
     head = net->forward_cached(x.slice(1, prefix), levels.slice(1, prefix),
-                               positions.slice(0, prefix, used), cache_, /*append=*/false, !exact_);
+                               positions.slice(0, prefix, used), cache_, /*append=*/false, !exact_,
+                               outputs(prefix));
     first = prefix;
   }
   if (first == 0 && used == frames) return head.to(torch::kCPU);

@@ -284,23 +284,25 @@ bool DenoiserImpl::fast_path_available() const {
 }
 
 torch::Tensor DenoiserImpl::forward_fast(const torch::Tensor& x, const torch::Tensor& levels,
-                                         const torch::Tensor& positions) {
-  return run(x, levels, positions, nullptr, false, fast_path_available());
+                                         const torch::Tensor& positions,
+                                         const std::vector<int64_t>& outputs) {
+  return run(x, levels, positions, nullptr, false, fast_path_available(), outputs);
 }
 
 torch::Tensor DenoiserImpl::forward_cached(const torch::Tensor& x, const torch::Tensor& levels,
                                            const torch::Tensor& positions, KVCache& cache,
-                                           bool append, bool fast) {
+                                           bool append, bool fast,
+                                           const std::vector<int64_t>& outputs) {
   if (!config_.causal)
     throw Error(
         "a KV cache needs a causal model: with bidirectional attention the history depends on new "
         "frames");
-  return run(x, levels, positions, &cache, append, fast && fast_path_available());
+  return run(x, levels, positions, &cache, append, fast && fast_path_available(), outputs);
 }
 
 torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& levels_in,
                                 const torch::Tensor& positions_in, KVCache* cache, bool append,
-                                bool fast) {
+                                bool fast, const std::vector<int64_t>& outputs) {
   const auto& c = config_;
   if (x_in.dim() != 5 || x_in.size(2) != c.channels || x_in.size(3) != c.height ||
       x_in.size(4) != c.width) {
@@ -390,25 +392,41 @@ torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& 
   }
 
   clock.restart();  // the blocks timed themselves
+  // The output layers work per frame: on the fast path only the frames whose prediction is
+  // used go through them (a pyramid row moves about a third of its frames; history frames
+  // never need one), and the rest are zeros.
+  torch::Tensor kept;
+  for (size_t i = 0; i < outputs.size(); ++i)
+    if (outputs[i] < 0 || outputs[i] >= t || (i > 0 && outputs[i] <= outputs[i - 1]))
+      throw Error("denoiser outputs must be increasing frame indices below " + std::to_string(t));
+  if (fast && !outputs.empty() && static_cast<int64_t>(outputs.size()) < t) {
+    kept = torch::tensor(outputs, torch::kLong).to(device);
+    h = h.index_select(1, kept);
+  }
+  const int64_t t_out = kept.defined() ? kept.size(0) : t;
   if (fast) {
-    h = fast::modulate(h, fast::linear(cond, final_modulation->weight, final_modulation->bias), 0,
-                       1, kLayerNormEps);
+    const auto cond_out = kept.defined() ? cond.index_select(1, kept) : cond;
+    h = fast::modulate(h, fast::linear(cond_out, final_modulation->weight, final_modulation->bias),
+                       0, 1, kLayerNormEps);
   } else {
     const auto fm = final_modulation(cond).unsqueeze(2).chunk(2, -1);
     h = modulate(h, fm[0], fm[1]);  // [B, T, L, d]
   }
   if (c.overlap && fast) {
-    h = fast::conv_transpose_head(h.reshape({b * t, gh, gw, c.dim}), head_overlap->weight,
+    h = fast::conv_transpose_head(h.reshape({b * t_out, gh, gw, c.dim}), head_overlap->weight,
                                   head_overlap->bias, p, p / 2, c.height, c.width);
   } else if (c.overlap) {
     // Each token paints a 2p x 2p tile; neighbouring tiles overlap by half and add up.
     h = head_overlap(h.reshape({b * t, gh, gw, c.dim}).permute({0, 3, 1, 2}));  // [BT, C, H, W]
   } else {
     h = fast ? fast::linear(h, head->weight, head->bias) : head(h);  // [B, T, L, C p p]
-    h = h.reshape({b * t, gh, gw, c.channels * p * p}).permute({0, 3, 1, 2});
+    h = h.reshape({b * t_out, gh, gw, c.channels * p * p}).permute({0, 3, 1, 2});
     h = torch::pixel_shuffle(h, p);  // [BT, C, H, W]
   }
-  auto out = h.reshape({b, t, c.channels, c.height, c.width}).to(torch::kFloat32);
+  auto out = h.reshape({b, t_out, c.channels, c.height, c.width}).to(torch::kFloat32);
+  if (kept.defined())
+    out = torch::zeros({b, t, c.channels, c.height, c.width}, out.options())
+              .index_copy_(1, kept, out);
   clock.lap(&ForwardProfile::head);
   return out;
 }

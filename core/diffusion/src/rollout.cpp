@@ -307,6 +307,7 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
     WindowInput input;
     input.matrix = plan.matrix;
     input.x0_clamp = impl.x0_clamp;
+    input.all_estimates = callbacks.want_preview;
     input.content = torch::zeros({frames, channels, impl.config.height, impl.config.width});
     // Timeline content this window needs (pins, partial re-noising), encoded in one batch.
     std::vector<int> to_encode;

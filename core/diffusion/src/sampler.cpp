@@ -196,11 +196,13 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
     std::vector<double> step_h(frames, 0.0);
     std::vector<int> newly_final;
     int needed = 0;
+    std::vector<bool> moves(frames, false);
     bool any_noise = false, any_previous = false;
     for (int t = 0; t < frames; ++t) {
       const double from = matrix.at(m, t) / steps, to = matrix.at(m + 1, t) / steps;
       if (known[t] || final[t] || !(to < from)) continue;
       needed = t + 1;
+      moves[t] = true;
       update[t] = ddim_step(schedule, from, to, settings.eta);
       any_noise = any_noise || update[t].sigma > 0.0;
       if (to == 0.0) {
@@ -222,7 +224,8 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
                      positions,
                      known_prefix,
                      needed,
-                     history};
+                     history,
+                     input.all_estimates ? std::vector<bool>() : moves};
     auto x0 = model(call);
     ++result.forwards;
     if (x0.sizes() != call.x.sizes())

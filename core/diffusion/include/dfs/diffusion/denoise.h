@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <vector>
 
 #include "dfs/diffusion/noise.h"
 
@@ -27,15 +28,17 @@ struct WindowHistory {
 
 // One (batched) model call.
 struct DenoiseCall {
-  torch::Tensor x;          // [B, T, C, H, W] noised frames
-  torch::Tensor levels;     // [B, T] each frame's level in [0, 1]
-  torch::Tensor positions;  // [T] float time positions within the window
-  int known_prefix = 0;     // leading frames whose inputs are identical in every call of this
-                            // window (a causal model may cache them)
-  int needed_frames = 0;    // estimates are used only for frames < needed_frames (0 = all);
-                            // a causal model may skip the frames after them
-  WindowHistory history;    // for guidance wrappers; the call's x already holds it at the
-                            // history's stabilisation levels
+  torch::Tensor x;           // [B, T, C, H, W] noised frames
+  torch::Tensor levels;      // [B, T] each frame's level in [0, 1]
+  torch::Tensor positions;   // [T] float time positions within the window
+  int known_prefix = 0;      // leading frames whose inputs are identical in every call of this
+                             // window (a causal model may cache them)
+  int needed_frames = 0;     // estimates are used only for frames < needed_frames (0 = all);
+                             // a causal model may skip the frames after them
+  WindowHistory history;     // for guidance wrappers; the call's x already holds it at the
+                             // history's stabilisation levels
+  std::vector<bool> needed;  // per frame: its estimate is used (empty = every frame's); a
+                             // model may return zeros for the others
 };
 
 // Returns the denoised estimate x0, same shape as call.x.

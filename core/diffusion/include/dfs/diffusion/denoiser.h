@@ -110,9 +110,12 @@ class DenoiserImpl : public torch::nn::Module {
   // forward() on the engine's fast CPU kernels where they apply (fast_path_available(): CPU,
   // float32 weights, a BLAS found, eval mode), else forward() itself. Equal to forward() up to
   // float summation order; forward() is the exact reference (a plain LibTorch eager port of
-  // it gives the same bytes).
+  // it gives the same bytes). outputs: the frames whose prediction is used (empty = all); on
+  // the fast kernels the output layers (final adaLN and head, per frame) run for these only
+  // and the other frames' predictions are zeros.
   torch::Tensor forward_fast(const torch::Tensor& x, const torch::Tensor& levels,
-                             const torch::Tensor& positions = torch::Tensor());
+                             const torch::Tensor& positions = torch::Tensor(),
+                             const std::vector<int64_t>& outputs = {});
   bool fast_path_available() const;
 
   // Causal models only. Runs x (frames after those in `cache`) attending to the cached frames
@@ -122,7 +125,7 @@ class DenoiserImpl : public torch::nn::Module {
   // fast: the fast CPU kernels where they apply (as forward_fast).
   torch::Tensor forward_cached(const torch::Tensor& x, const torch::Tensor& levels,
                                const torch::Tensor& positions, KVCache& cache, bool append,
-                               bool fast = false);
+                               bool fast = false, const std::vector<int64_t>& outputs = {});
 
   // Deterministic re-initialisation from `seed` (no global RNG): xavier-uniform weights,
   // zero biases, N(0, 0.02) position embedding and modulation weights. The modulation is not
@@ -144,7 +147,8 @@ class DenoiserImpl : public torch::nn::Module {
 
  private:
   torch::Tensor run(const torch::Tensor& x, const torch::Tensor& levels,
-                    const torch::Tensor& positions, KVCache* cache, bool append, bool fast);
+                    const torch::Tensor& positions, KVCache* cache, bool append, bool fast,
+                    const std::vector<int64_t>& outputs = {});
   ModelConfig config_;
   ForwardProfile* profile_ = nullptr;
 };

@@ -36,6 +36,8 @@ struct WindowInput {
   SchedulingMatrix matrix;       // [rows, T]; known frames' columns must be all 0
   double x0_clamp = 1.0;         // x0 estimates are clamped to [-x0_clamp, x0_clamp] (pixels:
                                  // 1; a latent model: its autoencoder's latent bound)
+  bool all_estimates = false;    // on_step's estimates are looked at (live previews): every
+                                 // frame needs one, not only the frames that move this row
 };
 
 struct WindowCallbacks {
