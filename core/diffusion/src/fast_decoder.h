@@ -2,11 +2,13 @@
 // engine-internal, torch).
 //
 // LibTorch runs the decoder's 3x3 convolutions as direct convolutions (oneDNN's, ~190 GFLOP/s
-// on the 2-core VM), which made decoding ~40 % of a rollout. oneDNN's Winograd F(2x2, 3x3)
-// convolution (Lavin & Gray 2016) does 2.25x fewer multiplications; measured on the VM it ran
-// the decoder's layers 1.6-1.8x faster. It only runs on oneDNN's blocked layout (nChw16c),
-// and LibTorch 1.13 cannot reach it, so this plan runs the whole decoder in that layout
-// through oneDNN's C++ API (libdnnl-dev; LibTorch's CPU library loads the same libdnnl):
+// on the 2-core VM), which made decoding ~40 % of a rollout. oneDNN's Winograd convolutions
+// (Lavin & Gray 2016) do the same maths with fewer multiplications: F(4x4, 3x3) 4x fewer,
+// F(2x2, 3x3) 2.25x. On the VM F(4x4, 3x3) ran the decoder's layers 2.2x faster than direct
+// and 1.1-1.4x faster than F(2x2, 3x3), which oneDNN lists first, so the plan asks for it by
+// name. They only run on oneDNN's blocked layout (nChw16c) and LibTorch 1.13 cannot reach
+// them, so this plan runs the whole decoder in that layout through oneDNN's C++ API
+// (libdnnl-dev; LibTorch's CPU library loads the same libdnnl):
 //   conv            Winograd where oneDNN offers it, else its direct convolution;
 //   residual block  x += b(silu(a(silu(x)))): the sum as the second conv's post-op (in place);
 //   SiLU            oneDNN's swish (Winograd takes no eltwise post-op);
@@ -14,7 +16,7 @@
 //   pixel shuffle   the last conv's output reordered to channels-last, then shuffled to
 //                   [H, W, 3] (what fast::finish_frame reads).
 // The maths is the decoder's; Winograd's transforms change float rounding only (~1e-6
-// relative; the "[fast]" tests bound it against the reference decoder).
+// relative; tests/diffusion/test_fast_decoder.cpp bounds it against LibTorch's decoder).
 //
 // Not built when oneDNN's headers were missing at build time (e.g. a pip LibTorch, which
 // hides its own oneDNN): create() returns null and the rollout decodes with LibTorch.

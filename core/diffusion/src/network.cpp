@@ -168,10 +168,13 @@ torch::Tensor SpaceTimeBlockImpl::forward(const torch::Tensor& h_in, const torch
 // reading q/k/v in place from the qkv projection and writing in token order, so neither
 // attention permutes a copy. With a KV cache the temporal attention also reads the cached
 // keys and values, and hands this call's back in the reference's cache layout.
-torch::Tensor SpaceTimeBlockImpl::forward_fast(
-    const torch::Tensor& h_in, const torch::Tensor& cond, const torch::Tensor& rope_cos,
-    const torch::Tensor& rope_sin, const torch::Tensor& mask, const torch::Tensor& past_k,
-    const torch::Tensor& past_v, torch::Tensor* new_k, torch::Tensor* new_v) {
+torch::Tensor SpaceTimeBlockImpl::forward_fast(const torch::Tensor& h_in, const torch::Tensor& cond,
+                                               const torch::Tensor& rope_cos,
+                                               const torch::Tensor& rope_sin,
+                                               const torch::Tensor& mask,
+                                               const torch::Tensor& past_k,
+                                               const torch::Tensor& past_v, torch::Tensor* new_k,
+                                               torch::Tensor* new_v, const torch::Tensor& kept) {
   const int64_t b = h_in.size(0), t = h_in.size(1), l = h_in.size(2), d = h_in.size(3);
   const int64_t heads = spatial->heads();
   StageClock clock(profile);
@@ -204,12 +207,20 @@ torch::Tensor SpaceTimeBlockImpl::forward_fast(
   }
   y = fast::attention(qkv.view({-1, 3 * d}), fast::temporal_layout(b, t, l), heads, mask, past_k,
                       past_v);
-  fast::linear_gated_residual(y, temporal->proj->weight, temporal->proj->bias, h, mod, 5);
+  auto mod_out = mod;
+  if (kept.defined()) {
+    // The last block, and only the `kept` frames' outputs are used: the others skip the
+    // temporal projection and the MLP (their keys and values above were still needed).
+    y = y.view({b, t, l, d}).index_select(1, kept);
+    h = h.index_select(1, kept);
+    mod_out = mod.index_select(1, kept);
+  }
+  fast::linear_gated_residual(y, temporal->proj->weight, temporal->proj->bias, h, mod_out, 5);
   clock.lap(&ForwardProfile::temporal);
 
-  y = fast::linear(fast::modulate(h, mod, 6, 7, kLayerNormEps), fc1->weight, fc1->bias,
+  y = fast::linear(fast::modulate(h, mod_out, 6, 7, kLayerNormEps), fc1->weight, fc1->bias,
                    fast::Epilogue::Gelu);
-  fast::linear_gated_residual(y, fc2->weight, fc2->bias, h, mod, 8);
+  fast::linear_gated_residual(y, fc2->weight, fc2->bias, h, mod_out, 8);
   clock.lap(&ForwardProfile::mlp);
   return h;
 }
@@ -358,6 +369,16 @@ torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& 
                             -std::numeric_limits<float>::infinity());
   }
 
+  // The last block's projection and MLP and the output layers work per frame: on the fast path
+  // only the frames whose prediction is used go through them (a pyramid row moves about a
+  // third of its frames; history frames never need one), and the rest are zeros.
+  torch::Tensor kept;
+  for (size_t i = 0; i < outputs.size(); ++i)
+    if (outputs[i] < 0 || outputs[i] >= t || (i > 0 && outputs[i] <= outputs[i - 1]))
+      throw Error("denoiser outputs must be increasing frame indices below " + std::to_string(t));
+  if (fast && !outputs.empty() && static_cast<int64_t>(outputs.size()) < t)
+    kept = torch::tensor(outputs, torch::kLong).to(device);
+
   clock.lap(&ForwardProfile::embed_stem);
   std::vector<torch::Tensor> new_keys(blocks->size()), new_values(blocks->size());
   for (size_t i = 0; i < blocks->size(); ++i) {
@@ -371,12 +392,14 @@ torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& 
     if (fast)
       h = block->forward_fast(h, cond, rope_cos, rope_sin, mask, past_k, past_v,
                               cache != nullptr ? &new_keys[i] : nullptr,
-                              cache != nullptr ? &new_values[i] : nullptr);
+                              cache != nullptr ? &new_values[i] : nullptr,
+                              i + 1 == blocks->size() ? kept : torch::Tensor());
     else
       h = block->forward(h, cond, rope_cos, rope_sin, mask, past_k, past_v,
                          cache != nullptr ? &new_keys[i] : nullptr,
                          cache != nullptr ? &new_values[i] : nullptr);
   }
+  if (kept.defined() && blocks->size() == 0) h = h.index_select(1, kept);
   if (cache != nullptr && append) {
     if (past == 0) {
       cache->keys = new_keys;
@@ -392,17 +415,6 @@ torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& 
   }
 
   clock.restart();  // the blocks timed themselves
-  // The output layers work per frame: on the fast path only the frames whose prediction is
-  // used go through them (a pyramid row moves about a third of its frames; history frames
-  // never need one), and the rest are zeros.
-  torch::Tensor kept;
-  for (size_t i = 0; i < outputs.size(); ++i)
-    if (outputs[i] < 0 || outputs[i] >= t || (i > 0 && outputs[i] <= outputs[i - 1]))
-      throw Error("denoiser outputs must be increasing frame indices below " + std::to_string(t));
-  if (fast && !outputs.empty() && static_cast<int64_t>(outputs.size()) < t) {
-    kept = torch::tensor(outputs, torch::kLong).to(device);
-    h = h.index_select(1, kept);
-  }
   const int64_t t_out = kept.defined() ? kept.size(0) : t;
   if (fast) {
     const auto cond_out = kept.defined() ? cond.index_select(1, kept) : cond;

@@ -87,7 +87,7 @@ class SpaceTimeBlockImpl : public torch::nn::Module {
                              const torch::Tensor& rope_cos, const torch::Tensor& rope_sin,
                              const torch::Tensor& mask, const torch::Tensor& past_k = {},
                              const torch::Tensor& past_v = {}, torch::Tensor* new_k = nullptr,
-                             torch::Tensor* new_v = nullptr);
+                             torch::Tensor* new_v = nullptr, const torch::Tensor& kept = {});
 
   Attention spatial{nullptr};
   Attention temporal{nullptr};
