@@ -55,6 +55,7 @@ TEST_CASE("the Winograd decoder equals LibTorch's decoder up to float rounding",
     if (!decoder) DFS_SKIP("no oneDNN Winograd plan on this build or CPU");
     INFO(decoder->describe());
     CHECK(decoder->describe().find("Winograd") != std::string::npos);
+
     CHECK(worst_gap(ae, *decoder, 12, 16, 1) < 1e-4);
     // Other latent sizes get their own plan on first use, odd ones included.
     CHECK(worst_gap(ae, *decoder, 5, 7, 2) < 1e-4);
@@ -66,6 +67,22 @@ TEST_CASE("the Winograd decoder equals LibTorch's decoder up to float rounding",
     CHECK(worst_gap(ae, *decoder, 12, 16, 5) < 1e-4);
     at::set_num_threads(threads);
   }
+}
+
+TEST_CASE("the Winograd decoder builds its one-thread plan (a busy machine's) with the first",
+          "[fast][decoder]") {
+  auto ae = random_autoencoder("ae-demo", 4);
+  const int threads = at::get_num_threads();
+  at::set_num_threads(2);
+  const auto decoder = fast::FastDecoder::create(*ae, 6, 8);
+  at::set_num_threads(threads);
+  if (!decoder) DFS_SKIP("no oneDNN Winograd plan here");
+  INFO(decoder->describe());
+  CHECK(decoder->describe().find(", 2 plans") != std::string::npos);
+  at::set_num_threads(1);
+  CHECK(worst_gap(ae, *decoder, 6, 8, 6) < 1e-4);
+  at::set_num_threads(threads);
+  CHECK(decoder->describe().find(", 2 plans") != std::string::npos);  // none built on the way
 }
 
 TEST_CASE("the Winograd decoder refuses what it does not know, and latents of the wrong shape",

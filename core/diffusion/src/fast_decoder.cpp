@@ -8,8 +8,12 @@
 #include <dnnl.hpp>
 
 #include <ATen/Parallel.h>
+#ifdef DFS_HAVE_OPENMP
+#include <omp.h>
+#endif
 
 #include <array>
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -91,6 +95,7 @@ dnnl::engine& cpu_engine() {
 class Plan {
  public:
   Plan(const std::vector<Layer>& layers, int64_t channels, int64_t h, int64_t w) {
+    const auto started = std::chrono::steady_clock::now();
     auto& eng = cpu_engine();
     input_ = memory({{1, channels, h, w}, kF32, Tag::nchw}, eng, DNNL_MEMORY_NONE);
     int slot = 0;  // main-path activations alternate between buffer slots 0 and 1
@@ -143,6 +148,8 @@ class Plan {
     out_c_ = dims[1];
     output_ = memory({dims, kF32, Tag::nhwc}, eng, DNNL_MEMORY_NONE);
     add(dnnl::reorder(cur, output_), {{DNNL_ARG_FROM, cur}, {DNNL_ARG_TO, output_}});
+    build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+                   .count();
   }
 
   torch::Tensor run(dnnl::stream& stream, const torch::Tensor& latent) {
@@ -162,6 +169,7 @@ class Plan {
   }
 
   int convolutions = 0, winograd = 0, winograd_4x3 = 0;
+  double build_ms = 0;            // primitives created, weights reordered
   bool reference_kernel = false;  // oneDNN fell back to a reference (slow) implementation
 
  private:
@@ -293,7 +301,9 @@ class DnnlDecoder final : public FastDecoder {
       if (p)
         return "oneDNN Winograd" + std::string(p->winograd_4x3 ? " F(4x4,3x3)" : " F(2x2,3x3)") +
                ": " + std::to_string(p->winograd) + " of " + std::to_string(p->convolutions) +
-               " convolutions";
+               " convolutions, " + std::to_string(plans_.size()) +
+               (plans_.size() == 1 ? " plan (" : " plans (") +
+               std::to_string(static_cast<int>(p->build_ms + 0.5)) + " ms to build one)";
     return "oneDNN: no plan";
   }
 
@@ -314,6 +324,16 @@ std::shared_ptr<FastDecoder> FastDecoder::create(AutoencoderImpl& ae, int64_t h,
     if (layers.empty()) return nullptr;
     auto decoder = std::make_shared<DnnlDecoder>(std::move(layers), ae.config().latent_channels);
     if (decoder->plan(h, w) == nullptr) return nullptr;
+      // Beside a busy program the engine drops to one thread (load_adaptive.h): that plan is
+      // built now too, not in the middle of the run that first needs it. The thread count is
+      // OpenMP's per-thread setting, so this changes nothing for other threads.
+#ifdef DFS_HAVE_OPENMP
+    if (const int threads = omp_get_max_threads(); threads > 1) {
+      omp_set_num_threads(1);
+      decoder->plan(h, w);
+      omp_set_num_threads(threads);
+    }
+#endif
     return decoder;
   } catch (const std::exception&) {
     return nullptr;  // oneDNN refused a primitive: LibTorch decodes
