@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <thread>
 
 #include "dfs/diffusion/autoencoder.h"
 #include "dfs/diffusion/model.h"
@@ -83,6 +84,21 @@ TEST_CASE("the Winograd decoder builds its one-thread plan (a busy machine's) wi
   CHECK(worst_gap(ae, *decoder, 6, 8, 6) < 1e-4);
   at::set_num_threads(threads);
   CHECK(decoder->describe().find(", 2 plans") != std::string::npos);  // none built on the way
+}
+
+TEST_CASE("the Winograd decoder decodes on another thread than the one that built it",
+          "[fast][decoder]") {
+  // The Studio loads a model on its GUI thread and generates on a worker thread.
+  auto ae = random_autoencoder("ae-tiny", 9);
+  const auto decoder = fast::FastDecoder::create(*ae, 6, 8);
+  if (!decoder) DFS_SKIP("no oneDNN Winograd plan here");
+  double gap = 1.0;
+  std::thread worker([&] {
+    at::set_num_threads(1);
+    gap = worst_gap(ae, *decoder, 6, 8, 7);
+  });
+  worker.join();
+  CHECK(gap < 1e-4);
 }
 
 TEST_CASE("the Winograd decoder refuses what it does not know, and latents of the wrong shape",

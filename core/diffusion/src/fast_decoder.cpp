@@ -12,8 +12,11 @@
 #include <omp.h>
 #endif
 
+#include <algorithm>
 #include <array>
 #include <chrono>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -86,6 +89,16 @@ std::vector<Layer> read_layers(AutoencoderImpl& ae) {
   return layers;
 }
 
+// Every primitive of a plan takes its scratch memory from the plan (oneDNN's "user" mode). In
+// its default mode oneDNN hands a primitive a scratchpad of the creating thread: the Studio
+// builds a model's plans on the GUI thread and decodes on its generation thread, where that
+// crashed.
+dnnl::primitive_attr user_scratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
 dnnl::engine& cpu_engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;
@@ -100,7 +113,7 @@ class Plan {
     input_ = memory({{1, channels, h, w}, kF32, Tag::nchw}, eng, DNNL_MEMORY_NONE);
     int slot = 0;  // main-path activations alternate between buffer slots 0 and 1
     memory cur = buffer({1, channels, h, w}, slot);
-    add(dnnl::reorder(input_, cur), {{DNNL_ARG_FROM, input_}, {DNNL_ARG_TO, cur}});
+    reorder(input_, cur);
     int64_t shuffle = 1;
     for (const Layer& layer : layers) {
       const memory::dims dims = cur.get_desc().dims();
@@ -127,11 +140,11 @@ class Plan {
         case Layer::Upsample: {
           slot ^= 1;
           const memory out = buffer({dims[0], dims[1], dims[2] * 2, dims[3] * 2}, slot);
-          dnnl::resampling_forward::primitive_desc pd(
-              {dnnl::prop_kind::forward_inference, dnnl::algorithm::resampling_nearest,
-               cur.get_desc(), out.get_desc()},
-              eng);
-          add(dnnl::resampling_forward(pd), {{DNNL_ARG_SRC, cur}, {DNNL_ARG_DST, out}}, &pd);
+          const dnnl::resampling_forward::desc op(dnnl::prop_kind::forward_inference,
+                                                  dnnl::algorithm::resampling_nearest,
+                                                  cur.get_desc(), out.get_desc());
+          const dnnl::resampling_forward::primitive_desc pd(op, user_scratchpad(), eng);
+          add(dnnl::resampling_forward(pd), {{DNNL_ARG_SRC, cur}, {DNNL_ARG_DST, out}}, pd);
           cur = out;
           break;
         }
@@ -147,7 +160,15 @@ class Plan {
     out_w_ = dims[3];
     out_c_ = dims[1];
     output_ = memory({dims, kF32, Tag::nhwc}, eng, DNNL_MEMORY_NONE);
-    add(dnnl::reorder(cur, output_), {{DNNL_ARG_FROM, cur}, {DNNL_ARG_TO, output_}});
+    reorder(cur, output_);
+    // One scratch buffer serves every step (they run one after another).
+    if (scratch_bytes_ > 0) {
+      scratch_.reset(
+          static_cast<std::uint8_t*>(std::aligned_alloc(64, (scratch_bytes_ + 63) / 64 * 64)));
+      if (!scratch_) throw std::bad_alloc();
+      for (const auto& [step, desc] : scratch_descs_)
+        steps_[step].second[DNNL_ARG_SCRATCHPAD] = memory(desc, eng, scratch_.get());
+    }
     build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
                    .count();
   }
@@ -175,11 +196,19 @@ class Plan {
  private:
   using Args = std::unordered_map<int, memory>;
 
-  template <typename PrimitiveDesc = dnnl::reorder::primitive_desc>
-  void add(dnnl::primitive primitive, Args args, const PrimitiveDesc* pd = nullptr) {
-    if (pd != nullptr && std::string(pd->impl_info_str()).rfind("ref", 0) == 0)
-      reference_kernel = true;
+  void add(dnnl::primitive primitive, Args args, const dnnl::primitive_desc_base& pd) {
+    if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0) reference_kernel = true;
+    const memory::desc scratch = pd.scratchpad_desc();
+    if (scratch.get_size() > 0) {
+      scratch_descs_.emplace_back(steps_.size(), scratch);
+      scratch_bytes_ = std::max(scratch_bytes_, scratch.get_size());
+    }
     steps_.emplace_back(std::move(primitive), std::move(args));
+  }
+
+  void reorder(const memory& from, const memory& to) {
+    const dnnl::reorder::primitive_desc pd(from, to, user_scratchpad());
+    add(dnnl::reorder(pd), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}}, pd);
   }
 
   // A blocked activation buffer, one per (shape, slot).
@@ -192,11 +221,10 @@ class Plan {
   }
 
   void silu(const memory& src, const memory& dst) {
-    dnnl::eltwise_forward::primitive_desc pd(
-        {dnnl::prop_kind::forward_inference, dnnl::algorithm::eltwise_swish, src.get_desc(), 1.f,
-         0.f},
-        cpu_engine());
-    add(dnnl::eltwise_forward(pd), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}}, &pd);
+    const dnnl::eltwise_forward::desc op(dnnl::prop_kind::forward_inference,
+                                         dnnl::algorithm::eltwise_swish, src.get_desc(), 1.f, 0.f);
+    const dnnl::eltwise_forward::primitive_desc pd(op, user_scratchpad(), cpu_engine());
+    add(dnnl::eltwise_forward(pd), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}}, pd);
   }
 
   // 3x3 convolution, padding 1, of `src` into `dst` (added to it when `sum`).
@@ -204,7 +232,7 @@ class Plan {
             const memory& dst, bool sum) {
     auto& eng = cpu_engine();
     const memory::dims wd{weight.size(0), weight.size(1), 3, 3};
-    dnnl::primitive_attr attr;
+    dnnl::primitive_attr attr = user_scratchpad();
     if (sum) {
       dnnl::post_ops ops;
       ops.append_sum(1.f);
@@ -252,10 +280,16 @@ class Plan {
       args[DNNL_ARG_BIAS] = b;
     }
     stream.wait();
-    add(dnnl::convolution_forward(pd), std::move(args), &pd);
+    add(dnnl::convolution_forward(pd), std::move(args), pd);
   }
 
   std::vector<std::pair<dnnl::primitive, Args>> steps_;
+  std::vector<std::pair<size_t, memory::desc>> scratch_descs_;  // (step, its scratchpad)
+  size_t scratch_bytes_ = 0;
+  struct Free {
+    void operator()(std::uint8_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<std::uint8_t, Free> scratch_;
   std::map<std::vector<int64_t>, memory> buffers_;
   memory input_, output_;
   int64_t shuffle_ = 1, out_h_ = 0, out_w_ = 0, out_c_ = 0;
