@@ -431,6 +431,9 @@ void run_bench(const BenchArgs& a) {
         {"decoder_parameters", ae->decoder_parameter_count()},
         {"transformer_ms_per_forward", tf},
         {"transformer_ms_per_frame_full_sequence_s10", tf * forwards_per_frame}};
+    char libtorch_note[64] = "";
+    if (dec_libtorch != dec)
+      std::snprintf(libtorch_note, sizeof libtorch_note, ", LibTorch %.1f ms", dec_libtorch);
     if (!a.json)
       std::printf(
           "  latent model, %dx%dx%d latents: encoder %.1f ms/frame (%lld parameters), decoder "
@@ -438,10 +441,7 @@ void run_bench(const BenchArgs& a) {
           "ms per %d-frame forward = %.1f ms per generated frame in the first case\n",
           ci.width, ci.height, ci.channels, enc,
           static_cast<long long>(ae->encoder_parameter_count()), dec,
-          static_cast<long long>(ae->decoder_parameter_count()), dec_kernels.c_str(),
-          dec_libtorch != dec
-              ? (", LibTorch " + std::to_string(dec_libtorch).substr(0, 4) + " ms").c_str()
-              : "",
+          static_cast<long long>(ae->decoder_parameter_count()), dec_kernels.c_str(), libtorch_note,
           pre, tf, a.context + a.horizon, tf * forwards_per_frame);
   }
   if (a.json) {
