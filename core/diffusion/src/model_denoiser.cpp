@@ -4,10 +4,13 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 
 #include "cuda_graphs.h"
 #include "dfs/diffusion/denoise.h"
 #include "dfs/diffusion/model_impl.h"
+#include "frame_cache.h"
 
 namespace dfs::diffusion {
 
@@ -18,6 +21,10 @@ ModelDenoiser::ModelDenoiser(Model::Impl& model, bool kv_cache, bool exact)
       throw Error("DFS_CUDA_GRAPHS is set but this build cannot capture CUDA graphs");
     graphs_ = std::make_unique<GraphedForward>();
   }
+  // DFS_FRAME_CACHE=off: every forward recomputes every frame (for A/B timing).
+  const char* frame_cache = std::getenv("DFS_FRAME_CACHE");
+  if (!exact_ && !graphs_ && !(frame_cache && std::string(frame_cache) == "off"))
+    frames_ = std::make_unique<FrameCache>();
 }
 
 ModelDenoiser::~ModelDenoiser() = default;
@@ -30,6 +37,7 @@ DenoiseFn ModelDenoiser::fn() {
 
 void ModelDenoiser::reset() {
   cache_.clear();
+  if (frames_) frames_->clear();  // a new window's frames carry its own noise
   cached_prefix_ = -1;
   cached_batch_ = -1;
 }
@@ -65,7 +73,8 @@ torch::Tensor ModelDenoiser::call(const DenoiseCall& c) {
       head = graphs_->run(net, x, levels, positions.slice(0, 0, used));
     else
       head = exact_ ? net->forward(x, levels, positions.slice(0, 0, used))
-                    : net->forward_fast(x, levels, positions.slice(0, 0, used), outputs(0));
+                    : net->forward_fast(x, levels, positions.slice(0, 0, used), outputs(0),
+                                        frames_.get());
   } else {
     if (cached_prefix_ != prefix || cached_batch_ != c.x.size(0)) {
       // First call of this window: compute the known history once (its prediction is unused).
@@ -77,7 +86,7 @@ torch::Tensor ModelDenoiser::call(const DenoiseCall& c) {
     }
     head = net->forward_cached(x.slice(1, prefix), levels.slice(1, prefix),
                                positions.slice(0, prefix, used), cache_, /*append=*/false, !exact_,
-                               outputs(prefix));
+                               outputs(prefix), frames_.get());
     first = prefix;
   }
   if (first == 0 && used == frames) return head.to(torch::kCPU);

@@ -168,19 +168,36 @@ torch::Tensor SpaceTimeBlockImpl::forward(const torch::Tensor& h_in, const torch
 // reading q/k/v in place from the qkv projection and writing in token order, so neither
 // attention permutes a copy. With a KV cache the temporal attention also reads the cached
 // keys and values, and hands this call's back in the reference's cache layout.
-torch::Tensor SpaceTimeBlockImpl::forward_fast(const torch::Tensor& h_in, const torch::Tensor& cond,
+torch::Tensor SpaceTimeBlockImpl::forward_fast(const torch::Tensor& h, const torch::Tensor& cond,
                                                const torch::Tensor& rope_cos,
                                                const torch::Tensor& rope_sin,
                                                const torch::Tensor& mask,
                                                const torch::Tensor& past_k,
                                                const torch::Tensor& past_v, torch::Tensor* new_k,
                                                torch::Tensor* new_v, const torch::Tensor& kept) {
+  const auto mod = fast_modulation(cond);
+  torch::Tensor qkv;
+  auto h_spatial = fast_per_frame(h, mod, rope_cos, rope_sin, qkv);
+  return fast_across_frames(std::move(h_spatial), qkv, mod, mask, past_k, past_v, new_k, new_v,
+                            kept);
+}
+
+torch::Tensor SpaceTimeBlockImpl::fast_modulation(const torch::Tensor& cond) {
+  StageClock clock(profile);
+  // [B, T, 9d]: shift/scale/gate x 3
+  auto mod = fast::linear(cond, modulation->weight, modulation->bias);
+  clock.lap(&ForwardProfile::modulation);
+  return mod;
+}
+
+torch::Tensor SpaceTimeBlockImpl::fast_per_frame(const torch::Tensor& h_in,
+                                                 const torch::Tensor& mod,
+                                                 const torch::Tensor& rope_cos,
+                                                 const torch::Tensor& rope_sin,
+                                                 torch::Tensor& qkv_out) {
   const int64_t b = h_in.size(0), t = h_in.size(1), l = h_in.size(2), d = h_in.size(3);
   const int64_t heads = spatial->heads();
   StageClock clock(profile);
-  // [B, T, 9d]: shift/scale/gate x 3
-  const auto mod = fast::linear(cond, modulation->weight, modulation->bias);
-  clock.lap(&ForwardProfile::modulation);
   auto h = h_in.contiguous().clone();  // updated in place by the gated residuals
 
   // Spatial attention: the tokens of frame (b, t) are one sequence.
@@ -190,11 +207,23 @@ torch::Tensor SpaceTimeBlockImpl::forward_fast(const torch::Tensor& h_in, const 
   fast::linear_gated_residual(y, spatial->proj->weight, spatial->proj->bias, h, mod, 2);
   clock.lap(&ForwardProfile::spatial);
 
+  // The temporal attention's q/k/v, q and k rotated by each frame's time position.
+  qkv_out = fast::linear(fast::modulate(h, mod, 3, 4, kLayerNormEps), temporal->qkv->weight,
+                         temporal->qkv->bias);
+  if (rope_cos.defined()) fast::rope_inplace(qkv_out, rope_cos, rope_sin, heads);
+  clock.lap(&ForwardProfile::temporal);
+  return h;
+}
+
+torch::Tensor SpaceTimeBlockImpl::fast_across_frames(
+    torch::Tensor h, const torch::Tensor& qkv, const torch::Tensor& mod, const torch::Tensor& mask,
+    const torch::Tensor& past_k, const torch::Tensor& past_v, torch::Tensor* new_k,
+    torch::Tensor* new_v, const torch::Tensor& kept) {
+  const int64_t b = h.size(0), t = h.size(1), l = h.size(2), d = h.size(3);
+  const int64_t heads = spatial->heads();
+  StageClock clock(profile);
   // Temporal attention: position (b, l) across the T frames, read with a stride of L tokens;
   // with a KV cache also across the cached frames before them.
-  qkv = fast::linear(fast::modulate(h, mod, 3, 4, kLayerNormEps), temporal->qkv->weight,
-                     temporal->qkv->bias);
-  if (rope_cos.defined()) fast::rope_inplace(qkv, rope_cos, rope_sin, heads);
   if (new_k != nullptr || new_v != nullptr) {
     // This call's rotated keys and values for the cache, in the reference's layout
     // [B * L, heads, T, hd] (a cache filled by either path serves both).
@@ -205,8 +234,8 @@ torch::Tensor SpaceTimeBlockImpl::forward_fast(const torch::Tensor& h_in, const 
     if (new_k != nullptr) *new_k = cache_layout(1);
     if (new_v != nullptr) *new_v = cache_layout(2);
   }
-  y = fast::attention(qkv.view({-1, 3 * d}), fast::temporal_layout(b, t, l), heads, mask, past_k,
-                      past_v);
+  auto y = fast::attention(qkv.view({-1, 3 * d}), fast::temporal_layout(b, t, l), heads, mask,
+                           past_k, past_v);
   auto mod_out = mod;
   if (kept.defined()) {
     // The last block, and only the `kept` frames' outputs are used: the others skip the
@@ -296,24 +325,26 @@ bool DenoiserImpl::fast_path_available() const {
 
 torch::Tensor DenoiserImpl::forward_fast(const torch::Tensor& x, const torch::Tensor& levels,
                                          const torch::Tensor& positions,
-                                         const std::vector<int64_t>& outputs) {
-  return run(x, levels, positions, nullptr, false, fast_path_available(), outputs);
+                                         const std::vector<int64_t>& outputs, FrameCache* frames) {
+  return run(x, levels, positions, nullptr, false, fast_path_available(), outputs, frames);
 }
 
 torch::Tensor DenoiserImpl::forward_cached(const torch::Tensor& x, const torch::Tensor& levels,
                                            const torch::Tensor& positions, KVCache& cache,
                                            bool append, bool fast,
-                                           const std::vector<int64_t>& outputs) {
+                                           const std::vector<int64_t>& outputs,
+                                           FrameCache* frames) {
   if (!config_.causal)
     throw Error(
         "a KV cache needs a causal model: with bidirectional attention the history depends on new "
         "frames");
-  return run(x, levels, positions, &cache, append, fast && fast_path_available(), outputs);
+  return run(x, levels, positions, &cache, append, fast && fast_path_available(), outputs, frames);
 }
 
 torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& levels_in,
                                 const torch::Tensor& positions_in, KVCache* cache, bool append,
-                                bool fast, const std::vector<int64_t>& outputs) {
+                                bool fast, const std::vector<int64_t>& outputs,
+                                FrameCache* frame_cache) {
   const auto& c = config_;
   if (x_in.dim() != 5 || x_in.size(2) != c.channels || x_in.size(3) != c.height ||
       x_in.size(4) != c.width) {
@@ -349,12 +380,11 @@ torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& 
 
   const int p = c.patch;
   const int64_t gh = c.height / p, gw = c.width / p, tokens = gh * gw;
-  auto frames_in = x.reshape({b * t, c.channels, c.height, c.width});
-  // Fast: channels-last, where oneDNN's strided 8x8 convolution ran twice as fast; its output
-  // is then already token-major.
-  if (fast) frames_in = frames_in.contiguous(torch::MemoryFormat::ChannelsLast);
-  auto h = stem(frames_in);  // [BT, d, gh, gw]
-  h = (h.flatten(2).transpose(1, 2) + spatial_pos).reshape({b, t, tokens, c.dim});
+  const auto frames_in = x.reshape({b * t, c.channels, c.height, c.width});
+  torch::Tensor h;  // [B, T, L, d] entering the blocks (or, from the cache, leaving the first's
+                    // per-frame part)
+  const bool first_cached = fast && frame_cache != nullptr && !blocks->is_empty();
+  if (!first_cached) h = embed(frames_in, fast).reshape({b, t, tokens, c.dim});
 
   // Temporal positions: rotary tables for this call's frames; the cache's keys were rotated
   // by their own positions when they were computed.
@@ -389,12 +419,20 @@ torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& 
       past_v = cache->values[i];
       if (past_k.size(0) != b * tokens) throw Error("KV cache batch does not match this call");
     }
-    if (fast)
+    const auto kept_here = i + 1 == blocks->size() ? kept : torch::Tensor();
+    if (i == 0 && first_cached) {
+      const auto mod = block->fast_modulation(cond);
+      torch::Tensor qkv;
+      h = first_per_frame(frames_in, levels, positions, rope_cos, rope_sin, mod, outputs,
+                          *frame_cache, qkv);
+      h = block->fast_across_frames(h, qkv, mod, mask, past_k, past_v,
+                                    cache != nullptr ? &new_keys[i] : nullptr,
+                                    cache != nullptr ? &new_values[i] : nullptr, kept_here);
+    } else if (fast) {
       h = block->forward_fast(h, cond, rope_cos, rope_sin, mask, past_k, past_v,
                               cache != nullptr ? &new_keys[i] : nullptr,
-                              cache != nullptr ? &new_values[i] : nullptr,
-                              i + 1 == blocks->size() ? kept : torch::Tensor());
-    else
+                              cache != nullptr ? &new_values[i] : nullptr, kept_here);
+    } else
       h = block->forward(h, cond, rope_cos, rope_sin, mask, past_k, past_v,
                          cache != nullptr ? &new_keys[i] : nullptr,
                          cache != nullptr ? &new_values[i] : nullptr);
@@ -441,6 +479,13 @@ torch::Tensor DenoiserImpl::run(const torch::Tensor& x_in, const torch::Tensor& 
               .index_copy_(1, kept, out);
   clock.lap(&ForwardProfile::head);
   return out;
+}
+
+torch::Tensor DenoiserImpl::embed(const torch::Tensor& frames, bool fast) {
+  // Fast: channels-last, where oneDNN's strided 8x8 convolution ran twice as fast; its output
+  // is then already token-major.
+  auto h = stem(fast ? frames.contiguous(torch::MemoryFormat::ChannelsLast) : frames);
+  return h.flatten(2).transpose(1, 2) + spatial_pos;  // [N, L, d]
 }
 
 void DenoiserImpl::set_profile(ForwardProfile* profile) {

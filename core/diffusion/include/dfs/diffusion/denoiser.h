@@ -41,6 +41,8 @@ struct KVCache {
 
 // Process CPU time spent in each stage of the forward pass, summed over calls (seconds; CPU
 // ops run synchronously). For `dforce bench`; costs two clock reads per stage when enabled.
+class FrameCache;  // src/frame_cache.h
+
 struct ForwardProfile {
   double embed_stem = 0;  // level embedding, conv stem, position embedding
   double modulation = 0;  // adaLN shift/scale/gate linears
@@ -88,6 +90,19 @@ class SpaceTimeBlockImpl : public torch::nn::Module {
                              const torch::Tensor& mask, const torch::Tensor& past_k = {},
                              const torch::Tensor& past_v = {}, torch::Tensor* new_k = nullptr,
                              torch::Tensor* new_v = nullptr, const torch::Tensor& kept = {});
+  // forward_fast in its parts. fast_modulation: cond -> mod [B, T, 9 dim]. fast_per_frame: the
+  // work that sees one frame at a time (the spatial attention; the temporal attention's q/k/v
+  // into qkv [B, T, L, 3 dim], rotated), returning h after the spatial attention.
+  // fast_across_frames: the temporal attention and the MLP from there.
+  torch::Tensor fast_modulation(const torch::Tensor& cond);
+  torch::Tensor fast_per_frame(const torch::Tensor& h, const torch::Tensor& mod,
+                               const torch::Tensor& rope_cos, const torch::Tensor& rope_sin,
+                               torch::Tensor& qkv);
+  torch::Tensor fast_across_frames(torch::Tensor h, const torch::Tensor& qkv,
+                                   const torch::Tensor& mod, const torch::Tensor& mask,
+                                   const torch::Tensor& past_k, const torch::Tensor& past_v,
+                                   torch::Tensor* new_k, torch::Tensor* new_v,
+                                   const torch::Tensor& kept);
 
   Attention spatial{nullptr};
   Attention temporal{nullptr};
@@ -112,10 +127,12 @@ class DenoiserImpl : public torch::nn::Module {
   // float summation order; forward() is the exact reference (a plain LibTorch eager port of
   // it gives the same bytes). outputs: the frames whose prediction is used (empty = all); on
   // the fast kernels the output layers (final adaLN and head, per frame) run for these only
-  // and the other frames' predictions are zeros.
+  // and the other frames' predictions are zeros. frames (optional, fast kernels only): the
+  // first block's per-frame work of frames seen before is taken from there (frame_cache.h).
   torch::Tensor forward_fast(const torch::Tensor& x, const torch::Tensor& levels,
                              const torch::Tensor& positions = torch::Tensor(),
-                             const std::vector<int64_t>& outputs = {});
+                             const std::vector<int64_t>& outputs = {},
+                             FrameCache* frames = nullptr);
   bool fast_path_available() const;
 
   // Causal models only. Runs x (frames after those in `cache`) attending to the cached frames
@@ -125,7 +142,8 @@ class DenoiserImpl : public torch::nn::Module {
   // fast: the fast CPU kernels where they apply (as forward_fast).
   torch::Tensor forward_cached(const torch::Tensor& x, const torch::Tensor& levels,
                                const torch::Tensor& positions, KVCache& cache, bool append,
-                               bool fast = false, const std::vector<int64_t>& outputs = {});
+                               bool fast = false, const std::vector<int64_t>& outputs = {},
+                               FrameCache* frames = nullptr);
 
   // Deterministic re-initialisation from `seed` (no global RNG): xavier-uniform weights,
   // zero biases, N(0, 0.02) position embedding and modulation weights. The modulation is not
@@ -148,7 +166,20 @@ class DenoiserImpl : public torch::nn::Module {
  private:
   torch::Tensor run(const torch::Tensor& x, const torch::Tensor& levels,
                     const torch::Tensor& positions, KVCache* cache, bool append, bool fast,
-                    const std::vector<int64_t>& outputs = {});
+                    const std::vector<int64_t>& outputs = {}, FrameCache* frames = nullptr);
+  // The tokens entering the first block, [N, L, dim], of frames [N, C, H, W] (stem and position
+  // embedding).
+  torch::Tensor embed(const torch::Tensor& frames, bool fast);
+  // The first block's per-frame part (SpaceTimeBlockImpl::fast_per_frame, after embed) of
+  // frames [B * T, C, H, W] at levels [B, T] and positions [T]: from `cache` for frames seen before
+  // with the same level and position, computed for the others; those whose prediction is not used
+  // (outputs: as forward_fast's) are kept. Returns h [B, T, L, dim]; qkv [B, T, L, 3 dim]. In
+  // frame_cache.cpp.
+  torch::Tensor first_per_frame(const torch::Tensor& frames, const torch::Tensor& levels,
+                                const torch::Tensor& positions, const torch::Tensor& rope_cos,
+                                const torch::Tensor& rope_sin, const torch::Tensor& mod,
+                                const std::vector<int64_t>& outputs, FrameCache& cache,
+                                torch::Tensor& qkv);
   ModelConfig config_;
   ForwardProfile* profile_ = nullptr;
 };

@@ -78,6 +78,7 @@ class ModelDenoiser {
   bool exact_;
   std::unique_ptr<GraphedForward> graphs_;  // null unless CUDA graphs are on
   KVCache cache_;
+  std::unique_ptr<FrameCache> frames_;  // fast kernels: the first block's per-frame work
   int cached_prefix_ = -1;
   int64_t cached_batch_ = -1;
   int forwards_ = 0;
