@@ -185,7 +185,7 @@ TEST_CASE("partial re-noising starts a frame from its content at its own level",
   std::vector<DenoiseCall> calls;
   DenoiseFn zeros = [&](const DenoiseCall& call) {
     calls.push_back(
-        {call.x.clone(), call.levels.clone(), call.positions, call.known_prefix, 0, {}, {}});
+        {call.x.clone(), call.levels.clone(), call.positions, call.known_prefix, 0, 0, {}, {}});
     return torch::zeros_like(call.x);
   };
   auto gen = at::detail::createCPUGenerator(2);
@@ -528,5 +528,48 @@ TEST_CASE("a call marks as needed exactly the frames that move in its row, unles
       }
     }
     if (!all) CHECK(skipped > clip.size(0));  // a pyramid leaves frames waiting in most rows
+  }
+}
+
+TEST_CASE("a call's stable prefix: frames fed the same in this and every later call of the window",
+          "[sampler]") {
+  const auto clip = known_clip();
+  const NoiseSchedule schedule;
+  for (const auto shape : {ScheduleShape::Pyramid, ScheduleShape::FullSequence}) {
+    INFO(to_string(shape));
+    auto input = generate_all(clip, shape, 4);
+    input.roles[0] = FrameRole::KnownUser;
+    input.content[0].copy_(clip[0]);
+    std::vector<double> start(static_cast<size_t>(clip.size(0)), 1.0);
+    start[0] = 0.0;
+    input.matrix = build_schedule(ScheduleSettings{shape, 4, 1.0, 2, 2}, start);
+    std::vector<DenoiseCall> calls;
+    DenoiseFn garbage = [&](const DenoiseCall& call) {
+      calls.push_back(call);
+      calls.back().x = call.x.clone();
+      calls.back().levels = call.levels.clone();
+      return torch::randn(call.x.sizes());
+    };
+    auto gen = at::detail::createCPUGenerator(3);
+    sample_window(garbage, schedule, input, SamplerSettings{}, gen);
+    REQUIRE(calls.size() == static_cast<size_t>(input.matrix.rows - 1));
+    int grew = 0;
+    for (size_t m = 0; m < calls.size(); ++m) {
+      const int stable = calls[m].stable_prefix;
+      CHECK(stable >= calls[m].known_prefix);
+      if (m > 0) CHECK(stable >= calls[m - 1].stable_prefix);
+      grew += m > 0 && stable > calls[m - 1].stable_prefix;
+      // Every later call feeds those frames the same bytes at the same level.
+      for (size_t later = m + 1; later < calls.size(); ++later) {
+        CHECK(torch::equal(calls[later].x.slice(1, 0, stable), calls[m].x.slice(1, 0, stable)));
+        CHECK(torch::equal(calls[later].levels.slice(1, 0, stable),
+                           calls[m].levels.slice(1, 0, stable)));
+      }
+    }
+    // A pyramid finishes its frames one after another; a full sequence all at the end.
+    if (shape == ScheduleShape::Pyramid)
+      CHECK(grew > 0);
+    else
+      CHECK(calls.back().stable_prefix == 1);
   }
 }

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -39,6 +40,7 @@ void ModelDenoiser::reset() {
   cache_.clear();
   if (frames_) frames_->clear();  // a new window's frames carry its own noise
   cached_prefix_ = -1;
+  cached_frames_ = 0;
   cached_batch_ = -1;
 }
 
@@ -82,12 +84,25 @@ torch::Tensor ModelDenoiser::call(const DenoiseCall& c) {
       net->forward_cached(x.slice(1, 0, prefix), levels.slice(1, 0, prefix),
                           positions.slice(0, 0, prefix), cache_, /*append=*/true, !exact_);
       cached_prefix_ = prefix;
+      cached_frames_ = prefix;
       cached_batch_ = c.x.size(0);
     }
-    head = net->forward_cached(x.slice(1, prefix), levels.slice(1, prefix),
-                               positions.slice(0, prefix, used), cache_, /*append=*/false, !exact_,
-                               outputs(prefix), frames_.get());
-    first = prefix;
+    // Fast kernels: finished frames join the cache too. Their inputs no longer change and a
+    // causal model's keys and values for them depend only on them and the frames before, so
+    // a pyramid row computes its moving frames only. (The exact mode keeps the reference's
+    // calls: the known prefix alone.)
+    const int stable = std::min<int>(c.stable_prefix, static_cast<int>(used) - 1);
+    if (!exact_ && stable > cached_frames_) {
+      net->forward_cached(x.slice(1, cached_frames_, stable),
+                          levels.slice(1, cached_frames_, stable),
+                          positions.slice(0, cached_frames_, stable), cache_, /*append=*/true,
+                          /*fast=*/true, /*outputs=*/{0}, frames_.get());  // keys, values
+      cached_frames_ = stable;
+    }
+    head = net->forward_cached(x.slice(1, cached_frames_), levels.slice(1, cached_frames_),
+                               positions.slice(0, cached_frames_, used), cache_, /*append=*/false,
+                               !exact_, outputs(cached_frames_), frames_.get());
+    first = cached_frames_;
   }
   if (first == 0 && used == frames) return head.to(torch::kCPU);
   // Predictions nobody uses (cached history, skipped future) are zeros: the shape stays.

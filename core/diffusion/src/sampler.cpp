@@ -218,11 +218,17 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
       }
     }
 
+    // Known frames, then finished ones: fed the same (fixed noise, fixed level) from now on.
+    int stable_prefix = 0;
+    while (stable_prefix < frames && (known[stable_prefix] || final[stable_prefix]))
+      ++stable_prefix;
+
     detail::adapt_threads_to_load();  // a busy neighbour: fewer threads (load_adaptive.h)
     DenoiseCall call{torch::where(known_mask_x, history_fed, x_fed).unsqueeze(0),
                      fed_levels_m.unsqueeze(0),
                      positions,
                      known_prefix,
+                     stable_prefix,
                      needed,
                      history,
                      input.all_estimates ? std::vector<bool>() : moves};

@@ -33,6 +33,9 @@ struct DenoiseCall {
   torch::Tensor positions;   // [T] float time positions within the window
   int known_prefix = 0;      // leading frames whose inputs are identical in every call of this
                              // window (a causal model may cache them)
+  int stable_prefix = 0;     // leading frames whose inputs stay the same in this and every
+                             // later call of the window: the known prefix, then generated
+                             // frames already finished (>= known_prefix)
   int needed_frames = 0;     // estimates are used only for frames < needed_frames (0 = all);
                              // a causal model may skip the frames after them
   WindowHistory history;     // for guidance wrappers; the call's x already holds it at the

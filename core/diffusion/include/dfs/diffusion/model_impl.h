@@ -79,7 +79,9 @@ class ModelDenoiser {
   std::unique_ptr<GraphedForward> graphs_;  // null unless CUDA graphs are on
   KVCache cache_;
   std::unique_ptr<FrameCache> frames_;  // fast kernels: the first block's per-frame work
-  int cached_prefix_ = -1;
+  int cached_prefix_ = -1;              // the window's known prefix the cache was started with
+  int cached_frames_ = 0;  // frames in the cache: the known prefix, then (fast kernels)
+                           // finished frames
   int64_t cached_batch_ = -1;
   int forwards_ = 0;
 };
