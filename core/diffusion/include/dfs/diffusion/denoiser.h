@@ -39,10 +39,10 @@ struct KVCache {
   }
 };
 
-// Process CPU time spent in each stage of the forward pass, summed over calls (seconds; CPU
-// ops run synchronously). For `dforce bench`; costs two clock reads per stage when enabled.
 class FrameCache;  // src/frame_cache.h
 
+// Process CPU time spent in each stage of the forward pass, summed over calls (seconds; CPU
+// ops run synchronously). For `dforce bench`; costs two clock reads per stage when enabled.
 struct ForwardProfile {
   double embed_stem = 0;  // level embedding, conv stem, position embedding
   double modulation = 0;  // adaLN shift/scale/gate linears
