@@ -3,14 +3,17 @@
 #include <torch/torch.h>
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "dfs/diffusion/autoencoder.h"
 #include "dfs/diffusion/model.h"
 #include "dfs/diffusion/model_impl.h"
 #include "dfs_skip.h"
+#include "fast_cpu.h"
 #include "fast_decoder.h"
 
 using namespace dfs::diffusion;
@@ -67,6 +70,42 @@ TEST_CASE("the Winograd decoder equals LibTorch's decoder up to float rounding",
     at::set_num_threads(threads == 1 ? 2 : 1);
     CHECK(worst_gap(ae, *decoder, 12, 16, 5) < 1e-4);
     at::set_num_threads(threads);
+  }
+}
+
+TEST_CASE("the frame finish reads the decoder's last pixel shuffle in place: the same bytes",
+          "[fast][decoder]") {
+  torch::InferenceMode guard;
+  for (const char* preset : {"ae-demo", "ae-tiny"}) {
+    INFO(preset);
+    auto ae = random_autoencoder(preset, 21);
+    const auto decoder = fast::FastDecoder::create(*ae, 5, 7);  // odd: every row and column
+    if (!decoder) DFS_SKIP("no oneDNN Winograd plan here");
+    auto gen = at::detail::createCPUGenerator(22);
+    const auto z = torch::randn({1, ae->config().latent_channels, 5, 7}, gen);
+    const auto shuffled = decoder->decode_hwc(z);
+    int64_t shuffle = 0;
+    const auto unshuffled = decoder->decode_unshuffled(z, shuffle);
+    CHECK(shuffle == 2);  // both presets end in a pixel shuffle by 2
+    REQUIRE(unshuffled.sizes() == torch::IntArrayRef{shuffled.size(0) / shuffle,
+                                                     shuffled.size(1) / shuffle,
+                                                     3 * shuffle * shuffle});
+    const int64_t h = shuffled.size(0), w = shuffled.size(1);
+    // A reference near the frame in one half (detail moves), far in the other.
+    auto ref_decoded = (shuffled.permute({2, 0, 1}) + 0.05 * torch::randn({3, h, w}, gen))
+                           .clamp(-1, 1)
+                           .contiguous();
+    ref_decoded.narrow(2, w / 2, w - w / 2).uniform_(-1, 1, gen);
+    const auto ref_pixels = (ref_decoded + 0.2 * torch::randn({3, h, w}, gen)).clamp(-1, 1);
+    for (const bool with_reference : {false, true}) {
+      INFO((with_reference ? "with" : "without") << " a reference");
+      const auto rd = with_reference ? ref_decoded : torch::Tensor();
+      const auto rp = with_reference ? ref_pixels : torch::Tensor();
+      std::vector<std::uint8_t> want(static_cast<size_t>(h * w * 3)), got(want.size(), 0);
+      fast::finish_frame(shuffled, rd, rp, 0.1, want.data());
+      fast::finish_shuffled_frame(unshuffled, shuffle, rd, rp, 0.1, got.data());
+      CHECK(got == want);
+    }
   }
 }
 

@@ -97,5 +97,11 @@ torch::Tensor conv_transpose_head(const torch::Tensor& h, const torch::Tensor& w
 // exp(-(mean / tolerance)^2) of ref_pixels - ref_decoded.
 void finish_frame(const torch::Tensor& decoded, const torch::Tensor& ref_decoded,
                   const torch::Tensor& ref_pixels, double tolerance, std::uint8_t* rgb);
+// The same from the decoder's last activation before its pixel shuffle by `shuffle` (r):
+// unshuffled [H / r, W / r, 3 r r], channel c r r + i r + j of pixel (y, x) being output pixel
+// (y r + i, x r + j), channel c. The shuffle is read in place, not copied.
+void finish_shuffled_frame(const torch::Tensor& unshuffled, int64_t shuffle,
+                           const torch::Tensor& ref_decoded, const torch::Tensor& ref_pixels,
+                           double tolerance, std::uint8_t* rgb);
 
 }  // namespace dfs::diffusion::fast

@@ -173,13 +173,19 @@ class Plan {
                    .count();
   }
 
-  torch::Tensor run(dnnl::stream& stream, const torch::Tensor& latent) {
+  // The last activation before the pixel shuffle, [out_h, out_w, 3 r r] (channels-last).
+  torch::Tensor run_unshuffled(dnnl::stream& stream, const torch::Tensor& latent) {
     const auto in = latent.to(torch::kFloat32).contiguous();
     auto out = torch::empty({out_h_, out_w_, out_c_}, torch::kFloat32);
     input_.set_data_handle(in.data_ptr());
     output_.set_data_handle(out.data_ptr());
     for (auto& [primitive, args] : steps_) primitive.execute(stream, args);
     stream.wait();
+    return out;
+  }
+
+  torch::Tensor run(dnnl::stream& stream, const torch::Tensor& latent) {
+    const auto out = run_unshuffled(stream, latent);
     if (shuffle_ == 1) return out;
     // Channel c * r * r + i * r + j of latent pixel (y, x) is pixel (y * r + i, x * r + j).
     const int64_t r = shuffle_;
@@ -188,6 +194,8 @@ class Plan {
         .contiguous()
         .view({out_h_ * r, out_w_ * r, 3});
   }
+
+  int64_t shuffle() const { return shuffle_; }
 
   int convolutions = 0, winograd = 0, winograd_4x3 = 0;
   double build_ms = 0;            // primitives created, weights reordered
@@ -321,12 +329,17 @@ class DnnlDecoder final : public FastDecoder {
   }
 
   torch::Tensor decode_hwc(const torch::Tensor& raw_latent) override {
-    if (raw_latent.dim() != 4 || raw_latent.size(0) != 1 || raw_latent.size(1) != channels_)
-      throw std::invalid_argument("FastDecoder::decode_hwc: latents must be [1, C, h, w]");
     std::lock_guard<std::mutex> lock(mutex_);
-    Plan* p = plan(raw_latent.size(2), raw_latent.size(3));
+    Plan* p = plan_for(raw_latent);
+    return p == nullptr ? torch::Tensor() : p->run(stream_, raw_latent.cpu());
+  }
+
+  torch::Tensor decode_unshuffled(const torch::Tensor& raw_latent, int64_t& shuffle) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    Plan* p = plan_for(raw_latent);
     if (p == nullptr) return {};
-    return p->run(stream_, raw_latent.cpu());
+    shuffle = p->shuffle();
+    return p->run_unshuffled(stream_, raw_latent.cpu());
   }
 
   std::string describe() const override {
@@ -342,6 +355,12 @@ class DnnlDecoder final : public FastDecoder {
   }
 
  private:
+  Plan* plan_for(const torch::Tensor& raw_latent) {
+    if (raw_latent.dim() != 4 || raw_latent.size(0) != 1 || raw_latent.size(1) != channels_)
+      throw std::invalid_argument("FastDecoder: latents must be [1, C, h, w]");
+    return plan(raw_latent.size(2), raw_latent.size(3));
+  }
+
   std::vector<Layer> layers_;
   int64_t channels_;
   mutable std::mutex mutex_;

@@ -13,8 +13,8 @@
 //   residual block  x += b(silu(a(silu(x)))): the sum as the second conv's post-op (in place);
 //   SiLU            oneDNN's swish (Winograd takes no eltwise post-op);
 //   upsampling      nearest x2 (oneDNN resampling);
-//   pixel shuffle   the last conv's output reordered to channels-last, then shuffled to
-//                   [H, W, 3] (what fast::finish_frame reads).
+//   pixel shuffle   the last conv's output reordered to channels-last, then either shuffled
+//                   to [H, W, 3] or left for fast::finish_shuffled_frame to read in place.
 // The maths is the decoder's; Winograd's transforms change float rounding only (~1e-6
 // relative; tests/diffusion/test_fast_decoder.cpp bounds it against LibTorch's decoder).
 //
@@ -47,6 +47,11 @@ class FastDecoder {
   // contiguous, float32, not clamped); undefined when oneDNN has no fast plan for this size
   // (decode with LibTorch then). Thread-safe (calls are serialised).
   virtual torch::Tensor decode_hwc(const torch::Tensor& raw_latent) = 0;
+  // The same before the decoder's last pixel shuffle by `shuffle` (set here; 1 when it has
+  // none): [8h / r, 8w / r, 3 r r], channel c r r + i r + j of pixel (y, x) being pixel
+  // (y r + i, x r + j), channel c of decode_hwc's result (what fast::finish_shuffled_frame
+  // reads, so the shuffled frame is never written out).
+  virtual torch::Tensor decode_unshuffled(const torch::Tensor& raw_latent, int64_t& shuffle) = 0;
   // Which kernels the plan uses, e.g. "oneDNN Winograd F(4x4,3x3): 10 of 10 convolutions".
   virtual std::string describe() const = 0;
 };

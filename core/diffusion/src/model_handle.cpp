@@ -102,11 +102,17 @@ Model make_model(Denoiser net, const ModelConfig& config, const nlohmann::json& 
 
 }  // namespace
 
-torch::Tensor decode_frame(Model::Impl& model, const torch::Tensor& latent, bool exact) {
-  if (!exact && model.fast_decoder && latent.device().is_cpu())
-    if (auto decoded = model.fast_decoder->decode_hwc(model.ae->denormalise(latent));
+torch::Tensor decode_frame(Model::Impl& model, const torch::Tensor& latent, bool exact,
+                           int64_t* shuffle) {
+  if (shuffle != nullptr) *shuffle = 1;
+  if (!exact && model.fast_decoder && latent.device().is_cpu()) {
+    const auto raw = model.ae->denormalise(latent);
+    if (auto decoded = shuffle != nullptr ? model.fast_decoder->decode_unshuffled(raw, *shuffle)
+                                          : model.fast_decoder->decode_hwc(raw);
         decoded.defined())
       return decoded;
+    if (shuffle != nullptr) *shuffle = 1;
+  }
   const bool channels_last = !exact && model.device.is_cpu();
   const auto x = latent.to(model.device);
   return model.ae->decode(channels_last ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x)[0]

@@ -91,15 +91,18 @@ class FrameCodec {
       // Fast CPU mode: a frame at a time (a 12-frame batch's decoder activations, ~28 MB at
       // 128x96x48, fall out of the cache: 46.7 against 53 frames/s for full_sequence s10 on the
       // 2-core VM), decoded by oneDNN's Winograd plan where there is one (fast_decoder.h), its
-      // [H, W, 3] decoding turned into bytes, detail transfer included, in one fused pass
-      // (fast_cpu.h).
+      // decoding turned into bytes, detail transfer included, in one fused pass that reads the
+      // decoder's last pixel shuffle in place (fast_cpu.h).
       torch::InferenceMode guard;
       for (int64_t i = 0; i < values.size(0); ++i) {
-        const auto decoded = decode_hwc(values.narrow(0, i, 1));
+        int64_t shuffle = 1;
+        const auto decoded = decode_frame(model_, values.narrow(0, i, 1), false, &shuffle);
         const auto* ref = static_cast<size_t>(i) < references.size() ? &references[i] : nullptr;
-        Frame frame(static_cast<int>(decoded.size(1)), static_cast<int>(decoded.size(0)));
-        fast::finish_frame(decoded, ref ? ref->first : torch::Tensor(),
-                           ref ? ref->second : torch::Tensor(), kDetailTolerance, frame.rgb.data());
+        Frame frame(static_cast<int>(decoded.size(1) * shuffle),
+                    static_cast<int>(decoded.size(0) * shuffle));
+        fast::finish_shuffled_frame(decoded, shuffle, ref ? ref->first : torch::Tensor(),
+                                    ref ? ref->second : torch::Tensor(), kDetailTolerance,
+                                    frame.rgb.data());
         out.push_back(std::move(frame));
       }
       return out;

@@ -48,7 +48,10 @@ inline Model::Impl& model_impl(const Model& model) {
 // -> RGB [8h, 8w, 3] in [-1, 1] before clamping. exact: LibTorch in its default layout (the
 // exact mode's bytes); else, on the CPU, oneDNN's Winograd plan where there is one
 // (fast_decoder), or LibTorch channels-last.
-torch::Tensor decode_frame(Model::Impl& model, const torch::Tensor& latent, bool exact);
+// With `shuffle`, the result may stop before the decoder's last pixel shuffle, by *shuffle
+// (see FastDecoder::decode_unshuffled; 1: shuffled already): fast::finish_shuffled_frame reads it.
+torch::Tensor decode_frame(Model::Impl& model, const torch::Tensor& latent, bool exact,
+                           int64_t* shuffle = nullptr);
 // Which kernels decode_frame runs, in words.
 std::string decoder_kernels(const Model::Impl& model, bool exact);
 
