@@ -1,8 +1,11 @@
 // The diffusion-forcing window sampler (see sampler.h).
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dfs/diffusion/api.h"
@@ -43,6 +46,70 @@ torch::Tensor frame_mask(const std::vector<bool>& flags) {
   return torch::tensor(std::vector<int>(flags.begin(), flags.end()), torch::kInt32)
       .to(torch::kBool);
 }
+
+// One row's update of every frame in one pass (it was ten tensor operations, each a pass over
+// the window). The same float operations in the same order as the tensor expression
+//   x0 = clamp(x0, -limit, limit)   (after checking it is finite)
+//   x_next = c_x x + c_x0 x0 [+ sigma z] [+ c_previous x0_previous]
+//   x_next[newly final] = x0;  x_next[known] = x
+// with float32 coefficients, so the same bytes (this file is built without floating-point
+// contraction, CMakeLists.txt). The optional terms apply to every frame when present, as the
+// broadcast expression did (a zero coefficient still adds a signed zero).
+struct RowUpdate {
+  int frames;
+  const std::vector<bool>& known;
+  const std::vector<DdimStep>& update;
+  const std::vector<double>& c_previous;
+  const std::vector<int>& newly_final;
+  double limit;
+
+  // (x_next, clamped x0); x_next undefined when x0 holds a NaN or an infinity.
+  std::pair<torch::Tensor, torch::Tensor> apply(const torch::Tensor& x_in,
+                                                const torch::Tensor& x0_in,
+                                                const torch::Tensor& z_in,
+                                                const torch::Tensor& previous_in) const {
+    const auto x = x_in.contiguous();
+    const auto x0 = x0_in.contiguous();
+    const auto z = z_in.defined() ? z_in.contiguous() : z_in;
+    const auto previous = previous_in.defined() ? previous_in.contiguous() : previous_in;
+    auto next = torch::empty_like(x);
+    auto clamped = torch::empty_like(x0);
+    const int64_t per = x.numel() / frames;
+    const float hi = static_cast<float>(limit), lo = static_cast<float>(-limit);
+    const float* xp = x.data_ptr<float>();
+    const float* ep = x0.data_ptr<float>();
+    const float* zp = z.defined() ? z.data_ptr<float>() : nullptr;
+    const float* pp = previous.defined() ? previous.data_ptr<float>() : nullptr;
+    float* np = next.data_ptr<float>();
+    float* cp = clamped.data_ptr<float>();
+    bool finite = true;
+    for (int64_t i = 0; i < x0.numel(); ++i) {
+      const float v = ep[i];
+      finite = finite && std::isfinite(v);
+      cp[i] = v < lo ? lo : (v > hi ? hi : v);
+    }
+    if (!finite) return {};
+    std::vector<bool> to_x0(frames, false);
+    for (int t : newly_final) to_x0[t] = true;
+    for (int t = 0; t < frames; ++t) {
+      const int64_t o = t * per;
+      if (known[t] || to_x0[t]) {  // x as it was, or exactly x0 at level 0
+        std::memcpy(np + o, (known[t] ? xp : cp) + o, per * sizeof(float));
+        continue;
+      }
+      const float c_x = static_cast<float>(update[t].c_x);
+      const float c_x0 = static_cast<float>(update[t].c_x0);
+      const float c_z = static_cast<float>(update[t].sigma);
+      const float c_p = static_cast<float>(c_previous[t]);
+      for (int64_t i = o; i < o + per; ++i) np[i] = c_x * xp[i] + c_x0 * cp[i];
+      if (zp != nullptr)
+        for (int64_t i = o; i < o + per; ++i) np[i] = np[i] + c_z * zp[i];
+      if (pp != nullptr)
+        for (int64_t i = o; i < o + per; ++i) np[i] = np[i] + c_p * pp[i];
+    }
+    return {next, clamped};
+  }
+};
 
 void check_window(const WindowInput& input) {
   const SchedulingMatrix& matrix = input.matrix;
@@ -172,21 +239,26 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
       break;
     }
     const auto fed_levels_m = per_frame(fed_levels(matrix, m, input.roles, final, settings));
-    // Generated frames already final in this window are fed like earlier generated ones:
-    // re-noised to their stabilisation level.
-    auto x_fed = x.clone();
-    std::vector<bool> finished_fed(frames);
-    bool any_finished = false;
-    for (int t = 0; t < frames; ++t) {
-      finished_fed[t] = !known[t] && final[t];
-      any_finished = any_finished || finished_fed[t];
-    }
-    if (any_finished) {
+    // Known frames are fed at their stabilisation level (history_fed). Generated frames already
+    // final in this window are fed like earlier generated ones: re-noised to their
+    // stabilisation level (only the span holding them is re-noised).
+    auto x_fed = torch::where(known_mask_x, history_fed, x);
+    int first_finished = frames, last_finished = -1;
+    for (int t = 0; t < frames; ++t)
+      if (!known[t] && final[t]) {
+        first_finished = std::min(first_finished, t);
+        last_finished = t;
+      }
+    if (last_finished >= 0) {
+      const int64_t span = last_finished - first_finished + 1;
       const auto renoised =
-          schedule.add_noise(x.unsqueeze(0), noise.unsqueeze(0), fed_levels_m.unsqueeze(0))
+          schedule
+              .add_noise(x.narrow(0, first_finished, span).unsqueeze(0),
+                         noise.narrow(0, first_finished, span).unsqueeze(0),
+                         fed_levels_m.narrow(0, first_finished, span).unsqueeze(0))
               .squeeze(0);
-      for (int t = 0; t < frames; ++t)
-        if (finished_fed[t]) x_fed[t].copy_(renoised[t]);
+      for (int t = first_finished; t <= last_finished; ++t)
+        if (!known[t] && final[t]) x_fed[t].copy_(renoised[t - first_finished]);
     }
 
     // Only the frames that move in this row need an estimate (and previews show the rest as
@@ -224,7 +296,7 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
       ++stable_prefix;
 
     detail::adapt_threads_to_load();  // a busy neighbour: fewer threads (load_adaptive.h)
-    DenoiseCall call{torch::where(known_mask_x, history_fed, x_fed).unsqueeze(0),
+    DenoiseCall call{x_fed.unsqueeze(0),
                      fed_levels_m.unsqueeze(0),
                      positions,
                      known_prefix,
@@ -239,23 +311,14 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
     // A diverged or damaged model must not paint garbage into frames: stop here, with every
     // frame finished so far already handed out.
     x0 = x0.to(torch::kCPU, torch::kFloat32).squeeze(0);
-    if (!torch::isfinite(x0).all().item<bool>())
+    const auto z =
+        any_noise ? torch::randn(x.sizes(), generator, torch::kFloat32) : torch::Tensor();
+    RowUpdate row{frames, known, update, c_previous, newly_final, input.x0_clamp};
+    auto [x_next, x0_clamped] = row.apply(x, x0, z, any_previous ? previous_x0 : torch::Tensor());
+    if (!x_next.defined())
       throw Error("the model produced invalid values (NaN or infinity) at step " +
                   std::to_string(m + 1) + " of " + std::to_string(matrix.rows - 1));
-    x0 = x0.clamp(-input.x0_clamp, input.x0_clamp);
-
-    std::vector<double> c_x(frames), c_x0(frames), c_z(frames);
-    for (int t = 0; t < frames; ++t) {
-      c_x[t] = update[t].c_x;
-      c_x0[t] = update[t].c_x0;
-      c_z[t] = update[t].sigma;
-    }
-    const auto shape = std::vector<int64_t>{frames, 1, 1, 1};
-    auto x_next = per_frame(c_x).view(shape) * x + per_frame(c_x0).view(shape) * x0;
-    if (any_noise)
-      x_next =
-          x_next + per_frame(c_z).view(shape) * torch::randn(x.sizes(), generator, torch::kFloat32);
-    if (any_previous) x_next = x_next + per_frame(c_previous).view(shape) * previous_x0;
+    x0 = x0_clamped;
     if (multistep) {
       if (!previous_x0.defined()) previous_x0 = x0.clone();
       for (int t = 0; t < frames; ++t)
@@ -264,8 +327,7 @@ WindowResult sample_window(const DenoiseFn& denoise, const NoiseSchedule& schedu
           last_h[t] = step_h[t];
         }
     }
-    for (int t : newly_final) x_next[t].copy_(x0[t]);  // exactly x0 at level 0
-    x = torch::where(known_mask_x, x, x_next);
+    x = x_next;
 
     for (int t : newly_final) {
       final[t] = true;
