@@ -245,6 +245,8 @@ void run_bench(const BenchArgs& a) {
       {"precision", a.precision},
       {"cuda_graphs", a.cuda_graphs},
       {"solver", a.solver},
+      // The causal rows' weights: a non-causal model's causal variant is randomly initialised.
+      {"causal_weights", model.info().causal && !a.model_path.empty() ? "file" : "random"},
       {"cases", nlohmann::json::array()}};
   if (!a.json) {
     std::printf(
@@ -261,6 +263,11 @@ void run_bench(const BenchArgs& a) {
     std::printf("  OpenMP wait policy: %s; kernels: %s; solver %s\n",
                 dd::openmp_wait_policy().c_str(), a.exact ? "reference (--exact)" : "fast CPU",
                 a.solver.c_str());
+    if (!info.causal && !a.model_path.empty())
+      std::printf(
+          "  the causal rows run %s-causal: this architecture with causal attention and random "
+          "weights (the file's model is not causal; speed only)\n",
+          info.name.c_str());
     std::printf("  %-34s %7s %8s %9s %8s %9s %10s %9s", "case", "frames", "seconds", "frames/s",
                 "cpu s", "forwards", "ms/forward", "peak RSS");
     if (a.contended) std::printf(" %10s %8s", "busy fr/s", "slowdown");
