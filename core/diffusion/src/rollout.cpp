@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,7 @@
 #include "dfs/diffusion/model_impl.h"
 #include "dfs/diffusion/sampler.h"
 #include "fast_cpu.h"
+#include "helper_thread.h"
 
 namespace dfs::diffusion {
 
@@ -53,6 +56,9 @@ class FrameCodec {
         device_(model.device),
         channels_last_(!exact && model.device.is_cpu()) {}
   bool latent() const { return static_cast<bool>(ae_); }
+  // Latent frames decoded by the fast CPU path: what a helper thread may decode (the exact
+  // mode keeps decoding between forwards, as the reference does).
+  bool fast_latent() const { return latent() && channels_last_; }
 
   // Frames (model resolution) -> [N, C, h, w] on the CPU.
   torch::Tensor encode(const std::vector<const Frame*>& frames) {
@@ -290,6 +296,28 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
     return ref;
   };
 
+  // Frames the helper thread decoded, waiting to be taken in on this thread (they are emitted
+  // here, in timeline order). Declared before the helper, which must stop first.
+  struct Decoded {
+    std::mutex mutex;
+    std::vector<std::pair<int, Frame>> frames;
+    double seconds = 0;
+  } background;
+  std::unique_ptr<HelperThread> helper;
+  const auto collect = [&] {
+    if (!helper) return;
+    std::vector<std::pair<int, Frame>> frames;
+    {
+      const std::lock_guard<std::mutex> lock(background.mutex);
+      frames.swap(background.frames);
+      result.seconds_decode += background.seconds;
+      result.seconds_decode_helper += background.seconds;
+      background.seconds = 0;
+    }
+    for (auto& [index, frame] : frames) generated[index] = std::move(frame);
+    if (!frames.empty()) emit_ready();
+  };
+
   auto generator = at::detail::createCPUGenerator(settings.seed);
   ModelDenoiser denoiser(impl, settings.kv_cache, settings.exact);
   const auto seconds_since = [](std::chrono::steady_clock::time_point t0) {
@@ -353,25 +381,41 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
 
     progress.window = static_cast<int>(w);
     progress.window_first = plan.first;
-    // Frames that became final this row, decoded together (one batched decoder call).
+    // Frames that became final this row, decoded together (one batched decoder call), on the
+    // helper thread when the network leaves a core to it.
     std::vector<std::pair<int, torch::Tensor>> pending;
     const auto flush = [&] {
+      collect();
       if (pending.empty()) return;
       const auto t0 = std::chrono::steady_clock::now();  // references included
       std::vector<torch::Tensor> values;
       std::vector<std::pair<torch::Tensor, torch::Tensor>> refs;
+      std::vector<int> indices;
       for (const auto& [k, v] : pending) {
         values.push_back(v);
         refs.push_back(reference_for(plan.frames[k]));
+        indices.push_back(plan.frames[k]);
+        if (codec.latent()) generated_latent[plan.frames[k]] = v;
+      }
+      pending.clear();
+      if (codec.fast_latent() && helper_thread_wanted()) {
+        if (!helper) helper = std::make_unique<HelperThread>();
+        result.seconds_decode += seconds_since(t0);
+        helper->post([&codec, &background, indices, refs, values = torch::stack(values)] {
+          const auto t1 = std::chrono::steady_clock::now();
+          auto frames = codec.decode(values, refs);
+          const double seconds =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+          const std::lock_guard<std::mutex> lock(background.mutex);
+          for (size_t i = 0; i < frames.size(); ++i)
+            background.frames.emplace_back(indices[i], std::move(frames[i]));
+          background.seconds += seconds;
+        });
+        return;
       }
       const auto decoded = codec.decode(torch::stack(values), refs);
       result.seconds_decode += seconds_since(t0);
-      for (size_t i = 0; i < pending.size(); ++i) {
-        const int index = plan.frames[pending[i].first];
-        if (codec.latent()) generated_latent[index] = pending[i].second;
-        generated[index] = decoded[i];
-      }
-      pending.clear();
+      for (size_t i = 0; i < indices.size(); ++i) generated[indices[i]] = decoded[i];
       emit_ready();
     };
     WindowCallbacks window_callbacks;
@@ -399,6 +443,13 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
       window = sample_window(denoise, impl.schedule, input, settings.sampler, generator,
                              window_callbacks);
     } catch (const Error& e) {
+      if (helper) {  // what was decoded before the failure is kept too
+        try {
+          helper->wait();
+          collect();
+        } catch (const std::exception&) {
+        }
+      }
       throw Error(std::string(e.what()) + ", window " + std::to_string(w + 1) + " of " +
                   std::to_string(plans.size()) + "; the " + std::to_string(next_emit) +
                   " frames before it were kept");
@@ -407,8 +458,12 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
     result.cancelled = window.cancelled;
     if (!window.cancelled) {
       // Frames that started clean (start level 0, unpinned) are final without any step.
+      // (A latent frame's latent is kept when it is handed to the decoder, which may still be
+      // decoding it on the helper thread.)
       for (int k = 0; k < frames; ++k)
-        if (input.roles[k] == FrameRole::Generate && !generated.count(plan.frames[k]))
+        if (input.roles[k] == FrameRole::Generate &&
+            !(codec.latent() ? generated_latent.count(plan.frames[k])
+                             : generated.count(plan.frames[k])))
           pending.emplace_back(k, window.frames[k].clone());
       flush();
     }
@@ -424,6 +479,10 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
     }
     for (auto it = encoded.begin(); it != encoded.end();)
       it = it->first < keep_from ? encoded.erase(it) : std::next(it);
+  }
+  if (helper) {  // the frames still decoding (a cancelled run keeps them too)
+    helper->wait();
+    collect();
   }
   result.frames_final = next_emit;
   result.model_forwards = denoiser.forwards();

@@ -4,18 +4,19 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <mutex>
 #include <sstream>
-#include <algorithm>
-#include <fstream>
 #include <string>
 #include <thread>
 
 #include "dfs/diffusion/api.h"
 #include "dfs/version.h"
+#include "helper_thread.h"
 #include "load_adaptive.h"
 
 namespace dfs::diffusion {
@@ -46,6 +47,7 @@ void adapt_threads_to_load() {
   static std::mutex mutex;
   static clock::time_point last_time{};
   static long long last_total = -1, last_busy = 0, last_self = 0;
+  static double last_helper = 0;
   const std::lock_guard<std::mutex> lock(mutex);
   const auto now = clock::now();
   if (last_total >= 0 && now - last_time < std::chrono::milliseconds(200)) return;
@@ -73,11 +75,17 @@ void adapt_threads_to_load() {
     if (i == 15) stime = std::atoll(field.c_str());
   }
   const long long self = utime + stime;
+  const double helper = detail::helper_cpu_seconds();
   if (last_total >= 0 && total > last_total) {
     const int cpus = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     const double span = static_cast<double>(total - last_total);
-    const double others =
+    double others =
         std::max(0.0, static_cast<double>((busy - last_busy) - (self - last_self))) / span * cpus;
+    // A helper thread (helper_thread.h) running beside a busy program takes part of its core:
+    // that program then seems to use less than it wants. Where another program is busy at all,
+    // the helper's share counts as its.
+    if (others >= 0.25)
+      others += (helper - last_helper) * static_cast<double>(sysconf(_SC_CLK_TCK)) / span * cpus;
     // The cores left free, rounded generously (a program using 0.6 of a core leaves room).
     const int want = std::clamp(static_cast<int>(cpus - others + 0.5), 1, max_threads);
     if (want != at::get_num_threads()) at::set_num_threads(want);
@@ -86,6 +94,7 @@ void adapt_threads_to_load() {
   last_total = total;
   last_busy = busy;
   last_self = self;
+  last_helper = helper;
 }
 
 }  // namespace detail

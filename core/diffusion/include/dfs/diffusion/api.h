@@ -220,6 +220,9 @@ struct RolloutResult {
   // (detail transfer included), encoding timeline frames; the rest is the sampler's own work
   // and bookkeeping.
   double seconds_model = 0, seconds_decode = 0, seconds_encode = 0;
+  // The part of seconds_decode spent on the helper thread, beside the network (not part of
+  // the wall time): when the network runs on fewer threads than there are cores.
+  double seconds_decode_helper = 0;
 };
 
 // Denoises every unpinned frame of `timeline` (any length; memory does not grow with it:
