@@ -3,9 +3,11 @@
 #include <torch/torch.h>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -18,42 +20,82 @@
 
 using namespace dfs::diffusion;
 
-TEST_CASE("the helper thread runs jobs in order, one intra-op thread, errors at wait", "[helper]") {
+TEST_CASE("the helper thread runs every job once, on one intra-op thread; errors at finish",
+          "[helper]") {
   const int caller_threads = at::get_num_threads();
-  std::vector<int> order;
-  std::vector<int> threads_seen;
+  const auto caller = std::this_thread::get_id();
+  std::mutex mutex;
+  std::vector<int> ran;
+  std::vector<int> helper_threads_seen;  // intra-op threads of the jobs the helper ran
   {
     HelperThread helper;
     for (int i = 0; i < 40; ++i)
-      helper.post([&order, &threads_seen, i] {
-        order.push_back(i);
-        threads_seen.push_back(at::get_num_threads());
+      helper.post([&, i] {
+        const int n = at::get_num_threads();
+        const std::lock_guard<std::mutex> lock(mutex);
+        ran.push_back(i);
+        if (std::this_thread::get_id() != caller) helper_threads_seen.push_back(n);
       });
-    helper.wait();
-    REQUIRE(order.size() == 40);
-    for (int i = 0; i < 40; ++i) CHECK(order[static_cast<size_t>(i)] == i);
-    for (int n : threads_seen) CHECK(n == 1);
+    helper.finish();
+    // One job the helper surely runs itself: nobody calls finish() until it has.
+    std::atomic<bool> done{false};
+    helper.post([&] {
+      const int n = at::get_num_threads();
+      {
+        const std::lock_guard<std::mutex> lock(mutex);
+        if (std::this_thread::get_id() != caller) helper_threads_seen.push_back(n);
+      }
+      done = true;
+    });
+    while (!done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::sort(ran.begin(), ran.end());
+    REQUIRE(ran.size() == 40);
+    for (int i = 0; i < 40; ++i) CHECK(ran[static_cast<size_t>(i)] == i);
+    CHECK_FALSE(helper_threads_seen.empty());
+    for (int n : helper_threads_seen) CHECK(n == 1);
     CHECK(at::get_num_threads() == caller_threads);  // the caller's count is its own
 
-    // A job's exception comes out of the next wait, once; later jobs still run.
-    bool later_ran = false;
+    // A job's exception comes out of the next finish, once; later jobs still run.
+    std::atomic<bool> later_ran{false};
     helper.post([] { throw std::runtime_error("decoder refused"); });
     helper.post([&later_ran] { later_ran = true; });
-    CHECK_THROWS_WITH(helper.wait(), "decoder refused");
+    CHECK_THROWS_WITH(helper.finish(), "decoder refused");
     CHECK(later_ran);
-    CHECK_NOTHROW(helper.wait());
+    CHECK_NOTHROW(helper.finish());
+  }
+  // finish() runs what is still queued on the calling thread: the helper is held in a job
+  // until one of the queued jobs, run by the caller, lets it go.
+  {
+    HelperThread helper;
+    std::atomic<bool> release{false}, holding{false};
+    std::atomic<int> on_caller{0};
+    helper.post([&] {
+      holding = true;
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (!release && std::chrono::steady_clock::now() < give_up)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    });
+    while (!holding) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (int i = 0; i < 3; ++i)
+      helper.post([&] {
+        if (std::this_thread::get_id() == caller) ++on_caller;
+      });
+    helper.post([&] { release = true; });
+    helper.finish();
+    CHECK(on_caller == 3);
+    CHECK(release);
   }
   // The destructor runs what is still queued before it joins.
-  std::atomic<int> ran{0};
+  std::atomic<int> count{0};
   {
     HelperThread helper;
     for (int i = 0; i < 5; ++i)
-      helper.post([&ran] {
+      helper.post([&count] {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        ++ran;
+        ++count;
       });
   }
-  CHECK(ran == 5);
+  CHECK(count == 5);
 }
 
 namespace {

@@ -49,9 +49,22 @@ void HelperThread::post(std::function<void()> job) {
   wake_.notify_one();
 }
 
-void HelperThread::wait() {
+void HelperThread::finish() {
   std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, [this] { return jobs_.empty() && running_ == 0; });
+  while (!jobs_.empty()) {
+    auto job = std::move(jobs_.front());
+    jobs_.pop_front();
+    lock.unlock();
+    try {
+      job();
+    } catch (...) {
+      lock.lock();
+      if (!error_) error_ = std::current_exception();
+      continue;
+    }
+    lock.lock();
+  }
+  done_.wait(lock, [this] { return running_ == 0; });
   if (error_) {
     auto error = error_;
     error_ = nullptr;

@@ -26,8 +26,10 @@ class HelperThread {
   HelperThread& operator=(const HelperThread&) = delete;
 
   void post(std::function<void()> job);
-  // Blocks until every posted job has run; rethrows the first exception a job threw (once).
-  void wait();
+  // Runs the jobs still queued on the calling thread (at its own thread count: a caller that
+  // would otherwise sit idle is the faster worker), then waits for the one the helper is
+  // running. Rethrows the first exception a job threw (once).
+  void finish();
 
  private:
   void loop();

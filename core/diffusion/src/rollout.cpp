@@ -401,16 +401,19 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
       if (codec.fast_latent() && helper_thread_wanted()) {
         if (!helper) helper = std::make_unique<HelperThread>();
         result.seconds_decode += seconds_since(t0);
-        helper->post([&codec, &background, indices, refs, values = torch::stack(values)] {
-          const auto t1 = std::chrono::steady_clock::now();
-          auto frames = codec.decode(values, refs);
-          const double seconds =
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-          const std::lock_guard<std::mutex> lock(background.mutex);
-          for (size_t i = 0; i < frames.size(); ++i)
-            background.frames.emplace_back(indices[i], std::move(frames[i]));
-          background.seconds += seconds;
-        });
+        // A job per frame: what is still queued when the run ends, the rollout's thread
+        // decodes itself (HelperThread::finish).
+        for (size_t i = 0; i < indices.size(); ++i)
+          helper->post([&codec, &background, index = indices[i], ref = refs[i],
+                        value = values[i].unsqueeze(0)] {
+            const auto t1 = std::chrono::steady_clock::now();
+            auto frames = codec.decode(value, {ref});
+            const double seconds =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+            const std::lock_guard<std::mutex> lock(background.mutex);
+            background.frames.emplace_back(index, std::move(frames.at(0)));
+            background.seconds += seconds;
+          });
         return;
       }
       const auto decoded = codec.decode(torch::stack(values), refs);
@@ -445,7 +448,7 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
     } catch (const Error& e) {
       if (helper) {  // what was decoded before the failure is kept too
         try {
-          helper->wait();
+          helper->finish();
           collect();
         } catch (const std::exception&) {
         }
@@ -481,7 +484,7 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
       it = it->first < keep_from ? encoded.erase(it) : std::next(it);
   }
   if (helper) {  // the frames still decoding (a cancelled run keeps them too)
-    helper->wait();
+    helper->finish();
     collect();
   }
   result.frames_final = next_emit;
