@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/train/ae_trainer.h"
@@ -51,6 +52,23 @@ inline std::string refusal_of(const std::function<void()>& f, const std::string&
     return e.what();
   }
   return "";
+}
+
+// A timeline of `frames` positions for `info`'s size whose first `pinned` are pinned, each a
+// pattern varying with x, y and the frame: (x * mx + y * my) % range + step * i.
+inline std::vector<dfs::diffusion::TimelineFrame> pinned_pattern_timeline(
+    const dfs::diffusion::ModelInfo& info, int frames, int pinned, int mx, int my, int range,
+    int step) {
+  std::vector<dfs::diffusion::TimelineFrame> timeline(static_cast<size_t>(frames));
+  for (int i = 0; i < pinned; ++i) {
+    dfs::Frame f(info.width, info.height);
+    for (int y = 0; y < info.height; ++y)
+      for (int x = 0; x < 3 * info.width; ++x)
+        f.row(y)[x] = static_cast<uint8_t>((x * mx + y * my) % range + step * i);
+    timeline[static_cast<size_t>(i)].content = f;
+    timeline[static_cast<size_t>(i)].pinned = true;
+  }
+  return timeline;
 }
 
 // Moving objects at 32x24 (the tiny recipe's frame size): `clips` clips of `frames` frames.

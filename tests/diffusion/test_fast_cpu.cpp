@@ -17,6 +17,7 @@
 #include "dfs/diffusion/model.h"
 #include "dfs/diffusion/model_impl.h"
 #include "dfs_skip.h"
+#include "diffusion_test_util.h"
 #include "fast_cpu.h"
 
 using namespace dfs::diffusion;
@@ -123,16 +124,7 @@ namespace {
 // exact mode is deterministic and that the fast mode keeps the pinned frames bit-identical;
 // returns the largest byte difference between the two modes.
 int fast_vs_exact_worst(Model& model, int frames, uint64_t seed, bool detail_transfer, int steps) {
-  const auto& info = model.info();
-  std::vector<TimelineFrame> timeline(static_cast<size_t>(frames));
-  for (int i = 0; i < 3; ++i) {
-    dfs::Frame f(info.width, info.height);
-    for (int y = 0; y < info.height; ++y)
-      for (int x = 0; x < 3 * info.width; ++x)
-        f.row(y)[x] = static_cast<uint8_t>((x * 7 + y) % 200 + 20 * i);
-    timeline[i].content = f;
-    timeline[i].pinned = true;
-  }
+  const auto timeline = dfs_test::pinned_pattern_timeline(model.info(), frames, 3, 7, 1, 200, 20);
   const auto run = [&](bool exact) {
     RolloutSettings s;
     s.context = 3;

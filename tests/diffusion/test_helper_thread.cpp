@@ -16,6 +16,7 @@
 #include "dfs/diffusion/api.h"
 #include "dfs/diffusion/model.h"
 #include "dfs/diffusion/model_impl.h"
+#include "diffusion_test_util.h"
 #include "helper_thread.h"
 
 using namespace dfs::diffusion;
@@ -114,16 +115,7 @@ struct Run {
 // The shipped latent model extending a 3-frame clip over several windows, frames emitted in
 // order; `cancel_after` > 0 cancels at that progress step.
 Run extend(Model& model, int frames, int cancel_after = 0) {
-  const auto& info = model.info();
-  std::vector<TimelineFrame> timeline(static_cast<size_t>(frames));
-  for (int i = 0; i < 3; ++i) {
-    dfs::Frame f(info.width, info.height);
-    for (int y = 0; y < info.height; ++y)
-      for (int x = 0; x < 3 * info.width; ++x)
-        f.row(y)[x] = static_cast<uint8_t>((x * 5 + y * 3) % 180 + 25 * i);
-    timeline[static_cast<size_t>(i)].content = f;
-    timeline[static_cast<size_t>(i)].pinned = true;
-  }
+  const auto timeline = dfs_test::pinned_pattern_timeline(model.info(), frames, 3, 5, 3, 180, 25);
   RolloutSettings s;
   s.context = 3;
   s.horizon = 4;
