@@ -21,7 +21,7 @@
 
 using namespace dfs::diffusion;
 
-TEST_CASE("the helper thread runs every job once, on one intra-op thread; errors at finish",
+TEST_CASE("the helper thread runs every job once, on one intra-op thread, errors at finish",
           "[helper]") {
   const int caller_threads = at::get_num_threads();
   const auto caller = std::this_thread::get_id();
