@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -83,7 +84,8 @@ struct BenchArgs {
   int world = 1;           // --train: also data-parallel with this many local processes
   bool exact = false;      // the reference kernels (RolloutSettings::exact)
   std::string solver = "ddim";
-  int steps = 0;           // replaces the 10-step cases' step count (0 = keep)
+  std::vector<std::string> cases;  // only these cases, by name (as tools/python_eager's --cases)
+  int steps = 0;                   // replaces the 10-step cases' step count (0 = keep)
   bool reference = false;  // also the roofline report (forward GFLOP/s against a dense GEMM)
   std::string device = "cpu";
   std::string precision = "auto";  // DFS_PRECISION for the models benched
@@ -190,7 +192,26 @@ void run_bench(const BenchArgs& a) {
       {"full_sequence s50 guided", a.preset, dd::ScheduleShape::FullSequence, 50,
        dd::GuidanceMode::Vanilla, false},
   };
-  if (a.quick) cases.resize(7);  // the 10-step cases
+  if (!a.cases.empty()) {
+    // By the names above, from the whole list, in the order given: one case per process lets
+    // a sitting alternate with Python's bench case by case.
+    std::vector<BenchCase> chosen;
+    for (const auto& name : a.cases) {
+      const auto found = std::find_if(cases.begin(), cases.end(),
+                                      [&](const BenchCase& c) { return c.name == name; });
+      const auto all = [&] {
+        std::string names;
+        for (const auto& c : cases) names += (names.empty() ? "" : ", ") + c.name;
+        return names;
+      };
+      if (found == cases.end())
+        throw std::runtime_error("bench: no case named '" + name + "' (the cases: " + all() + ")");
+      chosen.push_back(*found);
+    }
+    cases = std::move(chosen);
+  } else if (a.quick) {
+    cases.resize(7);  // the 10-step cases
+  }
   if (a.steps > 0)
     for (auto& c : cases)
       if (c.steps == 10) {
@@ -383,6 +404,10 @@ void run_bench(const BenchArgs& a) {
           std::max(1u, std::thread::hardware_concurrency()) - 1, worst_slowdown);
   }
 
+  if (!a.cases.empty()) {  // the chosen cases only (as Python's bench), no profile
+    if (a.json) std::cout << report.dump(2) << "\n";
+    return;
+  }
   const auto profile = profile_forward(model, a.context + a.horizon, a.quick ? 3 : 10, a.exact);
   report["profile"] = profile;
   if (a.reference) report["reference"] = reference_report(model, a.context + a.horizon, a.json);
@@ -530,6 +555,11 @@ void register_bench_commands(CLI::App& app) {
                    "With --train: also train data-parallel in this many local processes (Gloo) "
                    "and compare")
       ->check(CLI::Range(1, 64));
+  bench
+      ->add_option("--cases", bench_args->cases,
+                   "Only these cases, by name (comma-separated or repeated), e.g. "
+                   "--cases 'pyramid s10,full_sequence s50'")
+      ->delimiter(',');
   bench->add_flag("--contended", bench_args->contended,
                   "Run every case twice: idle, then beside a busy-loop process on one core; "
                   "report both and the slowdown");

@@ -36,6 +36,17 @@ check "bench --contended reports a slowdown per case" \
   grep -q '"contended_slowdown"' "$tmp/contended.json"
 check "bench --contended leaves no busy loop behind" \
   test -z "$(pgrep -f 'bench --quick --contended --frames 1')"
+# --cases: the named cases only, in the order given (s50 ones too under --quick).
+"$dforce" bench --quick --frames 1 --cases "full_sequence s50,pyramid s10" --json \
+  > "$tmp/cases.json" 2> "$tmp/cases.err"
+check "bench --cases runs the named cases, in order" \
+  test "$(grep -o '"case": "[^"]*"' "$tmp/cases.json" | tr '\n' '|')" \
+  = '"case": "full_sequence s50"|"case": "pyramid s10"|'
+"$dforce" bench --quick --cases "pyramid s11" > "$tmp/cases_bad.log" 2>&1
+bad_rc=$?
+check "bench --cases refuses an unknown name" test "$bad_rc" -eq 1
+check "bench --cases lists the real names" \
+  grep -q "no case named 'pyramid s11' (the cases: full_sequence s10, " "$tmp/cases_bad.log"
 "$dforce" bench --train --recipe tiny --train-steps 2 --json > "$tmp/train_bench.json" 2>&1
 check "bench --train reports samples/s" grep -Eq '"samples_per_second": [0-9]*[1-9]' \
   "$tmp/train_bench.json"
