@@ -484,8 +484,11 @@ RolloutResult run_rollout(Model& model, const std::vector<TimelineFrame>& timeli
       it = it->first < keep_from ? encoded.erase(it) : std::next(it);
   }
   if (helper) {  // the frames still decoding (a cancelled run keeps them too)
+    // The network is done: this wait is decoding on the wall clock, not beside the network.
+    const auto t0 = std::chrono::steady_clock::now();
     helper->finish();
     collect();
+    result.seconds_decode_helper = std::max(0.0, result.seconds_decode_helper - seconds_since(t0));
   }
   result.frames_final = next_emit;
   result.model_forwards = denoiser.forwards();

@@ -220,8 +220,9 @@ struct RolloutResult {
   // (detail transfer included), encoding timeline frames; the rest is the sampler's own work
   // and bookkeeping.
   double seconds_model = 0, seconds_decode = 0, seconds_encode = 0;
-  // The part of seconds_decode spent on the helper thread, beside the network (not part of
-  // the wall time): when the network runs on fewer threads than there are cores.
+  // The part of seconds_decode that ran on the helper thread beside the network (not part of
+  // the wall time; the wait for it after the last forward is): when the network runs on fewer
+  // threads than there are cores.
   double seconds_decode_helper = 0;
 };
 
